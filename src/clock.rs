@@ -1,0 +1,181 @@
+//! Time as an input: the [`Clock`] trait, the real [`SystemClock`] and, with
+//! feature `test-util`, the [`ManualClock`] that tests move by hand.
+
+use std::fmt;
+#[cfg(any(test, feature = "test-util"))]
+use std::sync::Arc;
+#[cfg(any(test, feature = "test-util"))]
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use chrono::{DateTime, Utc};
+
+/// A source of the current time. Every time-dependent decision in watchpost reads one.
+///
+/// # Examples
+///
+/// ```
+/// use watchpost::{Clock, SystemClock};
+/// let now = SystemClock.now();
+/// assert!(now.timestamp() > 0);
+/// ```
+pub trait Clock: Send + Sync + 'static {
+    /// The current time.
+    fn now(&self) -> DateTime<Utc>;
+
+    /// The current time in milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64 {
+        self.now().timestamp_millis()
+    }
+}
+
+impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
+    fn now(&self) -> DateTime<Utc> {
+        (**self).now()
+    }
+    fn now_ms(&self) -> i64 {
+        (**self).now_ms()
+    }
+}
+
+impl<C: Clock + ?Sized> Clock for Box<C> {
+    fn now(&self) -> DateTime<Utc> {
+        (**self).now()
+    }
+    fn now_ms(&self) -> i64 {
+        (**self).now_ms()
+    }
+}
+
+/// The wall clock (`chrono::Utc::now`). The engine's default.
+///
+/// # Examples
+///
+/// ```
+/// use watchpost::{Clock, SystemClock};
+/// assert!(SystemClock.now_ms() > 1_600_000_000_000);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock that only moves when told to. Clones share one time.
+///
+/// Available with feature `test-util`. Combine it with a long sample interval
+/// and [`Monitor::flush`](crate::Monitor::flush) for deterministic tests.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use watchpost::{Clock, ManualClock};
+/// let clock = ManualClock::at_millis(1_000);
+/// clock.advance(Duration::from_millis(500));
+/// assert_eq!(clock.now_ms(), 1_500);
+/// ```
+#[cfg(any(test, feature = "test-util"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+#[derive(Clone)]
+pub struct ManualClock {
+    millis: Arc<AtomicI64>,
+}
+
+#[cfg(any(test, feature = "test-util"))]
+impl ManualClock {
+    /// A clock standing at `millis` milliseconds after the Unix epoch.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use watchpost::{Clock, ManualClock};
+    /// assert_eq!(ManualClock::at_millis(0).now().timestamp(), 0);
+    /// ```
+    pub fn at_millis(millis: i64) -> Self {
+        ManualClock { millis: Arc::new(AtomicI64::new(millis)) }
+    }
+
+    /// A clock standing at `time` (millisecond precision).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use watchpost::{Clock, ManualClock};
+    /// let t = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+    /// assert_eq!(ManualClock::at(t).now(), t);
+    /// ```
+    pub fn at(time: DateTime<Utc>) -> Self {
+        Self::at_millis(time.timestamp_millis())
+    }
+
+    /// Moves the clock forward by `by` (millisecond precision).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use watchpost::{Clock, ManualClock};
+    /// let clock = ManualClock::at_millis(0);
+    /// clock.advance(Duration::from_secs(2));
+    /// assert_eq!(clock.now_ms(), 2_000);
+    /// ```
+    pub fn advance(&self, by: std::time::Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.millis.fetch_add(ms, Ordering::SeqCst);
+    }
+
+    /// Sets the clock to `millis` milliseconds after the Unix epoch (it may go backwards).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use watchpost::{Clock, ManualClock};
+    /// let clock = ManualClock::at_millis(5);
+    /// clock.set_millis(3);
+    /// assert_eq!(clock.now_ms(), 3);
+    /// ```
+    pub fn set_millis(&self, millis: i64) {
+        self.millis.store(millis, Ordering::SeqCst);
+    }
+}
+
+#[cfg(any(test, feature = "test-util"))]
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        ms_to_datetime(self.now_ms())
+    }
+    fn now_ms(&self) -> i64 {
+        self.millis.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(any(test, feature = "test-util"))]
+impl fmt::Debug for ManualClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManualClock").field("millis", &self.millis.load(Ordering::SeqCst)).finish()
+    }
+}
+
+/// Converts milliseconds since the Unix epoch to a `DateTime`, saturating at chrono's range.
+pub(crate) fn ms_to_datetime(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or(if ms < 0 {
+        DateTime::<Utc>::MIN_UTC
+    } else {
+        DateTime::<Utc>::MAX_UTC
+    })
+}
+
+/// A shareable clock.
+pub(crate) type SharedClock = std::sync::Arc<dyn Clock>;
+
+#[allow(dead_code)]
+fn _assert_object_safe(_: &dyn Clock) {}
+
+impl fmt::Debug for dyn Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Clock({})", self.now())
+    }
+}

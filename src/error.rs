@@ -1,0 +1,143 @@
+//! The crate's one error type.
+
+use std::fmt;
+
+use crate::kind::MetricKind;
+
+/// Everything that can go wrong when configuring watchpost or registering a series.
+///
+/// Recording through a handle never fails; errors surface when an engine is
+/// built or when a series is registered.
+///
+/// # Examples
+///
+/// ```
+/// let engine = watchpost::Engine::builder().without_system_source().build()?;
+/// let err = engine.counter("bad name").unwrap_err();
+/// assert!(err.to_string().contains("\"bad name\""));
+/// # Ok::<(), watchpost::Error>(())
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A builder setting or constructor argument was rejected.
+    InvalidConfig {
+        /// The setting that was rejected.
+        field: &'static str,
+        /// Why, including the offending value.
+        reason: String,
+    },
+    /// A metric name does not match `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+    InvalidMetricName {
+        /// The rejected name.
+        name: String,
+    },
+    /// A label name does not match `[a-zA-Z_][a-zA-Z0-9_]*` or starts with the reserved `__`.
+    InvalidLabelName {
+        /// The metric the label was given for.
+        metric: String,
+        /// The rejected label name.
+        label: String,
+    },
+    /// The same label name was given twice for one series.
+    DuplicateLabel {
+        /// The metric the labels were given for.
+        metric: String,
+        /// The repeated label name.
+        label: String,
+    },
+    /// The name is already registered as another kind of metric.
+    KindMismatch {
+        /// The metric name.
+        name: String,
+        /// The kind it was first registered as.
+        registered: MetricKind,
+        /// The kind that was asked for now.
+        requested: MetricKind,
+    },
+    /// A histogram was registered again with other bucket bounds.
+    BucketMismatch {
+        /// The metric name.
+        name: String,
+    },
+    /// The metric name already has as many series as its cardinality cap allows.
+    CardinalityExceeded {
+        /// The metric name.
+        name: String,
+        /// The cap in force.
+        limit: usize,
+    },
+    /// The engine has been shut down, so the request cannot be served.
+    ShutDown,
+    /// A thread could not be spawned.
+    Spawn(std::io::Error),
+    /// An engine thread panicked.
+    WorkerPanicked,
+    /// A source failed to start.
+    Source {
+        /// The source's name.
+        source_name: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// JSON serialization failed.
+    Json(serde_json::Error),
+}
+
+/// `Result` with [`enum@Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidConfig { field, reason } => write!(f, "invalid {field}: {reason}"),
+            Error::InvalidMetricName { name } => write!(
+                f,
+                "invalid metric name {name:?}: must match [a-zA-Z_:][a-zA-Z0-9_:]*"
+            ),
+            Error::InvalidLabelName { metric, label } => write!(
+                f,
+                "invalid label name {label:?} on metric {metric:?}: must match \
+                 [a-zA-Z_][a-zA-Z0-9_]* and not start with \"__\""
+            ),
+            Error::DuplicateLabel { metric, label } => {
+                write!(f, "label {label:?} given twice on metric {metric:?}")
+            }
+            Error::KindMismatch { name, registered, requested } => write!(
+                f,
+                "metric {name:?} is registered as a {registered}, not a {requested}"
+            ),
+            Error::BucketMismatch { name } => write!(
+                f,
+                "histogram {name:?} is already registered with other bucket bounds"
+            ),
+            Error::CardinalityExceeded { name, limit } => write!(
+                f,
+                "metric {name:?} already has {limit} series, its cardinality cap"
+            ),
+            Error::ShutDown => f.write_str("the engine has been shut down"),
+            Error::Spawn(e) => write!(f, "could not spawn an engine thread: {e}"),
+            Error::WorkerPanicked => f.write_str("an engine thread panicked"),
+            Error::Source { source_name, reason } => {
+                write!(f, "source {source_name:?} failed: {reason}")
+            }
+            Error::Json(e) => write!(f, "JSON serialization failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Spawn(e) => Some(e),
+            Error::Json(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::Json(e)
+    }
+}

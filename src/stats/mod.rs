@@ -1,0 +1,131 @@
+//! Pure statistics over slices of samples, built on `statrs`.
+//!
+//! One policy for bad data everywhere: non-finite values are ignored, an empty
+//! input gives `None`, and no result field is ever NaN (a single value has a
+//! standard deviation of 0).
+
+use serde::{Deserialize, Serialize};
+use statrs::statistics::{Data, OrderStatistics, Statistics};
+
+/// Descriptive statistics of a window of values.
+///
+/// # Examples
+///
+/// ```
+/// let s = watchpost::stats::summarize(&[1.0, 2.0, 3.0, 4.0, f64::NAN]).unwrap();
+/// assert_eq!(s.count, 4);
+/// assert_eq!(s.mean, 2.5);
+/// assert_eq!(s.min, 1.0);
+/// assert_eq!(s.max, 4.0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Number of finite values.
+    pub count: usize,
+    /// Smallest value.
+    pub min: f64,
+    /// Largest value.
+    pub max: f64,
+    /// Arithmetic mean.
+    pub mean: f64,
+    /// Median (the 50th percentile).
+    pub median: f64,
+    /// Sample standard deviation (n − 1 in the denominator); 0 for a single value.
+    pub stddev: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+}
+
+/// Summarizes `values`, ignoring non-finite entries; `None` if nothing is left.
+///
+/// Percentiles follow statrs' quantile definition (R-8, median-unbiased) and
+/// always lie between `min` and `max`.
+///
+/// # Examples
+///
+/// ```
+/// use watchpost::stats::summarize;
+/// assert!(summarize(&[]).is_none());
+/// assert!(summarize(&[f64::INFINITY]).is_none());
+/// let one = summarize(&[7.0]).unwrap();
+/// assert_eq!((one.median, one.stddev, one.p99), (7.0, 0.0, 7.0));
+/// ```
+pub fn summarize(values: &[f64]) -> Option<Summary> {
+    let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    summarize_owned(finite)
+}
+
+/// Like [`summarize`], but takes ownership of a buffer to avoid a copy.
+///
+/// # Examples
+///
+/// ```
+/// let s = watchpost::stats::summarize_owned(vec![3.0, 1.0, 2.0]).unwrap();
+/// assert_eq!(s.median, 2.0);
+/// ```
+pub fn summarize_owned(mut finite: Vec<f64>) -> Option<Summary> {
+    finite.retain(|v| v.is_finite());
+    if finite.is_empty() {
+        return None;
+    }
+    let count = finite.len();
+    let mean = finite.iter().mean();
+    let stddev = if count < 2 { 0.0 } else { finite.iter().std_dev() };
+    let mut data = Data::new(finite);
+    let min = data.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = data.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let median = data.median();
+    let median = if median.is_finite() { median.clamp(min, max) } else { min };
+    let mean = if mean.is_finite() { mean.clamp(min, max) } else { median };
+    let clamp = |v: f64| if v.is_finite() { v.clamp(min, max) } else { median };
+    let p90 = clamp(data.quantile(0.90));
+    let p95 = clamp(data.quantile(0.95));
+    let p99 = clamp(data.quantile(0.99));
+    Some(Summary {
+        count,
+        min,
+        max,
+        mean,
+        median,
+        // only values near f64::MAX can overflow the variance; report the largest finite spread
+        stddev: if stddev.is_finite() { stddev } else { f64::MAX },
+        p90,
+        p95,
+        p99,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn known_values() {
+        let s = summarize(&[2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0]).unwrap();
+        assert_eq!(s.count, 8);
+        assert!((s.mean - 5.0).abs() < 1e-12);
+        // sample standard deviation of this classic set is sqrt(32/7)
+        assert!((s.stddev - (32.0f64 / 7.0).sqrt()).abs() < 1e-12);
+        assert!((s.median - 4.5).abs() < 1e-12);
+    }
+
+    proptest! {
+        #[test]
+        fn order_holds(values in prop::collection::vec(prop::num::f64::ANY, 0..200)) {
+            match summarize(&values) {
+                None => prop_assert!(values.iter().all(|v| !v.is_finite())),
+                Some(s) => {
+                    prop_assert!(s.min <= s.median && s.median <= s.p90);
+                    prop_assert!(s.p90 <= s.p95 && s.p95 <= s.p99 && s.p99 <= s.max);
+                    prop_assert!(s.stddev >= 0.0 && s.stddev.is_finite() && s.mean.is_finite());
+                    prop_assert_eq!(s.count, values.iter().filter(|v| v.is_finite()).count());
+                }
+            }
+        }
+    }
+}
