@@ -1,8 +1,11 @@
 //! watchpost: an in-process monitoring engine.
 mod clock;
 mod error;
+mod history;
 mod key;
 mod kind;
+mod metric;
+mod registry;
 pub mod stats;
 
 #[cfg(any(test, feature = "test-util"))]
@@ -10,6 +13,9 @@ pub use crate::clock::ManualClock;
 pub use crate::{
     clock::{Clock, SystemClock},
     error::{Error, Result},
+    history::Sample,
     key::{Labels, SeriesKey, validate_metric_name},
     kind::MetricKind,
+    metric::{Counter, DEFAULT_BUCKETS, Gauge, Histogram, HistogramSnapshot, Summary},
+    registry::{Derivation, Registry, SeriesInfo},
 };

@@ -1,0 +1,280 @@
+//! Bounded per-series history: one ring buffer of samples per series.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use ringbuffer::{AllocRingBuffer, RingBuffer};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::ms_to_datetime;
+use crate::key::SeriesId;
+
+/// One timestamped value of a series.
+///
+/// # Examples
+///
+/// ```
+/// let s = watchpost::Sample::new(1_000, 2.5);
+/// assert_eq!(s.timestamp().timestamp(), 1);
+/// assert_eq!(s.value, 2.5);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// Milliseconds since the Unix epoch.
+    pub timestamp_ms: i64,
+    /// The value (always finite).
+    pub value: f64,
+}
+
+impl Sample {
+    /// A sample at `timestamp_ms` milliseconds since the Unix epoch.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(watchpost::Sample::new(5, 1.0).timestamp_ms, 5);
+    /// ```
+    pub fn new(timestamp_ms: i64, value: f64) -> Self {
+        Sample { timestamp_ms, value }
+    }
+
+    /// The timestamp as a `DateTime`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = watchpost::Sample::new(0, 1.0);
+    /// assert_eq!(s.timestamp().to_rfc3339(), "1970-01-01T00:00:00+00:00");
+    /// ```
+    pub fn timestamp(&self) -> DateTime<Utc> {
+        ms_to_datetime(self.timestamp_ms)
+    }
+}
+
+/// The history of one series: newest `capacity` samples, optionally no older than `max_age_ms`.
+pub(crate) struct SeriesHistory {
+    ring: AllocRingBuffer<Sample>,
+    max_age_ms: Option<i64>,
+}
+
+impl SeriesHistory {
+    pub(crate) fn new(capacity: usize, max_age_ms: Option<i64>) -> Self {
+        SeriesHistory { ring: AllocRingBuffer::new(capacity), max_age_ms }
+    }
+
+    /// Adds a sample, keeping time order. A sample at the same timestamp as
+    /// the newest replaces it; an older one is inserted in place (or dropped
+    /// if it is older than everything a full buffer holds). Returns whether
+    /// the sample was kept.
+    pub(crate) fn push(&mut self, s: Sample) -> bool {
+        let kept = match self.ring.back_mut() {
+            None => {
+                let _ = self.ring.enqueue(s);
+                true
+            }
+            Some(last) if last.timestamp_ms < s.timestamp_ms => {
+                let _ = self.ring.enqueue(s);
+                true
+            }
+            Some(last) if last.timestamp_ms == s.timestamp_ms => {
+                *last = s;
+                true
+            }
+            Some(_) => self.insert_older(s),
+        };
+        self.evict_old();
+        kept
+    }
+
+    fn insert_older(&mut self, s: Sample) -> bool {
+        if self.ring.is_full() && self.ring.front().is_some_and(|f| f.timestamp_ms > s.timestamp_ms) {
+            return false; // older than anything kept: it would be evicted at once
+        }
+        // Rare (concurrent record() calls racing): rebuild the buffer in order.
+        let mut all: Vec<Sample> = self.ring.iter().copied().collect();
+        let pos = all.partition_point(|x| x.timestamp_ms < s.timestamp_ms);
+        if all.get(pos).is_some_and(|x| x.timestamp_ms == s.timestamp_ms) {
+            all[pos] = s;
+        } else {
+            all.insert(pos, s);
+        }
+        self.ring.clear();
+        for x in all {
+            let _ = self.ring.enqueue(x);
+        }
+        true
+    }
+
+    fn evict_old(&mut self) {
+        if let (Some(age), Some(newest)) = (self.max_age_ms, self.ring.back().map(|s| s.timestamp_ms)) {
+            while self.ring.front().is_some_and(|f| f.timestamp_ms < newest.saturating_sub(age)) {
+                let _ = self.ring.dequeue();
+            }
+        }
+    }
+
+    /// Index of the first sample at or after `since_ms`.
+    fn first_at_or_after(&self, since_ms: i64) -> usize {
+        let (mut lo, mut hi) = (0usize, self.ring.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.ring.get(mid).expect("in range").timestamp_ms < since_ms {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    /// Samples with `since_ms <= timestamp <= until_ms`, oldest first.
+    pub(crate) fn window(&self, since_ms: i64, until_ms: i64) -> Vec<Sample> {
+        let start = self.first_at_or_after(since_ms);
+        self.ring.iter().skip(start).take_while(|s| s.timestamp_ms <= until_ms).copied().collect()
+    }
+
+    /// Calls `f` on each value with `since_ms <= timestamp`.
+    pub(crate) fn for_each_since(&self, since_ms: i64, mut f: impl FnMut(&Sample)) {
+        let start = self.first_at_or_after(since_ms);
+        self.ring.iter().skip(start).for_each(|s| f(s));
+    }
+
+    /// The newest `n` samples, oldest first.
+    pub(crate) fn last_n(&self, n: usize) -> Vec<Sample> {
+        let skip = self.ring.len().saturating_sub(n);
+        self.ring.iter().skip(skip).copied().collect()
+    }
+
+    pub(crate) fn latest(&self) -> Option<Sample> {
+        self.ring.back().copied()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.ring.len()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.ring.capacity()
+    }
+}
+
+/// The history of every series, indexed by [`SeriesId`].
+pub(crate) struct History {
+    series: Vec<Option<SeriesHistory>>,
+    capacity: usize,
+    max_age_ms: Option<i64>,
+}
+
+impl History {
+    pub(crate) fn new(capacity: usize, max_age_ms: Option<i64>) -> Self {
+        History { series: Vec::new(), capacity, max_age_ms }
+    }
+
+    /// Appends a sample to series `id`; returns whether it was kept.
+    pub(crate) fn push(&mut self, id: SeriesId, s: Sample) -> bool {
+        let i = id.index();
+        if self.series.len() <= i {
+            self.series.resize_with(i + 1, || None);
+        }
+        self.series[i]
+            .get_or_insert_with(|| SeriesHistory::new(self.capacity, self.max_age_ms))
+            .push(s)
+    }
+
+    pub(crate) fn get(&self, id: SeriesId) -> Option<&SeriesHistory> {
+        self.series.get(id.index()).and_then(Option::as_ref)
+    }
+
+    /// Total number of samples held.
+    pub(crate) fn total_samples(&self) -> usize {
+        self.series.iter().flatten().map(SeriesHistory::len).sum()
+    }
+}
+
+impl fmt::Debug for History {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("History")
+            .field("series", &self.series.len())
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn never_exceeds_capacity_and_stays_ordered(
+            cap in 1usize..64,
+            stamps in prop::collection::vec(0i64..500, 0..300),
+        ) {
+            let mut h = SeriesHistory::new(cap, None);
+            for (i, t) in stamps.iter().enumerate() {
+                #[allow(clippy::cast_precision_loss)]
+                h.push(Sample::new(*t, i as f64));
+                prop_assert!(h.len() <= cap);
+                prop_assert_eq!(h.capacity(), cap);
+            }
+            let all = h.window(i64::MIN, i64::MAX);
+            prop_assert!(all.windows(2).all(|w| w[0].timestamp_ms < w[1].timestamp_ms));
+        }
+
+        #[test]
+        fn keeps_newest_n_in_order(cap in 1usize..64, n in 0usize..256) {
+            let mut h = SeriesHistory::new(cap, None);
+            for i in 0..n {
+                #[allow(clippy::cast_precision_loss, clippy::cast_possible_wrap)]
+                h.push(Sample::new(i as i64, i as f64));
+            }
+            let got: Vec<f64> = h.window(i64::MIN, i64::MAX).iter().map(|s| s.value).collect();
+            #[allow(clippy::cast_precision_loss)]
+            let want: Vec<f64> = (n.saturating_sub(cap)..n).map(|i| i as f64).collect();
+            prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn window_returns_exactly_the_samples_inside(
+            stamps in prop::collection::btree_set(0i64..10_000, 0..200),
+            a in 0i64..10_000,
+            len in 0i64..10_000,
+        ) {
+            let mut h = SeriesHistory::new(1_000, None);
+            for t in &stamps {
+                #[allow(clippy::cast_precision_loss)]
+                h.push(Sample::new(*t, *t as f64));
+            }
+            let got: Vec<i64> = h.window(a, a + len).iter().map(|s| s.timestamp_ms).collect();
+            let want: Vec<i64> = stamps.iter().copied().filter(|t| (a..=a + len).contains(t)).collect();
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn max_age_evicts() {
+        let mut h = SeriesHistory::new(100, Some(10));
+        for t in 0..30 {
+            #[allow(clippy::cast_precision_loss)]
+            h.push(Sample::new(t, t as f64));
+        }
+        let w = h.window(i64::MIN, i64::MAX);
+        assert_eq!(w.first().unwrap().timestamp_ms, 19);
+        assert_eq!(w.len(), 11);
+    }
+
+    #[test]
+    fn late_samples_are_inserted_in_order() {
+        let mut h = SeriesHistory::new(3, None);
+        h.push(Sample::new(10, 1.0));
+        h.push(Sample::new(30, 3.0));
+        assert!(h.push(Sample::new(20, 2.0)));
+        assert_eq!(h.window(0, 100).iter().map(|s| s.value).collect::<Vec<_>>(), [1.0, 2.0, 3.0]);
+        // full, and older than the oldest: dropped
+        assert!(!h.push(Sample::new(5, 0.5)));
+        assert_eq!(h.latest().unwrap().value, 3.0);
+        assert_eq!(h.last_n(2).len(), 2);
+    }
+}

@@ -1,0 +1,721 @@
+//! The series index: names and labels to dense ids, instruments, cardinality caps.
+
+use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::key::{SeriesId, SeriesKey, lookup_hash};
+use crate::kind::MetricKind;
+use crate::metric::{Counter, DEFAULT_BUCKETS, Gauge, Histogram, Summary};
+use crate::metric::histogram_quantile;
+
+/// What a series derived from an instrument shows.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Derivation {
+    /// Per-second rate of a counter (`<name>:rate`).
+    Rate,
+    /// Per-second rate of a histogram's or summary's observation count (`<name>:count_rate`).
+    CountRate,
+    /// A quantile: of a histogram's observations during the last interval, or
+    /// of a summary's sliding window (`<name>:p50`, `:p90`, `:p99`).
+    Quantile(f64),
+}
+
+impl Derivation {
+    fn suffix(self) -> &'static str {
+        match self {
+            Derivation::Rate => "rate",
+            Derivation::CountRate => "count_rate",
+            Derivation::Quantile(q) if q <= 0.5 => "p50",
+            Derivation::Quantile(q) if q <= 0.9 => "p90",
+            Derivation::Quantile(_) => "p99",
+        }
+    }
+}
+
+const QUANTILES: [Derivation; 3] =
+    [Derivation::Quantile(0.5), Derivation::Quantile(0.9), Derivation::Quantile(0.99)];
+
+#[derive(Clone)]
+pub(crate) enum Instrument {
+    Counter(Counter),
+    Gauge(Gauge),
+    Histogram(Histogram),
+    Summary(Summary),
+    /// A gauge-like series fed only by `record()`.
+    Recorded(Gauge),
+    /// Computed by the collector from its parent.
+    Derived { parent: SeriesId, how: Derivation },
+}
+
+#[derive(Clone)]
+pub(crate) struct Entry {
+    pub(crate) key: Arc<SeriesKey>,
+    pub(crate) kind: MetricKind,
+    pub(crate) instrument: Instrument,
+    pub(crate) derived: Vec<(Derivation, SeriesId)>,
+}
+
+struct NameInfo {
+    kind: MetricKind,
+    bounds: Option<Vec<f64>>,
+    series: usize,
+    derived: bool,
+}
+
+#[derive(Default)]
+struct Inner {
+    index: HashMap<u64, Vec<SeriesId>>,
+    entries: Vec<Entry>,
+    names: HashMap<String, NameInfo>,
+}
+
+/// Describes one series: its identity, kind and, for derived series, what it derives from.
+///
+/// # Examples
+///
+/// ```
+/// let engine = watchpost::Engine::builder().without_system_source().build()?;
+/// engine.counter("logins_total")?;
+/// let all = engine.series();
+/// let rate = all.iter().find(|s| s.key.name() == "logins_total:rate").unwrap();
+/// assert_eq!(rate.derived_from.as_ref().unwrap().name(), "logins_total");
+/// # Ok::<(), watchpost::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesInfo {
+    /// Name and labels.
+    pub key: SeriesKey,
+    /// The kind of the series' own values (derived series are gauges).
+    pub kind: MetricKind,
+    /// The series this one is computed from, if derived.
+    pub derived_from: Option<SeriesKey>,
+    /// How it is computed, if derived.
+    pub derivation: Option<Derivation>,
+}
+
+/// The registry of series. Sources register their instruments through it.
+///
+/// Obtain it from [`Monitor::registry`](crate::Monitor::registry) or in
+/// [`Source::register`](crate::Source::register). A metric name keeps one
+/// kind; each name has a cap on its number of series.
+///
+/// # Examples
+///
+/// ```
+/// let engine = watchpost::Engine::builder().without_system_source().build()?;
+/// let reg = engine.registry();
+/// let c = reg.counter("jobs_total", &[("queue", "email")])?;
+/// c.inc();
+/// assert!(reg.gauge("jobs_total", &[]).is_err()); // already a counter
+/// # Ok::<(), watchpost::Error>(())
+/// ```
+pub struct Registry {
+    inner: RwLock<Inner>,
+    series_cap: usize,
+    rejected: Counter,
+    hasher: RandomState,
+}
+
+impl Registry {
+    pub(crate) fn new(series_cap: usize) -> Self {
+        Registry {
+            inner: RwLock::new(Inner::default()),
+            series_cap,
+            rejected: Counter::detached(),
+            hasher: RandomState::new(),
+        }
+    }
+
+    /// Registers (or fetches) the counter `name` with `labels`.
+    ///
+    /// # Errors
+    ///
+    /// Invalid name or labels, a name registered as another kind, or the name's series cap reached.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// let a = engine.registry().counter("hits_total", &[])?;
+    /// let b = engine.registry().counter("hits_total", &[])?;
+    /// a.inc();
+    /// assert_eq!(b.get(), 1); // the same series
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> Result<Counter> {
+        let entry = self.get_or_register(name, labels, MetricKind::Counter, None, || {
+            Instrument::Counter(Counter::detached())
+        })?;
+        match entry {
+            Instrument::Counter(c) => Ok(c),
+            _ => unreachable!("kind checked at registration"),
+        }
+    }
+
+    /// Registers (or fetches) the gauge `name` with `labels`.
+    ///
+    /// # Errors
+    ///
+    /// Invalid name or labels, a name registered as another kind, or the name's series cap reached.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// engine.registry().gauge("queue_depth", &[("queue", "email")])?.set(3.0);
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn gauge(&self, name: &str, labels: &[(&str, &str)]) -> Result<Gauge> {
+        let entry = self.get_or_register(name, labels, MetricKind::Gauge, None, || {
+            Instrument::Gauge(Gauge::detached())
+        })?;
+        match entry {
+            Instrument::Gauge(g) | Instrument::Recorded(g) => Ok(g),
+            _ => unreachable!("kind checked at registration"),
+        }
+    }
+
+    /// Registers (or fetches) the histogram `name` with `labels` and bucket upper `bounds`
+    /// (`None` for [`DEFAULT_BUCKETS`]).
+    ///
+    /// # Errors
+    ///
+    /// Invalid name, labels or bounds; a name registered as another kind or
+    /// with other bounds; or the name's series cap reached.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// let h = engine.registry().histogram("payload_bytes", &[], Some(&[100.0, 1000.0]))?;
+    /// h.observe(512.0);
+    /// assert!(engine.registry().histogram("payload_bytes", &[], Some(&[1.0])).is_err());
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn histogram(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        bounds: Option<&[f64]>,
+    ) -> Result<Histogram> {
+        let bounds = bounds.unwrap_or(&DEFAULT_BUCKETS);
+        crate::metric::validate_bounds(bounds)?;
+        let entry = self.get_or_register(name, labels, MetricKind::Histogram, Some(bounds), || {
+            Instrument::Histogram(Histogram::with_bounds(bounds).expect("bounds validated"))
+        })?;
+        match entry {
+            Instrument::Histogram(h) => Ok(h),
+            _ => unreachable!("kind checked at registration"),
+        }
+    }
+
+    /// Registers (or fetches) the summary `name` with `labels`.
+    ///
+    /// # Errors
+    ///
+    /// Invalid name or labels, a name registered as another kind, or the name's series cap reached.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// engine.registry().summary("request_size_bytes", &[])?.observe(42.0);
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn summary(&self, name: &str, labels: &[(&str, &str)]) -> Result<Summary> {
+        let entry = self.get_or_register(name, labels, MetricKind::Summary, None, || {
+            Instrument::Summary(Summary::detached())
+        })?;
+        match entry {
+            Instrument::Summary(s) => Ok(s),
+            _ => unreachable!("kind checked at registration"),
+        }
+    }
+
+    /// How many registrations were refused because a name reached its series cap.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let engine = watchpost::Engine::builder().without_system_source().series_cap(1).build()?;
+    /// engine.counter_with("c_total", &[("user", "1")])?;
+    /// assert!(engine.counter_with("c_total", &[("user", "2")]).is_err());
+    /// assert_eq!(engine.registry().rejected_series(), 1);
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn rejected_series(&self) -> u64 {
+        self.rejected.get()
+    }
+
+    /// Id of an existing series, without allocating.
+    pub(crate) fn lookup(&self, name: &str, labels: &[(&str, &str)]) -> Option<SeriesId> {
+        let h = lookup_hash(&self.hasher, name, labels);
+        let inner = self.inner.read();
+        inner.index.get(&h)?.iter().copied().find(|id| inner.entries[id.index()].key.matches(name, labels))
+    }
+
+    /// Id of the series `record()` writes to, registering it on first use.
+    pub(crate) fn recorded(&self, name: &str, labels: &[(&str, &str)]) -> Result<(SeriesId, Gauge)> {
+        if let Some(id) = self.lookup(name, labels) {
+            let inner = self.inner.read();
+            let e = &inner.entries[id.index()];
+            return match &e.instrument {
+                Instrument::Gauge(g) | Instrument::Recorded(g) => Ok((id, g.clone())),
+                _ => Err(Error::KindMismatch {
+                    name: name.to_owned(),
+                    registered: e.kind,
+                    requested: MetricKind::Gauge,
+                }),
+            };
+        }
+        self.get_or_register(name, labels, MetricKind::Gauge, None, || {
+            Instrument::Recorded(Gauge::detached())
+        })?;
+        let id = self.lookup(name, labels).expect("just registered");
+        let inner = self.inner.read();
+        match &inner.entries[id.index()].instrument {
+            Instrument::Gauge(g) | Instrument::Recorded(g) => Ok((id, g.clone())),
+            _ => unreachable!("kind checked at registration"),
+        }
+    }
+
+    fn get_or_register(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        kind: MetricKind,
+        bounds: Option<&[f64]>,
+        make: impl FnOnce() -> Instrument,
+    ) -> Result<Instrument> {
+        if let Some(id) = self.lookup(name, labels) {
+            let mut inner = self.inner.write();
+            let entry = &mut inner.entries[id.index()];
+            if entry.kind != kind || matches!(entry.instrument, Instrument::Derived { .. }) {
+                return Err(Error::KindMismatch {
+                    name: name.to_owned(),
+                    registered: entry.kind,
+                    requested: kind,
+                });
+            }
+            // A handle asked for a series so far fed only by record(): it is now sampled.
+            if let Instrument::Recorded(g) = &entry.instrument {
+                if !matches!(make(), Instrument::Recorded(_)) {
+                    entry.instrument = Instrument::Gauge(g.clone());
+                }
+            }
+            if let (Some(b), Instrument::Histogram(h)) = (bounds, &entry.instrument) {
+                if h.bounds() != b {
+                    return Err(Error::BucketMismatch { name: name.to_owned() });
+                }
+            }
+            return Ok(entry.instrument.clone());
+        }
+        let key = SeriesKey::new(name, labels)?;
+        let mut inner = self.inner.write();
+        // Another thread may have registered it between our lookup and the write lock.
+        let h = lookup_hash(&self.hasher, name, labels);
+        if let Some(id) = inner
+            .index
+            .get(&h)
+            .and_then(|ids| ids.iter().copied().find(|id| *inner.entries[id.index()].key == key))
+        {
+            drop(inner);
+            let _ = id;
+            return self.get_or_register(name, labels, kind, bounds, make);
+        }
+        match inner.names.get(name) {
+            Some(info) if info.kind != kind || info.derived => {
+                return Err(Error::KindMismatch {
+                    name: name.to_owned(),
+                    registered: info.kind,
+                    requested: kind,
+                });
+            }
+            Some(info) if info.bounds.as_deref().is_some_and(|b| Some(b) != bounds) => {
+                return Err(Error::BucketMismatch { name: name.to_owned() });
+            }
+            Some(info) if info.series >= self.series_cap => {
+                self.rejected.inc();
+                return Err(Error::CardinalityExceeded {
+                    name: name.to_owned(),
+                    limit: self.series_cap,
+                });
+            }
+            _ => {}
+        }
+        let derivations: &[Derivation] = match kind {
+            MetricKind::Counter => &[Derivation::Rate],
+            MetricKind::Gauge => &[],
+            MetricKind::Histogram | MetricKind::Summary => &[
+                Derivation::CountRate,
+                QUANTILES[0],
+                QUANTILES[1],
+                QUANTILES[2],
+            ],
+        };
+        // Derived names must not clash with a user's metric of another kind.
+        for d in derivations {
+            let dname = format!("{name}:{}", d.suffix());
+            if let Some(info) = inner.names.get(&dname) {
+                if !info.derived {
+                    return Err(Error::KindMismatch {
+                        name: dname,
+                        registered: info.kind,
+                        requested: MetricKind::Gauge,
+                    });
+                }
+            }
+        }
+        let instrument = make();
+        let parent = Self::push_entry(&mut inner, &self.hasher, key.clone(), kind, instrument.clone());
+        let info = inner.names.entry(name.to_owned()).or_insert(NameInfo {
+            kind,
+            bounds: bounds.map(<[f64]>::to_vec),
+            series: 0,
+            derived: false,
+        });
+        info.series += 1;
+        for &d in derivations {
+            let dname = format!("{name}:{}", d.suffix());
+            let dkey = SeriesKey::from_parts(dname.clone(), key.labels().clone());
+            let id = Self::push_entry(
+                &mut inner,
+                &self.hasher,
+                dkey,
+                MetricKind::Gauge,
+                Instrument::Derived { parent, how: d },
+            );
+            inner.entries[parent.index()].derived.push((d, id));
+            let dinfo = inner.names.entry(dname).or_insert(NameInfo {
+                kind: MetricKind::Gauge,
+                bounds: None,
+                series: 0,
+                derived: true,
+            });
+            dinfo.series += 1;
+        }
+        Ok(instrument)
+    }
+
+    fn push_entry(
+        inner: &mut Inner,
+        hasher: &RandomState,
+        key: SeriesKey,
+        kind: MetricKind,
+        instrument: Instrument,
+    ) -> SeriesId {
+        let id = SeriesId(u32::try_from(inner.entries.len()).expect("fewer than 2^32 series"));
+        let pairs: Vec<(&str, &str)> = key.labels().iter().collect();
+        let h = lookup_hash(hasher, key.name(), &pairs);
+        inner.index.entry(h).or_default().push(id);
+        inner.entries.push(Entry { key: Arc::new(key), kind, instrument, derived: Vec::new() });
+        id
+    }
+
+    /// Runs `f` over every entry under the read lock.
+    pub(crate) fn with_entries<R>(&self, f: impl FnOnce(&[Entry]) -> R) -> R {
+        f(&self.inner.read().entries)
+    }
+
+    /// Number of series, derived ones included.
+    pub(crate) fn len(&self) -> usize {
+        self.inner.read().entries.len()
+    }
+
+    /// The key of series `id`.
+    pub(crate) fn key(&self, id: SeriesId) -> Option<Arc<SeriesKey>> {
+        self.inner.read().entries.get(id.index()).map(|e| Arc::clone(&e.key))
+    }
+
+    /// Ids and keys of every series named `name`.
+    pub(crate) fn ids_named(&self, name: &str) -> Vec<(SeriesId, Arc<SeriesKey>)> {
+        let inner = self.inner.read();
+        inner
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.key.name() == name)
+            .map(|(i, e)| (SeriesId(u32::try_from(i).expect("fits")), Arc::clone(&e.key)))
+            .collect()
+    }
+
+    /// Every series, sorted by name and labels.
+    pub(crate) fn infos(&self) -> Vec<SeriesInfo> {
+        let inner = self.inner.read();
+        let mut out: Vec<SeriesInfo> = inner
+            .entries
+            .iter()
+            .map(|e| {
+                let (derived_from, derivation) = match &e.instrument {
+                    Instrument::Derived { parent, how } => {
+                        (Some((*inner.entries[parent.index()].key).clone()), Some(*how))
+                    }
+                    _ => (None, None),
+                };
+                SeriesInfo { key: (*e.key).clone(), kind: e.kind, derived_from, derivation }
+            })
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out
+    }
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("series", &self.len())
+            .field("series_cap", &self.series_cap)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Per-series memory the collector needs between ticks.
+#[derive(Clone, Default)]
+enum Prev {
+    #[default]
+    None,
+    Counter { at_ms: i64, value: u64 },
+    Buckets { at_ms: i64, counts: Vec<u64> },
+    Count { at_ms: i64, count: u64 },
+}
+
+/// Reads every instrument once per tick and computes derived series.
+#[derive(Default)]
+pub(crate) struct Collector {
+    prev: Vec<Prev>,
+    scratch: Vec<u64>,
+    delta: Vec<u64>,
+    last_rotation_ms: Option<i64>,
+}
+
+/// Values dropped for being non-finite, summed over all instruments.
+pub(crate) struct CollectStats {
+    pub(crate) nonfinite: u64,
+}
+
+impl Collector {
+    /// Appends `(series, value)` readings at `now_ms` to `out`. Rotates
+    /// summary windows when a quarter of `summary_window_ms` has passed.
+    pub(crate) fn collect(
+        &mut self,
+        registry: &Registry,
+        now_ms: i64,
+        summary_window_ms: i64,
+        out: &mut Vec<(SeriesId, f64)>,
+    ) -> CollectStats {
+        let rotate = match self.last_rotation_ms {
+            None => {
+                self.last_rotation_ms = Some(now_ms);
+                false
+            }
+            Some(last) if now_ms - last >= summary_window_ms / 4 => {
+                self.last_rotation_ms = Some(now_ms);
+                true
+            }
+            Some(_) => false,
+        };
+        let mut nonfinite = 0;
+        registry.with_entries(|entries| {
+            if self.prev.len() < entries.len() {
+                self.prev.resize(entries.len(), Prev::None);
+            }
+            for (i, e) in entries.iter().enumerate() {
+                let id = SeriesId(u32::try_from(i).expect("fits"));
+                match &e.instrument {
+                    Instrument::Counter(c) => {
+                        let v = c.get();
+                        #[allow(clippy::cast_precision_loss)] // exact below 2^53
+                        out.push((id, v as f64));
+                        if let Prev::Counter { at_ms, value } = self.prev[i] {
+                            if now_ms > at_ms {
+                                // a counter only goes down when it wrapped or was reset: count from 0
+                                let inc = if v >= value { v - value } else { v };
+                                #[allow(clippy::cast_precision_loss)]
+                                let rate = inc as f64 * 1000.0 / (now_ms - at_ms) as f64;
+                                for (_, did) in &e.derived {
+                                    out.push((*did, rate));
+                                }
+                            }
+                        }
+                        if !matches!(self.prev[i], Prev::Counter { at_ms, .. } if at_ms >= now_ms) {
+                            self.prev[i] = Prev::Counter { at_ms: now_ms, value: v };
+                        }
+                    }
+                    Instrument::Gauge(g) => {
+                        nonfinite += g.dropped();
+                        out.push((id, g.get()));
+                    }
+                    Instrument::Recorded(g) => nonfinite += g.dropped(),
+                    Instrument::Histogram(h) => {
+                        nonfinite += h.dropped();
+                        self.collect_histogram(i, e, h, now_ms, out);
+                    }
+                    Instrument::Summary(s) => {
+                        nonfinite += s.dropped();
+                        if rotate {
+                            s.rotate();
+                        }
+                        self.collect_summary(i, e, s, now_ms, out);
+                    }
+                    Instrument::Derived { .. } => {}
+                }
+            }
+        });
+        CollectStats { nonfinite }
+    }
+
+    fn collect_histogram(
+        &mut self,
+        i: usize,
+        e: &Entry,
+        h: &Histogram,
+        now_ms: i64,
+        out: &mut Vec<(SeriesId, f64)>,
+    ) {
+        let id = SeriesId(u32::try_from(i).expect("fits"));
+        h.counts_into(&mut self.scratch);
+        let total: u64 = self.scratch.iter().sum();
+        #[allow(clippy::cast_precision_loss)]
+        out.push((id, total as f64));
+        match &self.prev[i] {
+            Prev::Buckets { at_ms, counts } if now_ms > *at_ms => {
+                self.delta.clear();
+                self.delta.extend(
+                    self.scratch.iter().zip(counts).map(|(now, before)| now.saturating_sub(*before)),
+                );
+                let dt = now_ms - at_ms;
+                let observed: u64 = self.delta.iter().sum();
+                for (how, did) in &e.derived {
+                    match how {
+                        #[allow(clippy::cast_precision_loss)]
+                        Derivation::CountRate => {
+                            out.push((*did, observed as f64 * 1000.0 / dt as f64));
+                        }
+                        Derivation::Quantile(q) => {
+                            if let Some(v) = histogram_quantile(h.bounds(), &self.delta, *q) {
+                                out.push((*did, v));
+                            }
+                        }
+                        Derivation::Rate => {}
+                    }
+                }
+            }
+            Prev::Buckets { .. } => return, // same instant: keep the older baseline
+            _ => {}
+        }
+        self.prev[i] = Prev::Buckets { at_ms: now_ms, counts: self.scratch.clone() };
+    }
+
+    fn collect_summary(
+        &mut self,
+        i: usize,
+        e: &Entry,
+        s: &Summary,
+        now_ms: i64,
+        out: &mut Vec<(SeriesId, f64)>,
+    ) {
+        let id = SeriesId(u32::try_from(i).expect("fits"));
+        let count = s.count();
+        #[allow(clippy::cast_precision_loss)]
+        out.push((id, count as f64));
+        let quantiles = s.quantiles();
+        let rate = match self.prev[i] {
+            #[allow(clippy::cast_precision_loss)]
+            Prev::Count { at_ms, count: before } if now_ms > at_ms => {
+                Some(count.saturating_sub(before) as f64 * 1000.0 / (now_ms - at_ms) as f64)
+            }
+            _ => None,
+        };
+        for (how, did) in &e.derived {
+            match how {
+                Derivation::CountRate => {
+                    if let Some(r) = rate {
+                        out.push((*did, r));
+                    }
+                }
+                Derivation::Quantile(q) => {
+                    if let Some(qs) = quantiles {
+                        let v = if *q <= 0.5 {
+                            qs.p50
+                        } else if *q <= 0.9 {
+                            qs.p90
+                        } else {
+                            qs.p99
+                        };
+                        out.push((*did, v));
+                    }
+                }
+                Derivation::Rate => {}
+            }
+        }
+        if !matches!(self.prev[i], Prev::Count { at_ms, .. } if at_ms >= now_ms) {
+            self.prev[i] = Prev::Count { at_ms: now_ms, count };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_and_caps() {
+        let r = Registry::new(2);
+        let c = r.counter("a_total", &[("x", "1")]).unwrap();
+        assert!(c.same_as(&r.counter("a_total", &[("x", "1")]).unwrap()));
+        assert!(matches!(r.gauge("a_total", &[]), Err(Error::KindMismatch { .. })));
+        r.counter("a_total", &[("x", "2")]).unwrap();
+        assert!(matches!(
+            r.counter("a_total", &[("x", "3")]),
+            Err(Error::CardinalityExceeded { limit: 2, .. })
+        ));
+        assert_eq!(r.rejected_series(), 1);
+        // derived series cannot be registered by users as something else
+        assert!(r.counter("a_total:rate", &[]).is_err());
+        // label order does not matter
+        let g = r.gauge("g", &[("a", "1"), ("b", "2")]).unwrap();
+        assert!(g.same_as(&r.gauge("g", &[("b", "2"), ("a", "1")]).unwrap()));
+    }
+
+    #[test]
+    fn counter_rate_and_reset() {
+        let r = Registry::new(10);
+        let c = r.counter("c_total", &[]).unwrap();
+        let mut col = Collector::default();
+        let mut out = Vec::new();
+        col.collect(&r, 0, 60_000, &mut out);
+        assert_eq!(out.len(), 1); // no rate before a second reading
+        c.add(10);
+        out.clear();
+        col.collect(&r, 2_000, 60_000, &mut out);
+        assert_eq!(out, vec![(SeriesId(0), 10.0), (SeriesId(1), 5.0)]);
+    }
+
+    #[test]
+    fn histogram_quantiles_cover_the_last_interval_only() {
+        let r = Registry::new(10);
+        let h = r.histogram("lat", &[], Some(&[1.0, 2.0, 4.0])).unwrap();
+        let mut col = Collector::default();
+        let mut out = Vec::new();
+        for _ in 0..100 {
+            h.observe(0.5);
+        }
+        col.collect(&r, 0, 60_000, &mut out);
+        for _ in 0..10 {
+            h.observe(3.0);
+        }
+        out.clear();
+        col.collect(&r, 1_000, 60_000, &mut out);
+        let p50 = out.iter().find(|(id, _)| *id == SeriesId(2)).unwrap().1;
+        assert!((2.0..=4.0).contains(&p50), "{p50}");
+        let rate = out.iter().find(|(id, _)| *id == SeriesId(1)).unwrap().1;
+        assert!((rate - 10.0).abs() < 1e-9);
+    }
+}
