@@ -168,12 +168,6 @@ pub(crate) fn ms_to_datetime(ms: i64) -> DateTime<Utc> {
     })
 }
 
-/// A shareable clock.
-pub(crate) type SharedClock = std::sync::Arc<dyn Clock>;
-
-#[allow(dead_code)]
-fn _assert_object_safe(_: &dyn Clock) {}
-
 impl fmt::Debug for dyn Clock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Clock({})", self.now())

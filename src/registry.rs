@@ -262,28 +262,29 @@ impl Registry {
     }
 
     /// Id of the series `record()` writes to, registering it on first use.
-    pub(crate) fn recorded(&self, name: &str, labels: &[(&str, &str)]) -> Result<(SeriesId, Gauge)> {
-        if let Some(id) = self.lookup(name, labels) {
+    pub(crate) fn recorded(&self, name: &str, labels: &[(&str, &str)]) -> Result<SeriesId> {
+        let h = lookup_hash(&self.hasher, name, labels);
+        {
             let inner = self.inner.read();
-            let e = &inner.entries[id.index()];
-            return match &e.instrument {
-                Instrument::Gauge(g) | Instrument::Recorded(g) => Ok((id, g.clone())),
-                _ => Err(Error::KindMismatch {
-                    name: name.to_owned(),
-                    registered: e.kind,
-                    requested: MetricKind::Gauge,
-                }),
-            };
+            let found = inner.index.get(&h).and_then(|ids| {
+                ids.iter().copied().find(|id| inner.entries[id.index()].key.matches(name, labels))
+            });
+            if let Some(id) = found {
+                let e = &inner.entries[id.index()];
+                return match &e.instrument {
+                    Instrument::Gauge(_) | Instrument::Recorded(_) => Ok(id),
+                    _ => Err(Error::KindMismatch {
+                        name: name.to_owned(),
+                        registered: e.kind,
+                        requested: MetricKind::Gauge,
+                    }),
+                };
+            }
         }
         self.get_or_register(name, labels, MetricKind::Gauge, None, || {
             Instrument::Recorded(Gauge::detached())
         })?;
-        let id = self.lookup(name, labels).expect("just registered");
-        let inner = self.inner.read();
-        match &inner.entries[id.index()].instrument {
-            Instrument::Gauge(g) | Instrument::Recorded(g) => Ok((id, g.clone())),
-            _ => unreachable!("kind checked at registration"),
-        }
+        Ok(self.lookup(name, labels).expect("just registered"))
     }
 
     fn get_or_register(
@@ -429,21 +430,18 @@ impl Registry {
         self.inner.read().entries.len()
     }
 
-    /// The key of series `id`.
-    pub(crate) fn key(&self, id: SeriesId) -> Option<Arc<SeriesKey>> {
-        self.inner.read().entries.get(id.index()).map(|e| Arc::clone(&e.key))
-    }
-
-    /// Ids and keys of every series named `name`.
-    pub(crate) fn ids_named(&self, name: &str) -> Vec<(SeriesId, Arc<SeriesKey>)> {
+    /// Id, key and kind of every series, sorted by name and labels.
+    pub(crate) fn infos_with_ids(&self) -> Vec<(SeriesId, Arc<SeriesKey>, MetricKind)> {
         let inner = self.inner.read();
-        inner
+        let mut out: Vec<_> = inner
             .entries
             .iter()
             .enumerate()
-            .filter(|(_, e)| e.key.name() == name)
-            .map(|(i, e)| (SeriesId(u32::try_from(i).expect("fits")), Arc::clone(&e.key)))
-            .collect()
+            .map(|(i, e)| (SeriesId(u32::try_from(i).expect("fits")), Arc::clone(&e.key), e.kind))
+            .collect();
+        drop(inner);
+        out.sort_by(|a, b| a.1.cmp(&b.1));
+        out
     }
 
     /// Every series, sorted by name and labels.

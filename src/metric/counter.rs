@@ -113,6 +113,7 @@ impl Counter {
     }
 
     /// Whether two handles share one counter.
+    #[cfg(test)]
     pub(crate) fn same_as(&self, other: &Counter) -> bool {
         Arc::ptr_eq(&self.core, &other.core)
     }

@@ -130,6 +130,7 @@ impl Gauge {
         self.core.nonfinite.load(Relaxed)
     }
 
+    #[cfg(test)]
     pub(crate) fn same_as(&self, other: &Gauge) -> bool {
         Arc::ptr_eq(&self.core, &other.core)
     }

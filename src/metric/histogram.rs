@@ -224,6 +224,7 @@ impl Histogram {
         out.extend(self.core.buckets.iter().map(|b| b.load(Relaxed)));
     }
 
+    #[cfg(test)]
     pub(crate) fn same_as(&self, other: &Histogram) -> bool {
         Arc::ptr_eq(&self.core, &other.core)
     }

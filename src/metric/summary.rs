@@ -222,6 +222,7 @@ impl Summary {
         core.current.store(next, Relaxed);
     }
 
+    #[cfg(test)]
     pub(crate) fn same_as(&self, other: &Summary) -> bool {
         Arc::ptr_eq(&self.core, &other.core)
     }

@@ -1,0 +1,241 @@
+//! Dashboard snapshot: serde wire types with a schema version.
+//!
+//! The JSON layout is documented in `docs/dashboard.md`. Every number is
+//! finite; optional values are `null`. Series are sorted by name and labels
+//! so the output is deterministic.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::ms_to_datetime;
+use crate::history::History;
+use crate::key::Labels;
+use crate::kind::MetricKind;
+use crate::registry::Registry;
+use crate::stats::{Summary, summarize_owned};
+
+/// Version of the dashboard JSON layout; bumped on any rename or removal.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A snapshot of everything a dashboard shows.
+///
+/// # Examples
+///
+/// ```
+/// let engine = watchpost::Engine::builder().without_system_source().build()?;
+/// engine.gauge("active_users")?.set(3.0);
+/// engine.flush()?;
+/// let d = engine.dashboard();
+/// assert_eq!(d.schema_version, watchpost::dashboard::SCHEMA_VERSION);
+/// assert!(d.statistics.iter().any(|s| s.series == "active_users"));
+/// # Ok::<(), watchpost::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dashboard {
+    /// [`SCHEMA_VERSION`] of this layout.
+    pub schema_version: u32,
+    /// When the snapshot was taken (RFC 3339).
+    pub generated_at: DateTime<Utc>,
+    /// Seconds since the engine was built.
+    pub uptime_seconds: f64,
+    /// Latest host figures, `null` where unknown (for example without the system source).
+    pub system_status: SystemStatus,
+    /// The last points of the selected series, keyed by series (`name{labels}`).
+    pub recent_metrics: BTreeMap<String, Vec<Point>>,
+    /// Statistics of every series with samples in the statistics window.
+    pub statistics: Vec<SeriesStatistics>,
+    /// The engine's own figures.
+    pub engine: EngineStats,
+    /// Alerts currently pending or firing (filled by the alert manager).
+    pub active_alerts: Vec<serde_json::Value>,
+    /// Recent alert notifications (filled by the alert manager).
+    pub recent_alert_events: Vec<serde_json::Value>,
+    /// Recent anomalies (filled by anomaly detection).
+    pub anomalies: Vec<serde_json::Value>,
+    /// Performance analysis (filled by the analysis module).
+    pub performance_summary: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Latest host figures, in percent.
+///
+/// # Examples
+///
+/// ```
+/// let s = watchpost::dashboard::SystemStatus {
+///     cpu_usage: Some(12.5), memory_usage: None, disk_usage: None,
+///     timestamp: chrono::DateTime::UNIX_EPOCH,
+/// };
+/// assert_eq!(serde_json::to_value(&s)?["memory_usage"], serde_json::Value::Null);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SystemStatus {
+    /// Latest `system_cpu_usage`.
+    pub cpu_usage: Option<f64>,
+    /// Latest `system_memory_usage`.
+    pub memory_usage: Option<f64>,
+    /// Latest `system_disk_usage`.
+    pub disk_usage: Option<f64>,
+    /// When the snapshot was taken.
+    pub timestamp: DateTime<Utc>,
+}
+
+/// One point of a series.
+///
+/// # Examples
+///
+/// ```
+/// let p = watchpost::dashboard::Point { timestamp: chrono::DateTime::UNIX_EPOCH, value: 1.0 };
+/// assert_eq!(serde_json::to_string(&p)?, r#"{"timestamp":"1970-01-01T00:00:00Z","value":1.0}"#);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    /// When it was sampled.
+    pub timestamp: DateTime<Utc>,
+    /// The value.
+    pub value: f64,
+}
+
+/// Statistics of one series over the statistics window.
+///
+/// # Examples
+///
+/// ```
+/// let engine = watchpost::Engine::builder().without_system_source().build()?;
+/// engine.record("orders", &[], 5.0)?;
+/// engine.flush()?;
+/// let s = engine.dashboard().statistics.into_iter().find(|s| s.name == "orders").unwrap();
+/// assert_eq!((s.stats.count, s.stats.max), (1, 5.0));
+/// # Ok::<(), watchpost::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesStatistics {
+    /// The series as `name{labels}`.
+    pub series: String,
+    /// The metric name.
+    pub name: String,
+    /// The labels.
+    pub labels: Labels,
+    /// The series' kind.
+    pub kind: MetricKind,
+    /// count, min, max, mean, median, stddev, p90, p95, p99.
+    #[serde(flatten)]
+    pub stats: Summary,
+}
+
+/// The engine's own figures.
+///
+/// # Examples
+///
+/// ```
+/// let engine = watchpost::Engine::builder().without_system_source().build()?;
+/// engine.record("orders", &[], 1.0)?;
+/// engine.flush()?;
+/// assert!(engine.stats().samples_ingested >= 1);
+/// # Ok::<(), watchpost::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct EngineStats {
+    /// Number of series, derived ones included.
+    pub series_count: u64,
+    /// Samples written into history since the engine started.
+    pub samples_ingested: u64,
+    /// Samples dropped: `record()` on a full queue or after shutdown, or too old to keep.
+    pub samples_dropped: u64,
+    /// Non-finite values dropped by handles and `record()`.
+    pub nonfinite_dropped: u64,
+    /// Registrations refused by a series cap.
+    pub series_rejected: u64,
+    /// Samples waiting in the `record()` queue.
+    pub queue_depth: u64,
+    /// How long the last collection took, in milliseconds (by the engine's clock).
+    pub last_collection_duration_ms: f64,
+    /// Samples held in history.
+    pub history_samples: u64,
+}
+
+/// What to put into a snapshot.
+#[derive(Debug, Clone)]
+pub(crate) struct DashboardConfig {
+    pub(crate) recent_metrics: Vec<String>,
+    pub(crate) recent_points: usize,
+    pub(crate) statistics_window_ms: i64,
+}
+
+/// Builds a snapshot from the registry and history at `now_ms`.
+pub(crate) fn build(
+    registry: &Registry,
+    history: &History,
+    config: &DashboardConfig,
+    now_ms: i64,
+    started_ms: i64,
+    engine: EngineStats,
+) -> Dashboard {
+    let generated_at = ms_to_datetime(now_ms);
+    let infos = registry.infos_with_ids();
+    let latest = |name: &str| {
+        infos
+            .iter()
+            .find(|(_, key, _)| key.name() == name && key.labels().is_empty())
+            .and_then(|(id, _, _)| history.get(*id))
+            .and_then(crate::history::SeriesHistory::latest)
+            .map(|s| s.value)
+    };
+    let system_status = SystemStatus {
+        cpu_usage: latest("system_cpu_usage"),
+        memory_usage: latest("system_memory_usage"),
+        disk_usage: latest("system_disk_usage"),
+        timestamp: generated_at,
+    };
+    let mut recent_metrics = BTreeMap::new();
+    for (id, key, _) in &infos {
+        if config.recent_metrics.iter().any(|n| n == key.name()) {
+            let points = history
+                .get(*id)
+                .map(|h| h.last_n(config.recent_points))
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| Point { timestamp: s.timestamp(), value: s.value })
+                .collect();
+            recent_metrics.insert(key.to_string(), points);
+        }
+    }
+    let since = now_ms.saturating_sub(config.statistics_window_ms);
+    let mut statistics = Vec::new();
+    for (id, key, kind) in &infos {
+        let Some(h) = history.get(*id) else { continue };
+        let mut values = Vec::new();
+        h.for_each_since(since, |s| {
+            if s.timestamp_ms <= now_ms {
+                values.push(s.value);
+            }
+        });
+        if let Some(stats) = summarize_owned(values) {
+            statistics.push(SeriesStatistics {
+                series: key.to_string(),
+                name: key.name().to_owned(),
+                labels: key.labels().clone(),
+                kind: *kind,
+                stats,
+            });
+        }
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let uptime_seconds = (now_ms.saturating_sub(started_ms)).max(0) as f64 / 1000.0;
+    Dashboard {
+        schema_version: SCHEMA_VERSION,
+        generated_at,
+        uptime_seconds,
+        system_status,
+        recent_metrics,
+        statistics,
+        engine,
+        active_alerts: Vec::new(),
+        recent_alert_events: Vec::new(),
+        anomalies: Vec::new(),
+        performance_summary: serde_json::Map::new(),
+    }
+}

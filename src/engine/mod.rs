@@ -1,0 +1,627 @@
+//! The engine: owner of the threads ([`Engine`]) and the cloneable handle ([`Monitor`]).
+
+mod builder;
+mod worker;
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::thread::{self, JoinHandle, ThreadId};
+use std::time::Duration;
+
+use crossbeam_channel::{Sender, TrySendError};
+use parking_lot::RwLock;
+
+pub use builder::{
+    DEFAULT_HISTORY_CAPACITY, DEFAULT_RECORD_QUEUE_CAPACITY, DEFAULT_SAMPLE_INTERVAL,
+    DEFAULT_SERIES_CAP, EngineBuilder,
+};
+
+use crate::clock::Clock;
+use crate::dashboard::{self, Dashboard, DashboardConfig, EngineStats};
+use crate::error::{Error, Result};
+use crate::history::{History, Sample};
+use crate::key::SeriesId;
+use crate::metric::{Counter, Gauge, Histogram, Summary};
+use crate::registry::{Registry, SeriesInfo};
+
+/// An explicit observation on its way to the worker.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Record {
+    pub(crate) id: SeriesId,
+    pub(crate) timestamp_ms: i64,
+    pub(crate) value: f64,
+}
+
+pub(crate) enum Control {
+    Flush(Sender<()>),
+    Shutdown,
+}
+
+/// The engine's own instruments, also visible as `watchpost_*` series.
+pub(crate) struct SelfMetrics {
+    pub(crate) ingested: Counter,
+    pub(crate) dropped: Counter,
+    pub(crate) nonfinite: Counter,
+    pub(crate) record_nonfinite: Counter,
+    pub(crate) source_errors: Counter,
+    pub(crate) rejected: Gauge,
+    pub(crate) queue_depth: Gauge,
+    pub(crate) series: Gauge,
+    pub(crate) collection_seconds: Gauge,
+}
+
+/// State shared by the worker and every [`Monitor`].
+pub(crate) struct Shared {
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) registry: Registry,
+    pub(crate) history: RwLock<History>,
+    pub(crate) dashboard: DashboardConfig,
+    pub(crate) summary_window_ms: i64,
+    pub(crate) started_ms: i64,
+    pub(crate) metrics: SelfMetrics,
+    pub(crate) worker_thread: OnceLock<ThreadId>,
+}
+
+/// A cheap, cloneable handle to a running engine: register metrics, record,
+/// query, snapshot. Pass it around your application.
+///
+/// Obtain one with [`Engine::monitor`]; an [`Engine`] also derefs to it.
+/// After the engine is shut down, queries still answer from the last state,
+/// `record()` counts its samples as dropped and `flush()` returns
+/// [`Error::ShutDown`].
+///
+/// # Examples
+///
+/// ```
+/// let engine = watchpost::Engine::builder().without_system_source().build()?;
+/// let monitor = engine.monitor();
+/// std::thread::spawn(move || monitor.counter("jobs_total").map(|c| c.inc())).join().unwrap()?;
+/// engine.flush()?;
+/// assert_eq!(engine.latest("jobs_total").unwrap().value, 1.0);
+/// # Ok::<(), watchpost::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Monitor {
+    shared: Arc<Shared>,
+    control: Sender<Control>,
+    records: Sender<Record>,
+}
+
+/// The monitoring engine: owns the worker thread, which it stops and joins
+/// on [`shutdown`](Engine::shutdown) or drop. Derefs to [`Monitor`].
+///
+/// # Examples
+///
+/// ```
+/// let engine = watchpost::Engine::builder().without_system_source().build()?;
+/// engine.gauge("active_users")?.set(42.0);
+/// engine.flush()?;
+/// assert_eq!(engine.latest("active_users").unwrap().value, 42.0);
+/// engine.shutdown()?;
+/// # Ok::<(), watchpost::Error>(())
+/// ```
+pub struct Engine {
+    monitor: Monitor,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl Engine {
+    /// A builder with every setting at its default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let engine = watchpost::Engine::builder().build()?;
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder::default()
+    }
+
+    /// A cloneable handle to this engine.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// let m: watchpost::Monitor = engine.monitor();
+    /// m.gauge("g")?.set(1.0);
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn monitor(&self) -> Monitor {
+        self.monitor.clone()
+    }
+
+    /// Stops the worker after it ingests everything queued and takes a last
+    /// sample, then joins it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WorkerPanicked`] if the worker thread panicked.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// let m = engine.monitor();
+    /// m.record("orders", &[], 3.0)?;
+    /// engine.shutdown()?;
+    /// assert_eq!(m.latest("orders").unwrap().value, 3.0); // nothing accepted is lost
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn shutdown(mut self) -> Result<()> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        let Some(join) = self.worker.take() else { return Ok(()) };
+        let _ = self.monitor.control.send(Control::Shutdown);
+        if join.thread().id() == thread::current().id() {
+            return Ok(()); // dropped on the worker itself (inside a source): it exits on its own
+        }
+        join.join().map_err(|_| Error::WorkerPanicked)
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+impl Deref for Engine {
+    type Target = Monitor;
+    fn deref(&self) -> &Monitor {
+        &self.monitor
+    }
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("monitor", &self.monitor)
+            .field("running", &self.worker.is_some())
+            .finish()
+    }
+}
+
+impl fmt::Debug for Monitor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Monitor").field("series", &self.shared.registry.len()).finish_non_exhaustive()
+    }
+}
+
+/// A handle that records explicit observations into one series, with the
+/// name and labels resolved once.
+///
+/// # Examples
+///
+/// ```
+/// let engine = watchpost::Engine::builder().without_system_source().build()?;
+/// let orders = engine.recorder("orders_value", &[("shop", "eu")])?;
+/// orders.record(19.5);
+/// engine.flush()?;
+/// assert_eq!(engine.latest_with("orders_value", &[("shop", "eu")]).unwrap().value, 19.5);
+/// # Ok::<(), watchpost::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Recorder {
+    monitor: Monitor,
+    id: SeriesId,
+}
+
+impl Recorder {
+    /// Records `value` with the engine clock's current time. Never blocks:
+    /// when the queue is full the sample is dropped and counted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// engine.recorder("x", &[])?.record(1.0);
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    #[inline]
+    pub fn record(&self, value: f64) {
+        self.monitor.send_record(self.id, value);
+    }
+}
+
+impl fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recorder").field("series", &self.id.0).finish()
+    }
+}
+
+impl Monitor {
+    /// The registry, for registering instruments with labels and buckets.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// engine.registry().counter("x_total", &[("a", "b")])?.inc();
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn registry(&self) -> &Registry {
+        &self.shared.registry
+    }
+
+    /// Registers (or fetches) a counter without labels.
+    ///
+    /// # Errors
+    ///
+    /// An invalid name, a name registered as another kind, or the series cap reached.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// engine.counter("cache_hits_total")?.inc();
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn counter(&self, name: &str) -> Result<Counter> {
+        self.shared.registry.counter(name, &[])
+    }
+
+    /// Registers (or fetches) a counter with labels.
+    ///
+    /// # Errors
+    ///
+    /// Invalid name or labels, a name registered as another kind, or the series cap reached.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// engine.counter_with("messages_total", &[("room", "general")])?.inc();
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn counter_with(&self, name: &str, labels: &[(&str, &str)]) -> Result<Counter> {
+        self.shared.registry.counter(name, labels)
+    }
+
+    /// Registers (or fetches) a gauge without labels.
+    ///
+    /// # Errors
+    ///
+    /// An invalid name, a name registered as another kind, or the series cap reached.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// engine.gauge("active_users")?.set(5.0);
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn gauge(&self, name: &str) -> Result<Gauge> {
+        self.shared.registry.gauge(name, &[])
+    }
+
+    /// Registers (or fetches) a gauge with labels.
+    ///
+    /// # Errors
+    ///
+    /// Invalid name or labels, a name registered as another kind, or the series cap reached.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// engine.gauge_with("room_users", &[("room", "general")])?.set(5.0);
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn gauge_with(&self, name: &str, labels: &[(&str, &str)]) -> Result<Gauge> {
+        self.shared.registry.gauge(name, labels)
+    }
+
+    /// Registers (or fetches) a histogram with [`DEFAULT_BUCKETS`](crate::DEFAULT_BUCKETS).
+    ///
+    /// # Errors
+    ///
+    /// An invalid name, a name registered as another kind or with other buckets, or the series cap reached.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// engine.histogram("message_latency_seconds")?.observe(0.012);
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn histogram(&self, name: &str) -> Result<Histogram> {
+        self.shared.registry.histogram(name, &[], None)
+    }
+
+    /// Registers (or fetches) a histogram with labels and custom bucket upper bounds.
+    ///
+    /// # Errors
+    ///
+    /// Invalid name, labels or buckets, a name registered as another kind or
+    /// with other buckets, or the series cap reached.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// let h = engine.histogram_with("payload_bytes", &[("dir", "in")], &[64.0, 1024.0, 65536.0])?;
+    /// h.observe(300.0);
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn histogram_with(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        buckets: &[f64],
+    ) -> Result<Histogram> {
+        self.shared.registry.histogram(name, labels, Some(buckets))
+    }
+
+    /// Registers (or fetches) a summary without labels.
+    ///
+    /// # Errors
+    ///
+    /// An invalid name, a name registered as another kind, or the series cap reached.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// engine.summary("message_size_bytes")?.observe(120.0);
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn summary(&self, name: &str) -> Result<Summary> {
+        self.shared.registry.summary(name, &[])
+    }
+
+    /// Registers (or fetches) a summary with labels.
+    ///
+    /// # Errors
+    ///
+    /// Invalid name or labels, a name registered as another kind, or the series cap reached.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// engine.summary_with("message_size_bytes", &[("room", "a")])?.observe(120.0);
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn summary_with(&self, name: &str, labels: &[(&str, &str)]) -> Result<Summary> {
+        self.shared.registry.summary(name, labels)
+    }
+
+    /// Records an explicit observation of series `name{labels}`, timestamped
+    /// with the engine's clock now. The series is a gauge, created on first
+    /// use. Never blocks: on a full queue the sample is dropped and counted
+    /// (`samples_dropped`); a non-finite value is dropped and counted
+    /// (`nonfinite_dropped`). [`flush`](Monitor::flush) makes it visible.
+    ///
+    /// # Errors
+    ///
+    /// Invalid name or labels, a name registered as another kind, or the series cap reached.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// engine.record("checkout_value", &[("currency", "eur")], 42.5)?;
+    /// engine.flush()?;
+    /// assert_eq!(engine.latest_with("checkout_value", &[("currency", "eur")]).unwrap().value, 42.5);
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn record(&self, name: &str, labels: &[(&str, &str)], value: f64) -> Result<()> {
+        let id = self.shared.registry.recorded(name, labels)?;
+        self.send_record(id, value);
+        Ok(())
+    }
+
+    /// A [`Recorder`] for series `name{labels}`: `record()` with the lookup done once.
+    ///
+    /// # Errors
+    ///
+    /// Invalid name or labels, a name registered as another kind, or the series cap reached.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// let r = engine.recorder("signups", &[])?;
+    /// r.record(1.0);
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn recorder(&self, name: &str, labels: &[(&str, &str)]) -> Result<Recorder> {
+        let id = self.shared.registry.recorded(name, labels)?;
+        Ok(Recorder { monitor: self.clone(), id })
+    }
+
+    #[inline]
+    fn send_record(&self, id: SeriesId, value: f64) {
+        if !value.is_finite() {
+            self.shared.metrics.record_nonfinite.inc();
+            return;
+        }
+        let timestamp_ms = self.shared.clock.now_ms();
+        match self.records.try_send(Record { id, timestamp_ms, value }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.shared.metrics.dropped.inc();
+            }
+        }
+    }
+
+    /// Waits until everything recorded before this call is ingested and the
+    /// instruments have been sampled at the clock's current time. Use it in
+    /// tests (with a [`ManualClock`](crate::ManualClock)) and before reading
+    /// history you just wrote.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShutDown`] if the engine is no longer running.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// engine.gauge("g")?.set(2.0);
+    /// engine.flush()?;
+    /// assert_eq!(engine.latest("g").unwrap().value, 2.0);
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn flush(&self) -> Result<()> {
+        if self.shared.worker_thread.get() == Some(&thread::current().id()) {
+            return Ok(()); // called from a source during a tick: that tick is the flush
+        }
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.control.send(Control::Flush(tx)).map_err(|_| Error::ShutDown)?;
+        rx.recv().map_err(|_| Error::ShutDown)
+    }
+
+    /// The newest sample of the unlabelled series `name` (the seed's `get_latest_metric`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// assert!(engine.latest("nothing_here").is_none());
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn latest(&self, name: &str) -> Option<Sample> {
+        self.latest_with(name, &[])
+    }
+
+    /// The newest sample of series `name{labels}`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// engine.gauge_with("room_users", &[("room", "a")])?.set(4.0);
+    /// engine.flush()?;
+    /// assert_eq!(engine.latest_with("room_users", &[("room", "a")]).unwrap().value, 4.0);
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn latest_with(&self, name: &str, labels: &[(&str, &str)]) -> Option<Sample> {
+        let id = self.shared.registry.lookup(name, labels)?;
+        self.shared.history.read().get(id).and_then(crate::history::SeriesHistory::latest)
+    }
+
+    /// Samples of the unlabelled series `name` from the last `window`
+    /// (by the engine's clock), oldest first (the seed's `get_metric_history`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// engine.record("orders", &[], 1.0)?;
+    /// engine.flush()?;
+    /// assert_eq!(engine.history("orders", Duration::from_secs(60)).len(), 1);
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn history(&self, name: &str, window: Duration) -> Vec<Sample> {
+        self.history_with(name, &[], window)
+    }
+
+    /// Samples of series `name{labels}` from the last `window`, oldest first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// engine.record("orders", &[("shop", "eu")], 1.0)?;
+    /// engine.flush()?;
+    /// assert_eq!(engine.history_with("orders", &[("shop", "eu")], Duration::from_secs(60)).len(), 1);
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn history_with(&self, name: &str, labels: &[(&str, &str)], window: Duration) -> Vec<Sample> {
+        let Some(id) = self.shared.registry.lookup(name, labels) else { return Vec::new() };
+        let now = self.shared.clock.now_ms();
+        let since = now.saturating_sub(i64::try_from(window.as_millis()).unwrap_or(i64::MAX));
+        self.shared.history.read().get(id).map(|h| h.window(since, now)).unwrap_or_default()
+    }
+
+    /// Every series with its kind and labels, sorted by name and labels.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// engine.gauge_with("room_users", &[("room", "a")])?;
+    /// let s = engine.series();
+    /// assert!(s.iter().any(|i| i.key.name() == "room_users" && i.key.labels().get("room") == Some("a")));
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn series(&self) -> Vec<SeriesInfo> {
+        self.shared.registry.infos()
+    }
+
+    /// The engine's own figures.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// engine.record("x", &[], f64::NAN)?;
+    /// assert_eq!(engine.stats().nonfinite_dropped, 1);
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn stats(&self) -> EngineStats {
+        let m = &self.shared.metrics;
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        EngineStats {
+            series_count: self.shared.registry.len() as u64,
+            samples_ingested: m.ingested.get(),
+            samples_dropped: m.dropped.get(),
+            nonfinite_dropped: m.nonfinite.get() + m.record_nonfinite.get(),
+            series_rejected: self.shared.registry.rejected_series(),
+            queue_depth: self.records.len() as u64,
+            last_collection_duration_ms: m.collection_seconds.get() * 1000.0,
+            history_samples: self.shared.history.read().total_samples() as u64,
+        }
+    }
+
+    /// A dashboard snapshot: system status, recent points, statistics, engine figures.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// let d = engine.dashboard();
+    /// assert!(d.active_alerts.is_empty());
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn dashboard(&self) -> Dashboard {
+        let stats = self.stats();
+        let now = self.shared.clock.now_ms();
+        let history = self.shared.history.read();
+        dashboard::build(
+            &self.shared.registry,
+            &history,
+            &self.shared.dashboard,
+            now,
+            self.shared.started_ms,
+            stats,
+        )
+    }
+
+    /// The dashboard snapshot as pretty-printed JSON (layout in `docs/dashboard.md`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Json`] if serialization fails (it does not for finite data).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// let json: serde_json::Value = serde_json::from_str(&engine.dashboard_json()?)?;
+    /// assert_eq!(json["schema_version"], 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn dashboard_json(&self) -> Result<String> {
+        Ok(serde_json::to_string_pretty(&self.dashboard())?)
+    }
+}
