@@ -134,9 +134,9 @@ impl SeriesHistory {
     }
 
     /// Calls `f` on each value with `since_ms <= timestamp`.
-    pub(crate) fn for_each_since(&self, since_ms: i64, mut f: impl FnMut(&Sample)) {
+    pub(crate) fn for_each_since(&self, since_ms: i64, f: impl FnMut(&Sample)) {
         let start = self.first_at_or_after(since_ms);
-        self.ring.iter().skip(start).for_each(|s| f(s));
+        self.ring.iter().skip(start).for_each(f);
     }
 
     /// The newest `n` samples, oldest first.
@@ -197,6 +197,7 @@ impl fmt::Debug for History {
         f.debug_struct("History")
             .field("series", &self.series.len())
             .field("capacity", &self.capacity)
+            .field("max_age_ms", &self.max_age_ms)
             .finish()
     }
 }

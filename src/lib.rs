@@ -1,4 +1,5 @@
 //! watchpost: an in-process monitoring engine.
+#![cfg_attr(test, allow(clippy::float_cmp))]
 mod clock;
 pub mod dashboard;
 mod engine;

@@ -185,6 +185,10 @@ impl Registry {
     /// Registers (or fetches) the histogram `name` with `labels` and bucket upper `bounds`
     /// (`None` for [`DEFAULT_BUCKETS`]).
     ///
+    /// # Panics
+    ///
+    /// Never: the bounds are validated before the histogram is made.
+    ///
     /// # Errors
     ///
     /// Invalid name, labels or bounds; a name registered as another kind or
@@ -281,7 +285,8 @@ impl Registry {
                 };
             }
         }
-        self.get_or_register(name, labels, MetricKind::Gauge, None, || {
+        // `Some(&[])` marks a registration by record(), which does not make the series sampled.
+        self.get_or_register(name, labels, MetricKind::Gauge, Some(&[]), || {
             Instrument::Recorded(Gauge::detached())
         })?;
         Ok(self.lookup(name, labels).expect("just registered"))
@@ -295,6 +300,8 @@ impl Registry {
         bounds: Option<&[f64]>,
         make: impl FnOnce() -> Instrument,
     ) -> Result<Instrument> {
+        let recorded = kind == MetricKind::Gauge && bounds == Some(&[]);
+        let bounds = if recorded { None } else { bounds };
         if let Some(id) = self.lookup(name, labels) {
             let mut inner = self.inner.write();
             let entry = &mut inner.entries[id.index()];
@@ -306,16 +313,14 @@ impl Registry {
                 });
             }
             // A handle asked for a series so far fed only by record(): it is now sampled.
-            if let Instrument::Recorded(g) = &entry.instrument {
-                if !matches!(make(), Instrument::Recorded(_)) {
+            if let Instrument::Recorded(g) = &entry.instrument
+                && !matches!(make(), Instrument::Recorded(_)) {
                     entry.instrument = Instrument::Gauge(g.clone());
                 }
-            }
-            if let (Some(b), Instrument::Histogram(h)) = (bounds, &entry.instrument) {
-                if h.bounds() != b {
+            if let (Some(b), Instrument::Histogram(h)) = (bounds, &entry.instrument)
+                && h.bounds() != b {
                     return Err(Error::BucketMismatch { name: name.to_owned() });
                 }
-            }
             return Ok(entry.instrument.clone());
         }
         let key = SeriesKey::new(name, labels)?;
@@ -364,15 +369,14 @@ impl Registry {
         // Derived names must not clash with a user's metric of another kind.
         for d in derivations {
             let dname = format!("{name}:{}", d.suffix());
-            if let Some(info) = inner.names.get(&dname) {
-                if !info.derived {
+            if let Some(info) = inner.names.get(&dname)
+                && !info.derived {
                     return Err(Error::KindMismatch {
                         name: dname,
                         registered: info.kind,
                         requested: MetricKind::Gauge,
                     });
                 }
-            }
         }
         let instrument = make();
         let parent = Self::push_entry(&mut inner, &self.hasher, key.clone(), kind, instrument.clone());
@@ -531,8 +535,8 @@ impl Collector {
                         let v = c.get();
                         #[allow(clippy::cast_precision_loss)] // exact below 2^53
                         out.push((id, v as f64));
-                        if let Prev::Counter { at_ms, value } = self.prev[i] {
-                            if now_ms > at_ms {
+                        if let Prev::Counter { at_ms, value } = self.prev[i]
+                            && now_ms > at_ms {
                                 // a counter only goes down when it wrapped or was reset: count from 0
                                 let inc = if v >= value { v - value } else { v };
                                 #[allow(clippy::cast_precision_loss)]
@@ -541,7 +545,6 @@ impl Collector {
                                     out.push((*did, rate));
                                 }
                             }
-                        }
                         if !matches!(self.prev[i], Prev::Counter { at_ms, .. } if at_ms >= now_ms) {
                             self.prev[i] = Prev::Counter { at_ms: now_ms, value: v };
                         }
@@ -615,15 +618,15 @@ impl Collector {
         &mut self,
         i: usize,
         e: &Entry,
-        s: &Summary,
+        summary: &Summary,
         now_ms: i64,
         out: &mut Vec<(SeriesId, f64)>,
     ) {
         let id = SeriesId(u32::try_from(i).expect("fits"));
-        let count = s.count();
+        let count = summary.count();
         #[allow(clippy::cast_precision_loss)]
         out.push((id, count as f64));
-        let quantiles = s.quantiles();
+        let quantiles = summary.quantiles();
         let rate = match self.prev[i] {
             #[allow(clippy::cast_precision_loss)]
             Prev::Count { at_ms, count: before } if now_ms > at_ms => {
@@ -669,7 +672,7 @@ mod tests {
         let c = r.counter("a_total", &[("x", "1")]).unwrap();
         assert!(c.same_as(&r.counter("a_total", &[("x", "1")]).unwrap()));
         assert!(matches!(r.gauge("a_total", &[]), Err(Error::KindMismatch { .. })));
-        r.counter("a_total", &[("x", "2")]).unwrap();
+        let _ = r.counter("a_total", &[("x", "2")]).unwrap();
         assert!(matches!(
             r.counter("a_total", &[("x", "3")]),
             Err(Error::CardinalityExceeded { limit: 2, .. })

@@ -231,7 +231,7 @@ impl Recorder {
 
 impl fmt::Debug for Recorder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Recorder").field("series", &self.id.0).finish()
+        f.debug_struct("Recorder").field("series", &self.id.0).finish_non_exhaustive()
     }
 }
 

@@ -113,7 +113,7 @@ fn percent(part: u64, whole: u64) -> Option<f64> {
 }
 
 impl super::Source for SystemSource {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "system"
     }
 
