@@ -55,9 +55,28 @@ pub(crate) fn is_valid_label_name(label: &str) -> bool {
 /// assert_eq!(labels.to_string(), r#"{kind="text",room="general"}"#);
 /// # Ok::<(), watchpost::Error>(())
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Labels(Vec<(String, String)>);
+
+/// Labels serialize as a JSON object: `{"room": "general"}`.
+impl Serialize for Labels {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Labels {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = std::collections::BTreeMap::<String, String>::deserialize(deserializer)?;
+        let pairs: Vec<(&str, &str)> = map.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Labels::new("", &pairs).map_err(serde::de::Error::custom)
+    }
+}
 
 impl Labels {
     /// Validates and sorts `pairs` given for metric `metric` (the name is only used in errors).

@@ -429,6 +429,21 @@ impl Registry {
         f(&self.inner.read().entries)
     }
 
+    /// Non-finite values dropped by all instruments so far.
+    pub(crate) fn nonfinite_total(&self) -> u64 {
+        self.inner
+            .read()
+            .entries
+            .iter()
+            .map(|e| match &e.instrument {
+                Instrument::Gauge(g) | Instrument::Recorded(g) => g.dropped(),
+                Instrument::Histogram(h) => h.dropped(),
+                Instrument::Summary(s) => s.dropped(),
+                Instrument::Counter(_) | Instrument::Derived { .. } => 0,
+            })
+            .sum()
+    }
+
     /// Number of series, derived ones included.
     pub(crate) fn len(&self) -> usize {
         self.inner.read().entries.len()
@@ -497,11 +512,6 @@ pub(crate) struct Collector {
     last_rotation_ms: Option<i64>,
 }
 
-/// Values dropped for being non-finite, summed over all instruments.
-pub(crate) struct CollectStats {
-    pub(crate) nonfinite: u64,
-}
-
 impl Collector {
     /// Appends `(series, value)` readings at `now_ms` to `out`. Rotates
     /// summary windows when a quarter of `summary_window_ms` has passed.
@@ -511,7 +521,7 @@ impl Collector {
         now_ms: i64,
         summary_window_ms: i64,
         out: &mut Vec<(SeriesId, f64)>,
-    ) -> CollectStats {
+    ) {
         let rotate = match self.last_rotation_ms {
             None => {
                 self.last_rotation_ms = Some(now_ms);
@@ -523,7 +533,6 @@ impl Collector {
             }
             Some(_) => false,
         };
-        let mut nonfinite = 0;
         registry.with_entries(|entries| {
             if self.prev.len() < entries.len() {
                 self.prev.resize(entries.len(), Prev::None);
@@ -549,27 +558,18 @@ impl Collector {
                             self.prev[i] = Prev::Counter { at_ms: now_ms, value: v };
                         }
                     }
-                    Instrument::Gauge(g) => {
-                        nonfinite += g.dropped();
-                        out.push((id, g.get()));
-                    }
-                    Instrument::Recorded(g) => nonfinite += g.dropped(),
-                    Instrument::Histogram(h) => {
-                        nonfinite += h.dropped();
-                        self.collect_histogram(i, e, h, now_ms, out);
-                    }
+                    Instrument::Gauge(g) => out.push((id, g.get())),
+                    Instrument::Histogram(h) => self.collect_histogram(i, e, h, now_ms, out),
                     Instrument::Summary(s) => {
-                        nonfinite += s.dropped();
                         if rotate {
                             s.rotate();
                         }
                         self.collect_summary(i, e, s, now_ms, out);
                     }
-                    Instrument::Derived { .. } => {}
+                    Instrument::Recorded(_) | Instrument::Derived { .. } => {}
                 }
             }
         });
-        CollectStats { nonfinite }
     }
 
     fn collect_histogram(

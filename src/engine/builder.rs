@@ -289,10 +289,14 @@ impl EngineBuilder {
             .spawn(move || worker.run())
             .map_err(Error::Spawn)?;
         let _ = shared.worker_thread.set(join.thread().id());
-        Ok(Engine {
+        let engine = Engine {
             monitor: Monitor { shared, control: control_tx, records: records_tx },
             worker: Some(join),
-        })
+        };
+        // A first collection before returning: sources get their baseline and
+        // the state a caller sees right after build() does not depend on timing.
+        engine.flush()?;
+        Ok(engine)
     }
 }
 

@@ -575,7 +575,7 @@ impl Monitor {
             series_count: self.shared.registry.len() as u64,
             samples_ingested: m.ingested.get(),
             samples_dropped: m.dropped.get(),
-            nonfinite_dropped: m.nonfinite.get() + m.record_nonfinite.get(),
+            nonfinite_dropped: self.shared.registry.nonfinite_total() + m.record_nonfinite.get(),
             series_rejected: self.shared.registry.rejected_series(),
             queue_depth: self.records.len() as u64,
             last_collection_duration_ms: m.collection_seconds.get() * 1000.0,

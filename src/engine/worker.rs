@@ -30,7 +30,6 @@ pub(crate) struct Worker {
 impl Worker {
     pub(crate) fn run(mut self) {
         let ticker = crossbeam_channel::tick(self.interval);
-        self.tick();
         loop {
             select! {
                 recv(ticker) -> _ => self.tick(),
@@ -114,14 +113,14 @@ impl Worker {
             m.series.set(shared.registry.len() as f64);
             m.rejected.set(shared.registry.rejected_series() as f64);
         }
-        self.readings.clear();
-        let stats =
-            self.collector.collect(&shared.registry, started, shared.summary_window_ms, &mut self.readings);
         // Handles count their own non-finite drops; publish the total as a counter.
-        if stats.nonfinite > self.last_nonfinite {
-            m.nonfinite.add(stats.nonfinite - self.last_nonfinite);
-            self.last_nonfinite = stats.nonfinite;
+        let nonfinite = shared.registry.nonfinite_total() + m.record_nonfinite.get();
+        if nonfinite > self.last_nonfinite {
+            m.nonfinite.add(nonfinite - self.last_nonfinite);
+            self.last_nonfinite = nonfinite;
         }
+        self.readings.clear();
+        self.collector.collect(&shared.registry, started, shared.summary_window_ms, &mut self.readings);
         let mut kept = 0;
         {
             let mut history = shared.history.write();

@@ -1,0 +1,108 @@
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::util::{T0, builder};
+
+/// Builds the same engine state every time: a manual clock, chat metrics, a business metric.
+fn scripted_dashboard() -> String {
+    let clock = watchpost::ManualClock::at_millis(T0);
+    let engine = builder(&clock)
+        .dashboard_recent_metrics(["active_users", "messages_total:rate", "orders_value"])
+        .dashboard_recent_points(3)
+        .build()
+        .unwrap();
+    let users = engine.gauge("active_users").unwrap();
+    let general = engine.counter_with("messages_total", &[("room", "general")]).unwrap();
+    let dev = engine.counter_with("messages_total", &[("room", "dev")]).unwrap();
+    let latency = engine.histogram("message_latency_seconds").unwrap();
+    engine.flush().unwrap();
+    for step in 0..5u32 {
+        clock.advance(Duration::from_secs(1));
+        users.set(f64::from(10 + step));
+        general.add(u64::from(step) * 3);
+        dev.add(1);
+        for i in 0..10u32 {
+            latency.observe(f64::from(i + step) * 0.01);
+        }
+        engine.record("orders_value", &[("shop", "eu")], f64::from(step) * 2.5).unwrap();
+        engine.flush().unwrap();
+    }
+    engine.dashboard_json().unwrap()
+}
+
+#[test]
+fn dashboard_matches_the_golden_file() {
+    let got = scripted_dashboard();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/dashboard_v1.json");
+    if std::env::var_os("WATCHPOST_BLESS").is_some() {
+        std::fs::write(path, &got).unwrap();
+    }
+    let want = std::fs::read_to_string(path).expect("golden file; regenerate with WATCHPOST_BLESS=1");
+    let got_v: Value = serde_json::from_str(&got).unwrap();
+    let want_v: Value = serde_json::from_str(&want).unwrap();
+    assert_eq!(got_v, want_v, "dashboard changed; if intended, rerun with WATCHPOST_BLESS=1\n{got}");
+    // deterministic: the same script gives byte-identical output
+    assert_eq!(scripted_dashboard(), got);
+}
+
+#[test]
+fn dashboard_has_the_documented_shape() {
+    let json: Value = serde_json::from_str(&scripted_dashboard()).unwrap();
+    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["generated_at"], "2026-01-01T00:00:05Z");
+    assert_eq!(json["uptime_seconds"], 5.0);
+    for key in ["cpu_usage", "memory_usage", "disk_usage", "timestamp"] {
+        assert!(json["system_status"].get(key).is_some(), "system_status.{key}");
+    }
+    assert_eq!(json["system_status"]["cpu_usage"], Value::Null); // no system source here
+    let users = json["recent_metrics"]["active_users"].as_array().unwrap();
+    assert_eq!(users.len(), 3);
+    assert_eq!(users[2]["value"], 14.0);
+    assert_eq!(users[2]["timestamp"], "2026-01-01T00:00:05Z");
+    let rate = &json["recent_metrics"]["messages_total:rate{room=\"general\"}"];
+    assert_eq!(rate.as_array().unwrap().last().unwrap()["value"], 12.0);
+    let stats = json["statistics"].as_array().unwrap();
+    let users = stats.iter().find(|s| s["series"] == "active_users").unwrap();
+    for (k, v) in [("count", 6.0), ("min", 0.0), ("max", 14.0), ("median", 11.5), ("p95", 14.0)] {
+        assert_eq!(users[k].as_f64().unwrap(), v, "{k}");
+    }
+    assert_eq!(users["kind"], "gauge");
+    let orders = stats.iter().find(|s| s["name"] == "orders_value").unwrap();
+    assert_eq!(orders["labels"]["shop"], "eu");
+    assert_eq!(orders["mean"], 5.0);
+    for key in ["active_alerts", "recent_alert_events", "anomalies"] {
+        assert_eq!(json[key], Value::Array(vec![]), "{key}");
+    }
+    assert!(json["performance_summary"].is_object());
+    let engine = &json["engine"];
+    for key in [
+        "series_count",
+        "samples_ingested",
+        "samples_dropped",
+        "nonfinite_dropped",
+        "series_rejected",
+        "queue_depth",
+        "last_collection_duration_ms",
+    ] {
+        assert!(engine[key].is_number(), "engine.{key}");
+    }
+    assert_eq!(engine["samples_dropped"], 0);
+}
+
+#[test]
+fn statistics_cover_only_the_configured_window() {
+    let clock = watchpost::ManualClock::at_millis(T0);
+    let engine = builder(&clock).dashboard_statistics_window(Duration::from_secs(10)).build().unwrap();
+    for i in 0..30 {
+        engine.record("x", &[], f64::from(i)).unwrap();
+        clock.advance(Duration::from_secs(1));
+    }
+    engine.flush().unwrap();
+    let d = engine.dashboard();
+    let x = d.statistics.iter().find(|s| s.name == "x").unwrap();
+    // now = T0 + 30 s: samples at 20..=29 s are inside the 10 s window
+    assert_eq!(x.stats.count, 10);
+    assert_eq!(x.stats.min, 20.0);
+    assert_eq!(x.stats.max, 29.0);
+}
