@@ -1,18 +1,18 @@
 //! The series index: names and labels to dense ids, instruments, cardinality caps.
 
 use std::collections::HashMap;
-use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::sync::Arc;
 
+use foldhash::fast::RandomState;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::key::{SeriesId, SeriesKey, lookup_hash};
 use crate::kind::MetricKind;
-use crate::metric::{Counter, DEFAULT_BUCKETS, Gauge, Histogram, Summary};
 use crate::metric::histogram_quantile;
+use crate::metric::{Counter, DEFAULT_BUCKETS, Gauge, Histogram, Summary};
 
 /// What a series derived from an instrument shows.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -51,7 +51,10 @@ pub(crate) enum Instrument {
     /// A gauge-like series fed only by `record()`.
     Recorded(Gauge),
     /// Computed by the collector from its parent.
-    Derived { parent: SeriesId, how: Derivation },
+    Derived {
+        parent: SeriesId,
+        how: Derivation,
+    },
 }
 
 #[derive(Clone)]
@@ -129,7 +132,7 @@ impl Registry {
             inner: RwLock::new(Inner::default()),
             series_cap,
             rejected: Counter::detached(),
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
         }
     }
 
@@ -211,9 +214,10 @@ impl Registry {
     ) -> Result<Histogram> {
         let bounds = bounds.unwrap_or(&DEFAULT_BUCKETS);
         crate::metric::validate_bounds(bounds)?;
-        let entry = self.get_or_register(name, labels, MetricKind::Histogram, Some(bounds), || {
-            Instrument::Histogram(Histogram::with_bounds(bounds).expect("bounds validated"))
-        })?;
+        let entry =
+            self.get_or_register(name, labels, MetricKind::Histogram, Some(bounds), || {
+                Instrument::Histogram(Histogram::with_bounds(bounds).expect("bounds validated"))
+            })?;
         match entry {
             Instrument::Histogram(h) => Ok(h),
             _ => unreachable!("kind checked at registration"),
@@ -262,7 +266,12 @@ impl Registry {
     pub(crate) fn lookup(&self, name: &str, labels: &[(&str, &str)]) -> Option<SeriesId> {
         let h = lookup_hash(&self.hasher, name, labels);
         let inner = self.inner.read();
-        inner.index.get(&h)?.iter().copied().find(|id| inner.entries[id.index()].key.matches(name, labels))
+        inner
+            .index
+            .get(&h)?
+            .iter()
+            .copied()
+            .find(|id| inner.entries[id.index()].key.matches(name, labels))
     }
 
     /// Id of the series `record()` writes to, registering it on first use.
@@ -314,13 +323,15 @@ impl Registry {
             }
             // A handle asked for a series so far fed only by record(): it is now sampled.
             if let Instrument::Recorded(g) = &entry.instrument
-                && !matches!(make(), Instrument::Recorded(_)) {
-                    entry.instrument = Instrument::Gauge(g.clone());
-                }
+                && !matches!(make(), Instrument::Recorded(_))
+            {
+                entry.instrument = Instrument::Gauge(g.clone());
+            }
             if let (Some(b), Instrument::Histogram(h)) = (bounds, &entry.instrument)
-                && h.bounds() != b {
-                    return Err(Error::BucketMismatch { name: name.to_owned() });
-                }
+                && h.bounds() != b
+            {
+                return Err(Error::BucketMismatch { name: name.to_owned() });
+            }
             return Ok(entry.instrument.clone());
         }
         let key = SeriesKey::new(name, labels)?;
@@ -359,27 +370,26 @@ impl Registry {
         let derivations: &[Derivation] = match kind {
             MetricKind::Counter => &[Derivation::Rate],
             MetricKind::Gauge => &[],
-            MetricKind::Histogram | MetricKind::Summary => &[
-                Derivation::CountRate,
-                QUANTILES[0],
-                QUANTILES[1],
-                QUANTILES[2],
-            ],
+            MetricKind::Histogram | MetricKind::Summary => {
+                &[Derivation::CountRate, QUANTILES[0], QUANTILES[1], QUANTILES[2]]
+            }
         };
         // Derived names must not clash with a user's metric of another kind.
         for d in derivations {
             let dname = format!("{name}:{}", d.suffix());
             if let Some(info) = inner.names.get(&dname)
-                && !info.derived {
-                    return Err(Error::KindMismatch {
-                        name: dname,
-                        registered: info.kind,
-                        requested: MetricKind::Gauge,
-                    });
-                }
+                && !info.derived
+            {
+                return Err(Error::KindMismatch {
+                    name: dname,
+                    registered: info.kind,
+                    requested: MetricKind::Gauge,
+                });
+            }
         }
         let instrument = make();
-        let parent = Self::push_entry(&mut inner, &self.hasher, key.clone(), kind, instrument.clone());
+        let parent =
+            Self::push_entry(&mut inner, &self.hasher, key.clone(), kind, instrument.clone());
         let info = inner.names.entry(name.to_owned()).or_insert(NameInfo {
             kind,
             bounds: bounds.map(<[f64]>::to_vec),
@@ -498,9 +508,18 @@ impl fmt::Debug for Registry {
 enum Prev {
     #[default]
     None,
-    Counter { at_ms: i64, value: u64 },
-    Buckets { at_ms: i64, counts: Vec<u64> },
-    Count { at_ms: i64, count: u64 },
+    Counter {
+        at_ms: i64,
+        value: u64,
+    },
+    Buckets {
+        at_ms: i64,
+        counts: Vec<u64>,
+    },
+    Count {
+        at_ms: i64,
+        count: u64,
+    },
 }
 
 /// Reads every instrument once per tick and computes derived series.
@@ -545,15 +564,16 @@ impl Collector {
                         #[allow(clippy::cast_precision_loss)] // exact below 2^53
                         out.push((id, v as f64));
                         if let Prev::Counter { at_ms, value } = self.prev[i]
-                            && now_ms > at_ms {
-                                // a counter only goes down when it wrapped or was reset: count from 0
-                                let inc = if v >= value { v - value } else { v };
-                                #[allow(clippy::cast_precision_loss)]
-                                let rate = inc as f64 * 1000.0 / (now_ms - at_ms) as f64;
-                                for (_, did) in &e.derived {
-                                    out.push((*did, rate));
-                                }
+                            && now_ms > at_ms
+                        {
+                            // a counter only goes down when it wrapped or was reset: count from 0
+                            let inc = if v >= value { v - value } else { v };
+                            #[allow(clippy::cast_precision_loss)]
+                            let rate = inc as f64 * 1000.0 / (now_ms - at_ms) as f64;
+                            for (_, did) in &e.derived {
+                                out.push((*did, rate));
                             }
+                        }
                         if !matches!(self.prev[i], Prev::Counter { at_ms, .. } if at_ms >= now_ms) {
                             self.prev[i] = Prev::Counter { at_ms: now_ms, value: v };
                         }
@@ -589,7 +609,10 @@ impl Collector {
             Prev::Buckets { at_ms, counts } if now_ms > *at_ms => {
                 self.delta.clear();
                 self.delta.extend(
-                    self.scratch.iter().zip(counts).map(|(now, before)| now.saturating_sub(*before)),
+                    self.scratch
+                        .iter()
+                        .zip(counts)
+                        .map(|(now, before)| now.saturating_sub(*before)),
                 );
                 let dt = now_ms - at_ms;
                 let observed: u64 = self.delta.iter().sum();

@@ -261,7 +261,10 @@ impl EngineBuilder {
             started_ms: self.clock.now_ms(),
             clock: self.clock,
             registry,
-            history: RwLock::new(History::new(self.history_capacity, self.history_max_age.map(to_ms))),
+            history: RwLock::new(History::new(
+                self.history_capacity,
+                self.history_max_age.map(to_ms),
+            )),
             dashboard: DashboardConfig {
                 recent_metrics: self.recent_metrics,
                 recent_points: self.recent_points,
@@ -270,13 +273,15 @@ impl EngineBuilder {
             summary_window_ms: to_ms(self.summary_window),
             metrics,
             worker_thread: OnceLock::new(),
+            records: crossbeam_queue::ArrayQueue::new(self.record_queue_capacity),
+            closed: std::sync::atomic::AtomicBool::new(false),
         });
-        let (records_tx, records_rx) = crossbeam_channel::bounded(self.record_queue_capacity);
+        let (nudge_tx, nudge_rx) = crossbeam_channel::bounded(1);
         let (control_tx, control_rx) = crossbeam_channel::unbounded();
         let worker = Worker {
             shared: Arc::clone(&shared),
             control: control_rx,
-            records: records_rx,
+            nudge: nudge_rx,
             sources,
             collector: Collector::default(),
             readings: Vec::new(),
@@ -290,7 +295,7 @@ impl EngineBuilder {
             .map_err(Error::Spawn)?;
         let _ = shared.worker_thread.set(join.thread().id());
         let engine = Engine {
-            monitor: Monitor { shared, control: control_tx, records: records_tx },
+            monitor: Monitor { shared, control: control_tx, nudge: nudge_tx },
             worker: Some(join),
         };
         // A first collection before returning: sources get their baseline and

@@ -10,8 +10,10 @@ use std::sync::OnceLock;
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::Duration;
 
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::Sender;
+use crossbeam_queue::ArrayQueue;
 use parking_lot::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use builder::{
     DEFAULT_HISTORY_CAPACITY, DEFAULT_RECORD_QUEUE_CAPACITY, DEFAULT_SAMPLE_INTERVAL,
@@ -62,6 +64,10 @@ pub(crate) struct Shared {
     pub(crate) started_ms: i64,
     pub(crate) metrics: SelfMetrics,
     pub(crate) worker_thread: OnceLock<ThreadId>,
+    /// Explicit observations waiting for the worker (lock-free, bounded).
+    pub(crate) records: ArrayQueue<Record>,
+    /// Set by the worker before its final drain; later records count as dropped.
+    pub(crate) closed: AtomicBool,
 }
 
 /// A cheap, cloneable handle to a running engine: register metrics, record,
@@ -86,7 +92,8 @@ pub(crate) struct Shared {
 pub struct Monitor {
     shared: Arc<Shared>,
     control: Sender<Control>,
-    records: Sender<Record>,
+    /// Wakes the worker when the record queue fills up (capacity 1: never blocks).
+    nudge: Sender<()>,
 }
 
 /// The monitoring engine: owns the worker thread, which it stops and joins
@@ -189,7 +196,9 @@ impl fmt::Debug for Engine {
 
 impl fmt::Debug for Monitor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Monitor").field("series", &self.shared.registry.len()).finish_non_exhaustive()
+        f.debug_struct("Monitor")
+            .field("series", &self.shared.registry.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -394,7 +403,9 @@ impl Monitor {
 
     /// Records an explicit observation of series `name{labels}`, timestamped
     /// with the engine's clock now. The series is a gauge, created on first
-    /// use. Never blocks: on a full queue the sample is dropped and counted
+    /// use. Never blocks and takes no lock on the queue (a lock-free bounded
+    /// queue the worker drains every tick, and sooner when it is a quarter
+    /// full): on a full queue the sample is dropped and counted
     /// (`samples_dropped`); a non-finite value is dropped and counted
     /// (`nonfinite_dropped`). [`flush`](Monitor::flush) makes it visible.
     ///
@@ -442,12 +453,18 @@ impl Monitor {
             self.shared.metrics.record_nonfinite.inc();
             return;
         }
-        let timestamp_ms = self.shared.clock.now_ms();
-        match self.records.try_send(Record { id, timestamp_ms, value }) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.shared.metrics.dropped.inc();
-            }
+        let shared = &*self.shared;
+        if shared.closed.load(Ordering::Acquire) {
+            shared.metrics.dropped.inc();
+            return;
+        }
+        let timestamp_ms = shared.clock.now_ms();
+        if shared.records.push(Record { id, timestamp_ms, value }).is_err() {
+            shared.metrics.dropped.inc();
+        }
+        // Past a quarter full, ask the worker to drain before the next tick.
+        if shared.records.len() >= shared.records.capacity() / 4 {
+            let _ = self.nudge.try_send(());
         }
     }
 
@@ -536,7 +553,12 @@ impl Monitor {
     /// assert_eq!(engine.history_with("orders", &[("shop", "eu")], Duration::from_secs(60)).len(), 1);
     /// # Ok::<(), watchpost::Error>(())
     /// ```
-    pub fn history_with(&self, name: &str, labels: &[(&str, &str)], window: Duration) -> Vec<Sample> {
+    pub fn history_with(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        window: Duration,
+    ) -> Vec<Sample> {
         let Some(id) = self.shared.registry.lookup(name, labels) else { return Vec::new() };
         let now = self.shared.clock.now_ms();
         let since = now.saturating_sub(i64::try_from(window.as_millis()).unwrap_or(i64::MAX));
@@ -574,10 +596,16 @@ impl Monitor {
         EngineStats {
             series_count: self.shared.registry.len() as u64,
             samples_ingested: m.ingested.get(),
-            samples_dropped: m.dropped.get(),
+            // records left in the queue of a stopped engine will never be ingested
+            samples_dropped: m.dropped.get()
+                + if self.shared.closed.load(Ordering::Acquire) {
+                    self.shared.records.len() as u64
+                } else {
+                    0
+                },
             nonfinite_dropped: self.shared.registry.nonfinite_total() + m.record_nonfinite.get(),
             series_rejected: self.shared.registry.rejected_series(),
-            queue_depth: self.records.len() as u64,
+            queue_depth: self.shared.records.len() as u64,
             last_collection_duration_ms: m.collection_seconds.get() * 1000.0,
             history_samples: self.shared.history.read().total_samples() as u64,
         }

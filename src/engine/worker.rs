@@ -1,5 +1,6 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, select};
@@ -18,7 +19,7 @@ const BATCH: usize = 4_096;
 pub(crate) struct Worker {
     pub(crate) shared: Arc<Shared>,
     pub(crate) control: Receiver<Control>,
-    pub(crate) records: Receiver<Record>,
+    pub(crate) nudge: Receiver<()>,
     pub(crate) sources: Vec<Box<dyn Source>>,
     pub(crate) collector: Collector,
     pub(crate) readings: Vec<(SeriesId, f64)>,
@@ -33,11 +34,8 @@ impl Worker {
         loop {
             select! {
                 recv(ticker) -> _ => self.tick(),
-                recv(self.records) -> r => match r {
-                    Ok(first) => {
-                        self.batch.push(first);
-                        self.ingest_queued();
-                    }
+                recv(self.nudge) -> r => match r {
+                    Ok(()) => self.drain(),
                     Err(_) => break, // every Monitor is gone
                 },
                 recv(self.control) -> msg => match msg {
@@ -50,6 +48,7 @@ impl Worker {
                 },
             }
         }
+        self.shared.closed.store(true, Ordering::Release);
         self.drain();
         self.tick();
     }
@@ -58,15 +57,20 @@ impl Worker {
     fn drain(&mut self) {
         loop {
             self.ingest_queued();
-            if self.records.is_empty() {
+            if self.shared.records.is_empty() {
                 break;
             }
         }
     }
 
-    /// Ingests `self.batch` plus up to `BATCH` queued records under one lock.
+    /// Ingests up to `BATCH` queued records under one lock.
     fn ingest_queued(&mut self) {
-        self.batch.extend(self.records.try_iter().take(BATCH));
+        while self.batch.len() < BATCH {
+            match self.shared.records.pop() {
+                Some(r) => self.batch.push(r),
+                None => break,
+            }
+        }
         if self.batch.is_empty() {
             return;
         }
@@ -98,6 +102,7 @@ impl Worker {
 
     /// Runs the sources, samples every instrument and appends the readings to history.
     fn tick(&mut self) {
+        self.drain();
         let shared = Arc::clone(&self.shared);
         let started = shared.clock.now_ms();
         let now = ms_to_datetime(started);
@@ -109,7 +114,7 @@ impl Worker {
         let m = &shared.metrics;
         #[allow(clippy::cast_precision_loss)]
         {
-            m.queue_depth.set(self.records.len() as f64);
+            m.queue_depth.set(shared.records.len() as f64);
             m.series.set(shared.registry.len() as f64);
             m.rejected.set(shared.registry.rejected_series() as f64);
         }
@@ -120,7 +125,12 @@ impl Worker {
             self.last_nonfinite = nonfinite;
         }
         self.readings.clear();
-        self.collector.collect(&shared.registry, started, shared.summary_window_ms, &mut self.readings);
+        self.collector.collect(
+            &shared.registry,
+            started,
+            shared.summary_window_ms,
+            &mut self.readings,
+        );
         let mut kept = 0;
         {
             let mut history = shared.history.write();

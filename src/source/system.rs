@@ -80,7 +80,10 @@ impl SystemSource {
     /// # Ok::<(), watchpost::Error>(())
     /// ```
     pub fn new() -> Result<Self> {
-        let fail = |e: sysinfo::Error| Error::Source { source_name: "system".into(), reason: e.to_string() };
+        let fail = |e: sysinfo::Error| Error::Source {
+            source_name: "system".into(),
+            reason: e.to_string(),
+        };
         let system = System::new_with_specifics(
             RefreshKind::nothing()
                 .with_cpu(CpuRefreshKind::nothing().with_usage())

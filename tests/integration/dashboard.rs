@@ -38,10 +38,14 @@ fn dashboard_matches_the_golden_file() {
     if std::env::var_os("WATCHPOST_BLESS").is_some() {
         std::fs::write(path, &got).unwrap();
     }
-    let want = std::fs::read_to_string(path).expect("golden file; regenerate with WATCHPOST_BLESS=1");
+    let want =
+        std::fs::read_to_string(path).expect("golden file; regenerate with WATCHPOST_BLESS=1");
     let got_v: Value = serde_json::from_str(&got).unwrap();
     let want_v: Value = serde_json::from_str(&want).unwrap();
-    assert_eq!(got_v, want_v, "dashboard changed; if intended, rerun with WATCHPOST_BLESS=1\n{got}");
+    assert_eq!(
+        got_v, want_v,
+        "dashboard changed; if intended, rerun with WATCHPOST_BLESS=1\n{got}"
+    );
     // deterministic: the same script gives byte-identical output
     assert_eq!(scripted_dashboard(), got);
 }
@@ -93,7 +97,8 @@ fn dashboard_has_the_documented_shape() {
 #[test]
 fn statistics_cover_only_the_configured_window() {
     let clock = watchpost::ManualClock::at_millis(T0);
-    let engine = builder(&clock).dashboard_statistics_window(Duration::from_secs(10)).build().unwrap();
+    let engine =
+        builder(&clock).dashboard_statistics_window(Duration::from_secs(10)).build().unwrap();
     for i in 0..30 {
         engine.record("x", &[], f64::from(i)).unwrap();
         clock.advance(Duration::from_secs(1));

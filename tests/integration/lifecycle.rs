@@ -289,7 +289,8 @@ fn a_full_record_queue_drops_and_counts_without_blocking() {
     release_tx.send(()).unwrap();
     flusher.join().unwrap().unwrap();
     engine.flush().unwrap();
-    let kept: Vec<f64> = engine.history("r", Duration::from_hours(1)).iter().map(|s| s.value).collect();
+    let kept: Vec<f64> =
+        engine.history("r", Duration::from_hours(1)).iter().map(|s| s.value).collect();
     assert_eq!(kept, [0.0, 1.0]);
     assert_eq!(engine.latest("watchpost_samples_dropped_total").unwrap().value, 3.0);
 }
@@ -371,7 +372,8 @@ fn series_lists_kinds_labels_and_derivations() {
 #[cfg(feature = "system")]
 #[test]
 fn system_source_reports_host_and_process_metrics() {
-    let engine = watchpost::Engine::builder().sample_interval(Duration::from_hours(1)).build().unwrap();
+    let engine =
+        watchpost::Engine::builder().sample_interval(Duration::from_hours(1)).build().unwrap();
     engine.flush().unwrap();
     for name in ["system_memory_usage", "system_disk_usage", "system_swap_usage"] {
         let v = engine.latest(name).unwrap_or_else(|| panic!("{name} missing")).value;

@@ -1,5 +1,5 @@
 //! watchpost's integration tests: one binary, one module per subsystem.
-#![allow(clippy::float_cmp, clippy::missing_panics_doc, missing_docs)]
+#![allow(clippy::float_cmp, clippy::missing_panics_doc, missing_docs, unreachable_pub)]
 
 mod dashboard;
 mod lifecycle;

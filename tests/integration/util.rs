@@ -21,8 +21,5 @@ pub fn engine() -> (Engine, ManualClock) {
 
 #[track_caller]
 pub fn assert_close(actual: f64, expected: f64) {
-    assert!(
-        (actual - expected).abs() <= 1e-9 * expected.abs().max(1.0),
-        "{actual} != {expected}"
-    );
+    assert!((actual - expected).abs() <= 1e-9 * expected.abs().max(1.0), "{actual} != {expected}");
 }

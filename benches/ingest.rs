@@ -1,0 +1,122 @@
+//! Worker ingest throughput and dashboard snapshot cost.
+//!
+//! Run: `cargo bench --bench ingest`
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use chrono::{DateTime, Utc};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use watchpost::{Clock, Engine};
+
+/// A clock the bench moves by hand, so every collection lands on its own millisecond.
+#[derive(Clone, Default)]
+struct StepClock(Arc<AtomicI64>);
+
+impl Clock for StepClock {
+    fn now(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(self.now_ms()).unwrap_or_default()
+    }
+    fn now_ms(&self) -> i64 {
+        1_767_225_600_000 + self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl StepClock {
+    fn step(&self, ms: i64) {
+        self.0.fetch_add(ms, Ordering::Relaxed);
+    }
+}
+
+fn engine_with_gauges(n: usize, clock: &StepClock) -> (Engine, Vec<watchpost::Gauge>) {
+    let engine = Engine::builder()
+        .without_system_source()
+        .clock(clock.clone())
+        .sample_interval(std::time::Duration::from_hours(24))
+        .series_cap(n + 1)
+        .build()
+        .unwrap();
+    let gauges = (0..n)
+        .map(|i| engine.gauge_with("bench_gauge", &[("i", &i.to_string())]).unwrap())
+        .collect();
+    (engine, gauges)
+}
+
+/// One collection (sample every instrument into history) per iteration.
+fn collection(c: &mut Criterion) {
+    let mut g = c.benchmark_group("ingest_collection");
+    for n in [100usize, 1_000] {
+        let clock = StepClock::default();
+        let (engine, gauges) = engine_with_gauges(n, &clock);
+        let series = engine.stats().series_count;
+        g.throughput(Throughput::Elements(series));
+        g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter(|| {
+                clock.step(1_000);
+                for (i, gauge) in gauges.iter().enumerate() {
+                    #[allow(clippy::cast_precision_loss)]
+                    gauge.set(i as f64);
+                }
+                engine.flush().unwrap();
+            });
+        });
+    }
+    g.finish();
+}
+
+const BATCH: u64 = 10_000;
+
+/// `record()` of a batch of samples, then `flush()` until they are in history.
+fn records(c: &mut Criterion) {
+    let mut g = c.benchmark_group("ingest_records");
+    let clock = StepClock::default();
+    let engine = Engine::builder()
+        .without_system_source()
+        .clock(clock.clone())
+        .sample_interval(std::time::Duration::from_hours(24))
+        .build()
+        .unwrap();
+    let recorders: Vec<_> =
+        (0..100).map(|i| engine.recorder("bench_rec", &[("i", &i.to_string())]).unwrap()).collect();
+    g.throughput(Throughput::Elements(BATCH));
+    g.bench_function("10000_samples", |b| {
+        b.iter(|| {
+            for k in 0..BATCH {
+                clock.step(1);
+                #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+                recorders[(k % 100) as usize].record(k as f64);
+            }
+            engine.flush().unwrap();
+        });
+    });
+    g.finish();
+    assert_eq!(engine.stats().samples_dropped, 0, "the queue must not overflow in this bench");
+}
+
+/// A dashboard snapshot with `n` series, each holding 300 samples (5 minutes at 1 s).
+fn snapshot(c: &mut Criterion) {
+    let mut g = c.benchmark_group("dashboard_snapshot");
+    for n in [100usize, 1_000] {
+        let clock = StepClock::default();
+        let (engine, gauges) = engine_with_gauges(n, &clock);
+        for t in 0..300u32 {
+            clock.step(1_000);
+            for (i, gauge) in gauges.iter().enumerate() {
+                #[allow(clippy::cast_precision_loss)]
+                gauge.set(f64::from(t) + i as f64);
+            }
+            engine.flush().unwrap();
+        }
+        g.bench_with_input(BenchmarkId::new("typed", n), &n, |b, _| {
+            b.iter(|| black_box(engine.dashboard()));
+        });
+        g.bench_with_input(BenchmarkId::new("json", n), &n, |b, _| {
+            b.iter(|| black_box(engine.dashboard_json().unwrap()));
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, collection, records, snapshot);
+criterion_main!(benches);

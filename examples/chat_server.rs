@@ -1,0 +1,826 @@
+//! A small TCP chat server, monitored with watchpost.
+//!
+//! The example runs a real chat server inside the process (a `TcpListener`
+//! on an ephemeral port of 127.0.0.1, a thread per connection and a line
+//! protocol) and a crowd of simulated users: client threads that connect
+//! over TCP, join one of the rooms `general`, `random` and `dev`, chat at
+//! random intervals and leave, while new users keep arriving for the whole
+//! run.
+//!
+//! It is instrumented the way an application would use watchpost:
+//!
+//! - `active_users` (gauge): users currently in a room, raised on `JOIN` and
+//!   lowered on `LEAVE` or disconnect;
+//! - `messages_total{room}` (counter): messages the server accepted; the
+//!   engine derives `messages_total:rate`;
+//! - `message_latency_seconds` (histogram): time from a client sending `MSG`
+//!   until it reads the server's acknowledgement, measured on the client; the
+//!   engine derives `:count_rate`, `:p50`, `:p90` and `:p99`;
+//! - `chat_message_length{room}` and `room_occupancy{room}`: business figures
+//!   sent with `record()`.
+//!
+//! Progress goes to stderr about once a second; at the end the final
+//! dashboard snapshot is printed to stdout as JSON.
+//!
+//! ```text
+//! cargo run --release --example chat_server -- --duration 10
+//! cargo run --release --example chat_server -- --duration 30 --users 40 > dashboard.json
+//! ```
+//!
+//! # Protocol
+//!
+//! One command per line, from client to server:
+//!
+//! - `JOIN <room> <user>`, answered with `OK JOIN <room> <members>`;
+//! - `MSG <text>`, answered with `ACK <recipients>` once the server has sent
+//!   `FROM <user> <text>` to the other members of the room;
+//! - `LEAVE`, answered with `BYE`, after which the server closes the
+//!   connection.
+//!
+//! Anything else is answered with `ERR <reason>`.
+
+use std::fmt::Display;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::ExitCode;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use watchpost::{Counter, Engine, Gauge, Histogram, Monitor, Recorder};
+
+/// The rooms users can join. A fixed set keeps the `room` label's
+/// cardinality bounded, whatever clients send.
+const ROOMS: [&str; 3] = ["general", "random", "dev"];
+
+/// Bucket bounds of `message_latency_seconds`, from 50 µs to 2.5 s: loopback
+/// round trips take well under a millisecond, a slow server far longer.
+const LATENCY_BUCKETS: [f64; 15] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5,
+];
+
+/// Series whose last points the dashboard's `recent_metrics` shows. Counters
+/// get a derived `<name>:rate`; histograms `<name>:count_rate`, `:p50`,
+/// `:p90` and `:p99`.
+const RECENT_METRICS: [&str; 10] = [
+    "system_cpu_usage",
+    "system_memory_usage",
+    "app_memory_usage",
+    "active_users",
+    "room_occupancy",
+    "messages_total:rate",
+    "message_latency_seconds:count_rate",
+    "message_latency_seconds:p50",
+    "message_latency_seconds:p90",
+    "message_latency_seconds:p99",
+];
+
+/// How long a blocked read or the accept loop waits before checking for shutdown.
+const POLL: Duration = Duration::from_millis(50);
+/// How often the non-blocking accept loop looks for a new connection.
+const ACCEPT_POLL: Duration = Duration::from_millis(5);
+/// How long a client waits for a reply, and anyone for a write to go through.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest line either side accepts, in bytes.
+const MAX_LINE: u64 = 4096;
+
+const USAGE: &str = "\
+Usage: chat_server [--duration SECONDS] [--users N]
+
+Runs a small TCP chat server with simulated users, monitored by watchpost.
+Progress is logged to stderr; the final dashboard JSON is printed to stdout.
+
+Options:
+  --duration SECONDS  how long the users chat (default 10)
+  --users N           simulated users connected at a time (default 12, at most 1000)
+  -h, --help          print this help";
+
+// ---------------------------------------------------------------------------
+// Command line
+// ---------------------------------------------------------------------------
+
+/// What a run does, from the command line.
+#[derive(Debug, Clone, PartialEq)]
+struct Config {
+    /// How long the simulated users chat.
+    duration: Duration,
+    /// Simulated users connected at a time; each one that leaves is soon
+    /// replaced by a new one.
+    users: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { duration: Duration::from_secs(10), users: 12 }
+    }
+}
+
+/// What the command line asks for.
+enum Command {
+    Run(Config),
+    Help,
+}
+
+/// Parses the arguments (without the program name); the error is a message for the user.
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
+    let mut config = Config::default();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        // Both `--flag value` and `--flag=value`.
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_owned())),
+            _ => (arg.as_str(), None),
+        };
+        match flag {
+            "-h" | "--help" => return Ok(Command::Help),
+            "--duration" => {
+                let value = flag_value(flag, inline, &mut args)?;
+                config.duration = Duration::from_secs(parse_number(flag, &value, 1, 86_400)?);
+            }
+            "--users" => {
+                let value = flag_value(flag, inline, &mut args)?;
+                config.users = parse_number(flag, &value, 1, 1000)?;
+            }
+            _ => return Err(format!("unknown argument '{arg}'")),
+        }
+    }
+    Ok(Command::Run(config))
+}
+
+fn flag_value(
+    flag: &str,
+    inline: Option<String>,
+    rest: &mut impl Iterator<Item = String>,
+) -> Result<String, String> {
+    inline.or_else(|| rest.next()).ok_or_else(|| format!("{flag} needs a value"))
+}
+
+fn parse_number<T>(flag: &str, value: &str, min: T, max: T) -> Result<T, String>
+where
+    T: FromStr + PartialOrd + Display + Copy,
+{
+    match value.parse::<T>() {
+        Ok(n) if n >= min && n <= max => Ok(n),
+        _ => Err(format!(
+            "invalid value '{value}' for {flag}: expected a whole number from {min} to {max}"
+        )),
+    }
+}
+
+fn main() -> ExitCode {
+    let config = match parse_args(std::env::args().skip(1)) {
+        Ok(Command::Run(config)) => config,
+        Ok(Command::Help) => {
+            let _ = writeln!(io::stdout(), "{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("chat_server: {message}");
+            eprintln!("Try 'chat_server --help' for more information.");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chat_server: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The run
+// ---------------------------------------------------------------------------
+
+/// Starts the engine, the server and the users; logs progress for
+/// `config.duration`; stops and joins every thread; prints the dashboard.
+fn run(config: &Config) -> watchpost::Result<()> {
+    let engine = Engine::builder().dashboard_recent_metrics(RECENT_METRICS).build()?;
+    let metrics = Arc::new(ChatMetrics::register(&engine.monitor())?);
+
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|e| io_error("cannot listen on 127.0.0.1", &e))?;
+    let addr =
+        listener.local_addr().map_err(|e| io_error("cannot read the listening address", &e))?;
+    eprintln!(
+        "chat_server: listening on {addr} (port {}); {} users chatting for {} s",
+        addr.port(),
+        config.users,
+        config.duration.as_secs()
+    );
+
+    let server = Arc::new(ChatServer::new(Arc::clone(&metrics)));
+    let server_thread = {
+        let server = Arc::clone(&server);
+        spawn("chat-server".into(), move || server.accept_loop(&listener))
+            .map_err(|e| io_error("cannot start the server thread", &e))?
+    };
+
+    let simulation = Arc::new(Simulation::new(addr, Arc::clone(&metrics)));
+    let mut users = Vec::with_capacity(config.users);
+    for slot in 0..config.users {
+        let simulation = Arc::clone(&simulation);
+        match spawn(format!("chat-user-{slot}"), move || simulation.user_slot(slot)) {
+            Ok(handle) => users.push(handle),
+            Err(e) => eprintln!("chat_server: cannot start simulated user {slot}: {e}"),
+        }
+    }
+
+    let started = Instant::now();
+    log_progress(&metrics, started, config.duration);
+
+    // Users first, so they leave cleanly while the server still answers; then the server.
+    simulation.stop.store(true, Relaxed);
+    users.into_iter().for_each(join_logged);
+    server.stop.store(true, Relaxed);
+    join_logged(server_thread);
+
+    engine.flush()?;
+    let latency = metrics.latency.snapshot();
+    eprintln!(
+        "chat_server: stopped after {:.1} s: {} messages ({}), {} user sessions, {} messages \
+         delivered to other members, latency p50 {} p99 {}",
+        started.elapsed().as_secs_f64(),
+        metrics.messages_total(),
+        metrics.messages_by_room(),
+        simulation.sessions.load(Relaxed),
+        simulation.received.load(Relaxed),
+        format_ms(latency.quantile(0.5)),
+        format_ms(latency.quantile(0.99)),
+    );
+
+    let json = engine.dashboard_json()?;
+    writeln!(io::stdout().lock(), "{json}")
+        .map_err(|e| io_error("cannot write the dashboard to stdout", &e))?;
+    engine.shutdown()
+}
+
+/// Logs active users and message counts about once a second until `duration` has passed.
+fn log_progress(metrics: &ChatMetrics, started: Instant, duration: Duration) {
+    let end = started + duration;
+    let mut second = 1;
+    let mut last_total = 0;
+    loop {
+        let next = (started + Duration::from_secs(second)).min(end);
+        thread::sleep(next.saturating_duration_since(Instant::now()));
+        if next >= end {
+            return;
+        }
+        let total = metrics.messages_total();
+        let latency = metrics.latency.snapshot();
+        eprintln!(
+            "chat_server: [{second:>3} s] active_users {:.0}, messages {total} (+{}; {}), \
+             latency p50 {} p99 {}",
+            metrics.active_users.get(),
+            total - last_total,
+            metrics.messages_by_room(),
+            format_ms(latency.quantile(0.5)),
+            format_ms(latency.quantile(0.99)),
+        );
+        last_total = total;
+        second += 1;
+    }
+}
+
+fn format_ms(seconds: Option<f64>) -> String {
+    seconds.map_or_else(|| "-".to_owned(), |s| format!("{:.3} ms", s * 1000.0))
+}
+
+/// An I/O failure of the example's own setup, as a watchpost error.
+fn io_error(what: &str, e: &io::Error) -> watchpost::Error {
+    watchpost::Error::Source {
+        source_name: "chat_server".to_owned(),
+        reason: format!("{what}: {e}"),
+    }
+}
+
+fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> io::Result<JoinHandle<()>> {
+    thread::Builder::new().name(name).spawn(f)
+}
+
+fn join_logged(handle: JoinHandle<()>) {
+    let name = handle.thread().name().unwrap_or("unnamed").to_owned();
+    if handle.join().is_err() {
+        eprintln!("chat_server: thread {name} panicked");
+    }
+}
+
+/// Locks `mutex`, also when another thread panicked while holding it.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+// ---------------------------------------------------------------------------
+// Instruments
+// ---------------------------------------------------------------------------
+
+/// The watchpost handles the server and the clients update, registered once.
+struct ChatMetrics {
+    /// Users currently in a room.
+    active_users: Gauge,
+    /// `MSG` to `ACK`, seen from the client.
+    latency: Histogram,
+    /// Per room, indexed like [`ROOMS`].
+    rooms: Vec<RoomMetrics>,
+}
+
+struct RoomMetrics {
+    messages: Counter,
+    message_length: Recorder,
+    occupancy: Recorder,
+}
+
+impl ChatMetrics {
+    fn register(monitor: &Monitor) -> watchpost::Result<Self> {
+        let rooms = ROOMS
+            .iter()
+            .map(|&room| {
+                let labels = [("room", room)];
+                Ok(RoomMetrics {
+                    messages: monitor.counter_with("messages_total", &labels)?,
+                    message_length: monitor.recorder("chat_message_length", &labels)?,
+                    occupancy: monitor.recorder("room_occupancy", &labels)?,
+                })
+            })
+            .collect::<watchpost::Result<_>>()?;
+        Ok(ChatMetrics {
+            active_users: monitor.gauge("active_users")?,
+            latency: monitor.histogram_with("message_latency_seconds", &[], &LATENCY_BUCKETS)?,
+            rooms,
+        })
+    }
+
+    fn messages_total(&self) -> u64 {
+        self.rooms.iter().map(|r| r.messages.get()).sum()
+    }
+
+    fn messages_by_room(&self) -> String {
+        let parts: Vec<String> = ROOMS
+            .iter()
+            .zip(&self.rooms)
+            .map(|(n, r)| format!("{n} {}", r.messages.get()))
+            .collect();
+        parts.join(", ")
+    }
+}
+
+fn as_f64(n: usize) -> f64 {
+    f64::from(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+// ---------------------------------------------------------------------------
+// Lines over TCP
+// ---------------------------------------------------------------------------
+
+/// Reads `\n`-terminated lines from a socket with a read timeout, keeping a
+/// partial line across timeouts.
+struct LineReader {
+    reader: BufReader<TcpStream>,
+    partial: Vec<u8>,
+}
+
+impl LineReader {
+    fn new(stream: TcpStream) -> Self {
+        LineReader { reader: BufReader::new(stream), partial: Vec::new() }
+    }
+
+    /// The next line without its line ending, `Ok(None)` if the read timed
+    /// out first, an `UnexpectedEof` error once the peer has closed.
+    fn next_line(&mut self) -> io::Result<Option<String>> {
+        let used = u64::try_from(self.partial.len()).unwrap_or(u64::MAX);
+        let room = (MAX_LINE + 1).saturating_sub(used);
+        match (&mut self.reader).take(room).read_until(b'\n', &mut self.partial) {
+            Ok(_) if self.partial.last() == Some(&b'\n') => {
+                let line = String::from_utf8_lossy(&self.partial).trim_end().to_owned();
+                self.partial.clear();
+                Ok(Some(line))
+            }
+            Ok(_) if u64::try_from(self.partial.len()).unwrap_or(u64::MAX) > MAX_LINE => {
+                Err(io::Error::new(io::ErrorKind::InvalidData, "line too long"))
+            }
+            Ok(_) => Err(io::ErrorKind::UnexpectedEof.into()),
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Writes one line in a single write, so it reaches the peer as one piece.
+fn send_line(out: &mut TcpStream, line: &str) -> io::Result<()> {
+    let mut bytes = Vec::with_capacity(line.len() + 1);
+    bytes.extend_from_slice(line.as_bytes());
+    bytes.push(b'\n');
+    out.write_all(&bytes)
+}
+
+/// Sets the timeouts and options both sides use.
+fn configure(stream: &TcpStream) -> io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_nodelay(true)?; // small request/response lines: no Nagle delay
+    stream.set_read_timeout(Some(POLL))?;
+    stream.set_write_timeout(Some(REPLY_TIMEOUT))
+}
+
+// ---------------------------------------------------------------------------
+// The server
+// ---------------------------------------------------------------------------
+
+/// A member of a room, as the server sees them.
+struct Member {
+    conn: u64,
+    user: String,
+    /// The connection's write half, shared with its own thread so that
+    /// broadcasts and acknowledgements never interleave within a line.
+    out: Arc<Mutex<TcpStream>>,
+}
+
+/// The room a connection has joined.
+struct Session {
+    room: usize,
+    user: String,
+}
+
+/// What a connection's thread does after a command.
+enum Flow {
+    Continue,
+    Close,
+}
+
+struct ChatServer {
+    /// Members per room, indexed like [`ROOMS`].
+    rooms: Mutex<Vec<Vec<Member>>>,
+    metrics: Arc<ChatMetrics>,
+    /// Artificial latency: microseconds the server waits before it
+    /// acknowledges a message. 0 keeps the server as fast as it is; raising
+    /// it simulates a slow server (a latency spike).
+    ack_delay_us: AtomicU64,
+    /// Raised to stop accepting and close every connection.
+    stop: AtomicBool,
+}
+
+impl ChatServer {
+    fn new(metrics: Arc<ChatMetrics>) -> Self {
+        ChatServer {
+            rooms: Mutex::new(ROOMS.iter().map(|_| Vec::new()).collect()),
+            metrics,
+            ack_delay_us: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    /// Accepts connections, a thread each, until `stop`; then joins them all.
+    fn accept_loop(self: &Arc<Self>, listener: &TcpListener) {
+        let mut connections: Vec<JoinHandle<()>> = Vec::new();
+        let mut next_conn = 0_u64;
+        while !self.stop.load(Relaxed) {
+            match listener.accept() {
+                Ok((stream, peer)) => {
+                    next_conn += 1;
+                    let conn = next_conn;
+                    let server = Arc::clone(self);
+                    let serve = move || {
+                        if let Err(e) = server.serve(conn, &stream) {
+                            eprintln!("chat_server: connection {conn} from {peer}: {e}");
+                        }
+                    };
+                    match spawn(format!("chat-conn-{conn}"), serve) {
+                        Ok(handle) => connections.push(handle),
+                        Err(e) => eprintln!("chat_server: cannot start a thread for {peer}: {e}"),
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => thread::sleep(ACCEPT_POLL),
+                Err(e) => {
+                    eprintln!("chat_server: accept failed: {e}");
+                    thread::sleep(POLL);
+                }
+            }
+            // Join the connections that have ended.
+            let (ended, open) = std::mem::take(&mut connections)
+                .into_iter()
+                .partition::<Vec<_>, _>(JoinHandle::is_finished);
+            connections = open;
+            ended.into_iter().for_each(join_logged);
+        }
+        connections.into_iter().for_each(join_logged);
+    }
+
+    /// Runs one connection until the client leaves or disconnects, or the server stops.
+    fn serve(&self, conn: u64, stream: &TcpStream) -> io::Result<()> {
+        configure(stream)?;
+        let out = Arc::new(Mutex::new(stream.try_clone()?));
+        let mut lines = LineReader::new(stream.try_clone()?);
+        let mut session = None;
+        let result = loop {
+            if self.stop.load(Relaxed) {
+                break Ok(());
+            }
+            let line = match lines.next_line() {
+                Ok(Some(line)) => line,
+                Ok(None) => continue,
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break Ok(()),
+                Err(e) => break Err(e),
+            };
+            match self.handle(conn, &line, &mut session, &out) {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Close) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        if let Some(session) = session {
+            self.leave(conn, session.room); // disconnected without LEAVE
+        }
+        result
+    }
+
+    fn handle(
+        &self,
+        conn: u64,
+        line: &str,
+        session: &mut Option<Session>,
+        out: &Arc<Mutex<TcpStream>>,
+    ) -> io::Result<Flow> {
+        let (command, rest) = line.split_once(' ').unwrap_or((line, ""));
+        let reply = match (command, session.as_ref()) {
+            ("JOIN", Some(_)) => "ERR already in a room".to_owned(),
+            ("JOIN", None) => {
+                let mut words = rest.split_whitespace();
+                match (words.next(), words.next(), words.next()) {
+                    (Some(room_name), Some(user), None) => {
+                        match ROOMS.iter().position(|r| *r == room_name) {
+                            Some(room) => {
+                                let members = self.join(conn, room, user, out);
+                                *session = Some(Session { room, user: user.to_owned() });
+                                format!("OK JOIN {room_name} {members}")
+                            }
+                            None => format!("ERR no room {room_name:?}"),
+                        }
+                    }
+                    _ => "ERR usage: JOIN <room> <user>".to_owned(),
+                }
+            }
+            ("MSG", None) => "ERR join a room first".to_owned(),
+            ("MSG", Some(_)) if rest.trim().is_empty() => "ERR empty message".to_owned(),
+            ("MSG", Some(s)) => {
+                let text = rest.trim();
+                let room = &self.metrics.rooms[s.room];
+                room.messages.inc();
+                room.message_length.record(as_f64(text.chars().count()));
+                let delivered = self.broadcast(conn, s.room, &s.user, text);
+                // The one place the server adds artificial latency before acknowledging.
+                let delay = self.ack_delay_us.load(Relaxed);
+                if delay > 0 {
+                    thread::sleep(Duration::from_micros(delay));
+                }
+                format!("ACK {delivered}")
+            }
+            ("LEAVE", _) => {
+                if let Some(s) = session.take() {
+                    self.leave(conn, s.room);
+                }
+                send_line(&mut lock(out), "BYE")?;
+                return Ok(Flow::Close);
+            }
+            _ => format!("ERR unknown command {command:?}"),
+        };
+        send_line(&mut lock(out), &reply)?;
+        Ok(Flow::Continue)
+    }
+
+    /// Adds a member to `room`; returns how many members it has now.
+    fn join(&self, conn: u64, room: usize, user: &str, out: &Arc<Mutex<TcpStream>>) -> usize {
+        let members = {
+            let mut rooms = lock(&self.rooms);
+            rooms[room].push(Member { conn, user: user.to_owned(), out: Arc::clone(out) });
+            rooms[room].len()
+        };
+        self.metrics.active_users.add(1.0);
+        self.metrics.rooms[room].occupancy.record(as_f64(members));
+        members
+    }
+
+    fn leave(&self, conn: u64, room: usize) {
+        let (removed, members) = {
+            let mut rooms = lock(&self.rooms);
+            let before = rooms[room].len();
+            rooms[room].retain(|m| m.conn != conn);
+            (before != rooms[room].len(), rooms[room].len())
+        };
+        if removed {
+            self.metrics.active_users.sub(1.0);
+            self.metrics.rooms[room].occupancy.record(as_f64(members));
+        }
+    }
+
+    /// Sends `FROM <user> <text>` to the other members of `room`; returns how many got it.
+    fn broadcast(&self, conn: u64, room: usize, user: &str, text: &str) -> usize {
+        let line = format!("FROM {user} {text}");
+        let rooms = lock(&self.rooms);
+        let mut delivered = 0;
+        for member in rooms[room].iter().filter(|m| m.conn != conn) {
+            match send_line(&mut lock(&member.out), &line) {
+                Ok(()) => delivered += 1,
+                Err(e) => eprintln!("chat_server: cannot deliver to {}: {e}", member.user),
+            }
+        }
+        delivered
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Simulated users
+// ---------------------------------------------------------------------------
+
+const WORDS: [&str; 16] = [
+    "hello",
+    "anyone",
+    "seen",
+    "the",
+    "build",
+    "deploy",
+    "coffee",
+    "lunch",
+    "ship",
+    "it",
+    "works",
+    "on",
+    "my",
+    "machine",
+    "watchpost",
+    "graphs",
+];
+
+/// The simulated users: one thread per slot, each running one user after another.
+struct Simulation {
+    addr: SocketAddr,
+    metrics: Arc<ChatMetrics>,
+    /// Raised when the run is over: users leave and their threads end.
+    stop: AtomicBool,
+    sessions: AtomicU64,
+    received: AtomicU64,
+}
+
+impl Simulation {
+    fn new(addr: SocketAddr, metrics: Arc<ChatMetrics>) -> Self {
+        Simulation {
+            addr,
+            metrics,
+            stop: AtomicBool::new(false),
+            sessions: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+        }
+    }
+
+    /// Runs users in slot `slot` until `stop`: when one leaves, another joins shortly after.
+    fn user_slot(&self, slot: usize) {
+        let slot = u64::try_from(slot).unwrap_or(u64::MAX);
+        let mut rng = Rng::new(slot);
+        self.pause(Duration::from_millis(rng.range(0, 1000))); // stagger the first arrivals
+        let mut session = 0_u64;
+        while !self.stop.load(Relaxed) {
+            session += 1;
+            let user = format!("user{slot}_{session}");
+            let mut user_rng = Rng::new(slot << 32 | session);
+            if let Err(e) = self.chat(&user, &mut user_rng) {
+                eprintln!("chat_server: {user}: {e}");
+            }
+            self.pause(Duration::from_millis(rng.range(100, 800)));
+        }
+    }
+
+    /// Sleeps for `pause`, or less if the run stops meanwhile.
+    fn pause(&self, pause: Duration) {
+        let until = Instant::now() + pause;
+        while !self.stop.load(Relaxed) {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            thread::sleep(left.min(POLL));
+        }
+    }
+
+    /// One user: connect, join a room, send a few messages, leave.
+    fn chat(&self, user: &str, rng: &mut Rng) -> io::Result<()> {
+        let room = ROOMS[rng.index(ROOMS.len())];
+        let mut client = Client::connect(self.addr)?;
+        client.send(&format!("JOIN {room} {user}"))?;
+        client.expect("OK JOIN")?;
+        self.sessions.fetch_add(1, Relaxed);
+        for _ in 0..rng.range(3, 15) {
+            if !client.idle(Duration::from_millis(rng.range(100, 700)), &self.stop)? {
+                break;
+            }
+            let words: Vec<&str> =
+                (0..rng.range(1, 9)).map(|_| WORDS[rng.index(WORDS.len())]).collect();
+            let sent = Instant::now();
+            client.send(&format!("MSG {}", words.join(" ")))?;
+            client.expect("ACK")?;
+            self.metrics.latency.observe(sent.elapsed().as_secs_f64());
+        }
+        client.send("LEAVE")?;
+        client.expect("BYE")?;
+        self.received.fetch_add(client.received, Relaxed);
+        Ok(())
+    }
+}
+
+/// A user's connection.
+struct Client {
+    lines: LineReader,
+    out: TcpStream,
+    /// `FROM` lines read so far.
+    received: u64,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> io::Result<Self> {
+        let stream = TcpStream::connect_timeout(&addr, REPLY_TIMEOUT)?;
+        configure(&stream)?;
+        Ok(Client { out: stream.try_clone()?, lines: LineReader::new(stream), received: 0 })
+    }
+
+    fn send(&mut self, line: &str) -> io::Result<()> {
+        send_line(&mut self.out, line)
+    }
+
+    /// Waits for a reply starting with `prefix`, counting the broadcasts read meanwhile.
+    fn expect(&mut self, prefix: &str) -> io::Result<String> {
+        let deadline = Instant::now() + REPLY_TIMEOUT;
+        loop {
+            match self.lines.next_line()? {
+                Some(line) if line.starts_with(prefix) => return Ok(line),
+                Some(line) => self.other_line(&line)?,
+                None if Instant::now() >= deadline => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("no {prefix} reply within {REPLY_TIMEOUT:?}"),
+                    ));
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// Reads broadcasts for `pause`; `false` if `stop` was raised meanwhile.
+    fn idle(&mut self, pause: Duration, stop: &AtomicBool) -> io::Result<bool> {
+        let until = Instant::now() + pause;
+        while Instant::now() < until {
+            if stop.load(Relaxed) {
+                return Ok(false);
+            }
+            if let Some(line) = self.lines.next_line()? {
+                self.other_line(&line)?;
+            }
+        }
+        Ok(!stop.load(Relaxed))
+    }
+
+    fn other_line(&mut self, line: &str) -> io::Result<()> {
+        if line.starts_with("FROM ") {
+            self.received += 1;
+            Ok(())
+        } else {
+            Err(io::Error::other(format!("unexpected reply {line:?}")))
+        }
+    }
+}
+
+/// xorshift64*: a tiny deterministic generator, plenty to vary a simulation.
+struct Rng(u64);
+
+impl Rng {
+    /// Seeds through splitmix64, so that nearby seeds give unrelated sequences.
+    fn new(seed: u64) -> Self {
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        Rng((z ^ (z >> 31)) | 1) // never 0, which xorshift cannot leave
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A number in `lo..hi`.
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next_u64() % (hi - lo)
+    }
+
+    /// An index into a slice of `len` elements.
+    fn index(&mut self, len: usize) -> usize {
+        let len = u64::try_from(len).unwrap_or(u64::MAX);
+        usize::try_from(self.next_u64() % len).unwrap_or(0)
+    }
+}
