@@ -1,4 +1,5 @@
 //! watchpost: an in-process monitoring engine.
+pub mod analysis;
 mod clock;
 mod error;
 mod key;
