@@ -1,5 +1,6 @@
 //! watchpost: an in-process monitoring engine.
 #![cfg_attr(test, allow(clippy::float_cmp))]
+pub mod analysis;
 mod clock;
 pub mod dashboard;
 mod engine;

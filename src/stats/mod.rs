@@ -30,6 +30,8 @@ pub struct Summary {
     pub mean: f64,
     /// Median (the 50th percentile).
     pub median: f64,
+    /// 50th percentile; the same number as `median`, for dashboards that list percentiles.
+    pub p50: f64,
     /// Sample standard deviation (n − 1 in the denominator); 0 for a single value.
     pub stddev: f64,
     /// 90th percentile.
@@ -52,7 +54,7 @@ pub struct Summary {
 /// assert!(summarize(&[]).is_none());
 /// assert!(summarize(&[f64::INFINITY]).is_none());
 /// let one = summarize(&[7.0]).unwrap();
-/// assert_eq!((one.median, one.stddev, one.p99), (7.0, 0.0, 7.0));
+/// assert_eq!((one.median, one.p50, one.stddev, one.p99), (7.0, 7.0, 0.0, 7.0));
 /// ```
 pub fn summarize(values: &[f64]) -> Option<Summary> {
     let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
@@ -91,6 +93,7 @@ pub fn summarize_owned(mut finite: Vec<f64>) -> Option<Summary> {
         max,
         mean,
         median,
+        p50: median,
         // only values near f64::MAX can overflow the variance; report the largest finite spread
         stddev: if stddev.is_finite() { stddev } else { f64::MAX },
         p90,

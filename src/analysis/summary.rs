@@ -1,0 +1,656 @@
+//! A health verdict over named series: configurable checks, issues and
+//! recommendations, plus per-area sections for the dashboard.
+
+use std::{
+    borrow::Cow,
+    collections::{BTreeMap, HashMap},
+    fmt::Write as _,
+    hash::BuildHasher,
+    time::Duration,
+};
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    AnalysisConfig, CrossDirection, Direction, Point, SeriesAnalysis, Trend, analyze_series, clean,
+    increase, rate::counter_rates, statistics, time_to_threshold, trend::fit,
+};
+use crate::stats::Summary;
+
+/// Where the analysis gets series from: `name -> points`.
+///
+/// Implemented for maps from `String` to `Vec<Point>` and for closures
+/// `Fn(&str) -> Option<Vec<Point>>`, so the engine can hand over its history
+/// without this module knowing about it. The points are the window to
+/// analyse; the caller chooses how far back it reaches.
+///
+/// # Examples
+///
+/// ```
+/// use std::borrow::Cow;
+/// use watchpost::analysis::{Point, SeriesSource};
+///
+/// struct Fixed;
+/// impl SeriesSource for Fixed {
+///     fn points(&self, name: &str) -> Option<Cow<'_, [Point]>> {
+///         (name == "x").then(|| Cow::Owned(vec![Point::new(0, 1.0)]))
+///     }
+/// }
+/// assert!(Fixed.points("x").is_some());
+/// let closure = |name: &str| (name == "y").then(Vec::new);
+/// assert!(closure.points("x").is_none());
+/// ```
+pub trait SeriesSource {
+    /// The points of series `name`, or `None` if there is no such series.
+    fn points(&self, name: &str) -> Option<Cow<'_, [Point]>>;
+}
+
+impl<S: BuildHasher> SeriesSource for HashMap<String, Vec<Point>, S> {
+    fn points(&self, name: &str) -> Option<Cow<'_, [Point]>> {
+        self.get(name).map(|v| Cow::Borrowed(v.as_slice()))
+    }
+}
+
+impl SeriesSource for BTreeMap<String, Vec<Point>> {
+    fn points(&self, name: &str) -> Option<Cow<'_, [Point]>> {
+        self.get(name).map(|v| Cow::Borrowed(v.as_slice()))
+    }
+}
+
+impl<F: Fn(&str) -> Option<Vec<Point>>> SeriesSource for F {
+    fn points(&self, name: &str) -> Option<Cow<'_, [Point]>> {
+        self(name).map(Cow::Owned)
+    }
+}
+
+/// How serious an issue is.
+///
+/// # Examples
+///
+/// ```
+/// use watchpost::analysis::Severity;
+/// assert!(Severity::Critical > Severity::Warning);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Needs attention soon.
+    Warning,
+    /// Needs attention now.
+    Critical,
+}
+
+/// The overall verdict of a [`PerformanceSummary`]: the most severe issue found.
+///
+/// # Examples
+///
+/// ```
+/// use watchpost::analysis::HealthStatus;
+/// assert_eq!(serde_json::to_string(&HealthStatus::Healthy)?, "\"healthy\"");
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthStatus {
+    /// No issue found.
+    Healthy,
+    /// At least one warning, no critical issue.
+    Warning,
+    /// At least one critical issue.
+    Critical,
+}
+
+/// What a [`Check`] tests on its series.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use watchpost::analysis::{CheckKind, Severity};
+/// let hot = CheckKind::MeanAbove { threshold: 80.0, severity: Severity::Warning };
+/// let full = CheckKind::Exhaustion {
+///     threshold: 100.0,
+///     critical_within: Duration::from_hours(6),
+///     warning_within: Duration::from_hours(24),
+/// };
+/// assert_ne!(hot, full);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckKind {
+    /// The window's mean is above `threshold`.
+    MeanAbove {
+        /// The limit.
+        threshold: f64,
+        /// Severity of the issue raised.
+        severity: Severity,
+    },
+    /// The window's trend is classified as `direction` (see
+    /// [`TrendConfig`](super::TrendConfig)).
+    Trending {
+        /// The direction that raises the issue.
+        direction: Direction,
+        /// Severity of the issue raised.
+        severity: Severity,
+    },
+    /// The series is predicted to rise to `threshold`: a critical issue when
+    /// the crossing is at most `critical_within` away, a warning when at most
+    /// `warning_within`. Only a significant trend (p-value below the trend
+    /// configuration's `alpha`) predicts a crossing; a level already at the
+    /// threshold is critical.
+    Exhaustion {
+        /// The capacity limit, such as 100 for a percentage.
+        threshold: f64,
+        /// Crossings at most this far ahead are critical.
+        critical_within: Duration,
+        /// Crossings at most this far ahead (and beyond `critical_within`) are warnings.
+        warning_within: Duration,
+    },
+}
+
+/// One configurable check of a [`SummaryConfig`].
+///
+/// # Examples
+///
+/// ```
+/// use watchpost::analysis::{Check, CheckKind, Severity};
+/// let check = Check {
+///     series: "queue_depth".to_owned(),
+///     kind: CheckKind::MeanAbove { threshold: 1000.0, severity: Severity::Critical },
+///     issue: "Queue backing up".to_owned(),
+///     recommendation: "Add consumers".to_owned(),
+/// };
+/// assert_eq!(check.series, "queue_depth");
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    /// The series it looks at.
+    pub series: String,
+    /// What it tests.
+    pub kind: CheckKind,
+    /// The issue's title; the measured numbers are appended.
+    pub issue: String,
+    /// What to do about it.
+    pub recommendation: String,
+}
+
+/// One problem found by a [`Check`].
+///
+/// # Examples
+///
+/// ```
+/// use watchpost::analysis::{Issue, Severity};
+/// let i = Issue {
+///     series: "system_cpu_usage".to_owned(),
+///     severity: Severity::Warning,
+///     message: "High CPU usage: average 91.0 (limit 80)".to_owned(),
+/// };
+/// assert!(i.message.starts_with("High CPU"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Issue {
+    /// The series it concerns.
+    pub series: String,
+    /// How serious it is.
+    pub severity: Severity,
+    /// The check's title followed by the measured numbers.
+    pub message: String,
+}
+
+/// Settings for [`performance_summary`]. The default reproduces the classic
+/// host checks; see [`SummaryConfig::default_checks`].
+///
+/// # Examples
+///
+/// ```
+/// use watchpost::analysis::SummaryConfig;
+/// let cfg = SummaryConfig::default();
+/// assert_eq!(cfg.cpu_series, "system_cpu_usage");
+/// assert_eq!(cfg.checks.len(), 5);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SummaryConfig {
+    /// CPU usage in percent (0–100). Default `system_cpu_usage`.
+    pub cpu_series: String,
+    /// Memory usage in percent (0–100). Default `system_memory_usage`.
+    pub memory_series: String,
+    /// Disk usage in percent (0–100). Default `system_disk_usage`.
+    pub disk_series: String,
+    /// Cumulative bytes sent. Default `system_network_bytes_sent`.
+    pub network_sent_series: String,
+    /// Cumulative bytes received. Default `system_network_bytes_recv`.
+    pub network_recv_series: String,
+    /// Trend, horizon and confidence for the sections and checks. Its
+    /// `threshold` is ignored: see `capacity`.
+    pub analysis: AnalysisConfig,
+    /// The level whose crossing time the memory and disk sections predict.
+    /// Default `Some(100.0)`.
+    pub capacity: Option<f64>,
+    /// The checks, evaluated in order. Default [`SummaryConfig::default_checks`].
+    pub checks: Vec<Check>,
+}
+
+impl Default for SummaryConfig {
+    fn default() -> Self {
+        Self {
+            cpu_series: "system_cpu_usage".to_owned(),
+            memory_series: "system_memory_usage".to_owned(),
+            disk_series: "system_disk_usage".to_owned(),
+            network_sent_series: "system_network_bytes_sent".to_owned(),
+            network_recv_series: "system_network_bytes_recv".to_owned(),
+            analysis: AnalysisConfig::default(),
+            capacity: Some(100.0),
+            checks: Self::default_checks(),
+        }
+    }
+}
+
+impl SummaryConfig {
+    /// The default checks:
+    ///
+    /// | series | check | issue |
+    /// |---|---|---|
+    /// | `system_cpu_usage` | mean > 80 → warning | High CPU usage |
+    /// | `system_memory_usage` | mean > 85 → warning | High memory usage |
+    /// | `system_memory_usage` | trend increasing → warning | possible memory leak |
+    /// | `system_memory_usage` | reaches 100 within 1 h → critical, 6 h → warning | memory predicted to run out |
+    /// | `system_disk_usage` | reaches 100 within 6 h → critical, 24 h → warning | disk predicted to fill up |
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use watchpost::analysis::{CheckKind, SummaryConfig};
+    /// let checks = SummaryConfig::default_checks();
+    /// assert!(matches!(checks[0].kind, CheckKind::MeanAbove { threshold, .. } if threshold == 80.0));
+    /// ```
+    pub fn default_checks() -> Vec<Check> {
+        let check = |series: &str, kind, issue: &str, recommendation: &str| Check {
+            series: series.to_owned(),
+            kind,
+            issue: issue.to_owned(),
+            recommendation: recommendation.to_owned(),
+        };
+        vec![
+            check(
+                "system_cpu_usage",
+                CheckKind::MeanAbove { threshold: 80.0, severity: Severity::Warning },
+                "High CPU usage",
+                "Profile the busiest code paths, move blocking or batch work off the request \
+                 threads, or add CPU capacity",
+            ),
+            check(
+                "system_memory_usage",
+                CheckKind::MeanAbove { threshold: 85.0, severity: Severity::Warning },
+                "High memory usage",
+                "Check caches, buffers and queues for unbounded growth, or add memory",
+            ),
+            check(
+                "system_memory_usage",
+                CheckKind::Trending {
+                    direction: Direction::Increasing,
+                    severity: Severity::Warning,
+                },
+                "Memory usage keeps increasing (possible memory leak)",
+                "Compare heap profiles taken some time apart and look for collections that only \
+                 grow",
+            ),
+            check(
+                "system_memory_usage",
+                CheckKind::Exhaustion {
+                    threshold: 100.0,
+                    critical_within: Duration::from_hours(1),
+                    warning_within: Duration::from_hours(6),
+                },
+                "Memory predicted to run out",
+                "Find what is growing before the process runs out of memory, or restart it in a \
+                 quiet period",
+            ),
+            check(
+                "system_disk_usage",
+                CheckKind::Exhaustion {
+                    threshold: 100.0,
+                    critical_within: Duration::from_hours(6),
+                    warning_within: Duration::from_hours(24),
+                },
+                "Disk predicted to fill up",
+                "Free disk space (rotate logs, prune old data) or grow the volume",
+            ),
+        ]
+    }
+}
+
+/// Network throughput from the cumulative byte counters.
+///
+/// # Examples
+///
+/// ```
+/// use watchpost::analysis::{Point, PerformanceSummary, SummaryConfig, performance_summary};
+/// use std::collections::HashMap;
+/// let mut series = HashMap::new();
+/// series.insert("system_network_bytes_sent".to_owned(),
+///               vec![Point::new(0, 0.0), Point::new(1000, 500.0), Point::new(2000, 1500.0)]);
+/// let net = performance_summary(&series, 2000, &SummaryConfig::default()).network_analysis.unwrap();
+/// assert_eq!(net.bytes_sent, 1500.0);
+/// assert_eq!(net.sent_bytes_per_second.unwrap().max, 1000.0);
+/// assert!(net.recv_bytes_per_second.is_none());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct NetworkAnalysis {
+    /// Statistics of the per-second send rate; `None` without at least two samples.
+    pub sent_bytes_per_second: Option<Summary>,
+    /// Statistics of the per-second receive rate; `None` without at least two samples.
+    pub recv_bytes_per_second: Option<Summary>,
+    /// Bytes sent over the window (resets handled).
+    pub bytes_sent: f64,
+    /// Bytes received over the window (resets handled).
+    pub bytes_recv: f64,
+}
+
+/// The verdict part of a [`PerformanceSummary`].
+///
+/// # Examples
+///
+/// ```
+/// use watchpost::analysis::{HealthStatus, SummaryConfig, performance_summary};
+/// let empty = std::collections::HashMap::new();
+/// let s = performance_summary(&empty, 0, &SummaryConfig::default()).summary;
+/// assert_eq!(s.status, HealthStatus::Healthy);
+/// assert!(s.issues.is_empty() && s.recommendations.is_empty());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SummarySection {
+    /// The most severe issue's level, or healthy.
+    pub status: HealthStatus,
+    /// Problems found, in check order.
+    pub issues: Vec<Issue>,
+    /// What to do, one entry per distinct recommendation of the failed checks.
+    pub recommendations: Vec<String>,
+}
+
+/// A health report over the host series, as shown on the dashboard.
+///
+/// # Examples
+///
+/// ```
+/// use watchpost::analysis::{PerformanceSummary, SummaryConfig, performance_summary};
+/// let report = performance_summary(&std::collections::HashMap::new(), 0, &SummaryConfig::default());
+/// let json = serde_json::to_string(&report)?;
+/// assert_eq!(serde_json::from_str::<PerformanceSummary>(&json)?, report);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PerformanceSummary {
+    /// The evaluation time, in milliseconds since the Unix epoch.
+    pub generated_at_ms: i64,
+    /// CPU usage analysis; `None` when the series is missing.
+    pub cpu_analysis: Option<SeriesAnalysis>,
+    /// Memory usage analysis, with the predicted crossing of the capacity.
+    pub memory_analysis: Option<SeriesAnalysis>,
+    /// Disk usage analysis, with the predicted crossing of the capacity.
+    pub disk_analysis: Option<SeriesAnalysis>,
+    /// Network throughput; `None` when both counters are missing.
+    pub network_analysis: Option<NetworkAnalysis>,
+    /// Status, issues and recommendations.
+    pub summary: SummarySection,
+}
+
+/// Formats a duration in seconds for an issue message.
+fn human(seconds: f64) -> String {
+    if seconds < 120.0 {
+        format!("{seconds:.0} s")
+    } else if seconds < 7200.0 {
+        format!("{:.0} min", seconds / 60.0)
+    } else {
+        format!("{:.1} h", seconds / 3600.0)
+    }
+}
+
+/// Runs one check against a series' statistics and trend; returns the issue's
+/// severity and message details when it fails.
+fn run_check(
+    kind: &CheckKind,
+    stats: Option<&Summary>,
+    trend: &Trend,
+    now_ms: i64,
+    config: &AnalysisConfig,
+) -> Option<(Severity, String)> {
+    match *kind {
+        CheckKind::MeanAbove { threshold, severity } => {
+            let mean = stats?.mean;
+            (mean > threshold).then(|| {
+                (severity, format!("average {mean:.1} over the window (limit {threshold})"))
+            })
+        }
+        CheckKind::Trending { direction, severity } => (trend.direction == direction).then(|| {
+            (severity, format!("{:+.3} per hour (p = {:.3})", trend.slope_per_hour, trend.p_value))
+        }),
+        CheckKind::Exhaustion { threshold, critical_within, warning_within } => {
+            let crossing = time_to_threshold(
+                trend,
+                now_ms,
+                threshold,
+                CrossDirection::Rising,
+                config.confidence,
+            )?;
+            let already = crossing.eta_seconds == 0.0;
+            if !already && trend.p_value >= config.trend.sanitized().alpha {
+                return None;
+            }
+            let eta = crossing.eta_seconds;
+            let severity = if eta <= critical_within.as_secs_f64() {
+                Severity::Critical
+            } else if eta <= warning_within.as_secs_f64() {
+                Severity::Warning
+            } else {
+                return None;
+            };
+            let mut detail = if already {
+                format!("at or above {threshold} now")
+            } else {
+                format!("reaches {threshold} in about {}", human(eta))
+            };
+            if !already {
+                let latest = crossing.latest_seconds.map_or_else(|| "unbounded".to_owned(), human);
+                let _ =
+                    write!(detail, " (between {} and {latest})", human(crossing.earliest_seconds));
+            }
+            Some((severity, detail))
+        }
+    }
+}
+
+/// Analyses the host series from `source` as seen at `now_ms` and runs the
+/// configured checks.
+///
+/// Each named series is analysed once with [`analyze_series`]; the memory and
+/// disk sections also predict when they reach `config.capacity`. Network
+/// sections use [`counter_rates`](super::counter_rates) and
+/// [`increase`](super::increase). Checks on missing series are skipped. The
+/// status is the most severe issue's, or [`HealthStatus::Healthy`].
+///
+/// # Examples
+///
+/// ```
+/// use std::collections::HashMap;
+/// use watchpost::analysis::{HealthStatus, Point, SummaryConfig, performance_summary};
+///
+/// let mut series = HashMap::new();
+/// let minutes = |f: fn(f64) -> f64| -> Vec<Point> {
+///     (0..60).map(|i| Point::new(i * 60_000, f(f64::from(i as u8)))).collect()
+/// };
+/// series.insert("system_cpu_usage".to_owned(), minutes(|m| 90.0 + (m % 3.0)));
+/// series.insert("system_memory_usage".to_owned(), minutes(|m| 55.0 + m / 2.0)); // +30 %/h
+/// let report = performance_summary(&series, 59 * 60_000, &SummaryConfig::default());
+/// let s = &report.summary;
+/// assert_eq!(s.status, HealthStatus::Critical); // memory full in about half an hour
+/// assert!(s.issues.iter().any(|i| i.message.starts_with("High CPU usage")));
+/// assert!(s.issues.iter().any(|i| i.message.contains("possible memory leak")));
+/// ```
+pub fn performance_summary<S: SeriesSource + ?Sized>(
+    source: &S,
+    now_ms: i64,
+    config: &SummaryConfig,
+) -> PerformanceSummary {
+    let base = AnalysisConfig { threshold: None, ..config.analysis };
+    let with_capacity = AnalysisConfig { threshold: config.capacity, ..base };
+    let analyse = |name: &str, cfg: &AnalysisConfig| {
+        source.points(name).map(|pts| analyze_series(&pts, now_ms, cfg))
+    };
+    let cpu_analysis = analyse(&config.cpu_series, &base);
+    let memory_analysis = analyse(&config.memory_series, &with_capacity);
+    let disk_analysis = analyse(&config.disk_series, &with_capacity);
+    let network_analysis = {
+        let sent = source.points(&config.network_sent_series);
+        let recv = source.points(&config.network_recv_series);
+        (sent.is_some() || recv.is_some()).then(|| {
+            let rate_stats =
+                |p: Option<&Cow<'_, [Point]>>| p.and_then(|p| statistics(&counter_rates(p)));
+            NetworkAnalysis {
+                sent_bytes_per_second: rate_stats(sent.as_ref()),
+                recv_bytes_per_second: rate_stats(recv.as_ref()),
+                bytes_sent: sent.as_deref().map_or(0.0, increase),
+                bytes_recv: recv.as_deref().map_or(0.0, increase),
+            }
+        })
+    };
+
+    // statistics and trend per checked series, computed once
+    let trend_config = base.trend.sanitized();
+    let mut cache: HashMap<&str, (Option<Summary>, Trend)> = HashMap::new();
+    let mut issues = Vec::new();
+    let mut recommendations: Vec<String> = Vec::new();
+    for check in &config.checks {
+        if !cache.contains_key(check.series.as_str()) {
+            let Some(points) = source.points(&check.series) else { continue };
+            let pts = clean(&points);
+            let stats = statistics(&pts);
+            cache.insert(&check.series, (stats, fit(&pts, &trend_config, true)));
+        }
+        let (stats, trend) = &cache[check.series.as_str()];
+        if let Some((severity, detail)) =
+            run_check(&check.kind, stats.as_ref(), trend, now_ms, &base)
+        {
+            issues.push(Issue {
+                series: check.series.clone(),
+                severity,
+                message: format!("{}: {detail}", check.issue),
+            });
+            if !recommendations.contains(&check.recommendation) {
+                recommendations.push(check.recommendation.clone());
+            }
+        }
+    }
+    let status = match issues.iter().map(|i| i.severity).max() {
+        None => HealthStatus::Healthy,
+        Some(Severity::Warning) => HealthStatus::Warning,
+        Some(Severity::Critical) => HealthStatus::Critical,
+    };
+    PerformanceSummary {
+        generated_at_ms: now_ms,
+        cpu_analysis,
+        memory_analysis,
+        disk_analysis,
+        network_analysis,
+        summary: SummarySection { status, issues, recommendations },
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::float_cmp)] // the expected values are exact
+mod tests {
+    use super::*;
+
+    fn minutes(n: i64, f: impl Fn(f64) -> f64) -> Vec<Point> {
+        (0..n)
+            .map(|i| {
+                #[allow(clippy::cast_precision_loss)]
+                let m = i as f64;
+                Point::new(i * 60_000, f(m))
+            })
+            .collect()
+    }
+
+    fn report(series: &[(&str, Vec<Point>)], now_ms: i64) -> PerformanceSummary {
+        let map: HashMap<String, Vec<Point>> =
+            series.iter().map(|(n, p)| ((*n).to_owned(), p.clone())).collect();
+        performance_summary(&map, now_ms, &SummaryConfig::default())
+    }
+
+    #[test]
+    fn healthy_host() {
+        let r = report(
+            &[
+                ("system_cpu_usage", minutes(60, |m| 30.0 + m % 5.0)),
+                ("system_memory_usage", minutes(60, |m| 50.0 + (m % 2.0) * 0.5)),
+                ("system_disk_usage", minutes(60, |_| 40.0)),
+            ],
+            59 * 60_000,
+        );
+        assert_eq!(r.summary.status, HealthStatus::Healthy, "{:?}", r.summary.issues);
+        assert!(r.cpu_analysis.is_some() && r.network_analysis.is_none());
+    }
+
+    #[test]
+    fn high_cpu_is_a_warning_with_a_recommendation() {
+        let r = report(&[("system_cpu_usage", minutes(30, |m| 85.0 + m % 3.0))], 29 * 60_000);
+        assert_eq!(r.summary.status, HealthStatus::Warning);
+        assert_eq!(r.summary.issues.len(), 1);
+        assert!(r.summary.issues[0].message.starts_with("High CPU usage: average 86.0"));
+        assert_eq!(r.summary.recommendations.len(), 1);
+    }
+
+    #[test]
+    fn memory_leak() {
+        // +6 % per hour from 50 % over two hours: a leak, 6.35 h from full (no exhaustion issue)
+        let r = report(&[("system_memory_usage", minutes(120, |m| 50.0 + m * 0.1))], 119 * 60_000);
+        let msgs: Vec<&str> = r.summary.issues.iter().map(|i| i.message.as_str()).collect();
+        assert_eq!(msgs.len(), 1, "{msgs:?}");
+        assert!(
+            msgs[0].starts_with("Memory usage keeps increasing (possible memory leak): +6.000")
+        );
+        assert_eq!(r.summary.status, HealthStatus::Warning);
+        let crossing = r.memory_analysis.unwrap().trend.forecast.crossing.unwrap();
+        assert!((crossing.eta_seconds / 3600.0 - (100.0 - 61.9) / 6.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn high_memory() {
+        let r = report(&[("system_memory_usage", minutes(30, |m| 90.0 + m % 2.0))], 29 * 60_000);
+        assert_eq!(r.summary.issues.len(), 1, "{:?}", r.summary.issues);
+        assert!(r.summary.issues[0].message.starts_with("High memory usage: average 90.5"));
+    }
+
+    #[test]
+    fn disk_filling_is_critical_then_warning() {
+        // +2 % per hour from 90 %: full in ~5 h → critical
+        let fast = report(&[("system_disk_usage", minutes(60, |m| 88.0 + m / 30.0))], 60 * 60_000);
+        assert_eq!(fast.summary.status, HealthStatus::Critical, "{:?}", fast.summary.issues);
+        assert!(
+            fast.summary.issues[0].message.starts_with("Disk predicted to fill up: reaches 100")
+        );
+        // +0.5 % per hour from 90 %: full in ~20 h → warning
+        let slow = report(&[("system_disk_usage", minutes(60, |m| 89.5 + m / 120.0))], 60 * 60_000);
+        assert_eq!(slow.summary.status, HealthStatus::Warning, "{:?}", slow.summary.issues);
+        // already full
+        let full = report(&[("system_disk_usage", minutes(10, |_| 100.0))], 9 * 60_000);
+        assert_eq!(full.summary.status, HealthStatus::Critical);
+        assert!(full.summary.issues[0].message.contains("at or above 100 now"));
+    }
+
+    #[test]
+    fn closures_and_btree_maps_are_sources() {
+        let cpu = minutes(10, |_| 95.0);
+        let source = |name: &str| (name == "system_cpu_usage").then(|| cpu.clone());
+        let r = performance_summary(&source, 9 * 60_000, &SummaryConfig::default());
+        assert_eq!(r.summary.status, HealthStatus::Warning);
+        let map: BTreeMap<String, Vec<Point>> = [("system_cpu_usage".to_owned(), cpu)].into();
+        assert_eq!(performance_summary(&map, 0, &SummaryConfig::default()).summary, r.summary);
+    }
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human(30.0), "30 s");
+        assert_eq!(human(600.0), "10 min");
+        assert_eq!(human(5.5 * 3600.0), "5.5 h");
+    }
+}
