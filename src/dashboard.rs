@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::analysis::{PerformanceSummary, Point as AnalysisPoint, SeriesSource, SummaryConfig};
 use crate::clock::ms_to_datetime;
 use crate::history::History;
 use crate::key::Labels;
@@ -54,8 +55,10 @@ pub struct Dashboard {
     pub recent_alert_events: Vec<serde_json::Value>,
     /// Recent anomalies (filled by anomaly detection).
     pub anomalies: Vec<serde_json::Value>,
-    /// Performance analysis (filled by the analysis module).
-    pub performance_summary: serde_json::Map<String, serde_json::Value>,
+    /// Performance analysis of CPU, memory, disk and network over the
+    /// statistics window: statistics, trends, forecasts, status, issues and
+    /// recommendations.
+    pub performance_summary: PerformanceSummary,
 }
 
 /// Latest host figures, in percent.
@@ -163,6 +166,28 @@ pub(crate) struct DashboardConfig {
     pub(crate) recent_metrics: Vec<String>,
     pub(crate) recent_points: usize,
     pub(crate) statistics_window_ms: i64,
+    pub(crate) performance: SummaryConfig,
+}
+
+/// The history of unlabelled series, as the analysis module reads it.
+pub(crate) struct HistorySource<'a> {
+    pub(crate) registry: &'a Registry,
+    pub(crate) history: &'a History,
+    pub(crate) since_ms: i64,
+    pub(crate) until_ms: i64,
+}
+
+impl SeriesSource for HistorySource<'_> {
+    fn points(&self, name: &str) -> Option<std::borrow::Cow<'_, [AnalysisPoint]>> {
+        let id = self.registry.lookup(name, &[])?;
+        let h = self.history.get(id)?;
+        let points: Vec<AnalysisPoint> = h
+            .window(self.since_ms, self.until_ms)
+            .into_iter()
+            .map(|s| AnalysisPoint::new(s.timestamp_ms, s.value))
+            .collect();
+        Some(std::borrow::Cow::Owned(points))
+    }
 }
 
 /// Builds a snapshot from the registry and history at `now_ms`.
@@ -223,6 +248,9 @@ pub(crate) fn build(
             });
         }
     }
+    let source = HistorySource { registry, history, since_ms: since, until_ms: now_ms };
+    let performance_summary =
+        crate::analysis::performance_summary(&source, now_ms, &config.performance);
     #[allow(clippy::cast_precision_loss)]
     let uptime_seconds = (now_ms.saturating_sub(started_ms)).max(0) as f64 / 1000.0;
     Dashboard {
@@ -236,6 +264,6 @@ pub(crate) fn build(
         active_alerts: Vec::new(),
         recent_alert_events: Vec::new(),
         anomalies: Vec::new(),
-        performance_summary: serde_json::Map::new(),
+        performance_summary,
     }
 }

@@ -51,6 +51,7 @@ pub struct EngineBuilder {
     recent_metrics: Vec<String>,
     recent_points: usize,
     statistics_window: Duration,
+    performance: crate::analysis::SummaryConfig,
 }
 
 impl Default for EngineBuilder {
@@ -70,6 +71,7 @@ impl Default for EngineBuilder {
                 .to_vec(),
             recent_points: 20,
             statistics_window: Duration::from_mins(5),
+            performance: crate::analysis::SummaryConfig::default(),
         }
     }
 }
@@ -187,6 +189,16 @@ impl EngineBuilder {
         self
     }
 
+    /// Series, checks and forecast settings of the dashboard's
+    /// `performance_summary` (see [`SummaryConfig`](crate::analysis::SummaryConfig)).
+    ///
+    /// Defaults to [`SummaryConfig::default`](crate::analysis::SummaryConfig::default):
+    /// CPU mean > 80, memory mean > 85, memory rising, memory or disk predicted to fill.
+    pub fn performance_checks(mut self, config: crate::analysis::SummaryConfig) -> Self {
+        self.performance = config;
+        self
+    }
+
     /// Validates the settings, registers every source and starts the worker thread.
     ///
     /// # Errors
@@ -269,6 +281,7 @@ impl EngineBuilder {
                 recent_metrics: self.recent_metrics,
                 recent_points: self.recent_points,
                 statistics_window_ms: to_ms(self.statistics_window),
+                performance: self.performance,
             },
             summary_window_ms: to_ms(self.summary_window),
             metrics,
@@ -319,6 +332,7 @@ impl fmt::Debug for EngineBuilder {
             .field("recent_metrics", &self.recent_metrics)
             .field("recent_points", &self.recent_points)
             .field("statistics_window", &self.statistics_window)
+            .field("performance", &self.performance)
             .finish_non_exhaustive()
     }
 }

@@ -635,6 +635,65 @@ impl Monitor {
         )
     }
 
+    /// Statistics, trend and forecast of series `name{labels}` over the last `window`.
+    /// `None` if the series does not exist.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use watchpost::analysis::{AnalysisConfig, Direction};
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// let a = engine.analyze("nothing", &[], Duration::from_mins(5), &AnalysisConfig::default());
+    /// assert!(a.is_none());
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn analyze(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        window: Duration,
+        config: &crate::analysis::AnalysisConfig,
+    ) -> Option<crate::analysis::SeriesAnalysis> {
+        let id = self.shared.registry.lookup(name, labels)?;
+        let now = self.shared.clock.now_ms();
+        let since = now.saturating_sub(i64::try_from(window.as_millis()).unwrap_or(i64::MAX));
+        let points: Vec<crate::analysis::Point> = {
+            let history = self.shared.history.read();
+            history
+                .get(id)
+                .map(|h| h.window(since, now))
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| crate::analysis::Point::new(s.timestamp_ms, s.value))
+                .collect()
+        };
+        Some(crate::analysis::analyze_series(&points, now, config))
+    }
+
+    /// The performance summary (CPU, memory, disk, network; status, issues,
+    /// recommendations) over the dashboard's statistics window.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use watchpost::analysis::HealthStatus;
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// assert_eq!(engine.performance_summary().summary.status, HealthStatus::Healthy);
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn performance_summary(&self) -> crate::analysis::PerformanceSummary {
+        let now = self.shared.clock.now_ms();
+        let history = self.shared.history.read();
+        let source = dashboard::HistorySource {
+            registry: &self.shared.registry,
+            history: &history,
+            since_ms: now.saturating_sub(self.shared.dashboard.statistics_window_ms),
+            until_ms: now,
+        };
+        crate::analysis::performance_summary(&source, now, &self.shared.dashboard.performance)
+    }
+
     /// The dashboard snapshot as pretty-printed JSON (layout in `docs/dashboard.md`).
     ///
     /// # Errors

@@ -111,3 +111,39 @@ fn statistics_cover_only_the_configured_window() {
     assert_eq!(x.stats.min, 20.0);
     assert_eq!(x.stats.max, 29.0);
 }
+
+#[test]
+fn performance_summary_reflects_recorded_host_series() {
+    let clock = watchpost::ManualClock::at_millis(T0);
+    let engine = builder(&clock).build().unwrap();
+    // ten minutes: CPU busy, memory climbing 1 % a minute, disk steady
+    for s in 0..600u32 {
+        engine.record("system_cpu_usage", &[], 90.0 + f64::from(s % 3)).unwrap();
+        engine.record("system_memory_usage", &[], 40.0 + f64::from(s) / 60.0).unwrap();
+        engine.record("system_disk_usage", &[], 50.0).unwrap();
+        clock.advance(Duration::from_secs(1));
+    }
+    engine.flush().unwrap();
+    let json: Value = serde_json::to_value(engine.dashboard()).unwrap();
+    let perf = &json["performance_summary"];
+    // memory at 50 % rising 60 %/h reaches 100 % in 50 minutes: critical
+    assert_eq!(perf["summary"]["status"], "critical", "{perf:#}");
+    let issues: Vec<&str> = perf["summary"]["issues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["message"].as_str().unwrap())
+        .collect();
+    assert!(issues.iter().any(|m| m.starts_with("High CPU usage")), "{issues:?}");
+    assert!(issues.iter().any(|m| m.contains("memory leak")), "{issues:?}");
+    assert!(issues.iter().any(|m| m.starts_with("Memory predicted to run out")), "{issues:?}");
+    assert!(!issues.iter().any(|m| m.starts_with("Disk")), "{issues:?}");
+    // the statistics window is 5 minutes: CPU stats cover 300 samples
+    assert_eq!(perf["cpu_analysis"]["statistics"]["count"], 300);
+    let mem = &perf["memory_analysis"]["trend"];
+    assert_eq!(mem["direction"], "increasing");
+    let per_hour = mem["slope_per_hour"].as_f64().unwrap();
+    assert!((per_hour - 60.0).abs() < 1e-6, "{per_hour}");
+    // the same summary is available directly
+    assert_eq!(serde_json::to_value(engine.performance_summary()).unwrap(), *perf);
+}
