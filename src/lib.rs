@@ -1,4 +1,35 @@
-//! watchpost: an in-process monitoring engine.
+#![doc = include_str!("../README.md")]
+//!
+//! # Metric kinds
+//!
+//! | kind | handle | in history |
+//! |---|---|---|
+//! | counter | [`Counter`]: `inc`, `add` | running total, plus `<name>:rate` per second |
+//! | gauge | [`Gauge`]: `set`, `add`, `sub` | the value at each sample |
+//! | histogram | [`Histogram`]: `observe` | observation count, plus `:count_rate`, `:p50`, `:p90`, `:p99` of each interval |
+//! | summary | [`Summary`]: `observe` | observation count, plus `:count_rate` and quantiles of the sliding window |
+//! | recorded | [`Monitor::record`], [`Recorder`] | each observation at its own timestamp (a gauge) |
+//!
+//! A series is a metric name plus a sorted label set ([`SeriesKey`]). A name
+//! keeps the kind it was first registered with.
+//!
+//! # Threads and upkeep
+//!
+//! Writers touch only atomics. Once per sample interval, and on
+//! [`Monitor::flush`], the worker thread drains the `record()` queue, runs
+//! every [`Source`], reads every instrument and appends the readings to the
+//! ring buffers under a write lock that writers never take. Queries and
+//! [`Monitor::dashboard`] take a short read lock and return owned values.
+//!
+//! # Dashboard JSON
+//!
+//! [`dashboard::Dashboard`] is versioned ([`dashboard::SCHEMA_VERSION`]); the
+//! layout is documented in `docs/dashboard.md`.
+//!
+//! # Minimum Rust version
+//!
+//! 1.95 (sysinfo 0.40 needs it).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(test, allow(clippy::float_cmp))]
 pub mod analysis;
 mod clock;

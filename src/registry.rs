@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use foldhash::fast::RandomState;
 use parking_lot::RwLock;
@@ -121,6 +122,8 @@ pub struct SeriesInfo {
 /// ```
 pub struct Registry {
     inner: RwLock<Inner>,
+    /// Bumped on every change to the entries, so readers can cache them.
+    generation: AtomicU64,
     series_cap: usize,
     rejected: Counter,
     hasher: RandomState,
@@ -130,6 +133,7 @@ impl Registry {
     pub(crate) fn new(series_cap: usize) -> Self {
         Registry {
             inner: RwLock::new(Inner::default()),
+            generation: AtomicU64::new(0),
             series_cap,
             rejected: Counter::detached(),
             hasher: RandomState::default(),
@@ -153,7 +157,7 @@ impl Registry {
     /// # Ok::<(), watchpost::Error>(())
     /// ```
     pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> Result<Counter> {
-        let entry = self.get_or_register(name, labels, MetricKind::Counter, None, || {
+        let entry = self.get_or_register(name, labels, MetricKind::Counter, None, false, || {
             Instrument::Counter(Counter::detached())
         })?;
         match entry {
@@ -176,7 +180,7 @@ impl Registry {
     /// # Ok::<(), watchpost::Error>(())
     /// ```
     pub fn gauge(&self, name: &str, labels: &[(&str, &str)]) -> Result<Gauge> {
-        let entry = self.get_or_register(name, labels, MetricKind::Gauge, None, || {
+        let entry = self.get_or_register(name, labels, MetricKind::Gauge, None, false, || {
             Instrument::Gauge(Gauge::detached())
         })?;
         match entry {
@@ -215,7 +219,7 @@ impl Registry {
         let bounds = bounds.unwrap_or(&DEFAULT_BUCKETS);
         crate::metric::validate_bounds(bounds)?;
         let entry =
-            self.get_or_register(name, labels, MetricKind::Histogram, Some(bounds), || {
+            self.get_or_register(name, labels, MetricKind::Histogram, Some(bounds), false, || {
                 Instrument::Histogram(Histogram::with_bounds(bounds).expect("bounds validated"))
             })?;
         match entry {
@@ -238,7 +242,7 @@ impl Registry {
     /// # Ok::<(), watchpost::Error>(())
     /// ```
     pub fn summary(&self, name: &str, labels: &[(&str, &str)]) -> Result<Summary> {
-        let entry = self.get_or_register(name, labels, MetricKind::Summary, None, || {
+        let entry = self.get_or_register(name, labels, MetricKind::Summary, None, false, || {
             Instrument::Summary(Summary::detached())
         })?;
         match entry {
@@ -294,8 +298,7 @@ impl Registry {
                 };
             }
         }
-        // `Some(&[])` marks a registration by record(), which does not make the series sampled.
-        self.get_or_register(name, labels, MetricKind::Gauge, Some(&[]), || {
+        self.get_or_register(name, labels, MetricKind::Gauge, None, true, || {
             Instrument::Recorded(Gauge::detached())
         })?;
         Ok(self.lookup(name, labels).expect("just registered"))
@@ -307,10 +310,9 @@ impl Registry {
         labels: &[(&str, &str)],
         kind: MetricKind,
         bounds: Option<&[f64]>,
+        by_record: bool,
         make: impl FnOnce() -> Instrument,
     ) -> Result<Instrument> {
-        let recorded = kind == MetricKind::Gauge && bounds == Some(&[]);
-        let bounds = if recorded { None } else { bounds };
         if let Some(id) = self.lookup(name, labels) {
             let mut inner = self.inner.write();
             let entry = &mut inner.entries[id.index()];
@@ -323,9 +325,10 @@ impl Registry {
             }
             // A handle asked for a series so far fed only by record(): it is now sampled.
             if let Instrument::Recorded(g) = &entry.instrument
-                && !matches!(make(), Instrument::Recorded(_))
+                && !by_record
             {
                 entry.instrument = Instrument::Gauge(g.clone());
+                self.generation.fetch_add(1, Ordering::Release);
             }
             if let (Some(b), Instrument::Histogram(h)) = (bounds, &entry.instrument)
                 && h.bounds() != b
@@ -345,7 +348,7 @@ impl Registry {
         {
             drop(inner);
             let _ = id;
-            return self.get_or_register(name, labels, kind, bounds, make);
+            return self.get_or_register(name, labels, kind, bounds, by_record, make);
         }
         match inner.names.get(name) {
             Some(info) if info.kind != kind || info.derived => {
@@ -432,6 +435,11 @@ impl Registry {
         inner.index.entry(h).or_default().push(id);
         inner.entries.push(Entry { key: Arc::new(key), kind, instrument, derived: Vec::new() });
         id
+    }
+
+    /// Changes whenever an entry is added or changed.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Runs `f` over every entry under the read lock.

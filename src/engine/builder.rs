@@ -301,6 +301,8 @@ impl EngineBuilder {
             batch: Vec::new(),
             interval: self.sample_interval,
             last_nonfinite: 0,
+            gauges: Vec::new(),
+            gauges_generation: None,
         };
         let join = thread::Builder::new()
             .name("watchpost-worker".into())

@@ -28,6 +28,10 @@ use crate::key::SeriesId;
 use crate::metric::{Counter, Gauge, Histogram, Summary};
 use crate::registry::{Registry, SeriesInfo};
 
+thread_local! {
+    static RECORDS_SINCE_CHECK: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
 /// An explicit observation on its way to the worker.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Record {
@@ -463,7 +467,14 @@ impl Monitor {
             shared.metrics.dropped.inc();
         }
         // Past a quarter full, ask the worker to drain before the next tick.
-        if shared.records.len() >= shared.records.capacity() / 4 {
+        // The length is read on every 64th record of a thread only: reading it
+        // touches cache lines the worker writes.
+        let check = RECORDS_SINCE_CHECK.with(|n| {
+            let v = n.get().wrapping_add(1);
+            n.set(v);
+            v % 64 == 0
+        });
+        if check && shared.records.len() >= shared.records.capacity() / 4 {
             let _ = self.nudge.try_send(());
         }
     }

@@ -26,6 +26,10 @@ pub(crate) struct Worker {
     pub(crate) batch: Vec<Record>,
     pub(crate) interval: Duration,
     pub(crate) last_nonfinite: u64,
+    /// Gauges of the series `record()` writes to, by series index; refreshed
+    /// when the registry changes, so ingesting takes no registry lock.
+    pub(crate) gauges: Vec<Option<crate::metric::Gauge>>,
+    pub(crate) gauges_generation: Option<u64>,
 }
 
 impl Worker {
@@ -75,16 +79,25 @@ impl Worker {
             return;
         }
         let shared = &*self.shared;
+        let generation = shared.registry.generation();
+        if self.gauges_generation != Some(generation) {
+            self.gauges = shared.registry.with_entries(|entries| {
+                entries
+                    .iter()
+                    .map(|e| match &e.instrument {
+                        Instrument::Recorded(g) | Instrument::Gauge(g) => Some(g.clone()),
+                        _ => None,
+                    })
+                    .collect()
+            });
+            self.gauges_generation = Some(generation);
+        }
         // Recorded series also show their latest value through their gauge.
-        shared.registry.with_entries(|entries| {
-            for r in &self.batch {
-                if let Some(Instrument::Recorded(g) | Instrument::Gauge(g)) =
-                    entries.get(r.id.index()).map(|e| &e.instrument)
-                {
-                    g.set(r.value);
-                }
+        for r in &self.batch {
+            if let Some(Some(g)) = self.gauges.get(r.id.index()) {
+                g.set(r.value);
             }
-        });
+        }
         let (mut kept, mut dropped) = (0, 0);
         {
             let mut history = shared.history.write();

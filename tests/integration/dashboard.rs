@@ -147,3 +147,41 @@ fn performance_summary_reflects_recorded_host_series() {
     // the same summary is available directly
     assert_eq!(serde_json::to_value(engine.performance_summary()).unwrap(), *perf);
 }
+
+#[test]
+fn the_documented_example_matches_the_golden_file() {
+    // docs/dashboard.md shows a shortened golden snapshot: every value it shows must be real
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/dashboard.md")).unwrap();
+    let start = doc.find("```json\n").unwrap() + "```json\n".len();
+    let end = start + doc[start..].find("```").unwrap();
+    let example: Value = serde_json::from_str(&doc[start..end]).unwrap();
+    let golden: Value = serde_json::from_str(&scripted_dashboard()).unwrap();
+    assert_subset(&example, &golden, "$");
+}
+
+/// Whether every key of `part` is in `whole` with the same value; arrays in
+/// `part` hold a subset of the entries of `whole`.
+fn is_subset(part: &Value, whole: &Value) -> bool {
+    match (part, whole) {
+        (Value::Object(p), Value::Object(w)) => {
+            p.iter().all(|(k, v)| w.get(k).is_some_and(|wv| is_subset(v, wv)))
+        }
+        (Value::Array(p), Value::Array(w)) => {
+            p.iter().all(|item| w.iter().any(|x| is_subset(item, x)))
+        }
+        _ => part == whole,
+    }
+}
+
+#[track_caller]
+fn assert_subset(part: &Value, whole: &Value, path: &str) {
+    if let (Value::Object(p), Value::Object(w)) = (part, whole) {
+        for (k, v) in p {
+            let wv = w.get(k).unwrap_or_else(|| panic!("{path}.{k} missing"));
+            assert!(is_subset(v, wv), "{path}.{k}: {v} is not in {wv}");
+        }
+    } else {
+        assert!(is_subset(part, whole), "{path}: {part} is not in {whole}");
+    }
+}

@@ -396,3 +396,21 @@ fn system_source_reports_host_and_process_metrics() {
     #[cfg(target_os = "linux")]
     assert!(engine.latest("app_thread_count").unwrap().value >= 2.0); // this thread and the worker
 }
+
+#[test]
+fn a_recorded_series_becomes_sampled_once_a_gauge_handle_asks_for_it() {
+    let (engine, clock) = engine();
+    engine.record("temp", &[], 20.0).unwrap();
+    engine.flush().unwrap();
+    clock.advance(Duration::from_secs(1));
+    engine.flush().unwrap();
+    // fed only by record(): no sample at the second flush
+    assert_eq!(engine.history("temp", Duration::from_hours(1)).len(), 1);
+    let g = engine.gauge("temp").unwrap();
+    assert_eq!(g.get(), 20.0); // the gauge shows the last recorded value
+    clock.advance(Duration::from_secs(1));
+    engine.flush().unwrap();
+    let h = engine.history("temp", Duration::from_hours(1));
+    assert_eq!(h.len(), 2);
+    assert_eq!(h[1].timestamp_ms, T0 + 2_000);
+}
