@@ -188,15 +188,19 @@ impl fmt::Display for Labels {
             if i > 0 {
                 f.write_str(",")?;
             }
-            write!(f, "{k}=\"")?;
-            for c in v.chars() {
-                match c {
-                    '\\' => f.write_str("\\\\")?,
-                    '"' => f.write_str("\\\"")?,
-                    '\n' => f.write_str("\\n")?,
-                    c => write!(f, "{c}")?,
-                }
+            f.write_str(k)?;
+            f.write_str("=\"")?;
+            let mut rest = v.as_str();
+            while let Some(i) = rest.find(['\\', '"', '\n']) {
+                f.write_str(&rest[..i])?;
+                f.write_str(match rest.as_bytes()[i] {
+                    b'\\' => "\\\\",
+                    b'"' => "\\\"",
+                    _ => "\\n",
+                })?;
+                rest = &rest[i + 1..];
             }
+            f.write_str(rest)?;
             f.write_str("\"")?;
         }
         f.write_str("}")

@@ -5,7 +5,6 @@
 //! standard deviation of 0).
 
 use serde::{Deserialize, Serialize};
-use statrs::statistics::Statistics;
 
 /// Descriptive statistics of a window of values.
 ///
@@ -75,8 +74,21 @@ pub fn summarize_owned(mut finite: Vec<f64>) -> Option<Summary> {
         return None;
     }
     let count = finite.len();
-    let mean = finite.iter().mean();
-    let stddev = if count < 2 { 0.0 } else { finite.iter().std_dev() };
+    // Two-pass mean and sample variance. statrs' streaming (Welford) versions
+    // divide once per value in a dependent chain, which made them most of a
+    // dashboard snapshot's cost; the tests check these against statrs.
+    #[allow(clippy::cast_precision_loss)]
+    let n = count as f64;
+    let mut mean = finite.iter().sum::<f64>() / n;
+    if !mean.is_finite() {
+        // the plain sum overflowed (values near f64::MAX): scale first
+        mean = finite.iter().map(|v| v / n).sum::<f64>();
+    }
+    let stddev = if count < 2 {
+        0.0
+    } else {
+        (finite.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1.0)).sqrt()
+    };
     // Sort once; every order statistic is then a lookup (dashboards summarise
     // thousands of series per snapshot, so this matters).
     finite.sort_unstable_by(f64::total_cmp);
@@ -134,7 +146,7 @@ fn sorted_quantile(sorted: &[f64], tau: f64) -> f64 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use statrs::statistics::{Data, OrderStatistics};
+    use statrs::statistics::{Data, OrderStatistics, Statistics};
 
     #[test]
     fn known_values() {
@@ -157,6 +169,12 @@ mod tests {
             }
             let want = data.median();
             prop_assert!((s.median - want).abs() <= 1e-9 * want.abs().max(1.0));
+            let want = values.iter().mean();
+            prop_assert!((s.mean - want).abs() <= 1e-9 * want.abs().max(1.0), "{} vs {}", s.mean, want);
+            if values.len() > 1 {
+                let want = values.iter().std_dev();
+                prop_assert!((s.stddev - want).abs() <= 1e-9 * want.abs().max(1.0), "{} vs {}", s.stddev, want);
+            }
         }
 
         #[test]
