@@ -8,11 +8,9 @@ fn config() -> ProptestConfig {
     ProptestConfig {
         cases: 32,
         // all regression seeds live in the top-level proptest-regressions/ directory
-        failure_persistence: Some(Box::new(
-            proptest::test_runner::FileFailurePersistence::Direct(
-                "proptest-regressions/integration-props.txt",
-            ),
-        )),
+        failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::Direct(
+            "proptest-regressions/integration-props.txt",
+        ))),
         ..ProptestConfig::default()
     }
 }
