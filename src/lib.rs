@@ -3,6 +3,7 @@ mod clock;
 mod error;
 mod key;
 mod kind;
+pub mod detect;
 pub mod stats;
 
 #[cfg(any(test, feature = "test-util"))]
