@@ -1,5 +1,6 @@
 //! The default detector: cheap members, consensus, likelihood, refractory period.
 
+use super::breakout::RangeBreakout;
 use super::likelihood::{AnomalyLikelihood, LikelihoodConfig};
 use super::{
     DEFAULT_THRESHOLD, Detector, EwmaBand, EwmaConfig, Novelty, NoveltyConfig, RobustZ, RobustZConfig,
@@ -42,11 +43,13 @@ struct Tune {
     w_seasonal: f64,
     w_novelty: f64,
     combine: f64,
+    breakout_margin: f64,
+    breakout_blocks: f64,
 }
 
 impl Default for Tune {
     fn default() -> Self {
-        Tune { member_sigmas: 4.0, w_robust: 1.0, w_ewma: 1.0, w_seasonal: 1.0, w_novelty: 1.0, combine: 0.0 }
+        Tune { member_sigmas: 4.0, w_robust: 1.0, w_ewma: 1.0, w_seasonal: 1.0, w_novelty: 1.0, combine: 0.0, breakout_margin: 0.1, breakout_blocks: 64.0 }
     }
 }
 
@@ -61,7 +64,7 @@ impl Default for EnsembleConfig {
             novelty: NoveltyConfig::default(),
             likelihood: LikelihoodConfig::default(),
             refractory: 150,
-            refractory_damping: 0.5,
+            refractory_damping: 0.0,
             threshold: DEFAULT_THRESHOLD,
             tune: Tune::default(),
         }
@@ -192,6 +195,8 @@ impl EnsembleConfig {
             "w_seasonal" => t.w_seasonal = value,
             "w_novelty" => t.w_novelty = value,
             "combine" => t.combine = value,
+            "breakout_margin" => t.breakout_margin = value,
+            "breakout_blocks" => t.breakout_blocks = value,
             "refractory_damping" => self.refractory_damping = value,
             "refractory" => self = self.with_refractory(to_usize(value))?,
             "threshold" => self = self.with_threshold(value)?,
@@ -259,7 +264,8 @@ pub struct Ensemble {
     ewma: EwmaBand,
     seasonal: SeasonalProfile,
     novelty: Novelty,
-    likelihood: AnomalyLikelihood,
+    likelihood: [AnomalyLikelihood; 4],
+    breakout: RangeBreakout,
     quiet_for: usize,
     last_raw: f64,
 }
@@ -278,14 +284,16 @@ impl Ensemble {
             ewma: EwmaBand::new(cfg.ewma.clone()),
             seasonal: SeasonalProfile::new(cfg.seasonal.clone()),
             novelty: Novelty::new(cfg.novelty.clone()),
-            likelihood: AnomalyLikelihood::new(cfg.likelihood.clone()),
+            likelihood: std::array::from_fn(|_| AnomalyLikelihood::new(cfg.likelihood.clone())),
+            breakout: RangeBreakout::new(to_usize(cfg.tune.breakout_blocks), 150),
             quiet_for: 0,
             last_raw: 0.0,
             cfg,
         }
     }
 
-    /// The combined raw score of the last point, before normalisation.
+    /// The combined score of the last point before the refractory period
+    /// was applied.
     ///
     /// # Examples
     ///
@@ -299,39 +307,40 @@ impl Ensemble {
         self.last_raw
     }
 
-    fn raw_score(&mut self, t: i64, x: f64) -> f64 {
+    fn combined(&mut self, t: i64, x: f64) -> f64 {
         let tune = &self.cfg.tune;
         let half = tune.member_sigmas;
-        let members = [
-            (tune.w_robust, self.robust.signed_z(x)),
-            (tune.w_ewma, self.ewma.signed_z(x)),
-            (tune.w_seasonal, self.seasonal.signed_z(t, x)),
+        let unit_of = |z: f64| if z.is_nan() { f64::NAN } else { z_to_unit(z.abs(), half) };
+        let raw = [
+            unit_of(self.robust.signed_z(x)),
+            unit_of(self.ewma.signed_z(x)),
+            unit_of(self.seasonal.signed_z(t, x)),
+            self.novelty.step(x),
         ];
-        let mut sum = 0.0;
-        let mut weight = 0.0;
-        let mut max: f64 = 0.0;
-        for (w, z) in members {
-            if w > 0.0 && !z.is_nan() {
-                let s = z_to_unit(z.abs(), half);
-                sum += w * s;
-                weight += w;
-                max = max.max(s);
-            }
-        }
-        let novelty = self.novelty.step(x);
-        if tune.w_novelty > 0.0 && weight > 0.0 {
-            sum += tune.w_novelty * novelty;
-            weight += tune.w_novelty;
-            max = max.max(novelty);
-        }
+        let excess = self.breakout.excess(x);
+        self.breakout.learn(x);
         self.robust.learn(x);
         self.ewma.learn(x);
         self.seasonal.learn(t, x);
-        if weight == 0.0 {
-            return 0.0;
+        let weights = [tune.w_robust, tune.w_ewma, tune.w_seasonal, tune.w_novelty];
+        let mut scores = [0.0; 4];
+        for i in 0..4 {
+            // a member that is not warm yet feeds 0, so its baseline is learnt too
+            let r = if raw[i].is_nan() { 0.0 } else { raw[i] };
+            scores[i] = weights[i] * self.likelihood[i].update(r);
         }
-        let mean = sum / weight;
-        unit(tune.combine * max + (1.0 - tune.combine) * mean)
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let mode = tune.combine.max(0.0) as u32;
+        let spatial = if excess >= tune.breakout_margin { 1.0 } else { 0.0 };
+        let combined = match mode {
+            1 => scores.iter().sum::<f64>() / weights.iter().sum::<f64>().max(1e-9),
+            2 => {
+                scores.sort_by(|a, b| b.total_cmp(a));
+                scores[1]
+            }
+            _ => scores.iter().copied().fold(0.0, f64::max),
+        };
+        combined.max(spatial)
     }
 }
 
@@ -342,16 +351,16 @@ impl Detector for Ensemble {
 
     fn update(&mut self, timestamp_ms: i64, value: f64) -> f64 {
         let Some(x) = clean_input(value) else { return 0.0 };
-        let raw = self.raw_score(timestamp_ms, x);
-        self.last_raw = raw;
-        let mut score = self.likelihood.update(raw);
+        let score = unit(self.combined(timestamp_ms, x));
+        self.last_raw = score;
         if self.quiet_for > 0 {
             self.quiet_for -= 1;
-            score *= self.cfg.refractory_damping;
-        } else if score >= self.cfg.threshold {
+            return unit(score * self.cfg.refractory_damping);
+        }
+        if score >= self.cfg.threshold {
             self.quiet_for = self.cfg.refractory;
         }
-        unit(score)
+        score
     }
 
     fn expected_band(&self) -> Option<(f64, f64)> {
@@ -367,7 +376,8 @@ impl Detector for Ensemble {
             + heap_bytes(&self.robust)
             + heap_bytes(&self.seasonal)
             + heap_bytes(&self.novelty)
-            + (self.likelihood.memory_bytes() - std::mem::size_of::<AnomalyLikelihood>())
+            + self.breakout.heap_bytes()
+            + self.likelihood.iter().map(|l| l.memory_bytes() - std::mem::size_of::<AnomalyLikelihood>()).sum::<usize>()
     }
 }
 

@@ -29,10 +29,10 @@ pub struct LikelihoodConfig {
 }
 
 impl Default for LikelihoodConfig {
-    /// Short window 10 points, long window 4 096 points, 200 points of
+    /// Short window 20 points, long window 4 096 points, 200 points of
     /// learning, a floor of 0.02 on the spread of averaged raw scores.
     fn default() -> Self {
-        LikelihoodConfig { short_window: 10, long_window: 4096, learning: 200, min_std: 0.02 }
+        LikelihoodConfig { short_window: 20, long_window: 4096, learning: 200, min_std: 0.02 }
     }
 }
 

@@ -41,6 +41,7 @@
 //! assert_eq!(flagged, [1_500]);
 //! ```
 
+mod breakout;
 mod ensemble;
 mod ewma;
 mod likelihood;
