@@ -325,9 +325,10 @@ impl Ensemble {
         let weights = [tune.w_robust, tune.w_ewma, tune.w_seasonal, tune.w_novelty];
         let mut scores = [0.0; 4];
         for i in 0..4 {
-            // a member that is not warm yet feeds 0, so its baseline is learnt too
-            let r = if raw[i].is_nan() { 0.0 } else { raw[i] };
-            scores[i] = weights[i] * self.likelihood[i].update(r);
+            // a member's likelihood starts learning once the member is warm
+            if !raw[i].is_nan() {
+                scores[i] = weights[i] * self.likelihood[i].update(raw[i]);
+            }
         }
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let mode = tune.combine.max(0.0) as u32;

@@ -335,3 +335,150 @@ pub(crate) fn check_f64(field: &'static str, value: f64, min: f64, max: f64) -> 
 
 #[cfg(test)]
 pub(crate) mod testutil;
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn all_specs() -> Vec<DetectorSpec> {
+        DetectorSpec::NAMES.iter().map(|n| n.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for spec in all_specs() {
+            assert_eq!(spec.build().name(), spec.name());
+        }
+        let err = "zscore".parse::<DetectorSpec>().unwrap_err().to_string();
+        assert!(err.contains("\"zscore\""), "{err}");
+    }
+
+    #[test]
+    fn reset_forgets_everything() {
+        let values = testutil::noisy_with_spike(3_000, 2_500, 50.0);
+        for spec in all_specs() {
+            let mut d = spec.build();
+            let first = testutil::run(&mut d, &values);
+            d.reset();
+            assert_eq!(testutil::run(&mut d, &values), first, "{}", spec.name());
+        }
+    }
+
+    #[test]
+    fn deterministic() {
+        let values = testutil::daily(3_000);
+        for spec in all_specs() {
+            let a = testutil::run(&mut spec.build(), &values);
+            let b = testutil::run(&mut spec.build(), &values);
+            assert_eq!(a, b, "{}", spec.name());
+        }
+    }
+
+    #[test]
+    fn boxed_detector_forwards() {
+        let mut inner = default_detector();
+        let mut boxed: Box<Box<dyn Detector>> = Box::new(default_detector());
+        for (i, v) in testutil::daily(1_000).into_iter().enumerate() {
+            let t = i64::try_from(i).unwrap() * testutil::STEP_MS;
+            assert_eq!(inner.update(t, v), boxed.update(t, v));
+        }
+        assert_eq!(inner.expected_band(), boxed.expected_band());
+        assert_eq!(inner.memory_bytes(), boxed.memory_bytes());
+        assert_eq!(boxed.name(), "ensemble");
+    }
+
+    #[test]
+    fn bad_config_is_rejected_with_the_value() {
+        let err = RobustZConfig::default().with_sigmas(f64::INFINITY).unwrap_err();
+        let crate::Error::InvalidConfig { field, reason } = err else { panic!("wrong variant") };
+        assert_eq!(field, "sigmas");
+        assert!(reason.contains("inf"), "{reason}");
+    }
+
+    /// A deterministic stream of `n` values with a level, a scale, a daily
+    /// pattern, noise and rare bursts.
+    fn stream(seed: u64, n: usize, level: f64, scale: f64) -> impl Iterator<Item = (i64, f64)> {
+        let mut s = seed | 1;
+        (0..n).map(move |i| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            #[allow(clippy::cast_precision_loss)]
+            let u = (s >> 11) as f64 / (1u64 << 53) as f64;
+            let t = i64::try_from(i).unwrap() * 60_000;
+            let daily = (window::as_f64(i % 1_440) / 1_440.0 * std::f64::consts::TAU).sin();
+            let burst = if s % 5_000 == 0 { 20.0 } else { 0.0 };
+            (t, level + scale * (daily + u + burst))
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn scores_stay_in_unit_interval(
+            values in prop::collection::vec(prop::num::f64::ANY, 0..400),
+            steps in prop::collection::vec(-1_000_000_i64..10_000_000, 1..8),
+            which in 0..DetectorSpec::NAMES.len(),
+        ) {
+            let mut d = DetectorSpec::NAMES[which].parse::<DetectorSpec>().unwrap().build();
+            let mut t = 0_i64;
+            for (i, v) in values.iter().enumerate() {
+                t = t.saturating_add(steps[i % steps.len()]);
+                let s = d.update(t, *v);
+                prop_assert!((0.0..=1.0).contains(&s), "{} gave {} for {}", d.name(), s, v);
+                if !v.is_finite() {
+                    prop_assert_eq!(s, 0.0);
+                }
+            }
+            if let Some((lo, hi)) = d.expected_band() {
+                prop_assert!(!lo.is_nan() && !hi.is_nan());
+            }
+        }
+
+        #[test]
+        fn finite_scores_after_bad_input(
+            bad in prop::collection::vec(prop::num::f64::ANY, 1..50),
+            level in -1e12_f64..1e12,
+            scale in 1e-6_f64..1e6,
+        ) {
+            let mut d = default_detector();
+            for (t, v) in stream(7, 2_000, level, scale) {
+                d.update(t, v);
+            }
+            for v in &bad {
+                d.update(2_000 * 60_000, *v);
+            }
+            for (t, v) in stream(9, 500, level, scale) {
+                let s = d.update(t + 2_001 * 60_000, v);
+                prop_assert!(s.is_finite() && (0.0..=1.0).contains(&s));
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2))]
+
+        #[test]
+        fn memory_stays_bounded_over_a_million_points(
+            seed in any::<u64>(),
+            level in -1e6_f64..1e6,
+            scale in 1e-3_f64..1e3,
+        ) {
+            for spec in all_specs() {
+                let mut d = spec.build();
+                let mut after_warmup = 0;
+                for (i, (t, v)) in stream(seed, 1_000_000, level, scale).enumerate() {
+                    d.update(t, v);
+                    if i == 10_000 {
+                        after_warmup = d.memory_bytes();
+                    }
+                }
+                prop_assert_eq!(d.memory_bytes(), after_warmup, "{}", spec.name());
+                prop_assert!(d.memory_bytes() < 32 * 1024, "{}: {}", spec.name(), d.memory_bytes());
+            }
+        }
+    }
+}
