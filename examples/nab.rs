@@ -62,7 +62,8 @@ fn parse_args() -> Result<Args, String> {
     if !params.is_empty() {
         let mut cfg = EnsembleConfig::default();
         for p in &params {
-            let (k, v) = p.split_once('=').ok_or_else(|| format!("--param {p:?}: expected NAME=VALUE"))?;
+            let (k, v) =
+                p.split_once('=').ok_or_else(|| format!("--param {p:?}: expected NAME=VALUE"))?;
             let v: f64 = v.parse().map_err(|e| format!("--param {p:?}: {e}"))?;
             cfg = cfg.set_param(k, v).map_err(|e| e.to_string())?;
         }
@@ -90,9 +91,11 @@ fn main() -> ExitCode {
 
 fn run() -> Result<(), String> {
     let args = parse_args()?;
-    let labels = args.labels.as_ref().map(Labels::read).transpose().map_err(|e| format!("labels: {e}"))?;
+    let labels =
+        args.labels.as_ref().map(Labels::read).transpose().map_err(|e| format!("labels: {e}"))?;
     let started = Instant::now();
-    let run = nab::run_corpus(&args.data, labels.as_ref(), &args.spec, Some(&args.out)).map_err(|e| e.to_string())?;
+    let run = nab::run_corpus(&args.data, labels.as_ref(), &args.spec, Some(&args.out))
+        .map_err(|e| e.to_string())?;
     let rows: usize = run.cases.iter().map(|c| c.scores.len()).sum();
     println!(
         "# detector={} files={} rows={} out={} ({:.2} s)",
@@ -128,15 +131,19 @@ fn run() -> Result<(), String> {
             );
         }
     }
-    let quiet: Vec<&FileCase> = run.cases.iter().filter(|c| c.rel.starts_with("artificialNoAnomaly/")).collect();
-    let mut thresholds: Vec<(&str, f64)> = standard_thr.map(|t| ("optimised", t)).into_iter().collect();
+    let quiet: Vec<&FileCase> =
+        run.cases.iter().filter(|c| c.rel.starts_with("artificialNoAnomaly/")).collect();
+    let mut thresholds: Vec<(&str, f64)> =
+        standard_thr.map(|t| ("optimised", t)).into_iter().collect();
     thresholds.extend(args.threshold.map(|t| ("fixed", t)));
     for (what, t) in thresholds {
         let rates: Vec<f64> = quiet.iter().filter_map(|c| c.detections_per_day(t)).collect();
         if !rates.is_empty() {
             #[allow(clippy::cast_precision_loss)] // a handful of files
             let mean = rates.iter().sum::<f64>() / rates.len() as f64;
-            println!("artificialNoAnomaly false positives/day at the {what} threshold {t:.4}: {mean:.3}");
+            println!(
+                "artificialNoAnomaly false positives/day at the {what} threshold {t:.4}: {mean:.3}"
+            );
         }
     }
     if args.per_file {

@@ -1,9 +1,9 @@
 //! watchpost: an in-process monitoring engine.
 mod clock;
+pub mod detect;
 mod error;
 mod key;
 mod kind;
-pub mod detect;
 pub mod stats;
 
 #[cfg(any(test, feature = "test-util"))]

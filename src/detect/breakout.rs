@@ -68,10 +68,10 @@ impl RangeBreakout {
             self.next = (self.next + 1) % self.cap;
             self.current = (f64::INFINITY, f64::NEG_INFINITY);
             self.in_current = 0;
-            self.full = self
-                .blocks
-                .iter()
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &(a, b)| (lo.min(a), hi.max(b)));
+            self.full =
+                self.blocks.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &(a, b)| {
+                    (lo.min(a), hi.max(b))
+                });
         }
     }
 
@@ -87,6 +87,7 @@ impl RangeBreakout {
 }
 
 #[cfg(test)]
+#[allow(clippy::float_cmp)] // exact values are expected
 mod tests {
     use super::*;
 

@@ -3,8 +3,9 @@
 use super::breakout::RangeBreakout;
 use super::likelihood::{AnomalyLikelihood, LikelihoodConfig};
 use super::{
-    DEFAULT_THRESHOLD, Detector, EwmaBand, EwmaConfig, Novelty, NoveltyConfig, RobustZ, RobustZConfig,
-    SeasonalConfig, SeasonalProfile, check_f64, check_usize, clean_input, unit, z_to_unit,
+    DEFAULT_THRESHOLD, Detector, EwmaBand, EwmaConfig, Novelty, NoveltyConfig, RobustZ,
+    RobustZConfig, SeasonalConfig, SeasonalProfile, check_f64, check_usize, clean_input, unit,
+    z_to_unit,
 };
 use crate::Result;
 
@@ -49,7 +50,16 @@ struct Tune {
 
 impl Default for Tune {
     fn default() -> Self {
-        Tune { member_sigmas: 4.0, w_robust: 1.0, w_ewma: 1.0, w_seasonal: 1.0, w_novelty: 1.0, combine: 0.0, breakout_margin: 0.1, breakout_blocks: 64.0 }
+        Tune {
+            member_sigmas: 4.0,
+            w_robust: 1.0,
+            w_ewma: 1.0,
+            w_seasonal: 1.0,
+            w_novelty: 1.0,
+            combine: 0.0,
+            breakout_margin: 0.1,
+            breakout_blocks: 64.0,
+        }
     }
 }
 
@@ -207,7 +217,9 @@ impl EnsembleConfig {
             "novelty_levels" => self.novelty = self.novelty.with_levels(to_usize(value))?,
             "novelty_order" => self.novelty = self.novelty.with_order(to_usize(value))?,
             "novelty_decay" => self.novelty = self.novelty.with_range_decay(value)?,
-            "short_window" => self.likelihood = self.likelihood.with_short_window(to_usize(value))?,
+            "short_window" => {
+                self.likelihood = self.likelihood.with_short_window(to_usize(value))?;
+            }
             "long_window" => self.likelihood = self.likelihood.with_long_window(to_usize(value))?,
             "learning" => self.likelihood = self.likelihood.with_learning(to_usize(value))?,
             "min_std" => self.likelihood = self.likelihood.with_min_std(value)?,
@@ -346,7 +358,7 @@ impl Ensemble {
 }
 
 impl Detector for Ensemble {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "ensemble"
     }
 
@@ -378,7 +390,11 @@ impl Detector for Ensemble {
             + heap_bytes(&self.seasonal)
             + heap_bytes(&self.novelty)
             + self.breakout.heap_bytes()
-            + self.likelihood.iter().map(|l| l.memory_bytes() - std::mem::size_of::<AnomalyLikelihood>()).sum::<usize>()
+            + self
+                .likelihood
+                .iter()
+                .map(|l| l.memory_bytes() - std::mem::size_of::<AnomalyLikelihood>())
+                .sum::<usize>()
     }
 }
 

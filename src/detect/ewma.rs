@@ -139,7 +139,7 @@ impl EwmaBand {
 }
 
 impl Detector for EwmaBand {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "ewma"
     }
 

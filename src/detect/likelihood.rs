@@ -214,7 +214,7 @@ impl AnomalyLikelihood {
             self.short_sum -= old;
         }
         self.short_sum += raw;
-        if self.seen % 1024 == 0 {
+        if self.seen.is_multiple_of(1024) {
             // re-sum now and then so rounding cannot accumulate
             self.short_sum = (0..self.short.len()).filter_map(|i| self.short.back(i)).sum();
         }
@@ -252,6 +252,7 @@ pub(crate) fn tail_score(z: f64) -> f64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::float_cmp)] // exact values are expected
 mod tests {
     use super::*;
 

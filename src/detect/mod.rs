@@ -206,6 +206,7 @@ pub fn default_detector() -> Box<dyn Detector> {
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
+#[allow(clippy::large_enum_variant)] // built once per metric, never per point
 pub enum DetectorSpec {
     /// The default ensemble.
     Ensemble(EnsembleConfig),
@@ -317,11 +318,19 @@ pub(crate) fn floor_spread(spread: f64, level: f64) -> f64 {
     if spread.is_finite() && spread > floor { spread } else { floor }
 }
 
-pub(crate) fn check_usize(field: &'static str, value: usize, min: usize, max: usize) -> Result<usize> {
+pub(crate) fn check_usize(
+    field: &'static str,
+    value: usize,
+    min: usize,
+    max: usize,
+) -> Result<usize> {
     if (min..=max).contains(&value) {
         Ok(value)
     } else {
-        Err(Error::InvalidConfig { field, reason: format!("must be in {min}..={max}, got {value}") })
+        Err(Error::InvalidConfig {
+            field,
+            reason: format!("must be in {min}..={max}, got {value}"),
+        })
     }
 }
 
@@ -329,7 +338,10 @@ pub(crate) fn check_f64(field: &'static str, value: f64, min: f64, max: f64) -> 
     if value.is_finite() && value >= min && value <= max {
         Ok(value)
     } else {
-        Err(Error::InvalidConfig { field, reason: format!("must be in [{min}, {max}], got {value}") })
+        Err(Error::InvalidConfig {
+            field,
+            reason: format!("must be in [{min}, {max}], got {value}"),
+        })
     }
 }
 
@@ -337,6 +349,7 @@ pub(crate) fn check_f64(field: &'static str, value: f64, min: f64, max: f64) -> 
 pub(crate) mod testutil;
 
 #[cfg(test)]
+#[allow(clippy::float_cmp)] // exact values are expected
 mod tests {
     use proptest::prelude::*;
 
@@ -409,7 +422,7 @@ mod tests {
             let u = (s >> 11) as f64 / (1u64 << 53) as f64;
             let t = i64::try_from(i).unwrap() * 60_000;
             let daily = (window::as_f64(i % 1_440) / 1_440.0 * std::f64::consts::TAU).sin();
-            let burst = if s % 5_000 == 0 { 20.0 } else { 0.0 };
+            let burst = if s.is_multiple_of(5_000) { 20.0 } else { 0.0 };
             (t, level + scale * (daily + u + burst))
         })
     }

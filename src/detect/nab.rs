@@ -63,9 +63,11 @@ pub struct Profile {
 /// NAB's standard profile.
 pub const STANDARD: Profile = Profile { name: "standard", tp: 1.0, fp: 0.11, fn_: 1.0 };
 /// NAB's profile that punishes false positives twice as hard.
-pub const REWARD_LOW_FP_RATE: Profile = Profile { name: "reward_low_FP_rate", tp: 1.0, fp: 0.22, fn_: 1.0 };
+pub const REWARD_LOW_FP_RATE: Profile =
+    Profile { name: "reward_low_FP_rate", tp: 1.0, fp: 0.22, fn_: 1.0 };
 /// NAB's profile that punishes missed windows twice as hard.
-pub const REWARD_LOW_FN_RATE: Profile = Profile { name: "reward_low_FN_rate", tp: 1.0, fp: 0.11, fn_: 2.0 };
+pub const REWARD_LOW_FN_RATE: Profile =
+    Profile { name: "reward_low_FN_rate", tp: 1.0, fp: 0.11, fn_: 2.0 };
 /// The three profiles, standard first.
 pub const PROFILES: [Profile; 3] = [STANDARD, REWARD_LOW_FP_RATE, REWARD_LOW_FN_RATE];
 
@@ -161,7 +163,10 @@ impl Series {
         let mut lines = text.lines();
         let header: Vec<&str> = lines.next().unwrap_or("").split(',').map(str::trim).collect();
         let col = |name: &str| {
-            header.iter().position(|h| *h == name).ok_or_else(|| bad_data(format!("no {name:?} column")))
+            header
+                .iter()
+                .position(|h| *h == name)
+                .ok_or_else(|| bad_data(format!("no {name:?} column")))
         };
         let (tc, vc) = (col("timestamp")?, col("value")?);
         let mut s = Series::default();
@@ -284,7 +289,9 @@ pub fn list_data_files(dir: impl AsRef<Path>) -> io::Result<Vec<String>> {
         for f in fs::read_dir(cat.path())? {
             let f = f?;
             let name = f.file_name().to_string_lossy().into_owned();
-            if f.file_type()?.is_file() && name.ends_with(".csv") {
+            if f.file_type()?.is_file()
+                && Path::new(&name).extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+            {
                 out.push(format!("{}/{name}", cat.file_name().to_string_lossy()));
             }
         }
@@ -418,7 +425,11 @@ impl FileCase {
                 match last {
                     None => (None, -1.0),
                     Some((hi, width)) => {
-                        let y = if width > 1 { idx_f64(i - hi) / idx_f64(width - 1) } else { f64::INFINITY };
+                        let y = if width > 1 {
+                            idx_f64(i - hi) / idx_f64(width - 1)
+                        } else {
+                            f64::INFINITY
+                        };
                         (None, shape(y))
                     }
                 }
@@ -455,7 +466,11 @@ impl FileCase {
         scores: Vec<f64>,
     ) -> io::Result<FileCase> {
         if scores.len() != series.len() {
-            return Err(bad_data(format!("{rel}: {} scores for {} rows", scores.len(), series.len())));
+            return Err(bad_data(format!(
+                "{rel}: {} scores for {} rows",
+                scores.len(),
+                series.len()
+            )));
         }
         let times: Vec<NaiveDateTime> =
             series.timestamps.iter().map(|t| parse_timestamp(t)).collect::<io::Result<_>>()?;
@@ -467,7 +482,8 @@ impl FileCase {
                 ranges.push((lo, hi));
                 continue;
             }
-            let inside: Vec<usize> = (0..times.len()).filter(|&i| start <= times[i] && times[i] <= end).collect();
+            let inside: Vec<usize> =
+                (0..times.len()).filter(|&i| start <= times[i] && times[i] <= end).collect();
             if let (Some(&lo), Some(&hi)) = (inside.first(), inside.last()) {
                 ranges.push((lo, hi));
             }
@@ -597,7 +613,7 @@ pub fn score(files: &[FileCase], profile: &Profile, threshold: Option<f64>) -> P
         if threshold.is_some_and(|t| thr < t) {
             break;
         }
-        while j < points.len() && points[j].0 == thr {
+        while j < points.len() && points[j].0.total_cmp(&thr).is_eq() {
             let (_, g, c) = points[j];
             match g {
                 None => {
@@ -628,7 +644,8 @@ pub fn score(files: &[FileCase], profile: &Profile, threshold: Option<f64>) -> P
         best.0 = t;
     }
     let (thr, raw, windows_hit, fp_rows) = best;
-    let normalized = if perfect == null { f64::NAN } else { 100.0 * (raw - null) / (perfect - null) };
+    let normalized =
+        if perfect > null { 100.0 * (raw - null) / (perfect - null) } else { f64::NAN };
     ProfileScore {
         profile: profile.name,
         threshold: thr,
@@ -686,15 +703,13 @@ pub fn run_corpus(
             let path: PathBuf = out.join(&rel);
             write_results(&path, &series, &scores)?;
         }
-        let windows = match labels {
-            Some(l) => match l.windows.get(&rel) {
-                Some(w) => w.as_slice(),
-                None => {
-                    run.unlabelled.push(rel);
-                    continue;
-                }
-            },
-            None => &[],
+        let windows = match labels.map(|l| l.windows.get(&rel)) {
+            None => &[][..],
+            Some(Some(w)) => w.as_slice(),
+            Some(None) => {
+                run.unlabelled.push(rel);
+                continue;
+            }
         };
         run.cases.push(FileCase::new(&rel, &series, windows, scores)?);
     }
@@ -702,6 +717,7 @@ pub fn run_corpus(
 }
 
 #[cfg(test)]
+#[allow(clippy::float_cmp)] // exact values are expected
 mod tests {
     use super::*;
 
@@ -721,7 +737,7 @@ mod tests {
         scores[105] = 0.9;
         scores[101] = 0.7;
         let case = FileCase::from_rows("c/a.csv", vec![0; 200], vec![(100, 109)], scores);
-        let at_07 = score(&[case.clone()], &STANDARD, Some(0.7));
+        let at_07 = score(std::slice::from_ref(&case), &STANDARD, Some(0.7));
         let at_09 = score(&[case], &STANDARD, Some(0.9));
         assert!(at_07.raw > at_09.raw);
         assert_eq!(at_07.windows_hit, 1);
@@ -729,7 +745,12 @@ mod tests {
 
     #[test]
     fn windows_in_probation_are_not_scored_but_count_as_perfect() {
-        let case = FileCase::from_rows("c/a.csv", vec![0; 1_000], vec![(10, 20), (500, 510)], vec![0.0; 1_000]);
+        let case = FileCase::from_rows(
+            "c/a.csv",
+            vec![0; 1_000],
+            vec![(10, 20), (500, 510)],
+            vec![0.0; 1_000],
+        );
         let r = score(&[case], &STANDARD, None);
         assert_eq!((r.scored_windows, r.null, r.perfect), (1, -1.0, 2.0));
     }

@@ -28,7 +28,13 @@ impl Default for NoveltyConfig {
     /// 10 levels, patterns of 3 points, a table of 2^10 counters, a range that
     /// forgets with a half-life of about 2 800 points, 64 points of warm-up.
     fn default() -> Self {
-        NoveltyConfig { levels: 10, order: 3, table_bits: 10, range_decay: 1.0 / 4096.0, warmup: 64 }
+        NoveltyConfig {
+            levels: 10,
+            order: 3,
+            table_bits: 10,
+            range_decay: 1.0 / 4096.0,
+            warmup: 64,
+        }
     }
 }
 
@@ -78,7 +84,8 @@ impl NoveltyConfig {
     /// assert!(watchpost::detect::NoveltyConfig::default().with_table_bits(12).is_ok());
     /// ```
     pub fn with_table_bits(mut self, bits: u32) -> Result<Self> {
-        self.table_bits = u32::try_from(check_usize("table_bits", bits as usize, 6, 16)?).unwrap_or(10);
+        self.table_bits =
+            u32::try_from(check_usize("table_bits", bits as usize, 6, 16)?).unwrap_or(10);
         Ok(self)
     }
 
@@ -219,7 +226,7 @@ impl Novelty {
 }
 
 impl Detector for Novelty {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "novelty"
     }
 

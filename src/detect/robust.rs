@@ -171,7 +171,7 @@ pub(crate) fn robust_center_spread(win: &SortedWindow) -> (f64, f64) {
 }
 
 impl Detector for RobustZ {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "robust_z"
     }
 
@@ -184,7 +184,7 @@ impl Detector for RobustZ {
 
     fn expected_band(&self) -> Option<(f64, f64)> {
         let k = self.cfg.sigmas * self.spread;
-        (self.center.is_finite() && k.is_finite()).then(|| (self.center - k, self.center + k))
+        (self.center.is_finite() && k.is_finite()).then_some((self.center - k, self.center + k))
     }
 
     fn reset(&mut self) {

@@ -162,7 +162,8 @@ impl SeasonalProfile {
 
     fn bucket(&self, t: i64) -> usize {
         let phase = i128::from(t.rem_euclid(self.cfg.period_ms));
-        let b = phase * i128::try_from(self.cfg.buckets).unwrap_or(1) / i128::from(self.cfg.period_ms);
+        let b =
+            phase * i128::try_from(self.cfg.buckets).unwrap_or(1) / i128::from(self.cfg.period_ms);
         usize::try_from(b).unwrap_or(0).min(self.cfg.buckets - 1)
     }
 
@@ -182,17 +183,17 @@ impl SeasonalProfile {
         (x - self.mean[b]) / self.spread(b)
     }
 
-    pub(crate) fn learn(&mut self, t: i64, x: f64) {
-        let b = self.bucket(t);
-        self.first_ms.get_or_insert(t);
-        let a = self.cfg.alpha.max(1.0 / f64::from(self.count[b].saturating_add(1)));
+    pub(crate) fn learn(&mut self, timestamp_ms: i64, value: f64) {
+        let b = self.bucket(timestamp_ms);
+        self.first_ms.get_or_insert(timestamp_ms);
+        let rate = self.cfg.alpha.max(1.0 / f64::from(self.count[b].saturating_add(1)));
         if self.count[b] == 0 {
-            self.mean[b] = x;
+            self.mean[b] = value;
         } else {
-            let r = x - self.mean[b];
-            self.dev[b] += a * (r.abs() - self.dev[b]);
-            self.global_dev += 0.01 * (r.abs() - self.global_dev);
-            self.mean[b] += a * r;
+            let residual = value - self.mean[b];
+            self.dev[b] += rate * (residual.abs() - self.dev[b]);
+            self.global_dev += 0.01 * (residual.abs() - self.global_dev);
+            self.mean[b] += rate * residual;
         }
         self.count[b] = self.count[b].saturating_add(1);
         self.last_bucket = b;
@@ -201,7 +202,7 @@ impl SeasonalProfile {
 }
 
 impl Detector for SeasonalProfile {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "seasonal"
     }
 

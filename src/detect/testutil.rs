@@ -1,4 +1,5 @@
 //! Synthetic series and checks shared by the detector unit tests.
+#![allow(clippy::float_cmp)] // exact values are expected
 
 use super::Detector;
 
@@ -25,7 +26,11 @@ pub(crate) fn noisy_with_spike(n: usize, at: usize, size: f64) -> Vec<f64> {
 }
 
 pub(crate) fn step(n: usize, at: usize, delta: f64) -> Vec<f64> {
-    noise(n, 11).into_iter().enumerate().map(|(i, e)| 10.0 + e + if i >= at { delta } else { 0.0 }).collect()
+    noise(n, 11)
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| 10.0 + e + if i >= at { delta } else { 0.0 })
+        .collect()
 }
 
 /// A daily sine (288 points a day) with a little noise.
@@ -41,7 +46,11 @@ pub(crate) fn daily(n: usize) -> Vec<f64> {
 }
 
 pub(crate) fn drift(n: usize, per_point: f64) -> Vec<f64> {
-    noise(n, 17).into_iter().enumerate().map(|(i, e)| 10.0 + e + per_point * super::window::as_f64(i)).collect()
+    noise(n, 17)
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| 10.0 + e + per_point * super::window::as_f64(i))
+        .collect()
 }
 
 pub(crate) fn run(d: &mut dyn Detector, values: &[f64]) -> Vec<f64> {
@@ -59,7 +68,12 @@ pub(crate) fn run(d: &mut dyn Detector, values: &[f64]) -> Vec<f64> {
 
 /// Largest score outside `skip` and after the first `from` points.
 pub(crate) fn max_excluding(scores: &[f64], skip: std::ops::Range<usize>, from: usize) -> f64 {
-    scores.iter().enumerate().filter(|(i, _)| *i >= from && !skip.contains(i)).map(|(_, &s)| s).fold(0.0, f64::max)
+    scores
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i >= from && !skip.contains(i))
+        .map(|(_, &s)| s)
+        .fold(0.0, f64::max)
 }
 
 /// Feeds bad values between normal ones: no panic, scores in range, no NaN

@@ -131,7 +131,10 @@ mod tests {
         for v in 1..=5 {
             r.push(f64::from(v));
         }
-        assert_eq!((r.back(0), r.back(1), r.back(2), r.back(3)), (Some(5.0), Some(4.0), Some(3.0), None));
+        assert_eq!(
+            (r.back(0), r.back(1), r.back(2), r.back(3)),
+            (Some(5.0), Some(4.0), Some(3.0), None)
+        );
     }
 
     #[test]

@@ -23,8 +23,13 @@ fn labels() -> Labels {
 fn default_detector_clears_the_nab_floor() {
     let labels = labels();
     let out = std::env::temp_dir().join(format!("watchpost-nab-{}", std::process::id()));
-    let run = nab::run_corpus(nab_dir().join("data"), Some(&labels), &DetectorSpec::default(), Some(&out))
-        .expect("harness runs");
+    let run = nab::run_corpus(
+        nab_dir().join("data"),
+        Some(&labels),
+        &DetectorSpec::default(),
+        Some(&out),
+    )
+    .expect("harness runs");
     assert_eq!(run.cases.len(), 5);
     assert!(run.unlabelled.is_empty());
 
@@ -42,7 +47,8 @@ fn default_detector_clears_the_nab_floor() {
     }
 
     // no false alarms on the file without anomalies
-    let quiet = run.cases.iter().find(|c| c.rel.starts_with("artificialNoAnomaly/")).expect("quiet file");
+    let quiet =
+        run.cases.iter().find(|c| c.rel.starts_with("artificialNoAnomaly/")).expect("quiet file");
     assert!(quiet.detections_per_day(DEFAULT_THRESHOLD).expect("has rows") < 0.5);
 
     // the results mirror the input row for row
@@ -67,7 +73,8 @@ fn every_detector_runs_on_nab_files() {
     let labels = labels();
     for name in DetectorSpec::NAMES {
         let spec: DetectorSpec = name.parse().expect("known name");
-        let run = nab::run_corpus(nab_dir().join("data"), Some(&labels), &spec, None).expect("harness runs");
+        let run = nab::run_corpus(nab_dir().join("data"), Some(&labels), &spec, None)
+            .expect("harness runs");
         let r = nab::score(&run.cases, &STANDARD, None);
         assert!(r.normalized.is_finite() && r.normalized >= 0.0, "{name}: {r:?}");
     }
