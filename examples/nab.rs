@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use watchpost::detect::{
-    DetectorSpec, EnsembleConfig,
+    DetectorSpec,
     nab::{self, FileCase, Labels, PROFILES},
 };
 
@@ -33,13 +33,12 @@ struct Args {
 }
 
 const USAGE: &str = "usage: nab --data DIR --out DIR [--detector NAME] [--labels FILE] \
-                     [--threshold T] [--per-file] [--param NAME=VALUE]...";
+                     [--threshold T] [--per-file]";
 
 fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let (mut data, mut out, mut labels, mut threshold) = (None, None, None, None);
     let mut detector = String::from("ensemble");
-    let mut params = Vec::new();
     let mut per_file = false;
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"));
@@ -52,23 +51,12 @@ fn parse_args() -> Result<Args, String> {
                 let v = value()?;
                 threshold = Some(v.parse::<f64>().map_err(|e| format!("--threshold {v:?}: {e}"))?);
             }
-            "--param" => params.push(value()?),
             "--per-file" => per_file = true,
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
-    let mut spec: DetectorSpec = detector.parse().map_err(|e| format!("{e}"))?;
-    if !params.is_empty() {
-        let mut cfg = EnsembleConfig::default();
-        for p in &params {
-            let (k, v) =
-                p.split_once('=').ok_or_else(|| format!("--param {p:?}: expected NAME=VALUE"))?;
-            let v: f64 = v.parse().map_err(|e| format!("--param {p:?}: {e}"))?;
-            cfg = cfg.set_param(k, v).map_err(|e| e.to_string())?;
-        }
-        spec = DetectorSpec::Ensemble(cfg);
-    }
+    let spec: DetectorSpec = detector.parse().map_err(|e| format!("{e}"))?;
     Ok(Args {
         data: data.ok_or(format!("--data is required\n{USAGE}"))?,
         out: out.ok_or(format!("--out is required\n{USAGE}"))?,

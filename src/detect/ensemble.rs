@@ -3,11 +3,16 @@
 use super::breakout::RangeBreakout;
 use super::likelihood::{AnomalyLikelihood, LikelihoodConfig};
 use super::{
-    DEFAULT_THRESHOLD, Detector, EwmaBand, EwmaConfig, Novelty, NoveltyConfig, RobustZ,
-    RobustZConfig, SeasonalConfig, SeasonalProfile, check_f64, check_usize, clean_input, unit,
-    z_to_unit,
+    DEFAULT_THRESHOLD, Detector, EwmaBand, EwmaConfig, RobustZ, RobustZConfig, SeasonalConfig,
+    SeasonalProfile, check_f64, check_usize, clean_input, unit,
 };
 use crate::Result;
+
+/// Weight of the second strongest member in the consensus.
+const SECOND_WEIGHT: f64 = 0.5;
+/// The consensus is divided by this, so that one member alone needs a
+/// likelihood score of `1.2 × threshold` and two members agreeing need less.
+const CONSENSUS_SCALE: f64 = 1.2;
 
 /// Settings of [`Ensemble`]: its members' settings plus how they are combined.
 ///
@@ -27,62 +32,36 @@ pub struct EnsembleConfig {
     robust: RobustZConfig,
     ewma: EwmaConfig,
     seasonal: SeasonalConfig,
-    novelty: NoveltyConfig,
     likelihood: LikelihoodConfig,
-    refractory: usize,
-    refractory_damping: f64,
-    threshold: f64,
-    tune: Tune,
-}
-
-/// Internal knobs of the combination step.
-#[derive(Debug, Clone, PartialEq)]
-struct Tune {
-    member_sigmas: f64,
-    w_robust: f64,
-    w_ewma: f64,
-    w_seasonal: f64,
-    w_novelty: f64,
-    combine: f64,
     breakout_margin: f64,
-    breakout_blocks: f64,
-}
-
-impl Default for Tune {
-    fn default() -> Self {
-        Tune {
-            member_sigmas: 4.0,
-            w_robust: 1.0,
-            w_ewma: 1.0,
-            w_seasonal: 1.0,
-            w_novelty: 1.0,
-            combine: 0.0,
-            breakout_margin: 0.1,
-            breakout_blocks: 64.0,
-        }
-    }
+    breakout_window: usize,
+    breakout_warmup: usize,
+    refractory: usize,
+    threshold: f64,
 }
 
 impl Default for EnsembleConfig {
-    /// Default members, default likelihood, a refractory period of 150 points
-    /// at [`DEFAULT_THRESHOLD`].
+    /// Default members and likelihood; a range breakout beyond 10 % of the
+    /// range of the last 4 096 points (after 150 points) flags at once; a
+    /// refractory period of 150 points after a score reaches
+    /// [`DEFAULT_THRESHOLD`].
     fn default() -> Self {
         EnsembleConfig {
             robust: RobustZConfig::default(),
             ewma: EwmaConfig::default(),
             seasonal: SeasonalConfig::default(),
-            novelty: NoveltyConfig::default(),
             likelihood: LikelihoodConfig::default(),
+            breakout_margin: 0.1,
+            breakout_window: 4096,
+            breakout_warmup: 150,
             refractory: 150,
-            refractory_damping: 0.0,
             threshold: DEFAULT_THRESHOLD,
-            tune: Tune::default(),
         }
     }
 }
 
 impl EnsembleConfig {
-    /// Sets how many points after a detection are damped (0..=1 000 000).
+    /// Sets how many points after a detection score 0 (0..=1 000 000).
     ///
     /// # Errors
     ///
@@ -98,7 +77,8 @@ impl EnsembleConfig {
         Ok(self)
     }
 
-    /// Sets the score that starts a refractory period (0.01..=1).
+    /// Sets the score that starts a refractory period (0.01..=1); use the
+    /// threshold the scores will be compared with.
     ///
     /// # Errors
     ///
@@ -111,6 +91,40 @@ impl EnsembleConfig {
     /// ```
     pub fn with_threshold(mut self, threshold: f64) -> Result<Self> {
         self.threshold = check_f64("threshold", threshold, 0.01, 1.0)?;
+        Ok(self)
+    }
+
+    /// Sets how far beyond the recent range, as a fraction of its width, a
+    /// value must fall to be flagged at once (0.001..=1000).
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::InvalidConfig`] naming `breakout_margin` when out of range.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(watchpost::detect::EnsembleConfig::default().with_breakout_margin(0.25).is_ok());
+    /// ```
+    pub fn with_breakout_margin(mut self, margin: f64) -> Result<Self> {
+        self.breakout_margin = check_f64("breakout_margin", margin, 0.001, 1000.0)?;
+        Ok(self)
+    }
+
+    /// Sets how many recent points define the range for breakouts
+    /// (64..=262 144, rounded up to a multiple of 64).
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::InvalidConfig`] naming `breakout_window` when out of range.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(watchpost::detect::EnsembleConfig::default().with_breakout_window(10).is_err());
+    /// ```
+    pub fn with_breakout_window(mut self, points: usize) -> Result<Self> {
+        self.breakout_window = check_usize("breakout_window", points, 64, 1 << 18)?;
         Ok(self)
     }
 
@@ -159,22 +173,7 @@ impl EnsembleConfig {
         self
     }
 
-    /// Uses these settings for the novelty member.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use watchpost::detect::{EnsembleConfig, NoveltyConfig};
-    /// let cfg = EnsembleConfig::default().with_novelty(NoveltyConfig::default().with_levels(8)?);
-    /// # Ok::<(), watchpost::Error>(())
-    /// ```
-    #[must_use]
-    pub fn with_novelty(mut self, cfg: NoveltyConfig) -> Self {
-        self.novelty = cfg;
-        self
-    }
-
-    /// Uses these settings for the likelihood normalisation.
+    /// Uses these settings for the likelihood normalisation of each member.
     ///
     /// # Examples
     ///
@@ -189,69 +188,26 @@ impl EnsembleConfig {
         self.likelihood = cfg;
         self
     }
-
-    /// Sets an internal tuning knob by name (development aid).
-    ///
-    /// # Errors
-    ///
-    /// [`crate::Error::InvalidConfig`] for an unknown name or a bad value.
-    #[doc(hidden)]
-    pub fn set_param(mut self, name: &str, value: f64) -> Result<Self> {
-        let t = &mut self.tune;
-        match name {
-            "member_sigmas" => t.member_sigmas = value,
-            "w_robust" => t.w_robust = value,
-            "w_ewma" => t.w_ewma = value,
-            "w_seasonal" => t.w_seasonal = value,
-            "w_novelty" => t.w_novelty = value,
-            "combine" => t.combine = value,
-            "breakout_margin" => t.breakout_margin = value,
-            "breakout_blocks" => t.breakout_blocks = value,
-            "refractory_damping" => self.refractory_damping = value,
-            "refractory" => self = self.with_refractory(to_usize(value))?,
-            "threshold" => self = self.with_threshold(value)?,
-            "robust_window" => self.robust = self.robust.with_window(to_usize(value))?,
-            "ewma_span" => self.ewma = self.ewma.with_span(value)?,
-            "seasonal_buckets" => self.seasonal = self.seasonal.with_buckets(to_usize(value))?,
-            "seasonal_alpha" => self.seasonal = self.seasonal.with_alpha(value)?,
-            "novelty_levels" => self.novelty = self.novelty.with_levels(to_usize(value))?,
-            "novelty_order" => self.novelty = self.novelty.with_order(to_usize(value))?,
-            "novelty_decay" => self.novelty = self.novelty.with_range_decay(value)?,
-            "short_window" => {
-                self.likelihood = self.likelihood.with_short_window(to_usize(value))?;
-            }
-            "long_window" => self.likelihood = self.likelihood.with_long_window(to_usize(value))?,
-            "learning" => self.likelihood = self.likelihood.with_learning(to_usize(value))?,
-            "min_std" => self.likelihood = self.likelihood.with_min_std(value)?,
-            _ => {
-                return Err(crate::Error::InvalidConfig {
-                    field: "param",
-                    reason: format!("unknown parameter {name:?}"),
-                });
-            }
-        }
-        Ok(self)
-    }
 }
 
-/// Heap bytes of a member (its reported memory minus its inline size).
-fn heap_bytes<D: Detector>(d: &D) -> usize {
-    d.memory_bytes() - std::mem::size_of::<D>()
-}
-
-#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // development aid only
-fn to_usize(v: f64) -> usize {
-    v.max(0.0) as usize
-}
-
-/// The default detector: four cheap members combined by consensus,
-/// normalised to an anomaly likelihood, with a refractory period.
+/// The default detector: three cheap members, each normalised to an anomaly
+/// likelihood, combined by consensus, plus an immediate range-breakout check
+/// and a refractory period.
 ///
-/// Per point, each member scores the value against what it has learnt so
-/// far; the member scores are averaged into a raw score, the raw score is
-/// normalised by an [`AnomalyLikelihood`], and after a score reaches the
-/// threshold the following `refractory` points are damped, so one incident
-/// reads as one detection.
+/// Per point:
+///
+/// 1. [`RobustZ`], [`EwmaBand`] and [`SeasonalProfile`] score the value
+///    against what they have learnt so far (each maps its distance `z` to
+///    `z² / (z² + sigmas²)`, 0.5 at its `sigmas`).
+/// 2. Each member's score goes through its own [`AnomalyLikelihood`], so a
+///    member that is always noisy on this series carries little weight and a
+///    quiet one that suddenly deviates carries a lot.
+/// 3. Consensus: `(strongest + second strongest / 2) / 1.2`. One member alone
+///    needs strong evidence; two that agree need less.
+/// 4. A value beyond the minimum or maximum of the last 4 096 points by more
+///    than 10 % of that range scores 1 at once (a new extreme).
+/// 5. After a score reaches the threshold, the next `refractory` points score
+///    0, so one incident reads as one detection.
 ///
 /// # Examples
 ///
@@ -275,11 +231,10 @@ pub struct Ensemble {
     robust: RobustZ,
     ewma: EwmaBand,
     seasonal: SeasonalProfile,
-    novelty: Novelty,
-    likelihood: [AnomalyLikelihood; 4],
+    likelihood: [AnomalyLikelihood; 3],
     breakout: RangeBreakout,
     quiet_for: usize,
-    last_raw: f64,
+    last_score: f64,
 }
 
 impl Ensemble {
@@ -295,17 +250,16 @@ impl Ensemble {
             robust: RobustZ::new(cfg.robust.clone()),
             ewma: EwmaBand::new(cfg.ewma.clone()),
             seasonal: SeasonalProfile::new(cfg.seasonal.clone()),
-            novelty: Novelty::new(cfg.novelty.clone()),
             likelihood: std::array::from_fn(|_| AnomalyLikelihood::new(cfg.likelihood.clone())),
-            breakout: RangeBreakout::new(to_usize(cfg.tune.breakout_blocks), 150),
+            breakout: RangeBreakout::new(cfg.breakout_window.div_ceil(64), cfg.breakout_warmup),
             quiet_for: 0,
-            last_raw: 0.0,
+            last_score: 0.0,
             cfg,
         }
     }
 
-    /// The combined score of the last point before the refractory period
-    /// was applied.
+    /// The score of the last point before the refractory period applied
+    /// (what the point would have scored had there been no recent detection).
     ///
     /// # Examples
     ///
@@ -313,47 +267,53 @@ impl Ensemble {
     /// use watchpost::detect::{Detector, Ensemble};
     /// let mut d = Ensemble::new(Default::default());
     /// d.update(0, 1.0);
-    /// assert_eq!(d.last_raw_score(), 0.0);
+    /// assert_eq!(d.unsuppressed_score(), 0.0);
     /// ```
-    pub fn last_raw_score(&self) -> f64 {
-        self.last_raw
+    pub fn unsuppressed_score(&self) -> f64 {
+        self.last_score
+    }
+
+    /// Whether a refractory period is running (scores are held at 0).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let d = watchpost::detect::Ensemble::new(Default::default());
+    /// assert!(!d.in_refractory_period());
+    /// ```
+    pub fn in_refractory_period(&self) -> bool {
+        self.quiet_for > 0
     }
 
     fn combined(&mut self, t: i64, x: f64) -> f64 {
-        let tune = &self.cfg.tune;
-        let half = tune.member_sigmas;
-        let unit_of = |z: f64| if z.is_nan() { f64::NAN } else { z_to_unit(z.abs(), half) };
-        let raw = [
-            unit_of(self.robust.signed_z(x)),
-            unit_of(self.ewma.signed_z(x)),
-            unit_of(self.seasonal.signed_z(t, x)),
-            self.novelty.step(x),
+        let members = [
+            self.robust.member_score(x),
+            self.ewma.member_score(x),
+            self.seasonal.member_score(t, x),
         ];
-        let excess = self.breakout.excess(x);
-        self.breakout.learn(x);
+        let breakout = self.breakout.excess(x) >= self.cfg.breakout_margin;
         self.robust.learn(x);
         self.ewma.learn(x);
         self.seasonal.learn(t, x);
-        let weights = [tune.w_robust, tune.w_ewma, tune.w_seasonal, tune.w_novelty];
-        let mut scores = [0.0; 4];
-        for i in 0..4 {
+        self.breakout.learn(x);
+        let (mut first, mut second) = (0.0_f64, 0.0_f64);
+        for (raw, likelihood) in members.into_iter().zip(&mut self.likelihood) {
             // a member's likelihood starts learning once the member is warm
-            if !raw[i].is_nan() {
-                scores[i] = weights[i] * self.likelihood[i].update(raw[i]);
+            if raw.is_nan() {
+                continue;
+            }
+            let s = likelihood.update(raw);
+            if s > first {
+                second = first;
+                first = s;
+            } else if s > second {
+                second = s;
             }
         }
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let mode = tune.combine.max(0.0) as u32;
-        let spatial = if excess >= tune.breakout_margin { 1.0 } else { 0.0 };
-        let combined = match mode {
-            1 => scores.iter().sum::<f64>() / weights.iter().sum::<f64>().max(1e-9),
-            2 => {
-                scores.sort_by(|a, b| b.total_cmp(a));
-                scores[1]
-            }
-            _ => scores.iter().copied().fold(0.0, f64::max),
-        };
-        combined.max(spatial)
+        if breakout {
+            return 1.0;
+        }
+        unit((first + SECOND_WEIGHT * second) / CONSENSUS_SCALE)
     }
 }
 
@@ -364,11 +324,11 @@ impl Detector for Ensemble {
 
     fn update(&mut self, timestamp_ms: i64, value: f64) -> f64 {
         let Some(x) = clean_input(value) else { return 0.0 };
-        let score = unit(self.combined(timestamp_ms, x));
-        self.last_raw = score;
+        let score = self.combined(timestamp_ms, x);
+        self.last_score = score;
         if self.quiet_for > 0 {
             self.quiet_for -= 1;
-            return unit(score * self.cfg.refractory_damping);
+            return 0.0;
         }
         if score >= self.cfg.threshold {
             self.quiet_for = self.cfg.refractory;
@@ -388,14 +348,18 @@ impl Detector for Ensemble {
         std::mem::size_of::<Self>()
             + heap_bytes(&self.robust)
             + heap_bytes(&self.seasonal)
-            + heap_bytes(&self.novelty)
-            + self.breakout.heap_bytes()
             + self
                 .likelihood
                 .iter()
                 .map(|l| l.memory_bytes() - std::mem::size_of::<AnomalyLikelihood>())
                 .sum::<usize>()
+            + self.breakout.heap_bytes()
     }
+}
+
+/// Heap bytes of a member (its reported memory minus its inline size).
+fn heap_bytes<D: Detector>(d: &D) -> usize {
+    d.memory_bytes() - std::mem::size_of::<D>()
 }
 
 #[cfg(test)]

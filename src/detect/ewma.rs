@@ -125,6 +125,12 @@ impl EwmaBand {
         if self.seen < self.cfg.warmup { f64::NAN } else { (x - self.mean) / self.sd() }
     }
 
+    /// The member score of `x` in `[0, 1)`, NaN before warm-up.
+    pub(crate) fn member_score(&self, x: f64) -> f64 {
+        let z = self.signed_z(x);
+        if z.is_nan() { f64::NAN } else { z_to_unit(z.abs(), self.cfg.sigmas) }
+    }
+
     pub(crate) fn learn(&mut self, x: f64) {
         if self.seen == 0 {
             self.mean = x;

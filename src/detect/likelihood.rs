@@ -138,6 +138,7 @@ pub struct AnomalyLikelihood {
     short: Ring,
     short_sum: f64,
     blocks: Vec<[f64; 3]>,
+    blocks_total: [f64; 3],
     next_block: usize,
     current: [f64; 3],
     seen: usize,
@@ -159,6 +160,7 @@ impl AnomalyLikelihood {
             block_len,
             short_sum: 0.0,
             blocks: Vec::with_capacity(BLOCKS),
+            blocks_total: [0.0; 3],
             next_block: 0,
             current: [0.0; 3],
             seen: 0,
@@ -193,10 +195,8 @@ impl AnomalyLikelihood {
     /// Mean and standard deviation of the averages in the long window.
     fn reference(&self) -> (f64, f64) {
         let mut acc = self.current;
-        for b in &self.blocks {
-            acc[0] += b[0];
-            acc[1] += b[1];
-            acc[2] += b[2];
+        for (a, b) in acc.iter_mut().zip(self.blocks_total) {
+            *a += b;
         }
         if acc[0] == 0.0 {
             return (0.0, self.cfg.min_std);
@@ -236,6 +236,12 @@ impl AnomalyLikelihood {
             }
             self.next_block = (self.next_block + 1) % BLOCKS;
             self.current = [0.0; 3];
+            self.blocks_total = [0.0; 3];
+            for b in &self.blocks {
+                for (t, v) in self.blocks_total.iter_mut().zip(b) {
+                    *t += v;
+                }
+            }
         }
         self.seen = self.seen.saturating_add(1);
         score

@@ -140,12 +140,13 @@ impl RobustZ {
         (value - self.center).abs() / self.spread
     }
 
-    /// Signed robust z (positive above the median), NaN before warm-up.
-    pub(crate) fn signed_z(&self, value: f64) -> f64 {
-        (value - self.center) / self.spread
+    /// The member score of `value` in `[0, 1)`, NaN before warm-up.
+    pub(crate) fn member_score(&self, value: f64) -> f64 {
+        let z = self.z(value);
+        if z.is_nan() { f64::NAN } else { z_to_unit(z, self.cfg.sigmas) }
     }
 
-    /// Updates the state only; returns whether the detector was warm before.
+    /// Updates the state without scoring.
     pub(crate) fn learn(&mut self, value: f64) {
         self.win.push(value);
         if self.win.len() >= self.cfg.warmup {

@@ -183,6 +183,12 @@ impl SeasonalProfile {
         (x - self.mean[b]) / self.spread(b)
     }
 
+    /// The member score of `x` at `t` in `[0, 1)`, NaN while its bucket is not ready.
+    pub(crate) fn member_score(&self, t: i64, x: f64) -> f64 {
+        let z = self.signed_z(t, x);
+        if z.is_nan() { f64::NAN } else { z_to_unit(z.abs(), self.cfg.sigmas) }
+    }
+
     pub(crate) fn learn(&mut self, timestamp_ms: i64, value: f64) {
         let b = self.bucket(timestamp_ms);
         self.first_ms.get_or_insert(timestamp_ms);
