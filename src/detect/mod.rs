@@ -7,21 +7,25 @@
 //! and calls a point anomalous when its score reaches [`DEFAULT_THRESHOLD`].
 //!
 //! The default detector ([`default_detector`], [`DetectorSpec::default`]) is
-//! an [`Ensemble`] of four cheap members:
+//! an [`Ensemble`] of three cheap members:
 //!
 //! - [`RobustZ`]: distance from a rolling median in rolling robust-spread units;
 //! - [`EwmaBand`]: distance from an exponentially weighted mean in weighted
 //!   standard deviations;
 //! - [`SeasonalProfile`]: distance from a per-time-of-day profile (a daily
-//!   pattern, learnt from the timestamps);
-//! - [`Novelty`]: how unfamiliar the recent shape of the series is, over a
-//!   quantised short window with a capped table of patterns.
+//!   pattern, learnt from the timestamps).
 //!
-//! The ensemble combines the members by consensus, turns the combined raw
-//! score into an anomaly likelihood ([`AnomalyLikelihood`]: a Gaussian tail
-//! of a short moving average of raw scores against a long window's
-//! distribution) so that one threshold suits every metric, and damps its
-//! output for a refractory period after a detection.
+//! Each member's score is turned into an anomaly likelihood
+//! ([`AnomalyLikelihood`]: a Gaussian tail of a short moving average of the
+//! member's scores against a long window's distribution), so that one
+//! threshold suits every metric; the ensemble combines the likelihoods by
+//! consensus, flags a value that breaks well out of the recent range at once,
+//! and holds its output at 0 for a refractory period after a detection.
+//! [`Novelty`] (how unfamiliar the recent shape of the series is, over a
+//! quantised short window) is available on its own.
+//!
+//! See `docs/anomaly.md` in the repository for how the detectors score on the
+//! Numenta Anomaly Benchmark and how to reproduce it (feature `nab`).
 //!
 //! # Examples
 //!
