@@ -198,6 +198,12 @@ mod tests {
     }
 
     #[test]
+    fn daily_pattern_is_followed() {
+        let scores = run(&mut det(), &daily(288 * 5));
+        assert!(max_excluding(&scores, 0..0, 100) < 0.6);
+    }
+
+    #[test]
     fn constant_series_scores_zero() {
         assert!(run(&mut det(), &vec![-3.0; 500]).iter().all(|&s| s == 0.0));
     }

@@ -1,7 +1,8 @@
 //! Novelty of the recent shape of a series, over a quantised short window.
 
+use super::breakout::RangeBreakout;
 use super::window::{as_f64, floor_index};
-use super::{Detector, check_f64, check_usize, clean_input};
+use super::{Detector, check_usize, clean_input};
 use crate::Result;
 
 /// Settings of [`Novelty`]; every setter validates its argument.
@@ -20,21 +21,15 @@ pub struct NoveltyConfig {
     levels: usize,
     order: usize,
     table_bits: u32,
-    range_decay: f64,
+    range_window: usize,
     warmup: usize,
 }
 
 impl Default for NoveltyConfig {
-    /// 10 levels, patterns of 3 points, a table of 2^10 counters, a range that
-    /// forgets with a half-life of about 2 800 points, 64 points of warm-up.
+    /// 10 levels of the range of the last 1 024 points, patterns of 3 points,
+    /// tables of 2^10 counters, 64 points of warm-up.
     fn default() -> Self {
-        NoveltyConfig {
-            levels: 10,
-            order: 3,
-            table_bits: 10,
-            range_decay: 1.0 / 4096.0,
-            warmup: 64,
-        }
+        NoveltyConfig { levels: 10, order: 3, table_bits: 10, range_window: 1024, warmup: 64 }
     }
 }
 
@@ -89,29 +84,31 @@ impl NoveltyConfig {
         Ok(self)
     }
 
-    /// Sets the fraction of the range forgotten per point (0..=0.1).
+    /// Sets how many recent points define the range that is quantised
+    /// (64..=262 144, rounded up to a multiple of 64).
     ///
     /// # Errors
     ///
-    /// [`crate::Error::InvalidConfig`] naming `range_decay` when out of range.
+    /// [`crate::Error::InvalidConfig`] naming `range_window` when out of range.
     ///
     /// # Examples
     ///
     /// ```
-    /// assert!(watchpost::detect::NoveltyConfig::default().with_range_decay(0.5).is_err());
+    /// assert!(watchpost::detect::NoveltyConfig::default().with_range_window(8).is_err());
     /// ```
-    pub fn with_range_decay(mut self, decay: f64) -> Result<Self> {
-        self.range_decay = check_f64("range_decay", decay, 0.0, 0.1)?;
+    pub fn with_range_window(mut self, points: usize) -> Result<Self> {
+        self.range_window = check_usize("range_window", points, 64, 1 << 18)?;
         Ok(self)
     }
 }
 
 /// Scores how unpredictable the newest point is given the few before it.
 ///
-/// Values are quantised into levels of a slowly forgetting range of the
-/// series, the last `order` levels form a pattern, and two hashed tables of
-/// counters (capped at `2^table_bits` each, halved when they fill up) count
-/// patterns and their contexts. The score is `1 - count(pattern) /
+/// Values are quantised into levels of the range (minimum to maximum) of the
+/// last `range_window` points (kept as per-block extremes, so it moves in
+/// steps and familiar shapes stay familiar), the last `order` levels form a
+/// pattern, and two hashed tables of counters (capped at `2^table_bits` each,
+/// halved when they fill up) count patterns and their contexts. The score is `1 - count(pattern) /
 /// (count(context) + 1)`: 1 for a shape never seen, near 0 for a shape the
 /// series repeats.
 ///
@@ -131,8 +128,7 @@ impl NoveltyConfig {
 #[derive(Debug, Clone)]
 pub struct Novelty {
     cfg: NoveltyConfig,
-    lo: f64,
-    hi: f64,
+    range: RangeBreakout,
     recent: [u8; 8],
     pattern: Vec<u16>,
     context: Vec<u16>,
@@ -151,9 +147,8 @@ impl Novelty {
     pub fn new(cfg: NoveltyConfig) -> Self {
         let size = 1usize << cfg.table_bits;
         Novelty {
+            range: RangeBreakout::new(cfg.range_window.div_ceil(64), 1),
             cfg,
-            lo: 0.0,
-            hi: 0.0,
             recent: [0; 8],
             pattern: vec![0; size],
             context: vec![0; size],
@@ -164,12 +159,13 @@ impl Novelty {
 
     fn level(&self, x: f64) -> u8 {
         let l = self.cfg.levels;
-        let idx = if x < self.lo {
+        let (lo, hi) = self.range.range().unwrap_or((x, x));
+        let idx = if x < lo {
             0
-        } else if x > self.hi {
+        } else if x > hi {
             l + 1
-        } else if self.hi > self.lo {
-            1 + floor_index((x - self.lo) / (self.hi - self.lo) * as_f64(l), l - 1)
+        } else if hi > lo {
+            1 + floor_index((x - lo) / (hi - lo) * as_f64(l), l - 1)
         } else {
             1
         };
@@ -209,17 +205,7 @@ impl Novelty {
             }
             self.total /= 2;
         }
-        // a range that forgets slowly, then widens to hold x
-        if self.seen == 0 {
-            self.lo = x;
-            self.hi = x;
-        } else {
-            let shrink = (self.hi - self.lo) * self.cfg.range_decay;
-            self.hi -= shrink;
-            self.lo += shrink;
-            self.hi = self.hi.max(x);
-            self.lo = self.lo.min(x);
-        }
+        self.range.learn(x);
         self.seen = self.seen.saturating_add(1);
         score.clamp(0.0, 1.0)
     }
@@ -238,7 +224,7 @@ impl Detector for Novelty {
     }
 
     fn expected_band(&self) -> Option<(f64, f64)> {
-        (self.seen > 0).then_some((self.lo, self.hi))
+        self.range.range()
     }
 
     fn reset(&mut self) {
@@ -246,7 +232,9 @@ impl Detector for Novelty {
     }
 
     fn memory_bytes(&self) -> usize {
-        std::mem::size_of::<Self>() + (self.pattern.capacity() + self.context.capacity()) * 2
+        std::mem::size_of::<Self>()
+            + (self.pattern.capacity() + self.context.capacity()) * 2
+            + self.range.heap_bytes()
     }
 }
 
@@ -266,6 +254,17 @@ mod tests {
         let scores = run(&mut det(), &values);
         assert!(scores[2_000] > 0.9);
         assert!(max_excluding(&scores, 2_000..2_004, 200) < 0.5);
+    }
+
+    #[test]
+    fn a_step_is_novel_then_familiar() {
+        let values: Vec<f64> =
+            (0..4_000).map(|i| if i < 2_000 { 1.0 } else { 9.0 } + f64::from(i % 3)).collect();
+        let scores = run(&mut det(), &values);
+        assert!(scores[2_000..2_003].iter().any(|&s| s > 0.9));
+        // the range keeps adapting to the new level, so a few patterns stay new
+        let late = scores[2_500..].iter().filter(|&&s| s >= 0.5).count();
+        assert!(late < 75, "{late}");
     }
 
     #[test]

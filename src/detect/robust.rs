@@ -223,6 +223,19 @@ mod tests {
     }
 
     #[test]
+    fn slow_drift_is_tracked() {
+        let scores = run(&mut det(), &drift(3_000, 0.01));
+        assert!(max_excluding(&scores, 0..0, 100) < 0.6);
+    }
+
+    #[test]
+    fn daily_pattern_is_followed_by_the_rolling_median() {
+        // 128 points of a 288-point cycle: the median lags, but stays within the band
+        let scores = run(&mut det(), &daily(288 * 5));
+        assert!(max_excluding(&scores, 0..0, 200) < 0.9);
+    }
+
+    #[test]
     fn constant_series_scores_zero() {
         let scores = run(&mut det(), &vec![4.2; 500]);
         assert!(scores.iter().all(|&s| s == 0.0));

@@ -271,6 +271,21 @@ mod tests {
     }
 
     #[test]
+    fn flags_a_spike_against_its_hour() {
+        let mut values = daily(288 * 6);
+        values[288 * 5 + 100] += 15.0;
+        let scores = run(&mut det(), &values);
+        assert!(scores[288 * 5 + 100] > 0.9);
+        assert!(max_excluding(&scores, 288 * 5 + 100..288 * 5 + 101, 288 * 2) < 0.6);
+    }
+
+    #[test]
+    fn slow_drift_is_tracked() {
+        let scores = run(&mut det(), &drift(288 * 8, 0.002));
+        assert!(max_excluding(&scores, 0..0, 0) < 0.6);
+    }
+
+    #[test]
     fn nothing_is_scored_before_a_period() {
         let scores = run(&mut det(), &noisy_with_spike(280, 200, 100.0));
         assert!(scores.iter().all(|&s| s == 0.0));
