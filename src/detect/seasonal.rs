@@ -24,10 +24,11 @@ pub struct SeasonalConfig {
 }
 
 impl Default for SeasonalConfig {
-    /// A one-day period in 48 buckets of 30 minutes, learning rate 0.1 per
-    /// point, score 0.5 at 4 sigmas, 4 points per bucket before scoring.
+    /// A one-day period in 48 buckets of 30 minutes, each period's visit moving
+    /// a bucket's profile a fifth of the way to what it saw, score 0.5 at 4
+    /// sigmas, 4 points per bucket before scoring.
     fn default() -> Self {
-        SeasonalConfig { period_ms: 86_400_000, buckets: 48, alpha: 0.1, sigmas: 4.0, min_count: 4 }
+        SeasonalConfig { period_ms: 86_400_000, buckets: 48, alpha: 0.2, sigmas: 4.0, min_count: 4 }
     }
 }
 
@@ -72,7 +73,9 @@ impl SeasonalConfig {
         Ok(self)
     }
 
-    /// Sets the per-point learning rate of a bucket (0.001..=1).
+    /// Sets how far one period's visit moves a bucket's profile towards the
+    /// values it saw (0.001..=1), whatever the sampling rate: with `n` points
+    /// per visit each point moves it by `1 - (1 - alpha)^(1/n)`.
     ///
     /// # Errors
     ///
@@ -133,6 +136,10 @@ pub struct SeasonalProfile {
     dev: Vec<f64>,
     count: Vec<u32>,
     first_ms: Option<i64>,
+    last_ms: Option<i64>,
+    step_ms: f64,
+    point_rate: f64,
+    steps: u64,
     last_bucket: usize,
     global_dev: f64,
     ready: bool,
@@ -149,14 +156,18 @@ impl SeasonalProfile {
     pub fn new(cfg: SeasonalConfig) -> Self {
         let n = cfg.buckets;
         SeasonalProfile {
-            cfg,
+            point_rate: cfg.alpha,
             mean: vec![0.0; n],
             dev: vec![0.0; n],
             count: vec![0; n],
             first_ms: None,
+            last_ms: None,
+            step_ms: f64::NAN,
+            steps: 0,
             last_bucket: 0,
             global_dev: 0.0,
             ready: false,
+            cfg,
         }
     }
 
@@ -189,10 +200,34 @@ impl SeasonalProfile {
         if z.is_nan() { f64::NAN } else { z_to_unit(z.abs(), self.cfg.sigmas) }
     }
 
+    /// Follows the typical sampling step, and from it the learning rate per
+    /// point that moves a bucket by `alpha` per visit.
+    fn track_step(&mut self, t: i64) {
+        if let Some(last) = self.last_ms.replace(t) {
+            #[allow(clippy::cast_precision_loss)] // a step in ms, clamped to a period
+            let dt = (t.saturating_sub(last)).clamp(0, self.cfg.period_ms) as f64;
+            if dt > 0.0 {
+                self.step_ms = if self.step_ms.is_nan() {
+                    dt
+                } else {
+                    self.step_ms + 0.05 * (dt - self.step_ms)
+                };
+                self.steps = self.steps.wrapping_add(1);
+                if self.steps < 64 || self.steps.is_multiple_of(64) {
+                    #[allow(clippy::cast_precision_loss)] // a period in ms
+                    let width = self.cfg.period_ms as f64 / super::window::as_f64(self.cfg.buckets);
+                    let per_visit = (width / self.step_ms).max(1.0);
+                    self.point_rate = 1.0 - (1.0 - self.cfg.alpha).powf(per_visit.recip());
+                }
+            }
+        }
+    }
+
     pub(crate) fn learn(&mut self, timestamp_ms: i64, value: f64) {
         let b = self.bucket(timestamp_ms);
         self.first_ms.get_or_insert(timestamp_ms);
-        let rate = self.cfg.alpha.max(1.0 / f64::from(self.count[b].saturating_add(1)));
+        self.track_step(timestamp_ms);
+        let rate = self.point_rate.max(1.0 / f64::from(self.count[b].saturating_add(1)));
         if self.count[b] == 0 {
             self.mean[b] = value;
         } else {
@@ -283,6 +318,29 @@ mod tests {
     fn slow_drift_is_tracked() {
         let scores = run(&mut det(), &drift(288 * 8, 0.002));
         assert!(max_excluding(&scores, 0..0, 0) < 0.6);
+    }
+
+    #[test]
+    fn learning_rate_follows_the_sampling_rate() {
+        // one point a minute: 30 points per bucket visit
+        let minute = 60_000_i64;
+        let value = |m: i64| {
+            let phase = super::super::window::as_f64(usize::try_from(m % 1_440).unwrap()) / 1_440.0;
+            100.0 + 50.0 * (phase * std::f64::consts::TAU).sin()
+        };
+        let mut d = det();
+        let mut worst = 0.0_f64;
+        for m in 0..1_440 * 6 {
+            let s = d.update(m * minute, value(m) + if m % 2 == 0 { 1.0 } else { -1.0 });
+            if m > 1_440 * 2 {
+                worst = worst.max(s);
+            }
+        }
+        assert!(worst < 0.5, "{worst}");
+        // the evening of day 7 stays at the morning level
+        let evening = 1_440 * 6 + 1_080;
+        let s = d.update(evening * minute, value(evening - 720));
+        assert!(s > 0.9, "{s}");
     }
 
     #[test]
