@@ -32,6 +32,7 @@ pub struct EnsembleConfig {
     robust: RobustZConfig,
     ewma: EwmaConfig,
     seasonal: SeasonalConfig,
+    weekly: Option<SeasonalConfig>,
     likelihood: LikelihoodConfig,
     breakout_margin: f64,
     breakout_window: usize,
@@ -41,7 +42,9 @@ pub struct EnsembleConfig {
 }
 
 impl Default for EnsembleConfig {
-    /// Default members and likelihood; a range breakout beyond 10 % of the
+    /// Default members (the seasonal ones: a daily profile in 48 half-hour
+    /// buckets and a weekly one in 168 hourly buckets) and likelihood; a range
+    /// breakout beyond 10 % of the
     /// range of the last 4 096 points (after 150 points) flags at once; a
     /// refractory period of 150 points after a score reaches
     /// [`DEFAULT_THRESHOLD`].
@@ -50,6 +53,7 @@ impl Default for EnsembleConfig {
             robust: RobustZConfig::default(),
             ewma: EwmaConfig::default(),
             seasonal: SeasonalConfig::default(),
+            weekly: Some(weekly_default()),
             likelihood: LikelihoodConfig::default(),
             breakout_margin: 0.1,
             breakout_window: 4096,
@@ -173,6 +177,39 @@ impl EnsembleConfig {
         self
     }
 
+    /// Uses these settings for the second seasonal member (by default a
+    /// weekly profile in 168 hourly buckets).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use watchpost::detect::{EnsembleConfig, SeasonalConfig};
+    /// let monthly = SeasonalConfig::default().with_period_ms(30 * 86_400_000)?.with_buckets(30)?;
+    /// let cfg = EnsembleConfig::default().with_weekly(monthly);
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_weekly(mut self, cfg: SeasonalConfig) -> Self {
+        self.weekly = Some(cfg);
+        self
+    }
+
+    /// Drops the second seasonal member (saves about 4 KB per series).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use watchpost::detect::{Detector, Ensemble, EnsembleConfig};
+    /// let small = Ensemble::new(EnsembleConfig::default().without_weekly());
+    /// let full = Ensemble::new(EnsembleConfig::default());
+    /// assert!(small.memory_bytes() < full.memory_bytes());
+    /// ```
+    #[must_use]
+    pub fn without_weekly(mut self) -> Self {
+        self.weekly = None;
+        self
+    }
+
     /// Uses these settings for the likelihood normalisation of each member.
     ///
     /// # Examples
@@ -190,15 +227,15 @@ impl EnsembleConfig {
     }
 }
 
-/// The default detector: three cheap members, each normalised to an anomaly
+/// The default detector: four cheap members, each normalised to an anomaly
 /// likelihood, combined by consensus, plus an immediate range-breakout check
 /// and a refractory period.
 ///
 /// Per point:
 ///
-/// 1. [`RobustZ`], [`EwmaBand`] and [`SeasonalProfile`] score the value
-///    against what they have learnt so far (each maps its distance `z` to
-///    `z² / (z² + sigmas²)`, 0.5 at its `sigmas`).
+/// 1. [`RobustZ`], [`EwmaBand`] and two [`SeasonalProfile`]s (daily and
+///    weekly) score the value against what they have learnt so far (each maps
+///    its distance `z` to `z² / (z² + sigmas²)`, 0.5 at its `sigmas`).
 /// 2. Each member's score goes through its own [`AnomalyLikelihood`], so a
 ///    member that is always noisy on this series carries little weight and a
 ///    quiet one that suddenly deviates carries a lot.
@@ -231,7 +268,8 @@ pub struct Ensemble {
     robust: RobustZ,
     ewma: EwmaBand,
     seasonal: SeasonalProfile,
-    likelihood: [AnomalyLikelihood; 3],
+    weekly: Option<SeasonalProfile>,
+    likelihood: [AnomalyLikelihood; 4],
     breakout: RangeBreakout,
     quiet_for: usize,
     last_score: f64,
@@ -250,6 +288,7 @@ impl Ensemble {
             robust: RobustZ::new(cfg.robust.clone()),
             ewma: EwmaBand::new(cfg.ewma.clone()),
             seasonal: SeasonalProfile::new(cfg.seasonal.clone()),
+            weekly: cfg.weekly.clone().map(SeasonalProfile::new),
             likelihood: std::array::from_fn(|_| AnomalyLikelihood::new(cfg.likelihood.clone())),
             breakout: RangeBreakout::new(cfg.breakout_window.div_ceil(64), cfg.breakout_warmup),
             quiet_for: 0,
@@ -290,11 +329,15 @@ impl Ensemble {
             self.robust.member_score(x),
             self.ewma.member_score(x),
             self.seasonal.member_score(t, x),
+            self.weekly.as_ref().map_or(f64::NAN, |w| w.member_score(t, x)),
         ];
         let breakout = self.breakout.excess(x) >= self.cfg.breakout_margin;
         self.robust.learn(x);
         self.ewma.learn(x);
         self.seasonal.learn(t, x);
+        if let Some(w) = &mut self.weekly {
+            w.learn(t, x);
+        }
         self.breakout.learn(x);
         let (mut first, mut second) = (0.0_f64, 0.0_f64);
         for (raw, likelihood) in members.into_iter().zip(&mut self.likelihood) {
@@ -348,6 +391,7 @@ impl Detector for Ensemble {
         std::mem::size_of::<Self>()
             + heap_bytes(&self.robust)
             + heap_bytes(&self.seasonal)
+            + self.weekly.as_ref().map_or(0, heap_bytes)
             + self
                 .likelihood
                 .iter()
@@ -355,6 +399,14 @@ impl Detector for Ensemble {
                 .sum::<usize>()
             + self.breakout.heap_bytes()
     }
+}
+
+/// A weekly profile in 168 hourly buckets.
+fn weekly_default() -> SeasonalConfig {
+    SeasonalConfig::default()
+        .with_period_ms(7 * 86_400_000)
+        .and_then(|c| c.with_buckets(168))
+        .expect("valid weekly settings")
 }
 
 /// Heap bytes of a member (its reported memory minus its inline size).

@@ -111,7 +111,8 @@ impl LikelihoodConfig {
 /// The short moving average of raw scores is compared with the distribution
 /// (mean and variance) of those averages over the long window; the score is
 /// the Gaussian upper-tail probability `q` on a log scale,
-/// `ln(q + 1e-10) / ln(1e-10)`: 0.5 for `q = 1e-5`, 1 for `q → 0`.
+/// `ln(q + 1e-10) / ln(1e-10)`: 0.5 for `q = 1e-5`, 1 for `q → 0`, and 0 when
+/// the average is at or below its usual level.
 ///
 /// O(1) per point; memory: the short window plus 32 blocks of sums.
 ///
@@ -248,9 +249,10 @@ impl AnomalyLikelihood {
     }
 }
 
-/// Log-scaled Gaussian upper tail of `z`: `ln(q + 1e-10) / ln(1e-10)`.
+/// Log-scaled Gaussian upper tail of `z`: `ln(q + 1e-10) / ln(1e-10)`, and 0
+/// at or below the mean (`z <= 0`, where it would be at most 0.03).
 pub(crate) fn tail_score(z: f64) -> f64 {
-    if z.is_nan() {
+    if z.is_nan() || z <= 0.0 {
         return 0.0;
     }
     let q = 0.5 * erfc(z / std::f64::consts::SQRT_2);
@@ -264,7 +266,8 @@ mod tests {
 
     #[test]
     fn tail_score_is_monotonic_and_calibrated() {
-        assert!(tail_score(-5.0) < 0.01);
+        assert_eq!(tail_score(-5.0), 0.0);
+        assert!(tail_score(0.01) < 0.031);
         assert!((tail_score(4.265) - 0.5).abs() < 0.01); // q = 1e-5
         assert!(tail_score(10.0) > 0.99);
         assert_eq!(tail_score(f64::INFINITY), 1.0);

@@ -7,13 +7,13 @@
 //! and calls a point anomalous when its score reaches [`DEFAULT_THRESHOLD`].
 //!
 //! The default detector ([`default_detector`], [`DetectorSpec::default`]) is
-//! an [`Ensemble`] of three cheap members:
+//! an [`Ensemble`] of four cheap members:
 //!
 //! - [`RobustZ`]: distance from a rolling median in rolling robust-spread units;
 //! - [`EwmaBand`]: distance from an exponentially weighted mean in weighted
 //!   standard deviations;
-//! - [`SeasonalProfile`]: distance from a per-time-of-day profile (a daily
-//!   pattern, learnt from the timestamps).
+//! - two [`SeasonalProfile`]s: distance from a per-time-of-day profile and from
+//!   a per-hour-of-week profile, learnt from the timestamps.
 //!
 //! Each member's score is turned into an anomaly likelihood
 //! ([`AnomalyLikelihood`]: a Gaussian tail of a short moving average of the

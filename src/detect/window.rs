@@ -21,7 +21,10 @@ impl Ring {
             None
         } else {
             let old = std::mem::replace(&mut self.buf[self.head], v);
-            self.head = (self.head + 1) % self.cap;
+            self.head += 1;
+            if self.head == self.cap {
+                self.head = 0;
+            }
             Some(old)
         }
     }
