@@ -52,7 +52,10 @@ fn parse_args() -> Result<Args, String> {
                 threshold = Some(v.parse::<f64>().map_err(|e| format!("--threshold {v:?}: {e}"))?);
             }
             "--per-file" => per_file = true,
-            "-h" | "--help" => return Err(USAGE.to_owned()),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }

@@ -280,8 +280,10 @@ pub fn write_results(path: impl AsRef<Path>, series: &Series, scores: &[f64]) ->
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn list_data_files(dir: impl AsRef<Path>) -> io::Result<Vec<String>> {
+    let dir = dir.as_ref();
+    let with_path = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", dir.display()));
     let mut out = Vec::new();
-    for cat in fs::read_dir(dir)? {
+    for cat in fs::read_dir(dir).map_err(with_path)? {
         let cat = cat?;
         if !cat.file_type()?.is_dir() {
             continue;
