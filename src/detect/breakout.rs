@@ -1,7 +1,5 @@
 //! Range breakout: a value beyond the recent minimum or maximum.
 
-use super::window::as_f64;
-
 /// Points per block of the range window.
 const BLOCK: usize = 64;
 
@@ -77,12 +75,6 @@ impl RangeBreakout {
 
     pub(crate) fn heap_bytes(&self) -> usize {
         self.blocks.capacity() * std::mem::size_of::<(f64, f64)>()
-    }
-
-    /// Window length in points.
-    #[allow(dead_code)]
-    pub(crate) fn window(&self) -> f64 {
-        as_f64(self.cap * BLOCK)
     }
 }
 
