@@ -34,6 +34,7 @@
 pub mod analysis;
 mod clock;
 pub mod dashboard;
+pub mod detect;
 mod engine;
 mod error;
 mod history;

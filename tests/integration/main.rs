@@ -2,6 +2,7 @@
 #![allow(clippy::float_cmp, clippy::missing_panics_doc, missing_docs, unreachable_pub)]
 
 mod analysis;
+mod anomaly;
 mod dashboard;
 mod lifecycle;
 mod props;
