@@ -53,12 +53,59 @@ pub struct Dashboard {
     pub active_alerts: Vec<serde_json::Value>,
     /// Recent alert notifications (filled by the alert manager).
     pub recent_alert_events: Vec<serde_json::Value>,
-    /// Recent anomalies (filled by anomaly detection).
-    pub anomalies: Vec<serde_json::Value>,
+    /// Anomalies detected inside the statistics window, oldest first (at most 256).
+    pub anomalies: Vec<Anomaly>,
     /// Performance analysis of CPU, memory, disk and network over the
     /// statistics window: statistics, trends, forecasts, status, issues and
     /// recommendations.
     pub performance_summary: PerformanceSummary,
+}
+
+/// A point whose anomaly score reached the engine's threshold.
+///
+/// # Examples
+///
+/// ```
+/// # #[cfg(feature = "test-util")] {
+/// use std::time::Duration;
+/// let clock = watchpost::ManualClock::at_millis(0);
+/// let engine = watchpost::Engine::builder()
+///     .without_system_source()
+///     .clock(clock.clone())
+///     .dashboard_statistics_window(Duration::from_hours(1))
+///     .build()?;
+/// // a steady series, one value a second, then a jump far outside anything seen
+/// for i in 0..300 {
+///     engine.record("queue_depth", &[], 10.0 + f64::from(i % 3))?;
+///     clock.advance(Duration::from_secs(1));
+/// }
+/// engine.record("queue_depth", &[], 500.0)?;
+/// engine.flush()?;
+/// let a = engine.dashboard().anomalies;
+/// assert_eq!(a.len(), 1);
+/// assert_eq!((a[0].series.as_str(), a[0].value), ("queue_depth", 500.0));
+/// assert!(a[0].score >= watchpost::detect::DEFAULT_THRESHOLD);
+/// # }
+/// # Ok::<(), watchpost::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Anomaly {
+    /// The series as `name{labels}`.
+    pub series: String,
+    /// The metric name.
+    pub name: String,
+    /// The labels.
+    pub labels: Labels,
+    /// When the point was sampled.
+    pub timestamp: DateTime<Utc>,
+    /// Its value.
+    pub value: f64,
+    /// Its anomaly score in `[0, 1]`.
+    pub score: f64,
+    /// The lower edge of the band the detector expected, if it had learnt one.
+    pub expected_lower: Option<f64>,
+    /// The upper edge of that band.
+    pub expected_upper: Option<f64>,
 }
 
 /// Latest host figures, in percent.
@@ -90,7 +137,9 @@ pub struct SystemStatus {
 /// # Examples
 ///
 /// ```
-/// let p = watchpost::dashboard::Point { timestamp: chrono::DateTime::UNIX_EPOCH, value: 1.0 };
+/// let p = watchpost::dashboard::Point {
+///     timestamp: chrono::DateTime::UNIX_EPOCH, value: 1.0, score: None, lower: None, upper: None,
+/// };
 /// assert_eq!(serde_json::to_string(&p)?, r#"{"timestamp":"1970-01-01T00:00:00Z","value":1.0}"#);
 /// # Ok::<(), serde_json::Error>(())
 /// ```
@@ -100,6 +149,15 @@ pub struct Point {
     pub timestamp: DateTime<Utc>,
     /// The value.
     pub value: f64,
+    /// The anomaly score, where the series has a detector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// The lower edge of the expected band, once the detector has learnt one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lower: Option<f64>,
+    /// The upper edge of the expected band.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upper: Option<f64>,
 }
 
 /// Statistics of one series over the statistics window.
@@ -223,7 +281,13 @@ pub(crate) fn build(
                 .map(|h| h.last_n(config.recent_points))
                 .unwrap_or_default()
                 .into_iter()
-                .map(|s| Point { timestamp: s.timestamp(), value: s.value })
+                .map(|s| Point {
+                    timestamp: s.timestamp(),
+                    value: s.value,
+                    score: s.anomaly_score,
+                    lower: s.expected_band.map(|b| b.0),
+                    upper: s.expected_band.map(|b| b.1),
+                })
                 .collect();
             recent_metrics.insert(key.to_string(), points);
         }

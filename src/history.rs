@@ -24,6 +24,12 @@ pub struct Sample {
     pub timestamp_ms: i64,
     /// The value (always finite).
     pub value: f64,
+    /// The anomaly detector's score in `[0, 1]`, where the series has a detector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anomaly_score: Option<f64>,
+    /// The band (lower, upper) the detector expected this value in, once it has learnt one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_band: Option<(f64, f64)>,
 }
 
 impl Sample {
@@ -35,7 +41,7 @@ impl Sample {
     /// assert_eq!(watchpost::Sample::new(5, 1.0).timestamp_ms, 5);
     /// ```
     pub fn new(timestamp_ms: i64, value: f64) -> Self {
-        Sample { timestamp_ms, value }
+        Sample { timestamp_ms, value, anomaly_score: None, expected_band: None }
     }
 
     /// The timestamp as a `DateTime`.
@@ -51,9 +57,60 @@ impl Sample {
     }
 }
 
+/// A sample as stored: 32 bytes, with the detector's annotation as `f32`s
+/// (NaN when absent).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Stored {
+    pub(crate) timestamp_ms: i64,
+    pub(crate) value: f64,
+    score: f32,
+    lower: f32,
+    upper: f32,
+}
+
+impl Stored {
+    fn from_sample(s: Sample) -> Self {
+        #[allow(clippy::cast_possible_truncation)]
+        let (lower, upper) =
+            s.expected_band.map_or((f32::NAN, f32::NAN), |(l, u)| (l as f32, u as f32));
+        #[allow(clippy::cast_possible_truncation)]
+        let score = s.anomaly_score.map_or(f32::NAN, |v| v as f32);
+        Stored { timestamp_ms: s.timestamp_ms, value: s.value, score, lower, upper }
+    }
+
+    pub(crate) fn sample(&self) -> Sample {
+        Sample {
+            timestamp_ms: self.timestamp_ms,
+            value: self.value,
+            anomaly_score: (!self.score.is_nan()).then_some(f64::from(self.score)),
+            expected_band: (!self.lower.is_nan() && !self.upper.is_nan())
+                .then_some((f64::from(self.lower), f64::from(self.upper))),
+        }
+    }
+}
+
+/// What [`SeriesHistory::push`] did with a sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pushed {
+    /// It is the new newest sample.
+    Appended,
+    /// It replaced a sample with the same timestamp.
+    Replaced,
+    /// It was older than the newest and went in its place.
+    Inserted,
+    /// It was older than everything a full buffer keeps.
+    Dropped,
+}
+
+impl Pushed {
+    pub(crate) fn kept(self) -> bool {
+        self != Pushed::Dropped
+    }
+}
+
 /// The history of one series: newest `capacity` samples, optionally no older than `max_age_ms`.
 pub(crate) struct SeriesHistory {
-    ring: AllocRingBuffer<Sample>,
+    ring: AllocRingBuffer<Stored>,
     max_age_ms: Option<i64>,
 }
 
@@ -63,47 +120,61 @@ impl SeriesHistory {
     }
 
     /// Adds a sample, keeping time order. A sample at the same timestamp as
-    /// the newest replaces it; an older one is inserted in place (or dropped
-    /// if it is older than everything a full buffer holds). Returns whether
-    /// the sample was kept.
-    pub(crate) fn push(&mut self, s: Sample) -> bool {
-        let kept = match self.ring.back_mut() {
+    /// the newest replaces its value; an older one is inserted in place (or
+    /// dropped if it is older than everything a full buffer holds).
+    pub(crate) fn push(&mut self, s: Sample) -> Pushed {
+        let s = Stored::from_sample(s);
+        let outcome = match self.ring.back_mut() {
             None => {
                 let _ = self.ring.enqueue(s);
-                true
+                Pushed::Appended
             }
             Some(last) if last.timestamp_ms < s.timestamp_ms => {
                 let _ = self.ring.enqueue(s);
-                true
+                Pushed::Appended
             }
             Some(last) if last.timestamp_ms == s.timestamp_ms => {
-                *last = s;
-                true
+                // keep the annotation the first value at this instant got
+                *last = Stored { value: s.value, ..*last };
+                Pushed::Replaced
             }
             Some(_) => self.insert_older(s),
         };
         self.evict_old();
-        kept
+        outcome
     }
 
-    fn insert_older(&mut self, s: Sample) -> bool {
+    /// Sets the detector's annotation on the newest sample.
+    pub(crate) fn annotate_newest(&mut self, score: f64, band: Option<(f64, f64)>) {
+        if let Some(last) = self.ring.back_mut() {
+            *last = Stored::from_sample(Sample {
+                anomaly_score: Some(score),
+                expected_band: band,
+                ..last.sample()
+            });
+        }
+    }
+
+    fn insert_older(&mut self, s: Stored) -> Pushed {
         if self.ring.is_full() && self.ring.front().is_some_and(|f| f.timestamp_ms > s.timestamp_ms)
         {
-            return false; // older than anything kept: it would be evicted at once
+            return Pushed::Dropped; // older than anything kept: it would be evicted at once
         }
         // Rare (concurrent record() calls racing): rebuild the buffer in order.
-        let mut all: Vec<Sample> = self.ring.iter().copied().collect();
+        let mut all: Vec<Stored> = self.ring.iter().copied().collect();
         let pos = all.partition_point(|x| x.timestamp_ms < s.timestamp_ms);
-        if all.get(pos).is_some_and(|x| x.timestamp_ms == s.timestamp_ms) {
-            all[pos] = s;
+        let outcome = if all.get(pos).is_some_and(|x| x.timestamp_ms == s.timestamp_ms) {
+            all[pos] = Stored { value: s.value, ..all[pos] };
+            Pushed::Replaced
         } else {
             all.insert(pos, s);
-        }
+            Pushed::Inserted
+        };
         self.ring.clear();
         for x in all {
             let _ = self.ring.enqueue(x);
         }
-        true
+        outcome
     }
 
     fn evict_old(&mut self) {
@@ -133,11 +204,16 @@ impl SeriesHistory {
     /// Samples with `since_ms <= timestamp <= until_ms`, oldest first.
     pub(crate) fn window(&self, since_ms: i64, until_ms: i64) -> Vec<Sample> {
         let start = self.first_at_or_after(since_ms);
-        self.ring.iter().skip(start).take_while(|s| s.timestamp_ms <= until_ms).copied().collect()
+        self.ring
+            .iter()
+            .skip(start)
+            .take_while(|s| s.timestamp_ms <= until_ms)
+            .map(Stored::sample)
+            .collect()
     }
 
-    /// Calls `f` on each value with `since_ms <= timestamp`.
-    pub(crate) fn for_each_since(&self, since_ms: i64, f: impl FnMut(&Sample)) {
+    /// Calls `f` on each stored sample with `since_ms <= timestamp`.
+    pub(crate) fn for_each_since(&self, since_ms: i64, f: impl FnMut(&Stored)) {
         let start = self.first_at_or_after(since_ms);
         self.ring.iter().skip(start).for_each(f);
     }
@@ -145,11 +221,11 @@ impl SeriesHistory {
     /// The newest `n` samples, oldest first.
     pub(crate) fn last_n(&self, n: usize) -> Vec<Sample> {
         let skip = self.ring.len().saturating_sub(n);
-        self.ring.iter().skip(skip).copied().collect()
+        self.ring.iter().skip(skip).map(Stored::sample).collect()
     }
 
     pub(crate) fn latest(&self) -> Option<Sample> {
-        self.ring.back().copied()
+        self.ring.back().map(Stored::sample)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -174,8 +250,8 @@ impl History {
         History { series: Vec::new(), capacity, max_age_ms }
     }
 
-    /// Appends a sample to series `id`; returns whether it was kept.
-    pub(crate) fn push(&mut self, id: SeriesId, s: Sample) -> bool {
+    /// Appends a sample to series `id`; says what became of it.
+    pub(crate) fn push(&mut self, id: SeriesId, s: Sample) -> Pushed {
         let i = id.index();
         if self.series.len() <= i {
             self.series.resize_with(i + 1, || None);
@@ -187,6 +263,10 @@ impl History {
 
     pub(crate) fn get(&self, id: SeriesId) -> Option<&SeriesHistory> {
         self.series.get(id.index()).and_then(Option::as_ref)
+    }
+
+    pub(crate) fn get_mut(&mut self, id: SeriesId) -> Option<&mut SeriesHistory> {
+        self.series.get_mut(id.index()).and_then(Option::as_mut)
     }
 
     /// Total number of samples held.
@@ -274,10 +354,20 @@ mod tests {
         let mut h = SeriesHistory::new(3, None);
         h.push(Sample::new(10, 1.0));
         h.push(Sample::new(30, 3.0));
-        assert!(h.push(Sample::new(20, 2.0)));
+        assert_eq!(h.push(Sample::new(20, 2.0)), Pushed::Inserted);
         assert_eq!(h.window(0, 100).iter().map(|s| s.value).collect::<Vec<_>>(), [1.0, 2.0, 3.0]);
         // full, and older than the oldest: dropped
-        assert!(!h.push(Sample::new(5, 0.5)));
+        assert_eq!(h.push(Sample::new(5, 0.5)), Pushed::Dropped);
+        assert_eq!(h.push(Sample::new(30, 3.5)), Pushed::Replaced);
+        h.annotate_newest(0.75, Some((1.0, 2.0)));
+        let newest = h.latest().unwrap();
+        assert_eq!(
+            (newest.value, newest.anomaly_score, newest.expected_band),
+            (3.5, Some(0.75), Some((1.0, 2.0)))
+        );
+        // a later value at the same instant keeps the annotation
+        assert_eq!(h.push(Sample::new(30, 3.0)), Pushed::Replaced);
+        assert_eq!(h.latest().unwrap().anomaly_score, Some(0.75));
         assert_eq!(h.latest().unwrap().value, 3.0);
         assert_eq!(h.last_n(2).len(), 2);
     }

@@ -391,6 +391,7 @@ impl Registry {
             }
         }
         let instrument = make();
+        self.generation.fetch_add(1, Ordering::Release);
         let parent =
             Self::push_entry(&mut inner, &self.hasher, key.clone(), kind, instrument.clone());
         let info = inner.names.entry(name.to_owned()).or_insert(NameInfo {

@@ -9,6 +9,7 @@ use super::worker::Worker;
 use super::{Engine, Monitor, SelfMetrics, Shared};
 use crate::clock::{Clock, SystemClock};
 use crate::dashboard::DashboardConfig;
+use crate::detect::DetectorSpec;
 use crate::error::{Error, Result};
 use crate::history::History;
 use crate::registry::{Collector, Registry};
@@ -52,6 +53,7 @@ pub struct EngineBuilder {
     recent_points: usize,
     statistics_window: Duration,
     performance: crate::analysis::SummaryConfig,
+    detection: super::Detection,
 }
 
 impl Default for EngineBuilder {
@@ -72,6 +74,11 @@ impl Default for EngineBuilder {
             recent_points: 20,
             statistics_window: Duration::from_mins(5),
             performance: crate::analysis::SummaryConfig::default(),
+            detection: super::Detection {
+                default: Some(DetectorSpec::default()),
+                per_metric: std::collections::HashMap::new(),
+                threshold: crate::detect::DEFAULT_THRESHOLD,
+            },
         }
     }
 }
@@ -199,12 +206,53 @@ impl EngineBuilder {
         self
     }
 
+    /// The anomaly detector every eligible series gets: gauges, recorded
+    /// series and derived series (rates, quantiles). Cumulative series
+    /// (counter totals, histogram and summary counts) are skipped; their
+    /// rates are watched instead. Scores are kept beside each sample in
+    /// history and points at or above the threshold are listed in the
+    /// dashboard's `anomalies`.
+    ///
+    /// Defaults to the ensemble ([`DetectorSpec::default`]).
+    pub fn anomaly_detector(mut self, spec: DetectorSpec) -> Self {
+        self.detection.default = Some(spec);
+        self
+    }
+
+    /// Turns anomaly detection off for every series not named in
+    /// [`anomaly_detector_for`](Self::anomaly_detector_for).
+    ///
+    /// Defaults to on (the ensemble).
+    pub fn without_anomaly_detection(mut self) -> Self {
+        self.detection.default = None;
+        self
+    }
+
+    /// The detector for every series of metric `name` (derived series have
+    /// their own names, such as `messages_total:rate`); `None` turns detection
+    /// off for it. Overrides the default and the eligibility rule.
+    ///
+    /// Defaults to the default detector for eligible series.
+    pub fn anomaly_detector_for(mut self, name: &str, spec: Option<DetectorSpec>) -> Self {
+        self.detection.per_metric.insert(name.to_owned(), spec);
+        self
+    }
+
+    /// The score at or above which a point counts as an anomaly.
+    ///
+    /// Defaults to [`DEFAULT_THRESHOLD`](crate::detect::DEFAULT_THRESHOLD) (0.5).
+    pub fn anomaly_threshold(mut self, threshold: f64) -> Self {
+        self.detection.threshold = threshold;
+        self
+    }
+
     /// Validates the settings, registers every source and starts the worker thread.
     ///
     /// # Errors
     ///
     /// - [`Error::InvalidConfig`] naming the setting if an interval, window,
-    ///   capacity or cap is zero, or a recent-metrics name is invalid.
+    ///   capacity or cap is zero, or the anomaly threshold is outside (0, 1].
+    /// - [`Error::InvalidMetricName`] for a bad name in the recent metrics or detector overrides.
     /// - [`Error::Source`] or a registration error from a source.
     /// - [`Error::Spawn`] if the worker thread cannot be started.
     ///
@@ -243,8 +291,14 @@ impl EngineBuilder {
         if self.statistics_window.as_millis() == 0 {
             return Err(zero("dashboard_statistics_window", "1 ms"));
         }
-        for name in &self.recent_metrics {
+        for name in self.recent_metrics.iter().chain(self.detection.per_metric.keys()) {
             crate::key::validate_metric_name(name)?;
+        }
+        if !(self.detection.threshold > 0.0 && self.detection.threshold <= 1.0) {
+            return Err(Error::InvalidConfig {
+                field: "anomaly_threshold",
+                reason: format!("must be in (0, 1], got {}", self.detection.threshold),
+            });
         }
         let to_ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         let registry = Registry::new(self.series_cap);
@@ -286,6 +340,8 @@ impl EngineBuilder {
             summary_window_ms: to_ms(self.summary_window),
             metrics,
             worker_thread: OnceLock::new(),
+            detection: self.detection,
+            anomalies: parking_lot::Mutex::new(std::collections::VecDeque::new()),
             records: crossbeam_queue::ArrayQueue::new(self.record_queue_capacity),
             closed: std::sync::atomic::AtomicBool::new(false),
         });
@@ -301,8 +357,7 @@ impl EngineBuilder {
             batch: Vec::new(),
             interval: self.sample_interval,
             last_nonfinite: 0,
-            gauges: Vec::new(),
-            gauges_generation: None,
+            cache: super::worker::SeriesCache::default(),
         };
         let join = thread::Builder::new()
             .name("watchpost-worker".into())
@@ -335,6 +390,7 @@ impl fmt::Debug for EngineBuilder {
             .field("recent_points", &self.recent_points)
             .field("statistics_window", &self.statistics_window)
             .field("performance", &self.performance)
+            .field("detection", &self.detection)
             .finish_non_exhaustive()
     }
 }

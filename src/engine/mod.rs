@@ -72,6 +72,17 @@ pub(crate) struct Shared {
     pub(crate) records: ArrayQueue<Record>,
     /// Set by the worker before its final drain; later records count as dropped.
     pub(crate) closed: AtomicBool,
+    pub(crate) detection: Detection,
+    /// Recent anomalies, oldest first (bounded).
+    pub(crate) anomalies: parking_lot::Mutex<std::collections::VecDeque<crate::dashboard::Anomaly>>,
+}
+
+/// Which detector each series gets.
+#[derive(Debug, Clone)]
+pub(crate) struct Detection {
+    pub(crate) default: Option<crate::detect::DetectorSpec>,
+    pub(crate) per_metric: std::collections::HashMap<String, Option<crate::detect::DetectorSpec>>,
+    pub(crate) threshold: f64,
 }
 
 /// A cheap, cloneable handle to a running engine: register metrics, record,
@@ -635,15 +646,22 @@ impl Monitor {
     pub fn dashboard(&self) -> Dashboard {
         let stats = self.stats();
         let now = self.shared.clock.now_ms();
+        let anomalies: Vec<crate::dashboard::Anomaly> = {
+            let since = now.saturating_sub(self.shared.dashboard.statistics_window_ms);
+            let log = self.shared.anomalies.lock();
+            log.iter().filter(|a| a.timestamp.timestamp_millis() >= since).cloned().collect()
+        };
         let history = self.shared.history.read();
-        dashboard::build(
+        let mut d = dashboard::build(
             &self.shared.registry,
             &history,
             &self.shared.dashboard,
             now,
             self.shared.started_ms,
             stats,
-        )
+        );
+        d.anomalies = anomalies;
+        d
     }
 
     /// Statistics, trend and forecast of series `name{labels}` over the last `window`.

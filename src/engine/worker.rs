@@ -7,10 +7,104 @@ use crossbeam_channel::{Receiver, select};
 
 use super::{Control, Record, Shared};
 use crate::clock::ms_to_datetime;
-use crate::history::Sample;
-use crate::key::SeriesId;
+use crate::dashboard::Anomaly;
+use crate::detect::{Detector, DetectorSpec};
+use crate::history::{History, Pushed, Sample};
+use crate::key::{SeriesId, SeriesKey};
+use crate::kind::MetricKind;
 use crate::registry::{Collector, Instrument};
 use crate::source::Source;
+
+/// Recent anomalies kept for the dashboard.
+pub(crate) const ANOMALY_LOG: usize = 256;
+
+/// What the worker knows of each series, refreshed when the registry changes,
+/// so ingesting takes no registry lock.
+#[derive(Default)]
+pub(crate) struct SeriesCache {
+    generation: Option<u64>,
+    /// Gauges of the series `record()` writes to.
+    gauges: Vec<Option<crate::metric::Gauge>>,
+    keys: Vec<Arc<SeriesKey>>,
+    /// The detector each series gets (None: no detection).
+    plan: Vec<Option<DetectorSpec>>,
+    detectors: Vec<Option<Box<dyn Detector>>>,
+}
+
+impl SeriesCache {
+    fn refresh(&mut self, shared: &Shared) {
+        let generation = shared.registry.generation();
+        if self.generation == Some(generation) {
+            return;
+        }
+        let detection = &shared.detection;
+        shared.registry.with_entries(|entries| {
+            self.gauges = entries
+                .iter()
+                .map(|e| match &e.instrument {
+                    Instrument::Recorded(g) | Instrument::Gauge(g) => Some(g.clone()),
+                    _ => None,
+                })
+                .collect();
+            self.keys = entries.iter().map(|e| Arc::clone(&e.key)).collect();
+            self.plan = entries
+                .iter()
+                .map(|e| {
+                    if let Some(choice) = detection.per_metric.get(e.key.name()) {
+                        return choice.clone();
+                    }
+                    // cumulative series (counter totals, observation counts) are not
+                    // watched themselves: their rates and quantiles are
+                    let cumulative = !matches!(e.instrument, Instrument::Derived { .. })
+                        && e.kind != MetricKind::Gauge;
+                    if cumulative { None } else { detection.default.clone() }
+                })
+                .collect();
+        });
+        self.detectors.resize_with(self.plan.len(), || None);
+        self.generation = Some(generation);
+    }
+
+    /// Pushes one sample into history and, when it is the series' newest, scores it.
+    fn push(
+        &mut self,
+        shared: &Shared,
+        history: &mut History,
+        id: SeriesId,
+        sample: Sample,
+    ) -> bool {
+        let outcome = history.push(id, sample);
+        if outcome != Pushed::Appended {
+            return outcome.kept();
+        }
+        let i = id.index();
+        let Some(Some(spec)) = self.plan.get(i) else { return true };
+        let detector = self.detectors[i].get_or_insert_with(|| spec.build());
+        let band = detector.expected_band();
+        let score = detector.update(sample.timestamp_ms, sample.value);
+        if let Some(h) = history.get_mut(id) {
+            h.annotate_newest(score, band);
+        }
+        if score >= shared.detection.threshold {
+            let key = &self.keys[i];
+            let mut log = shared.anomalies.lock();
+            if log.len() == ANOMALY_LOG {
+                log.pop_front();
+            }
+            log.push_back(Anomaly {
+                series: key.to_string(),
+                name: key.name().to_owned(),
+                labels: key.labels().clone(),
+                timestamp: sample.timestamp(),
+                value: sample.value,
+                score,
+                expected_lower: band.map(|b| b.0),
+                expected_upper: band.map(|b| b.1),
+            });
+        }
+        true
+    }
+}
 
 /// Most records ingested under one history lock.
 const BATCH: usize = 4_096;
@@ -26,10 +120,7 @@ pub(crate) struct Worker {
     pub(crate) batch: Vec<Record>,
     pub(crate) interval: Duration,
     pub(crate) last_nonfinite: u64,
-    /// Gauges of the series `record()` writes to, by series index; refreshed
-    /// when the registry changes, so ingesting takes no registry lock.
-    pub(crate) gauges: Vec<Option<crate::metric::Gauge>>,
-    pub(crate) gauges_generation: Option<u64>,
+    pub(crate) cache: SeriesCache,
 }
 
 impl Worker {
@@ -79,22 +170,10 @@ impl Worker {
             return;
         }
         let shared = &*self.shared;
-        let generation = shared.registry.generation();
-        if self.gauges_generation != Some(generation) {
-            self.gauges = shared.registry.with_entries(|entries| {
-                entries
-                    .iter()
-                    .map(|e| match &e.instrument {
-                        Instrument::Recorded(g) | Instrument::Gauge(g) => Some(g.clone()),
-                        _ => None,
-                    })
-                    .collect()
-            });
-            self.gauges_generation = Some(generation);
-        }
+        self.cache.refresh(shared);
         // Recorded series also show their latest value through their gauge.
         for r in &self.batch {
-            if let Some(Some(g)) = self.gauges.get(r.id.index()) {
+            if let Some(Some(g)) = self.cache.gauges.get(r.id.index()) {
                 g.set(r.value);
             }
         }
@@ -102,7 +181,8 @@ impl Worker {
         {
             let mut history = shared.history.write();
             for r in self.batch.drain(..) {
-                if history.push(r.id, Sample::new(r.timestamp_ms, r.value)) {
+                let sample = Sample::new(r.timestamp_ms, r.value);
+                if self.cache.push(shared, &mut history, r.id, sample) {
                     kept += 1;
                 } else {
                     dropped += 1;
@@ -144,11 +224,14 @@ impl Worker {
             shared.summary_window_ms,
             &mut self.readings,
         );
+        self.cache.refresh(&shared);
         let mut kept = 0;
         {
             let mut history = shared.history.write();
             for (id, value) in self.readings.drain(..) {
-                if value.is_finite() && history.push(id, Sample::new(started, value)) {
+                if value.is_finite()
+                    && self.cache.push(&shared, &mut history, id, Sample::new(started, value))
+                {
                     kept += 1;
                 }
             }

@@ -4,6 +4,7 @@
 mod analysis;
 mod anomaly;
 mod dashboard;
+mod detection;
 mod lifecycle;
 mod props;
 mod util;
