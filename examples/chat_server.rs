@@ -49,7 +49,14 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use watchpost::detect::{DetectorSpec, RobustZConfig};
 use watchpost::{Counter, Engine, Gauge, Histogram, Monitor, Recorder};
+
+/// How often the engine samples every instrument.
+const SAMPLE_INTERVAL: Duration = Duration::from_millis(250);
+
+/// How long the server waits before each acknowledgement during the latency spike.
+const SPIKE_DELAY: Duration = Duration::from_millis(40);
 
 /// The rooms users can join. A fixed set keeps the `room` label's
 /// cardinality bounded, whatever clients send.
@@ -199,7 +206,17 @@ fn main() -> ExitCode {
 /// Starts the engine, the server and the users; logs progress for
 /// `config.duration`; stops and joins every thread; prints the dashboard.
 fn run(config: &Config) -> watchpost::Result<()> {
-    let engine = Engine::builder().dashboard_recent_metrics(RECENT_METRICS).build()?;
+    // Four samples a second, so a short run has enough points for the
+    // detectors; a robust z-score (16 points of warm-up) watches p90 latency,
+    // the default ensemble every other gauge and rate.
+    let engine = Engine::builder()
+        .sample_interval(SAMPLE_INTERVAL)
+        .dashboard_recent_metrics(RECENT_METRICS)
+        .anomaly_detector_for(
+            "message_latency_seconds:p90",
+            Some(DetectorSpec::RobustZ(RobustZConfig::default())),
+        )
+        .build()?;
     let metrics = Arc::new(ChatMetrics::register(&engine.monitor())?);
 
     let listener = TcpListener::bind("127.0.0.1:0")
@@ -232,7 +249,7 @@ fn run(config: &Config) -> watchpost::Result<()> {
     }
 
     let started = Instant::now();
-    log_progress(&metrics, started, config.duration);
+    log_progress(&metrics, &server, started, config.duration);
 
     // Users first, so they leave cleanly while the server still answers; then the server.
     simulation.stop.store(true, Relaxed);
@@ -254,22 +271,64 @@ fn run(config: &Config) -> watchpost::Result<()> {
         format_ms(latency.quantile(0.99)),
     );
 
-    let json = engine.dashboard_json()?;
+    let dashboard = engine.dashboard();
+    for a in &dashboard.anomalies {
+        eprintln!(
+            "chat_server: anomaly in {} at {}: value {:.6} (expected {}), score {:.2}",
+            a.series,
+            a.timestamp.format("%H:%M:%S%.3f"),
+            a.value,
+            match (a.expected_lower, a.expected_upper) {
+                (Some(l), Some(u)) => format!("{l:.6}..{u:.6}"),
+                _ => "-".to_owned(),
+            },
+            a.score,
+        );
+    }
+    let json = serde_json::to_string_pretty(&dashboard)?;
     writeln!(io::stdout().lock(), "{json}")
         .map_err(|e| io_error("cannot write the dashboard to stdout", &e))?;
     engine.shutdown()
 }
 
-/// Logs active users and message counts about once a second until `duration` has passed.
-fn log_progress(metrics: &ChatMetrics, started: Instant, duration: Duration) {
+/// The seconds of the run during which the server is slow: from 55 % of
+/// the run, for 15 % of it (at least a second), if the run lasts 4 s or more.
+fn spike_window(duration: Duration) -> Option<(u64, u64)> {
+    let secs = duration.as_secs();
+    (secs >= 4).then(|| {
+        let start = secs * 55 / 100;
+        (start, start + (secs * 15 / 100).max(1))
+    })
+}
+
+/// Logs active users and message counts about once a second until
+/// `duration` has passed, and slows the server down during the spike window.
+fn log_progress(metrics: &ChatMetrics, server: &ChatServer, started: Instant, duration: Duration) {
     let end = started + duration;
+    let spike = spike_window(duration);
     let mut second = 1;
     let mut last_total = 0;
     loop {
         let next = (started + Duration::from_secs(second)).min(end);
         thread::sleep(next.saturating_duration_since(Instant::now()));
         if next >= end {
+            server.ack_delay_us.store(0, Relaxed);
             return;
+        }
+        match spike {
+            Some((from, _)) if second == from => {
+                eprintln!(
+                    "chat_server: [{second:>3} s] latency spike: the server now waits {SPIKE_DELAY:?} before each ack"
+                );
+                server
+                    .ack_delay_us
+                    .store(u64::try_from(SPIKE_DELAY.as_micros()).unwrap_or(u64::MAX), Relaxed);
+            }
+            Some((_, to)) if second == to => {
+                eprintln!("chat_server: [{second:>3} s] latency spike over");
+                server.ack_delay_us.store(0, Relaxed);
+            }
+            _ => {}
         }
         let total = metrics.messages_total();
         let latency = metrics.latency.snapshot();
