@@ -91,10 +91,9 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::InvalidConfig { field, reason } => write!(f, "invalid {field}: {reason}"),
-            Error::InvalidMetricName { name } => write!(
-                f,
-                "invalid metric name {name:?}: must match [a-zA-Z_:][a-zA-Z0-9_:]*"
-            ),
+            Error::InvalidMetricName { name } => {
+                write!(f, "invalid metric name {name:?}: must match [a-zA-Z_:][a-zA-Z0-9_:]*")
+            }
             Error::InvalidLabelName { metric, label } => write!(
                 f,
                 "invalid label name {label:?} on metric {metric:?}: must match \
@@ -103,18 +102,15 @@ impl fmt::Display for Error {
             Error::DuplicateLabel { metric, label } => {
                 write!(f, "label {label:?} given twice on metric {metric:?}")
             }
-            Error::KindMismatch { name, registered, requested } => write!(
-                f,
-                "metric {name:?} is registered as a {registered}, not a {requested}"
-            ),
-            Error::BucketMismatch { name } => write!(
-                f,
-                "histogram {name:?} is already registered with other bucket bounds"
-            ),
-            Error::CardinalityExceeded { name, limit } => write!(
-                f,
-                "metric {name:?} already has {limit} series, its cardinality cap"
-            ),
+            Error::KindMismatch { name, registered, requested } => {
+                write!(f, "metric {name:?} is registered as a {registered}, not a {requested}")
+            }
+            Error::BucketMismatch { name } => {
+                write!(f, "histogram {name:?} is already registered with other bucket bounds")
+            }
+            Error::CardinalityExceeded { name, limit } => {
+                write!(f, "metric {name:?} already has {limit} series, its cardinality cap")
+            }
             Error::ShutDown => f.write_str("the engine has been shut down"),
             Error::Spawn(e) => write!(f, "could not spawn an engine thread: {e}"),
             Error::WorkerPanicked => f.write_str("an engine thread panicked"),

@@ -87,7 +87,8 @@ impl SeriesHistory {
     }
 
     fn insert_older(&mut self, s: Sample) -> bool {
-        if self.ring.is_full() && self.ring.front().is_some_and(|f| f.timestamp_ms > s.timestamp_ms) {
+        if self.ring.is_full() && self.ring.front().is_some_and(|f| f.timestamp_ms > s.timestamp_ms)
+        {
             return false; // older than anything kept: it would be evicted at once
         }
         // Rare (concurrent record() calls racing): rebuild the buffer in order.
@@ -106,7 +107,9 @@ impl SeriesHistory {
     }
 
     fn evict_old(&mut self) {
-        if let (Some(age), Some(newest)) = (self.max_age_ms, self.ring.back().map(|s| s.timestamp_ms)) {
+        if let (Some(age), Some(newest)) =
+            (self.max_age_ms, self.ring.back().map(|s| s.timestamp_ms))
+        {
             while self.ring.front().is_some_and(|f| f.timestamp_ms < newest.saturating_sub(age)) {
                 let _ = self.ring.dequeue();
             }

@@ -113,10 +113,7 @@ impl Labels {
     /// # Ok::<(), watchpost::Error>(())
     /// ```
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .binary_search_by(|(k, _)| k.as_str().cmp(name))
-            .ok()
-            .map(|i| self.0[i].1.as_str())
+        self.0.binary_search_by(|(k, _)| k.as_str().cmp(name)).ok().map(|i| self.0[i].1.as_str())
     }
 
     /// The pairs, sorted by label name.
@@ -157,8 +154,7 @@ impl Labels {
 
     /// Whether these labels equal `pairs` taken as a set (in any order).
     pub(crate) fn matches_pairs(&self, pairs: &[(&str, &str)]) -> bool {
-        self.0.len() == pairs.len()
-            && pairs.iter().all(|(k, v)| self.get(k) == Some(*v))
+        self.0.len() == pairs.len() && pairs.iter().all(|(k, v)| self.get(k) == Some(*v))
     }
 }
 

@@ -1,5 +1,7 @@
 //! watchpost: an in-process monitoring engine.
+pub mod alert;
 mod clock;
+mod dispatch;
 mod error;
 mod history;
 mod key;

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::key::{SeriesId, SeriesKey, lookup_hash};
 use crate::kind::MetricKind;
-use crate::metric::{Counter, DEFAULT_BUCKETS, Gauge, Histogram, Summary};
 use crate::metric::histogram_quantile;
+use crate::metric::{Counter, DEFAULT_BUCKETS, Gauge, Histogram, Summary};
 
 /// What a series derived from an instrument shows.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -51,7 +51,10 @@ pub(crate) enum Instrument {
     /// A gauge-like series fed only by `record()`.
     Recorded(Gauge),
     /// Computed by the collector from its parent.
-    Derived { parent: SeriesId, how: Derivation },
+    Derived {
+        parent: SeriesId,
+        how: Derivation,
+    },
 }
 
 #[derive(Clone)]
@@ -207,9 +210,10 @@ impl Registry {
     ) -> Result<Histogram> {
         let bounds = bounds.unwrap_or(&DEFAULT_BUCKETS);
         crate::metric::validate_bounds(bounds)?;
-        let entry = self.get_or_register(name, labels, MetricKind::Histogram, Some(bounds), || {
-            Instrument::Histogram(Histogram::with_bounds(bounds).expect("bounds validated"))
-        })?;
+        let entry =
+            self.get_or_register(name, labels, MetricKind::Histogram, Some(bounds), || {
+                Instrument::Histogram(Histogram::with_bounds(bounds).expect("bounds validated"))
+            })?;
         match entry {
             Instrument::Histogram(h) => Ok(h),
             _ => unreachable!("kind checked at registration"),
@@ -258,11 +262,20 @@ impl Registry {
     pub(crate) fn lookup(&self, name: &str, labels: &[(&str, &str)]) -> Option<SeriesId> {
         let h = lookup_hash(&self.hasher, name, labels);
         let inner = self.inner.read();
-        inner.index.get(&h)?.iter().copied().find(|id| inner.entries[id.index()].key.matches(name, labels))
+        inner
+            .index
+            .get(&h)?
+            .iter()
+            .copied()
+            .find(|id| inner.entries[id.index()].key.matches(name, labels))
     }
 
     /// Id of the series `record()` writes to, registering it on first use.
-    pub(crate) fn recorded(&self, name: &str, labels: &[(&str, &str)]) -> Result<(SeriesId, Gauge)> {
+    pub(crate) fn recorded(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+    ) -> Result<(SeriesId, Gauge)> {
         if let Some(id) = self.lookup(name, labels) {
             let inner = self.inner.read();
             let e = &inner.entries[id.index()];
@@ -353,12 +366,9 @@ impl Registry {
         let derivations: &[Derivation] = match kind {
             MetricKind::Counter => &[Derivation::Rate],
             MetricKind::Gauge => &[],
-            MetricKind::Histogram | MetricKind::Summary => &[
-                Derivation::CountRate,
-                QUANTILES[0],
-                QUANTILES[1],
-                QUANTILES[2],
-            ],
+            MetricKind::Histogram | MetricKind::Summary => {
+                &[Derivation::CountRate, QUANTILES[0], QUANTILES[1], QUANTILES[2]]
+            }
         };
         // Derived names must not clash with a user's metric of another kind.
         for d in derivations {
@@ -374,7 +384,8 @@ impl Registry {
             }
         }
         let instrument = make();
-        let parent = Self::push_entry(&mut inner, &self.hasher, key.clone(), kind, instrument.clone());
+        let parent =
+            Self::push_entry(&mut inner, &self.hasher, key.clone(), kind, instrument.clone());
         let info = inner.names.entry(name.to_owned()).or_insert(NameInfo {
             kind,
             bounds: bounds.map(<[f64]>::to_vec),
@@ -481,9 +492,18 @@ impl fmt::Debug for Registry {
 enum Prev {
     #[default]
     None,
-    Counter { at_ms: i64, value: u64 },
-    Buckets { at_ms: i64, counts: Vec<u64> },
-    Count { at_ms: i64, count: u64 },
+    Counter {
+        at_ms: i64,
+        value: u64,
+    },
+    Buckets {
+        at_ms: i64,
+        counts: Vec<u64>,
+    },
+    Count {
+        at_ms: i64,
+        count: u64,
+    },
 }
 
 /// Reads every instrument once per tick and computes derived series.
@@ -588,7 +608,10 @@ impl Collector {
             Prev::Buckets { at_ms, counts } if now_ms > *at_ms => {
                 self.delta.clear();
                 self.delta.extend(
-                    self.scratch.iter().zip(counts).map(|(now, before)| now.saturating_sub(*before)),
+                    self.scratch
+                        .iter()
+                        .zip(counts)
+                        .map(|(now, before)| now.saturating_sub(*before)),
                 );
                 let dt = now_ms - at_ms;
                 let observed: u64 = self.delta.iter().sum();

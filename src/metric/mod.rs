@@ -12,8 +12,8 @@ mod summary;
 pub use counter::Counter;
 pub use gauge::Gauge;
 pub use histogram::{DEFAULT_BUCKETS, Histogram, HistogramSnapshot};
-pub use summary::Summary;
 pub(crate) use histogram::{quantile_from_buckets as histogram_quantile, validate_bounds};
+pub use summary::Summary;
 
 /// Adds `v` to the `f64` stored as bits in `cell` (compare-and-swap loop).
 #[inline]

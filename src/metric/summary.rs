@@ -86,7 +86,8 @@ fn value_of(bucket: usize) -> f64 {
     if bucket == HALF {
         return 0.0;
     }
-    let (k, sign) = if bucket > HALF { (bucket - HALF - 1, 1.0) } else { (HALF - 1 - bucket, -1.0) };
+    let (k, sign) =
+        if bucket > HALF { (bucket - HALF - 1, 1.0) } else { (HALF - 1 - bucket, -1.0) };
     #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
     let exp = (k / SUBS) as i32 + MIN_EXP;
     #[allow(clippy::cast_precision_loss)]
