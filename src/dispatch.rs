@@ -69,7 +69,7 @@ pub(crate) struct DispatcherStats {
 }
 
 enum Msg {
-    Notify(Notification),
+    Notify(Box<Notification>),
     AddHandler(HandlerSlot),
     /// Replies with each handler and how many notifications were queued to it so far.
     Sync(Sender<Vec<(Arc<HandlerShared>, u64)>>),
@@ -244,7 +244,7 @@ pub(crate) struct Dispatcher {
 
 impl std::fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dispatcher").field("stats", &self.handle.stats()).finish()
+        f.debug_struct("Dispatcher").field("stats", &self.handle.stats()).finish_non_exhaustive()
     }
 }
 
@@ -318,7 +318,7 @@ impl DispatcherHandle {
             self.shared.rejected.fetch_add(1, Ordering::Relaxed);
             return false;
         }
-        match self.tx.try_send(Msg::Notify(n)) {
+        match self.tx.try_send(Msg::Notify(Box::new(n))) {
             Ok(()) => {
                 self.shared.submitted.fetch_add(1, Ordering::Relaxed);
                 true
@@ -426,8 +426,10 @@ fn spawn_handler(
     notifier: Box<dyn Notifier>,
 ) -> Result<HandlerSlot> {
     let (tx, rx) = crossbeam_channel::bounded::<Arc<Notification>>(shared.handler_capacity);
+    let thread_name: String =
+        format!("watchpost-handler-{name}").chars().filter(|c| *c != '\0').collect();
     let hs = Arc::new(HandlerShared {
-        name: name.clone(),
+        name,
         thread: Mutex::new(None),
         delivered: AtomicU64::new(0),
         failed: AtomicU64::new(0),
@@ -436,8 +438,6 @@ fn spawn_handler(
         processed: Mutex::new(0),
         progress: Condvar::new(),
     });
-    let thread_name: String =
-        format!("watchpost-handler-{name}").chars().filter(|c| *c != '\0').collect();
     let worker = Arc::clone(&hs);
     let join = thread::Builder::new()
         .name(thread_name)
@@ -482,7 +482,7 @@ fn fan_out(rx: &Receiver<Msg>, mut slots: Vec<HandlerSlot>) {
 fn handle_msg(msg: Msg, slots: &mut Vec<HandlerSlot>) -> bool {
     match msg {
         Msg::Notify(n) => {
-            let n = Arc::new(n);
+            let n = Arc::new(*n);
             for slot in slots.iter_mut() {
                 match slot.tx.try_send(Arc::clone(&n)) {
                     Ok(()) => slot.queued += 1,
@@ -555,9 +555,6 @@ mod tests {
 
     #[test]
     fn delivers_in_order_to_every_handler_and_flushes_on_shutdown() {
-        let (tx_a, rx_a) = crossbeam_channel::unbounded();
-        let (tx_b, rx_b) = crossbeam_channel::unbounded();
-        let flushed = Arc::new(AtomicBool::new(false));
         struct Flag(Arc<AtomicBool>, ChannelNotifier);
         impl Notifier for Flag {
             fn notify(&self, n: &Notification) -> crate::alert::NotifyResult {
@@ -567,6 +564,9 @@ mod tests {
                 self.0.store(true, Ordering::SeqCst);
             }
         }
+        let (tx_a, rx_a) = crossbeam_channel::unbounded();
+        let (tx_b, rx_b) = crossbeam_channel::unbounded();
+        let flushed = Arc::new(AtomicBool::new(false));
         let d = Dispatcher::builder()
             .handler("a", ChannelNotifier::new(tx_a))
             .handler("b", Flag(Arc::clone(&flushed), ChannelNotifier::new(tx_b)))

@@ -767,7 +767,7 @@ proptest! {
                 Silence::new(vec![Matcher::equal("host", "a")], start * SEC, (start + len) * SEC).unwrap(),
             );
         }
-        let mut open: std::collections::HashMap<String, bool> = Default::default();
+        let mut open = std::collections::HashMap::<String, bool>::new();
         let mut t = 0;
         for (i, (v, gap, is_sample)) in seq.into_iter().enumerate() {
             t += gap * SEC;
