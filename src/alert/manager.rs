@@ -4,7 +4,9 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use crate::alert::notify::{Notification, NotificationKind, Resolution};
-use crate::alert::rule::{AlertRule, Condition, Severity, default_rules, duration_ms, invalid};
+use crate::alert::rule::{
+    AlertRule, Condition, Severity, Verdict, default_rules, duration_ms, invalid,
+};
 use crate::alert::silence::{InhibitRule, Silence, SilenceId};
 use crate::alert::state::{AlertState, Instance};
 use crate::alert::template::RenderContext;
@@ -685,17 +687,22 @@ impl AlertManager {
         }
         let mut notified: HashMap<(usize, SeriesKey), Vec<NotificationKind>> = HashMap::new();
         for i in 0..self.slots.len() {
-            let keys: Vec<SeriesKey> = self.slots[i]
-                .instances
-                .iter()
-                .filter(|(_, inst)| inst.last_eval_ms == now_ms)
-                .map(|(k, _)| k.clone())
-                .collect();
-            for key in keys {
-                for kind in self.decide(i, &key, now_ms) {
-                    out.push(self.notification(i, &key, kind, now_ms));
-                    notified.entry((i, key.clone())).or_default().push(kind);
+            let slot = &mut self.slots[i];
+            let repeat = slot.rule.repeat_ms.or(self.repeat_ms[slot.rule.severity.index()]);
+            let mut decided: Vec<(SeriesKey, Vec<NotificationKind>)> = Vec::new();
+            for (key, inst) in &mut slot.instances {
+                if inst.last_eval_ms == now_ms {
+                    let kinds = decide(inst, repeat, now_ms);
+                    if !kinds.is_empty() {
+                        decided.push((key.clone(), kinds));
+                    }
                 }
+            }
+            for (key, kinds) in decided {
+                for &kind in &kinds {
+                    out.push(self.notification(i, &key, kind, now_ms));
+                }
+                notified.insert((i, key), kinds);
             }
         }
         self.record(changes, notified, now_ms);
@@ -753,28 +760,32 @@ impl AlertManager {
             }
             let max_lb = lookback[&rule.metric];
             for (key, synthetic) in todo {
-                let series = samples.entry(key.clone()).or_insert_with(|| {
+                if !samples.contains_key(&key) {
                     let mut s = view.samples(&key, now_ms.saturating_sub(max_lb));
                     let end = s.partition_point(|x| x.timestamp_ms <= now_ms);
                     s.truncate(end);
-                    s
-                });
+                    samples.insert(key.clone(), s);
+                }
+                let series = &samples[&key];
                 let window = |c: &Condition| {
                     let since = now_ms.saturating_sub(c.lookback_ms());
                     &series[series.partition_point(|x| x.timestamp_ms < since)..]
                 };
                 let retired = synthetic && !selected.is_empty();
                 let fire = if retired {
-                    crate::alert::rule::Verdict::Value { breach: false, value: None }
+                    Verdict::Value { breach: false, value: None }
                 } else {
                     rule.condition.verdict(window(&rule.condition))
                 };
-                let recover = rule.recovery.as_ref().map(|c| c.verdict(window(c)));
+                let recover = rule.recovery.as_ref().map(|c| {
+                    reuse(c, &rule.condition, fire).unwrap_or_else(|| c.verdict(window(c)))
+                });
                 let newest = series.last().map(|s| s.timestamp_ms);
-                let inst = slot
-                    .instances
-                    .entry(key.clone())
-                    .or_insert_with(|| Instance::new(key.clone(), rule, now_ms, synthetic));
+                if !slot.instances.contains_key(&key) {
+                    slot.instances
+                        .insert(key.clone(), Instance::new(key.clone(), rule, now_ms, synthetic));
+                }
+                let inst = slot.instances.get_mut(&key).expect("inserted above");
                 inst.present = selected_set.contains(&key) || (synthetic && selected.is_empty());
                 let step = newest.is_some() && newest != inst.last_step_ts;
                 if step {
@@ -850,47 +861,6 @@ impl AlertManager {
             inst.silenced_by = silenced;
             inst.inhibited = inhibited;
         }
-    }
-
-    /// Decides what to send for one instance after it was stepped.
-    fn decide(&mut self, i: usize, key: &SeriesKey, now_ms: i64) -> Vec<NotificationKind> {
-        let repeat =
-            self.slots[i].rule.repeat_ms.or(self.repeat_ms[self.slots[i].rule.severity.index()]);
-        let inst = self.slots[i].instances.get_mut(key).expect("stepped");
-        let mut kinds = Vec::new();
-        let muted = inst.muted();
-        match inst.flap_event {
-            Some(true) if !muted => {
-                inst.notified_flapping = true;
-                kinds.push(NotificationKind::FlappingStarted);
-            }
-            Some(false) if inst.notified_flapping => {
-                inst.notified_flapping = false;
-                kinds.push(NotificationKind::FlappingStopped);
-            }
-            _ => {}
-        }
-        if inst.flapping {
-            return kinds;
-        }
-        let effective = inst.effective();
-        if inst.notified_firing && !effective.is_firing() {
-            inst.notified_firing = false;
-            kinds.push(NotificationKind::Resolved);
-        } else if inst.state == AlertState::Firing && !inst.notified_firing && !muted {
-            inst.notified_firing = true;
-            inst.last_notified_ms = Some(now_ms);
-            kinds.push(NotificationKind::Firing);
-        } else if inst.state == AlertState::Firing
-            && inst.notified_firing
-            && !muted
-            && let Some(every) = repeat
-            && now_ms.saturating_sub(inst.last_notified_ms.unwrap_or(now_ms)) >= every
-        {
-            inst.last_notified_ms = Some(now_ms);
-            kinds.push(NotificationKind::Repeat);
-        }
-        kinds
     }
 
     fn render(&self, i: usize, inst: &Instance) -> (String, String) {
@@ -1127,6 +1097,64 @@ impl AlertManager {
             }
         }
         out
+    }
+}
+
+/// Decides what to send for one instance after it was stepped.
+fn decide(inst: &mut Instance, repeat: Option<i64>, now_ms: i64) -> Vec<NotificationKind> {
+    let mut kinds = Vec::new();
+    let muted = inst.muted();
+    match inst.flap_event {
+        Some(true) if !muted => {
+            inst.notified_flapping = true;
+            kinds.push(NotificationKind::FlappingStarted);
+        }
+        Some(false) if inst.notified_flapping => {
+            inst.notified_flapping = false;
+            kinds.push(NotificationKind::FlappingStopped);
+        }
+        _ => {}
+    }
+    if inst.flapping {
+        return kinds;
+    }
+    let effective = inst.effective();
+    if inst.notified_firing && !effective.is_firing() {
+        inst.notified_firing = false;
+        kinds.push(NotificationKind::Resolved);
+    } else if inst.state == AlertState::Firing && !inst.notified_firing && !muted {
+        inst.notified_firing = true;
+        inst.last_notified_ms = Some(now_ms);
+        kinds.push(NotificationKind::Firing);
+    } else if inst.state == AlertState::Firing
+        && inst.notified_firing
+        && !muted
+        && let Some(every) = repeat
+        && now_ms.saturating_sub(inst.last_notified_ms.unwrap_or(now_ms)) >= every
+    {
+        inst.last_notified_ms = Some(now_ms);
+        kinds.push(NotificationKind::Repeat);
+    }
+    kinds
+}
+
+/// The recovery verdict computed from the firing condition's aggregate, when
+/// both read the same aggregate over the same window (the common hysteresis case).
+fn reuse(recovery: &Condition, fire: &Condition, fire_verdict: Verdict) -> Option<Verdict> {
+    match (recovery, fire, fire_verdict) {
+        (
+            Condition::Threshold { aggregate: a2, window: w2, op, value: limit },
+            Condition::Threshold { aggregate: a1, window: w1, .. },
+            Verdict::Value { value: Some(v), .. },
+        ) if a1 == a2 && w1 == w2 => {
+            Some(Verdict::Value { breach: op.compare(v, *limit), value: Some(v) })
+        }
+        (
+            Condition::Threshold { aggregate: a2, window: w2, .. },
+            Condition::Threshold { aggregate: a1, window: w1, .. },
+            Verdict::NoData,
+        ) if a1 == a2 && w1 == w2 => Some(Verdict::NoData),
+        _ => None,
     }
 }
 
