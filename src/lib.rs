@@ -31,10 +31,12 @@
 //! 1.95 (sysinfo 0.40 needs it).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(test, allow(clippy::float_cmp))]
+pub mod alert;
 pub mod analysis;
 mod clock;
 pub mod dashboard;
 pub mod detect;
+mod dispatch;
 mod engine;
 mod error;
 mod history;

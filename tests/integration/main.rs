@@ -1,6 +1,7 @@
 //! watchpost's integration tests: one binary, one module per subsystem.
 #![allow(clippy::float_cmp, clippy::missing_panics_doc, missing_docs, unreachable_pub)]
 
+mod alerting;
 mod analysis;
 mod anomaly;
 mod dashboard;

@@ -1,0 +1,806 @@
+//! Unit tests of the alert manager: every transition and option, with explicit times.
+
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::key::SeriesKey;
+
+use NotificationKind::{Firing, FlappingStarted, FlappingStopped, Repeat, Resolved};
+
+const SEC: i64 = 1_000;
+const MIN: i64 = 60 * SEC;
+
+fn cpu() -> SeriesKey {
+    SeriesKey::new("cpu", &[("host", "a")]).unwrap()
+}
+
+/// A manager over one series, `cpu{host="a"}`.
+struct Rig {
+    mgr: AlertManager,
+    view: MemoryView,
+    key: SeriesKey,
+}
+
+impl Rig {
+    fn new(rules: Vec<AlertRule>) -> Self {
+        Rig { mgr: AlertManager::new(rules).unwrap(), view: MemoryView::new(), key: cpu() }
+    }
+
+    fn one(rule: RuleBuilder) -> Self {
+        Rig::new(vec![rule.build().unwrap()])
+    }
+
+    /// Records `v` at `t` and evaluates at `t`.
+    fn push(&mut self, t: i64, v: f64) -> Vec<(String, NotificationKind)> {
+        self.view.push(self.key.clone(), t, v);
+        self.tick(t)
+    }
+
+    /// Evaluates at `t` without new data.
+    fn tick(&mut self, t: i64) -> Vec<(String, NotificationKind)> {
+        self.mgr.evaluate(t, &self.view).into_iter().map(|n| (n.rule, n.kind)).collect()
+    }
+
+    fn push_full(&mut self, t: i64, v: f64) -> Vec<Notification> {
+        self.view.push(self.key.clone(), t, v);
+        self.mgr.evaluate(t, &self.view)
+    }
+
+    #[track_caller]
+    fn state(&self, rule: &str) -> AlertState {
+        self.mgr
+            .instances()
+            .into_iter()
+            .find(|a| a.rule == rule && a.series == self.key)
+            .map_or(AlertState::Inactive, |a| a.state)
+    }
+}
+
+fn n(rule: &str, kind: NotificationKind) -> Vec<(String, NotificationKind)> {
+    vec![(rule.to_owned(), kind)]
+}
+
+fn none() -> Vec<(String, NotificationKind)> {
+    Vec::new()
+}
+
+fn rule(name: &str) -> RuleBuilder {
+    AlertRule::builder(name, "cpu").without_flap_detection()
+}
+
+/// `last > limit` over a day, so ticks far from the last sample still see it.
+fn above_long(b: RuleBuilder, limit: f64) -> RuleBuilder {
+    b.threshold(Aggregate::Last, Duration::from_hours(24), CompareOp::Gt, limit)
+}
+
+#[test]
+fn second_rule_on_same_metric_does_not_replace_first() {
+    let mut r = Rig::new(vec![
+        rule("warn").above(80.0).build().unwrap(),
+        rule("crit").above(95.0).severity(Severity::Critical).build().unwrap(),
+    ]);
+    r.mgr.set_default_inhibition(false);
+    assert_eq!(r.push(0, 85.0), n("warn", Firing));
+    assert_eq!(r.push(SEC, 99.0), n("crit", Firing));
+    assert_eq!(r.state("warn"), AlertState::Firing);
+    assert_eq!(r.state("crit"), AlertState::Firing);
+    assert_eq!(r.mgr.active_alerts().len(), 2);
+}
+
+#[test]
+fn pending_then_firing_on_tick_without_new_samples() {
+    let mut r = Rig::one(rule("r").above(80.0).pending_for(Duration::from_secs(30)));
+    assert_eq!(r.push(0, 90.0), none());
+    assert_eq!(r.state("r"), AlertState::Pending);
+    assert_eq!(r.tick(29 * SEC), none());
+    assert_eq!(r.state("r"), AlertState::Pending);
+    assert_eq!(r.tick(30 * SEC), n("r", Firing));
+    let a = &r.mgr.active_alerts()[0];
+    assert_eq!((a.pending_since_ms, a.firing_since_ms), (Some(0), Some(30 * SEC)));
+}
+
+#[test]
+fn pending_returns_to_inactive_without_notice() {
+    let mut r = Rig::one(rule("r").above(80.0).pending_for(Duration::from_secs(30)));
+    r.push(0, 90.0);
+    assert_eq!(r.push(10 * SEC, 50.0), none());
+    assert_eq!(r.state("r"), AlertState::Inactive);
+    // The pending timer restarts.
+    r.push(20 * SEC, 90.0);
+    assert_eq!(r.tick(45 * SEC), none());
+    assert_eq!(r.tick(50 * SEC), n("r", Firing));
+}
+
+#[test]
+fn keep_firing_for_recovering_and_back() {
+    let mut r = Rig::one(rule("r").above(80.0).keep_firing_for(Duration::from_mins(1)));
+    assert_eq!(r.push(0, 90.0), n("r", Firing));
+    assert_eq!(r.push(10 * SEC, 50.0), none());
+    assert_eq!(r.state("r"), AlertState::Recovering);
+    assert_eq!(r.push(20 * SEC, 90.0), none()); // back: keeps firing, no new notice
+    assert_eq!(r.state("r"), AlertState::Firing);
+    assert_eq!(r.push(30 * SEC, 50.0), none());
+    assert_eq!(r.tick(89 * SEC), none());
+    assert_eq!(r.state("r"), AlertState::Recovering);
+    assert_eq!(r.tick(90 * SEC), n("r", Resolved));
+    assert_eq!(r.state("r"), AlertState::Resolved);
+}
+
+#[test]
+fn hysteresis_fires_above_80_resolves_below_70() {
+    let mut r = Rig::one(rule("r").above(80.0).recover_below(70.0));
+    assert_eq!(r.push(0, 81.0), n("r", Firing));
+    assert_eq!(r.push(SEC, 75.0), none());
+    assert_eq!(r.state("r"), AlertState::Firing);
+    assert_eq!(r.push(2 * SEC, 70.0), none());
+    assert_eq!(r.push(3 * SEC, 69.9), n("r", Resolved));
+    // Between the thresholds a resolved alert does not fire again.
+    assert_eq!(r.push(4 * SEC, 75.0), none());
+    assert_eq!(r.state("r"), AlertState::Resolved);
+}
+
+#[test]
+fn m_of_n_counts_new_samples_only() {
+    let mut r = Rig::one(rule("r").above(80.0).m_of_n(2, 3));
+    assert_eq!(r.push(0, 90.0), none());
+    assert_eq!(r.tick(SEC), none()); // a tick is not a new evaluation step
+    assert_eq!(r.tick(2 * SEC), none());
+    assert_eq!(r.push(3 * SEC, 50.0), none());
+    assert_eq!(r.push(4 * SEC, 90.0), n("r", Firing)); // 2 of the last 3
+    assert_eq!(r.push(5 * SEC, 50.0), n("r", Resolved)); // 50, 90, 50: 1 of 3
+}
+
+#[test]
+fn resolved_carries_start_end_duration_peak_last() {
+    let mut r = Rig::one(rule("r").above(80.0));
+    r.push(10 * SEC, 85.0);
+    r.push(20 * SEC, 97.5);
+    r.push(30 * SEC, 90.0);
+    let out = r.push_full(40 * SEC, 42.0);
+    assert_eq!(out.len(), 1);
+    let res = out[0].resolution.unwrap();
+    assert_eq!(out[0].started_at.unwrap().timestamp_millis(), 10 * SEC);
+    assert_eq!(res.resolved_at.timestamp_millis(), 40 * SEC);
+    assert_eq!(res.duration_ms, 30 * SEC);
+    assert_eq!(res.peak_value, Some(97.5));
+    assert_eq!(res.last_value, Some(42.0));
+}
+
+#[test]
+fn peak_is_lowest_for_below_rules() {
+    let mut r = Rig::one(AlertRule::builder("low", "cpu").below(10.0).without_flap_detection());
+    r.push(0, 5.0);
+    r.push(SEC, 2.0);
+    r.push(2 * SEC, 7.0);
+    let out = r.push_full(3 * SEC, 50.0);
+    assert_eq!(out[0].resolution.unwrap().peak_value, Some(2.0));
+}
+
+#[test]
+fn resolve_then_quick_refire_sends_both() {
+    let mut r = Rig::one(rule("r").above(80.0));
+    assert_eq!(r.push(0, 90.0), n("r", Firing));
+    assert_eq!(r.push(SEC, 10.0), n("r", Resolved));
+    assert_eq!(r.push(2 * SEC, 90.0), n("r", Firing));
+}
+
+#[test]
+fn window_aggregates_drive_rules() {
+    let mut r = Rig::one(rule("avg").threshold(
+        Aggregate::Avg,
+        Duration::from_secs(30),
+        CompareOp::Gt,
+        50.0,
+    ));
+    assert_eq!(r.push(0, 100.0), n("avg", Firing));
+    assert_eq!(r.push(10 * SEC, 10.0), none()); // avg 55
+    assert_eq!(r.push(20 * SEC, 10.0), n("avg", Resolved)); // avg 40
+    // Samples age out of the window on a tick.
+    let mut r = Rig::one(rule("cnt").threshold(
+        Aggregate::Count,
+        Duration::from_secs(10),
+        CompareOp::Ge,
+        3.0,
+    ));
+    r.push(0, 1.0);
+    r.push(SEC, 1.0);
+    assert_eq!(r.push(2 * SEC, 1.0), n("cnt", Firing));
+    assert_eq!(r.tick(11 * SEC), n("cnt", Resolved)); // count is 1, not no data
+}
+
+#[test]
+fn samples_after_now_are_ignored() {
+    let mut r = Rig::one(rule("r").above(80.0));
+    r.view.push(r.key.clone(), 5 * SEC, 99.0);
+    r.view.push(r.key.clone(), 0, 10.0);
+    assert_eq!(r.tick(SEC), none());
+    assert_eq!(r.tick(5 * SEC), n("r", Firing));
+}
+
+#[test]
+fn no_data_pauses_and_resumes_without_resolving() {
+    let mut r = Rig::one(rule("r").above(80.0).threshold(
+        Aggregate::Last,
+        Duration::from_mins(1),
+        CompareOp::Gt,
+        80.0,
+    ));
+    assert_eq!(r.push(0, 90.0), n("r", Firing));
+    assert_eq!(r.tick(2 * MIN), none()); // window empty: NoData, not a resolve
+    assert_eq!(r.state("r"), AlertState::NoData);
+    assert_eq!(r.mgr.active_alerts().len(), 1);
+    assert_eq!(r.push(3 * MIN, 95.0), none()); // resumes firing, no second Firing
+    assert_eq!(r.state("r"), AlertState::Firing);
+    assert_eq!(r.tick(5 * MIN), none());
+    assert_eq!(r.push(6 * MIN, 10.0), n("r", Resolved)); // NoData → Resolved
+}
+
+#[test]
+fn no_data_policies() {
+    let window =
+        |b: RuleBuilder| b.threshold(Aggregate::Max, Duration::from_mins(1), CompareOp::Gt, 80.0);
+    // KeepLast: state frozen.
+    let mut r = Rig::one(window(rule("r")).no_data(NoDataPolicy::KeepLast));
+    r.push(0, 90.0);
+    assert_eq!(r.tick(5 * MIN), none());
+    assert_eq!(r.state("r"), AlertState::Firing);
+    // Ok: resolves.
+    let mut r = Rig::one(window(rule("r")).no_data(NoDataPolicy::Ok));
+    r.push(0, 90.0);
+    assert_eq!(r.tick(5 * MIN), n("r", Resolved));
+    // Alerting: fires with no value.
+    let mut r = Rig::one(window(rule("r")).no_data(NoDataPolicy::Alerting));
+    r.push(0, 10.0);
+    let out = r.mgr.evaluate(5 * MIN, &r.view);
+    assert_eq!((out[0].kind, out[0].value), (Firing, None));
+}
+
+#[test]
+fn absent_fires_on_ticks_and_resolves_on_data() {
+    let mut r = Rig::one(rule("gone").absent_for(Duration::from_secs(30)));
+    assert_eq!(r.push(0, 1.0), none());
+    assert_eq!(r.tick(30 * SEC), none()); // the sample at 0 is still within 30 s
+    assert_eq!(r.tick(31 * SEC), n("gone", Firing));
+    assert_eq!(r.push(40 * SEC, 1.0), n("gone", Resolved));
+}
+
+#[test]
+fn absent_without_any_series_uses_equal_matchers() {
+    let mut mgr = AlertManager::new(vec![
+        AlertRule::builder("no_heartbeat", "heartbeat")
+            .label_eq("job", "chat")
+            .absent_for(Duration::from_secs(10))
+            .build()
+            .unwrap(),
+    ])
+    .unwrap();
+    let mut view = MemoryView::new();
+    let out = mgr.evaluate(0, &view);
+    assert_eq!(out[0].series.to_string(), r#"heartbeat{job="chat"}"#);
+    // The real series appears with more labels: the placeholder resolves and goes away.
+    let real = SeriesKey::new("heartbeat", &[("job", "chat"), ("pod", "1")]).unwrap();
+    view.push(real, 1_000, 1.0);
+    let out = mgr.evaluate(1_000, &view);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        (out[0].kind, out[0].series.to_string()),
+        (Resolved, r#"heartbeat{job="chat"}"#.to_owned())
+    );
+    let ids: Vec<String> = mgr.instances().into_iter().map(|a| a.series.to_string()).collect();
+    assert_eq!(ids, [r#"heartbeat{job="chat",pod="1"}"#]);
+}
+
+#[test]
+fn matchers_select_series_and_yield_one_alert_each() {
+    let mut mgr = AlertManager::new(vec![
+        AlertRule::builder("busy", "msgs")
+            .matcher(Matcher::regex("room", "gen.*|support").unwrap())
+            .matcher(Matcher::not_equal("env", "test"))
+            .above(10.0)
+            .build()
+            .unwrap(),
+    ])
+    .unwrap();
+    let mut view = MemoryView::new();
+    for (room, env) in
+        [("general", "prod"), ("support", ""), ("random", "prod"), ("general", "test")]
+    {
+        let mut labels = vec![("room", room)];
+        if !env.is_empty() {
+            labels.push(("env", env));
+        }
+        view.push(SeriesKey::new("msgs", &labels).unwrap(), 0, 50.0);
+    }
+    let mut fired: Vec<String> =
+        mgr.evaluate(0, &view).into_iter().map(|n| n.series.to_string()).collect();
+    fired.sort();
+    assert_eq!(fired, [r#"msgs{env="prod",room="general"}"#, r#"msgs{room="support"}"#]);
+}
+
+#[test]
+fn templates_render_value_threshold_and_labels() {
+    let mut r = Rig::one(
+        rule("r")
+            .above(80.0)
+            .label("team", "infra")
+            .title("{{severity}}: {{rule}} on {{labels.host}}")
+            .message("{{metric}} {{value}} > {{threshold}} ({{labels.team}}, {{state}})"),
+    );
+    let out = r.push_full(0, 91.234);
+    assert_eq!(out[0].title, "warning: r on a");
+    assert_eq!(out[0].message, "cpu 91.23 > 80 (infra, firing)");
+    assert_eq!(out[0].labels["alertname"], "r");
+    assert_eq!(out[0].labels["__name__"], "cpu");
+    assert_eq!(out[0].alert_id, r#"r/cpu{host="a"}"#);
+}
+
+#[test]
+fn repeat_per_rule_and_per_severity() {
+    let mut r = Rig::one(above_long(rule("r"), 80.0).repeat_every(Duration::from_mins(10)));
+    assert_eq!(r.push(0, 90.0), n("r", Firing));
+    assert_eq!(r.tick(9 * MIN), none());
+    assert_eq!(r.tick(10 * MIN), n("r", Repeat));
+    assert_eq!(r.tick(15 * MIN), none());
+    assert_eq!(r.tick(20 * MIN), n("r", Repeat));
+
+    let mut r = Rig::one(above_long(rule("c"), 80.0).severity(Severity::Critical));
+    r.push(0, 90.0);
+    assert_eq!(r.tick(4 * 60 * MIN - 1), none());
+    assert_eq!(r.tick(4 * 60 * MIN), n("c", Repeat));
+    r.mgr.set_repeat_interval(Severity::Critical, None).unwrap();
+    assert_eq!(r.tick(9 * 60 * MIN), none());
+}
+
+#[test]
+fn default_inhibition_critical_mutes_warning_but_not_its_resolve() {
+    let mut r = Rig::new(vec![
+        rule("warn").above(80.0).build().unwrap(),
+        rule("crit").above(95.0).severity(Severity::Critical).build().unwrap(),
+    ]);
+    // Jump straight to 99: only the critical is announced.
+    assert_eq!(r.push(0, 99.0), n("crit", Firing));
+    let warn = r.mgr.active_alerts().into_iter().find(|a| a.rule == "warn").unwrap();
+    assert!(warn.inhibited && !warn.firing_notified);
+    // Critical resolves, warning still firing: now the warning is announced.
+    assert_eq!(r.push(SEC, 90.0), vec![("warn".into(), Firing), ("crit".into(), Resolved)]);
+    // Critical again: the warning's resolve is still sent when it resolves.
+    assert_eq!(r.push(2 * SEC, 99.0), n("crit", Firing));
+    assert_eq!(r.push(3 * SEC, 10.0), vec![("warn".into(), Resolved), ("crit".into(), Resolved)]);
+}
+
+#[test]
+fn other_series_and_families_are_not_inhibited() {
+    let mut mgr = AlertManager::new(vec![
+        rule("warn").above(80.0).build().unwrap(),
+        rule("crit").above(95.0).severity(Severity::Critical).build().unwrap(),
+        rule("other").above(80.0).family("x").build().unwrap(),
+    ])
+    .unwrap();
+    let mut view = MemoryView::new();
+    let b = SeriesKey::new("cpu", &[("host", "b")]).unwrap();
+    view.push(cpu(), 0, 99.0);
+    view.push(b, 0, 85.0);
+    let mut out: Vec<String> = mgr.evaluate(0, &view).into_iter().map(|n| n.alert_id).collect();
+    out.sort();
+    assert_eq!(
+        out,
+        [
+            r#"crit/cpu{host="a"}"#,
+            r#"other/cpu{host="a"}"#,
+            r#"other/cpu{host="b"}"#,
+            r#"warn/cpu{host="b"}"#
+        ]
+    );
+}
+
+#[test]
+fn custom_inhibit_rule_with_equal_labels() {
+    let mut mgr = AlertManager::new(vec![
+        AlertRule::builder("host_down", "up")
+            .below(1.0)
+            .severity(Severity::Critical)
+            .build()
+            .unwrap(),
+        rule("cpu_high").above(80.0).build().unwrap(),
+    ])
+    .unwrap();
+    mgr.add_inhibit_rule(InhibitRule::new(
+        vec![Matcher::equal("alertname", "host_down")],
+        vec![Matcher::equal("alertname", "cpu_high")],
+        ["host"],
+    ));
+    let mut view = MemoryView::new();
+    view.push(SeriesKey::new("up", &[("host", "a")]).unwrap(), 0, 0.0);
+    view.push(cpu(), 0, 90.0);
+    view.push(SeriesKey::new("cpu", &[("host", "b")]).unwrap(), 0, 90.0);
+    let out: Vec<String> = mgr.evaluate(0, &view).into_iter().map(|n| n.alert_id).collect();
+    assert_eq!(out, [r#"host_down/up{host="a"}"#, r#"cpu_high/cpu{host="b"}"#]);
+}
+
+#[test]
+fn inhibit_rule_never_inhibits_itself() {
+    let mut r = Rig::one(rule("r").above(80.0));
+    r.mgr.add_inhibit_rule(InhibitRule::new(
+        vec![Matcher::equal("alertname", "r")],
+        vec![Matcher::equal("alertname", "r")],
+        ["host"],
+    ));
+    assert_eq!(r.push(0, 90.0), n("r", Firing));
+}
+
+#[test]
+fn silence_mutes_then_announces_when_it_ends() {
+    let mut r = Rig::one(rule("r").above(80.0));
+    let id = r.mgr.add_silence(
+        Silence::new(vec![Matcher::equal("host", "a")], 0, 10 * MIN).unwrap().created_by("ana"),
+    );
+    assert_eq!(r.push(0, 90.0), none());
+    let a = &r.mgr.active_alerts()[0];
+    assert_eq!((a.state, a.silenced_by), (AlertState::Firing, Some(id)));
+    // Silenced firing that resolves: nothing was announced, so no resolve.
+    assert_eq!(r.push(MIN, 10.0), none());
+    assert_eq!(r.push(2 * MIN, 90.0), none());
+    assert!(r.mgr.expire_silence(id, 3 * MIN));
+    assert!(!r.mgr.expire_silence(id, 3 * MIN));
+    assert!(r.mgr.silences()[0].is_expired(3 * MIN));
+    assert_eq!(r.tick(3 * MIN), n("r", Firing)); // announced now
+    assert_eq!(r.push(4 * MIN, 10.0), n("r", Resolved));
+    // Expired silences are forgotten after the retention period.
+    r.tick(3 * MIN + 24 * 60 * MIN + 1);
+    assert!(r.mgr.silences().is_empty());
+}
+
+#[test]
+fn silence_does_not_swallow_resolve_of_announced_firing() {
+    let mut r = Rig::one(rule("r").above(80.0));
+    assert_eq!(r.push(0, 90.0), n("r", Firing));
+    r.mgr.add_silence(Silence::new(vec![Matcher::equal("alertname", "r")], 0, 60 * MIN).unwrap());
+    assert_eq!(r.push(SEC, 10.0), n("r", Resolved));
+}
+
+#[test]
+fn future_silence_starts_later() {
+    let mut r = Rig::one(rule("r").above(80.0));
+    r.mgr.add_silence(Silence::new(vec![Matcher::equal("host", "a")], MIN, 2 * MIN).unwrap());
+    assert_eq!(r.push(0, 90.0), n("r", Firing));
+    assert_eq!(r.push(SEC, 10.0), n("r", Resolved));
+    assert_eq!(r.push(MIN, 90.0), none());
+}
+
+#[test]
+fn acknowledge_mutes_repeats_until_resolved_and_keeps_resolve() {
+    let mut r = Rig::one(above_long(rule("r"), 80.0).repeat_every(Duration::from_mins(1)));
+    let id = r.push_full(0, 90.0)[0].alert_id.clone();
+    assert!(r.mgr.acknowledge(&id, SEC));
+    assert!(!r.mgr.acknowledge(&id, SEC)); // already acknowledged
+    assert_eq!(r.tick(5 * MIN), none());
+    assert_eq!(r.push(6 * MIN, 10.0), n("r", Resolved));
+    // A new firing is not acknowledged.
+    assert_eq!(r.push(7 * MIN, 90.0), n("r", Firing));
+    assert!(!r.mgr.active_alerts()[0].acknowledged);
+    assert!(!r.mgr.acknowledge("r/nope", 0));
+    assert!(!r.mgr.acknowledge("garbage", 0));
+    let kinds: Vec<AlertEventKind> = r.mgr.history_since(0).into_iter().map(|e| e.kind).collect();
+    assert!(kinds.contains(&AlertEventKind::Acknowledged));
+}
+
+#[test]
+fn flapping_replaces_transition_notices() {
+    let mut r = Rig::one(AlertRule::builder("r", "cpu").above(80.0));
+    let mut all = Vec::new();
+    let mut t = 0;
+    for i in 0..12 {
+        t += SEC;
+        all.extend(r.push(t, if i % 2 == 0 { 90.0 } else { 10.0 }));
+    }
+    // 90,10,90,10: F R F, then flapping starts at the 4th change (weighted ≥ 20 %).
+    let kinds: Vec<NotificationKind> = all.iter().map(|(_, k)| *k).collect();
+    let start = kinds.iter().position(|k| *k == FlappingStarted).expect("flapping detected");
+    assert!(kinds[start + 1..].is_empty(), "{kinds:?}");
+    assert!(r.mgr.active_alerts().iter().all(|a| a.flapping) || r.state("r") != AlertState::Firing);
+    // Stable for a while: flapping stops, and the open firing is reconciled.
+    let mut after = Vec::new();
+    for _ in 0..25 {
+        t += SEC;
+        after.extend(r.push(t, 10.0));
+    }
+    let after: Vec<NotificationKind> = after.into_iter().map(|(_, k)| k).collect();
+    let firing_open = kinds[..start].iter().filter(|k| **k == Firing).count()
+        > kinds[..start].iter().filter(|k| **k == Resolved).count();
+    if firing_open {
+        assert_eq!(after, [FlappingStopped, Resolved]);
+    } else {
+        assert_eq!(after, [FlappingStopped]);
+    }
+}
+
+#[test]
+fn remove_rule_queues_resolve_for_announced_firing() {
+    let mut r = Rig::one(rule("r").above(80.0));
+    r.push(0, 90.0);
+    let removed = r.mgr.remove_rule("r", SEC).unwrap();
+    assert_eq!(removed.name(), "r");
+    let out = r.mgr.evaluate(2 * SEC, &r.view);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].kind, Resolved);
+    assert_eq!(out[0].resolution.unwrap().resolved_at.timestamp_millis(), SEC);
+    assert!(r.mgr.evaluate(3 * SEC, &r.view).is_empty());
+}
+
+#[test]
+fn replace_rule_keeps_firing_state() {
+    let mut r = Rig::one(rule("r").above(80.0));
+    r.push(0, 90.0);
+    assert!(
+        r.mgr.replace_rule(rule("r").above(85.0).label("v", "2").build().unwrap(), SEC).is_some()
+    );
+    assert_eq!(r.push(2 * SEC, 88.0), none()); // still firing, not re-announced
+    assert_eq!(r.mgr.active_alerts()[0].labels["v"], "2");
+    // Replacing with a rule on another metric retires the instance with a resolve.
+    let other = AlertRule::builder("r", "mem").above(1.0).build().unwrap();
+    r.mgr.replace_rule(other, 3 * SEC);
+    assert_eq!(r.tick(4 * SEC), n("r", Resolved));
+    // Replacing an unknown name adds it.
+    assert!(r.mgr.replace_rule(rule("new").above(1.0).build().unwrap(), 0).is_none());
+    assert_eq!(r.mgr.rules().count(), 2);
+}
+
+#[test]
+fn vanished_series_instances_are_forgotten_when_idle() {
+    let mut r = Rig::one(rule("r").above(80.0));
+    r.push(0, 10.0);
+    assert_eq!(r.mgr.instances().len(), 1);
+    r.view.remove(&r.key.clone());
+    r.tick(SEC);
+    assert!(r.mgr.instances().is_empty());
+    // A firing one stays (in NoData) until it resolves.
+    r.push(2 * SEC, 90.0);
+    r.view.remove(&r.key.clone());
+    assert_eq!(r.tick(3 * SEC), none());
+    assert_eq!(r.state("r"), AlertState::NoData);
+}
+
+#[test]
+fn history_is_capped_and_filtered_by_time() {
+    let mut r = Rig::one(rule("r").above(80.0));
+    r.mgr.set_history_capacity(3).unwrap();
+    for i in 0..5 {
+        r.push(i * 2 * SEC, 90.0);
+        r.push(i * 2 * SEC + SEC, 10.0);
+    }
+    let h = r.mgr.history_since(0);
+    assert_eq!(h.len(), 3);
+    assert!(h.windows(2).all(|w| w[0].id < w[1].id));
+    assert_eq!(r.mgr.history_since(9 * SEC).len(), 1);
+    assert_eq!(r.mgr.recent_events(2).len(), 2);
+    let last = h.last().unwrap();
+    assert_eq!(
+        last.kind,
+        AlertEventKind::StateChanged { from: AlertState::Firing, to: AlertState::Resolved }
+    );
+    assert_eq!(last.notified, Some(Resolved));
+}
+
+#[test]
+fn late_and_repeat_notices_are_in_history() {
+    let mut r = Rig::one(rule("r").above(80.0).repeat_every(Duration::from_mins(1)));
+    r.push(0, 90.0);
+    r.tick(MIN);
+    let last = r.mgr.recent_events(1).pop().unwrap();
+    assert_eq!(last.kind, AlertEventKind::Notified(Repeat));
+}
+
+#[test]
+fn evaluating_twice_at_the_same_time_is_idempotent() {
+    let mut r =
+        Rig::one(AlertRule::builder("r", "cpu").above(80.0).repeat_every(Duration::from_mins(1)));
+    assert_eq!(r.push(0, 90.0), n("r", Firing));
+    let before = r.mgr.instances();
+    assert_eq!(r.tick(0), none());
+    assert_eq!(r.mgr.instances(), before);
+}
+
+#[test]
+fn default_rules_both_cpu_levels_active() {
+    let mut mgr = AlertManager::with_default_rules();
+    let mut view = MemoryView::new();
+    let k = SeriesKey::new("system_cpu_usage", &[]).unwrap();
+    view.push(k.clone(), 0, 85.0);
+    assert_eq!(mgr.evaluate(0, &view)[0].title, "High cpu usage");
+    view.push(k.clone(), SEC, 96.0);
+    let out = mgr.evaluate(SEC, &view);
+    assert_eq!(
+        (out[0].rule.as_str(), out[0].title.as_str()),
+        ("cpu_usage_critical", "Critical cpu usage")
+    );
+    assert_eq!(out[0].message, "CPU usage is 96% (threshold 95%)");
+    // Hysteresis of 5 points: 91 keeps the critical firing.
+    view.push(k.clone(), 2 * SEC, 91.0);
+    assert!(mgr.evaluate(2 * SEC, &view).is_empty());
+    view.push(k, 3 * SEC, 50.0);
+    let kinds: Vec<(String, NotificationKind)> =
+        mgr.evaluate(3 * SEC, &view).into_iter().map(|n| (n.rule, n.kind)).collect();
+    assert_eq!(
+        kinds,
+        [("cpu_usage_warning".into(), Resolved), ("cpu_usage_critical".into(), Resolved)]
+    );
+}
+
+#[test]
+fn notification_and_views_round_trip_through_json() {
+    let mut r = Rig::one(rule("r").above(80.0));
+    r.push(0, 90.5);
+    let out = r.push_full(2_500, 10.25);
+    let json = serde_json::to_string(&out[0]).unwrap();
+    assert!(json.contains(r#""kind":"resolved""#), "{json}");
+    let back: Notification = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, out[0]);
+    let events: Vec<AlertEventView> =
+        r.mgr.history_since(0).iter().map(AlertEventView::from).collect();
+    let back: Vec<AlertEventView> =
+        serde_json::from_str(&serde_json::to_string(&events).unwrap()).unwrap();
+    assert_eq!(back, events);
+}
+
+#[test]
+fn json_lines_and_log_notifiers_write_one_line_each() {
+    let mut r = Rig::one(rule("r").above(80.0));
+    let json = JsonLinesNotifier::new(Vec::new());
+    let log = LogNotifier::new(Vec::new());
+    for n in r.push_full(0, 90.0).iter().chain(r.push_full(60_000, 10.0).iter()) {
+        json.notify(n).unwrap();
+        log.notify(n).unwrap();
+    }
+    let json = String::from_utf8(json.into_inner()).unwrap();
+    let parsed: Vec<Notification> =
+        json.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(parsed.len(), 2);
+    let log = String::from_utf8(log.into_inner()).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(
+        lines[0].contains(" FIRING warning r cpu{host=\"a\"} value=90 threshold=80: "),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains(" RESOLVED ") && lines[1].contains("duration=60s peak=90"),
+        "{}",
+        lines[1]
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Properties over random value sequences.
+
+/// The reference model: `> 80` fires, `< 70` recovers, `for` and `keep_firing_for`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Model {
+    Inactive,
+    Pending(i64),
+    Firing,
+    Recovering(i64),
+    Resolved,
+}
+
+fn model_step(m: Model, v: f64, t: i64, pending: i64, keep: i64) -> Model {
+    let fire = v > 80.0;
+    let clear = v < 70.0;
+    match m {
+        Model::Inactive | Model::Resolved if fire && pending == 0 => Model::Firing,
+        Model::Inactive | Model::Resolved if fire => Model::Pending(t),
+        Model::Pending(_) if !fire => Model::Inactive,
+        Model::Pending(since) if t - since >= pending => Model::Firing,
+        Model::Firing if clear && keep == 0 => Model::Resolved,
+        Model::Firing if clear => Model::Recovering(t),
+        Model::Recovering(_) if !clear => Model::Firing,
+        Model::Recovering(since) if t - since >= keep => Model::Resolved,
+        other => other,
+    }
+}
+
+fn model_state(m: Model) -> AlertState {
+    match m {
+        Model::Inactive => AlertState::Inactive,
+        Model::Pending(_) => AlertState::Pending,
+        Model::Firing => AlertState::Firing,
+        Model::Recovering(_) => AlertState::Recovering,
+        Model::Resolved => AlertState::Resolved,
+    }
+}
+
+/// (value, seconds until the next step, whether the step is a sample or a tick)
+fn steps() -> impl Strategy<Value = Vec<(f64, i64, bool)>> {
+    prop::collection::vec((prop_oneof![0.0..100.0, 60.0..90.0], 1i64..40, any::<bool>()), 1..120)
+}
+
+proptest! {
+    #[test]
+    fn state_matches_reference_model(
+        seq in steps(),
+        pending in prop_oneof![Just(0i64), 1i64..90],
+        keep in prop_oneof![Just(0i64), 1i64..90],
+    ) {
+        let mut r = Rig::one(
+            above_long(rule("r"), 80.0)
+                .recover_below(70.0)
+                .pending_for(Duration::from_secs(pending.unsigned_abs()))
+                .keep_firing_for(Duration::from_secs(keep.unsigned_abs())),
+        );
+        let mut m = Model::Inactive;
+        let mut last = None;
+        let mut t = 0;
+        for (v, gap, is_sample) in seq {
+            t += gap * SEC;
+            if is_sample || last.is_none() {
+                r.push(t, v);
+                last = Some(v);
+            } else {
+                r.tick(t);
+            }
+            m = model_step(m, last.unwrap(), t, pending * SEC, keep * SEC);
+            prop_assert_eq!(r.state("r"), model_state(m), "at t={}", t);
+        }
+    }
+
+    #[test]
+    fn firing_and_resolve_alternate_per_instance(
+        seq in steps(),
+        flap in any::<bool>(),
+        silence in prop::option::of((0i64..2_000, 1i64..2_000)),
+        ack_at in prop::option::of(0usize..120),
+        critical_too in any::<bool>(),
+    ) {
+        let mut rules = vec![above_long(AlertRule::builder("warn", "cpu"), 80.0).recover_below(70.0)];
+        if critical_too {
+            rules.push(above_long(AlertRule::builder("crit", "cpu"), 90.0).severity(Severity::Critical));
+        }
+        let rules = rules
+            .into_iter()
+            .map(|b| if flap { b } else { b.without_flap_detection() }.repeat_every(Duration::from_mins(1)))
+            .map(|b| b.build().unwrap())
+            .collect();
+        let mut r = Rig::new(rules);
+        if let Some((start, len)) = silence {
+            r.mgr.add_silence(
+                Silence::new(vec![Matcher::equal("host", "a")], start * SEC, (start + len) * SEC).unwrap(),
+            );
+        }
+        let mut open = std::collections::HashMap::<String, bool>::new();
+        let mut t = 0;
+        for (i, (v, gap, is_sample)) in seq.into_iter().enumerate() {
+            t += gap * SEC;
+            let out = if is_sample || i == 0 {
+                r.push_full(t, v)
+            } else {
+                r.mgr.evaluate(t, &r.view)
+            };
+            if ack_at == Some(i) {
+                for a in r.mgr.active_alerts() {
+                    r.mgr.acknowledge(&a.alert_id, t);
+                }
+            }
+            for n in out {
+                let is_open = open.entry(n.alert_id.clone()).or_insert(false);
+                match n.kind {
+                    Firing => {
+                        prop_assert!(!*is_open, "second Firing without Resolved for {}", n.alert_id);
+                        *is_open = true;
+                    }
+                    Resolved => {
+                        prop_assert!(*is_open, "Resolved without a notified Firing for {}", n.alert_id);
+                        prop_assert!(n.resolution.is_some());
+                        *is_open = false;
+                    }
+                    Repeat => prop_assert!(*is_open),
+                    FlappingStarted | FlappingStopped => {}
+                }
+            }
+        }
+        // Whatever is still open is still firing (or paused firing).
+        for a in r.mgr.instances() {
+            prop_assert_eq!(a.firing_notified, open.get(&a.alert_id).copied().unwrap_or(false));
+        }
+    }
+}
