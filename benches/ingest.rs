@@ -118,5 +118,18 @@ fn snapshot(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, collection, records, snapshot);
+/// One collection with the built-in system source: what it costs per sample interval.
+#[cfg(feature = "system")]
+fn system_source(c: &mut Criterion) {
+    let mut g = c.benchmark_group("system_source");
+    let engine =
+        Engine::builder().sample_interval(std::time::Duration::from_hours(24)).build().unwrap();
+    g.bench_function("collect", |b| b.iter(|| engine.flush().unwrap()));
+    g.finish();
+}
+
+#[cfg(not(feature = "system"))]
+fn system_source(_: &mut Criterion) {}
+
+criterion_group!(benches, collection, records, snapshot, system_source);
 criterion_main!(benches);

@@ -96,7 +96,7 @@ pub fn summarize_owned(mut finite: Vec<f64>) -> Option<Summary> {
     let median = if count % 2 == 1 {
         finite[count / 2]
     } else {
-        (finite[count / 2 - 1] + finite[count / 2]) / 2.0
+        f64::midpoint(finite[count / 2 - 1], finite[count / 2])
     };
     let median = if median.is_finite() { median.clamp(min, max) } else { min };
     let mean = if mean.is_finite() { mean.clamp(min, max) } else { median };
@@ -128,11 +128,11 @@ fn sorted_quantile(sorted: &[f64], tau: f64) -> f64 {
     let h = (n as f64 + 1.0 / 3.0) * tau + 1.0 / 3.0;
     #[allow(clippy::cast_possible_truncation)]
     let hf = h as i64;
-    if hf <= 0 || tau == 0.0 {
+    if hf <= 0 || tau <= 0.0 {
         return sorted[0];
     }
     #[allow(clippy::cast_possible_wrap)]
-    if hf >= n as i64 || tau == 1.0 {
+    if hf >= n as i64 || tau >= 1.0 {
         return sorted[n - 1];
     }
     #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]

@@ -4,8 +4,19 @@ use proptest::prelude::*;
 
 use crate::util::engine;
 
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: 32,
+        // all regression seeds live in the top-level proptest-regressions/ directory
+        failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::Direct(
+            "proptest-regressions/integration-props.txt",
+        ))),
+        ..ProptestConfig::default()
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(32))]
+    #![proptest_config(config())]
 
     #[test]
     fn a_snapshot_survives_a_json_round_trip(values in prop::collection::vec(prop::num::f64::ANY, 1..50)) {
