@@ -359,7 +359,8 @@ fn start(r: &Registered) -> std::result::Result<Arc<Run>, String> {
     {
         return Ok(Arc::clone(run));
     }
-    let run = Arc::new(Run { started: Instant::now(), outcome: Mutex::new(None), done: Condvar::new() });
+    let run =
+        Arc::new(Run { started: Instant::now(), outcome: Mutex::new(None), done: Condvar::new() });
     let check = Arc::clone(&r.check.check);
     let shared = Arc::clone(&run);
     thread::Builder::new()
@@ -441,8 +442,7 @@ mod tests {
     fn slow_checks_degrade_and_panics_fail() {
         let reg = Registry::new(100);
         // any run takes longer than a threshold of zero
-        register(&reg, HealthCheck::new("slow", || Ok(())).degraded_after(Duration::ZERO))
-            .unwrap();
+        register(&reg, HealthCheck::new("slow", || Ok(())).degraded_after(Duration::ZERO)).unwrap();
         register(&reg, HealthCheck::new("boom", || panic!("kaboom"))).unwrap();
         let report = run_all(&reg, 0);
         let slow = report.components.iter().find(|c| c.name == "slow").unwrap();

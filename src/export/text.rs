@@ -38,7 +38,7 @@ struct Family {
     /// The name of the family's samples (`x_total` for a counter), and its 0.0.4 family name.
     sample: Box<str>,
     /// The OpenMetrics family name (`x` for a counter `x_total`).
-    om_family: Box<str>,
+    openmetrics_name: Box<str>,
     /// Rendered bucket bounds of a histogram, without `+Inf`.
     le: Vec<Box<str>>,
     series: Vec<Series>,
@@ -82,19 +82,20 @@ fn build_layout(entries: &[Entry], generation: u64) -> Layout {
     let mut start = 0;
     while start < order.len() {
         let name = entries[order[start]].key.name();
-        let end = start + order[start..].iter().take_while(|i| entries[**i].key.name() == name).count();
+        let end =
+            start + order[start..].iter().take_while(|i| entries[**i].key.name() == name).count();
         let group = &order[start..end];
         start = end;
         let first = &entries[group[0]];
         let kind = first.kind;
-        let (sample, om_family) = match kind {
+        let (sample, openmetrics_name) = match kind {
             MetricKind::Counter => match name.strip_suffix("_total") {
                 Some(base) if !base.is_empty() => (name.to_owned(), base.to_owned()),
                 _ => (format!("{name}_total"), name.to_owned()),
             },
             _ => (name.to_owned(), name.to_owned()),
         };
-        let mut names = vec![sample.clone(), om_family.clone()];
+        let mut names = vec![sample.clone(), openmetrics_name.clone()];
         match kind {
             MetricKind::Histogram => {
                 names.extend(["_bucket", "_sum", "_count"].map(|s| format!("{name}{s}")));
@@ -140,7 +141,7 @@ fn build_layout(entries: &[Entry], generation: u64) -> Layout {
             name: name.into(),
             kind,
             sample: sample.into(),
-            om_family: om_family.into(),
+            openmetrics_name: openmetrics_name.into(),
             le,
             series,
         });
@@ -205,7 +206,7 @@ fn write_family(
 ) {
     let family_name = match format {
         Format::Prometheus => &family.sample,
-        Format::OpenMetrics => &family.om_family,
+        Format::OpenMetrics => &family.openmetrics_name,
     };
     out.push_str("# HELP ");
     out.push_str(family_name);
@@ -426,7 +427,7 @@ mod tests {
     fn help_is_escaped_per_format() {
         let reg = registry();
         reg.describe("g", "say \"hi\"\nback\\slash").unwrap();
-        reg.gauge("g", &[]).unwrap();
+        let _ = reg.gauge("g", &[]).unwrap();
         assert!(prometheus_text(&reg).contains("# HELP g say \"hi\"\\nback\\\\slash\n"));
         assert!(openmetrics_text(&reg).contains("# HELP g say \\\"hi\\\"\\nback\\\\slash\n"));
     }
@@ -455,7 +456,11 @@ mod tests {
         let reg = registry();
         reg.histogram("h", &[], Some(&[1.0])).unwrap().observe(2.0);
         let text = prometheus_text(&reg);
-        assert!(text.contains("h_bucket{le=\"1.0\"} 0\nh_bucket{le=\"+Inf\"} 1\nh_sum 2.0\nh_count 1\n"));
+        assert!(
+            text.contains(
+                "h_bucket{le=\"1.0\"} 0\nh_bucket{le=\"+Inf\"} 1\nh_sum 2.0\nh_count 1\n"
+            )
+        );
     }
 
     #[test]
@@ -478,8 +483,8 @@ mod tests {
     #[test]
     fn derived_series_are_not_exposed() {
         let reg = registry();
-        reg.counter("c_total", &[]).unwrap();
-        reg.histogram("h", &[], None).unwrap();
+        let _ = reg.counter("c_total", &[]).unwrap();
+        let _ = reg.histogram("h", &[], None).unwrap();
         let text = prometheus_text(&reg);
         assert!(!text.contains(':'), "{text}");
     }
@@ -502,15 +507,15 @@ mod tests {
     #[test]
     fn sorted_and_deterministic() {
         let reg = registry();
-        reg.gauge("zeta", &[]).unwrap();
-        reg.gauge("alpha", &[("k", "2")]).unwrap();
-        reg.gauge("alpha", &[("k", "1")]).unwrap();
+        let _ = reg.gauge("zeta", &[]).unwrap();
+        let _ = reg.gauge("alpha", &[("k", "2")]).unwrap();
+        let _ = reg.gauge("alpha", &[("k", "1")]).unwrap();
         let text = prometheus_text(&reg);
         let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
         assert_eq!(samples, ["alpha{k=\"1\"} 0.0", "alpha{k=\"2\"} 0.0", "zeta 0.0"]);
         assert_eq!(text, prometheus_text(&reg));
         // the cached layout follows new registrations
-        reg.gauge("beta", &[]).unwrap();
+        let _ = reg.gauge("beta", &[]).unwrap();
         assert!(prometheus_text(&reg).contains("beta 0.0\n"));
     }
 
@@ -519,9 +524,9 @@ mod tests {
         let reg = registry();
         reg.counter("jobs", &[]).unwrap().inc();
         reg.counter("jobs_total", &[]).unwrap().add(2);
-        reg.histogram("h", &[], None).unwrap();
-        reg.gauge("h_count", &[]).unwrap();
-        reg.histogram("x", &[("le", "oops")], None).unwrap();
+        let _ = reg.histogram("h", &[], None).unwrap();
+        let _ = reg.gauge("h_count", &[]).unwrap();
+        let _ = reg.histogram("x", &[("le", "oops")], None).unwrap();
         let text = prometheus_text(&reg);
         assert_eq!(text.matches("\njobs_total ").count(), 1, "{text}");
         assert!(!text.contains("# TYPE h_count"));

@@ -3,6 +3,9 @@
 
 mod analysis;
 mod dashboard;
+mod export;
+#[cfg(feature = "http")]
+mod http;
 mod lifecycle;
 mod props;
 mod util;
