@@ -71,6 +71,16 @@ fn exposition(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("watchpost_fresh_string", n), &n, |b, _| {
             b.iter(|| black_box(engine.prometheus_text().len()));
         });
+        // the floor: only reading the counters, through their handles
+        let handles: Vec<watchpost::Counter> = (0..n)
+            .map(|i| {
+                let room = format!("room{i}");
+                engine.counter_with("messages_total", &[("room", &room)]).expect("registered")
+            })
+            .collect();
+        g.bench_with_input(BenchmarkId::new("watchpost_read_counters_only", n), &n, |b, _| {
+            b.iter(|| black_box(handles.iter().map(watchpost::Counter::get).sum::<u64>()));
+        });
         g.bench_with_input(BenchmarkId::new("prometheus_client", n), &n, |b, _| {
             b.iter(|| {
                 buf.clear();

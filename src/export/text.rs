@@ -186,8 +186,19 @@ pub(super) fn encode(registry: &Registry, format: Format, out: &mut String) {
     let mut scratch = Vec::new();
     registry.with_entries(|entries| {
         let layout = cache.get(registry, entries);
+        // Read counters and gauges in registration order first: that walks
+        // their memory in the order it was allocated, which the sorted order
+        // of the output does not.
+        let values: Vec<u64> = entries
+            .iter()
+            .map(|e| match &e.instrument {
+                Instrument::Counter(c) => c.get(),
+                Instrument::Gauge(g) | Instrument::Recorded(g) => g.get().to_bits(),
+                _ => 0,
+            })
+            .collect();
         for family in &layout.families {
-            write_family(registry, format, family, entries, &mut scratch, out);
+            write_family(registry, format, family, entries, &values, &mut scratch, out);
         }
     });
     if format == Format::OpenMetrics {
@@ -201,6 +212,7 @@ fn write_family(
     format: Format,
     family: &Family,
     entries: &[Entry],
+    values: &[u64],
     scratch: &mut Vec<u64>,
     out: &mut String,
 ) {
@@ -227,14 +239,14 @@ fn write_family(
     out.push('\n');
     for series in &family.series {
         match &entries[series.index].instrument {
-            Instrument::Counter(c) => {
+            Instrument::Counter(_) => {
                 out.push_str(&series.prefix);
-                push_u64(out, c.get());
+                push_u64(out, values[series.index]);
                 out.push('\n');
             }
-            Instrument::Gauge(g) | Instrument::Recorded(g) => {
+            Instrument::Gauge(_) | Instrument::Recorded(_) => {
                 out.push_str(&series.prefix);
-                push_f64(out, g.get());
+                push_f64(out, f64::from_bits(values[series.index]));
                 out.push('\n');
             }
             Instrument::Histogram(h) => {
