@@ -39,11 +39,8 @@ struct Options {
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
-    let mut o = Options {
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        hold: Duration::ZERO,
-        print: false,
-    };
+    let mut o =
+        Options { addr: SocketAddr::from(([127, 0, 0, 1], 0)), hold: Duration::ZERO, print: false };
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "-h" | "--help" => return Ok(None),
