@@ -299,9 +299,13 @@ fn serve(
     Ok(Some(server))
 }
 
+/// Stands in for the server guard when the example is built without feature `http`.
+#[cfg(not(feature = "http"))]
+struct NoServer;
+
 /// Without feature `http` there is nothing to serve (`--serve` is refused when parsing).
 #[cfg(not(feature = "http"))]
-fn serve(_config: &Config, _engine: &Engine) -> watchpost::Result<Option<()>> {
+fn serve(_config: &Config, _engine: &Engine) -> watchpost::Result<Option<NoServer>> {
     Ok(None)
 }
 
