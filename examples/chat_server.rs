@@ -25,7 +25,12 @@
 //! ```text
 //! cargo run --release --example chat_server -- --duration 10
 //! cargo run --release --example chat_server -- --duration 30 --users 40 > dashboard.json
+//! cargo run --release --features http --example chat_server -- --serve 127.0.0.1:9898 --duration 600
 //! ```
+//!
+//! With `--serve ADDR` (feature `http`) the monitoring endpoints run while
+//! the chat does: open the printed URL for the live dashboard, scrape
+//! `/metrics` with Prometheus.
 //!
 //! # Protocol
 //!
@@ -95,7 +100,7 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_LINE: u64 = 4096;
 
 const USAGE: &str = "\
-Usage: chat_server [--duration SECONDS] [--users N]
+Usage: chat_server [--duration SECONDS] [--users N] [--serve ADDR]
 
 Runs a small TCP chat server with simulated users, monitored by watchpost.
 Progress is logged to stderr; the final dashboard JSON is printed to stdout.
@@ -103,6 +108,9 @@ Progress is logged to stderr; the final dashboard JSON is printed to stdout.
 Options:
   --duration SECONDS  how long the users chat (default 10)
   --users N           simulated users connected at a time (default 12, at most 1000)
+  --serve ADDR        serve /metrics, the JSON API and the live dashboard page on
+                      ADDR (for example 127.0.0.1:9898) while the chat runs; needs
+                      the example built with --features http
   -h, --help          print this help";
 
 // ---------------------------------------------------------------------------
@@ -117,11 +125,13 @@ struct Config {
     /// Simulated users connected at a time; each one that leaves is soon
     /// replaced by a new one.
     users: usize,
+    /// Where to serve the monitoring endpoints while the chat runs.
+    serve: Option<SocketAddr>,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { duration: Duration::from_secs(10), users: 12 }
+        Config { duration: Duration::from_secs(10), users: 12, serve: None }
     }
 }
 
@@ -150,6 +160,17 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
             "--users" => {
                 let value = flag_value(flag, inline, &mut args)?;
                 config.users = parse_number(flag, &value, 1, 1000)?;
+            }
+            "--serve" => {
+                let value = flag_value(flag, inline, &mut args)?;
+                if !cfg!(feature = "http") {
+                    return Err("--serve needs the http feature: \
+                                cargo run --features http --example chat_server -- --serve ADDR"
+                        .to_owned());
+                }
+                config.serve = Some(value.parse().map_err(|_| {
+                    format!("invalid value '{value}' for --serve: expected an address like 127.0.0.1:9898")
+                })?);
             }
             _ => return Err(format!("unknown argument '{arg}'")),
         }
@@ -218,6 +239,7 @@ fn run(config: &Config) -> watchpost::Result<()> {
         )
         .build()?;
     let metrics = Arc::new(ChatMetrics::register(&engine.monitor())?);
+    let http = serve(config, &engine)?;
 
     let listener = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.set_nonblocking(true).map(|()| l))
@@ -258,6 +280,7 @@ fn run(config: &Config) -> watchpost::Result<()> {
     join_logged(server_thread);
 
     engine.flush()?;
+    drop(http); // stops the monitoring endpoints and joins their thread
     let latency = metrics.latency.snapshot();
     eprintln!(
         "chat_server: stopped after {:.1} s: {} messages ({}), {} user sessions, {} messages \
@@ -289,6 +312,32 @@ fn run(config: &Config) -> watchpost::Result<()> {
     writeln!(io::stdout().lock(), "{json}")
         .map_err(|e| io_error("cannot write the dashboard to stdout", &e))?;
     engine.shutdown()
+}
+
+/// Starts the monitoring endpoints if `--serve` asked for them; they stop
+/// when the returned guard is dropped.
+#[cfg(feature = "http")]
+fn serve(
+    config: &Config,
+    engine: &Engine,
+) -> watchpost::Result<Option<watchpost::http::HttpServerGuard>> {
+    let Some(addr) = config.serve else { return Ok(None) };
+    let server = watchpost::http::HttpServer::builder().addr(addr).start(engine.monitor())?;
+    eprintln!(
+        "chat_server: monitoring on {} (dashboard page; /metrics for Prometheus)",
+        server.url()
+    );
+    Ok(Some(server))
+}
+
+/// Stands in for the server guard when the example is built without feature `http`.
+#[cfg(not(feature = "http"))]
+struct NoServer;
+
+/// Without feature `http` there is nothing to serve (`--serve` is refused when parsing).
+#[cfg(not(feature = "http"))]
+fn serve(_config: &Config, _engine: &Engine) -> watchpost::Result<Option<NoServer>> {
+    Ok(None)
 }
 
 /// The seconds of the run during which the server is slow: from 55 % of
@@ -407,6 +456,17 @@ impl ChatMetrics {
                 })
             })
             .collect::<watchpost::Result<_>>()?;
+        let registry = monitor.registry();
+        registry.describe("active_users", "Users currently in a chat room.")?;
+        registry.describe("messages_total", "Chat messages the server accepted.")?;
+        registry.describe(
+            "message_latency_seconds",
+            "Time from a client sending a message until it reads the acknowledgement.",
+        )?;
+        registry
+            .describe("chat_message_length", "Length of the latest chat message, in characters.")?;
+        registry
+            .describe("room_occupancy", "Members of the room after the latest join or leave.")?;
         Ok(ChatMetrics {
             active_users: monitor.gauge("active_users")?,
             latency: monitor.histogram_with("message_latency_seconds", &[], &LATENCY_BUCKETS)?,

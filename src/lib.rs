@@ -39,6 +39,8 @@ pub mod detect;
 mod dispatch;
 mod engine;
 mod error;
+pub mod export;
+pub mod health;
 mod history;
 mod key;
 mod kind;
@@ -46,6 +48,10 @@ mod metric;
 mod registry;
 mod source;
 pub mod stats;
+
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;
 
 #[cfg(any(test, feature = "test-util"))]
 pub use crate::clock::ManualClock;
@@ -58,6 +64,7 @@ pub use crate::{
         DEFAULT_SERIES_CAP, Engine, EngineBuilder, Monitor, Recorder,
     },
     error::{Error, Result},
+    health::HealthCheck,
     history::Sample,
     key::{Labels, SeriesKey, validate_metric_name},
     kind::MetricKind,

@@ -1,5 +1,6 @@
 //! The series index: names and labels to dense ids, instruments, cardinality caps.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -127,6 +128,11 @@ pub struct Registry {
     series_cap: usize,
     rejected: Counter,
     hasher: RandomState,
+    /// HELP texts given with [`Registry::describe`], by metric name.
+    help: RwLock<HashMap<String, Arc<str>>>,
+    /// Per-registry state of the layers above (exposition caches, health
+    /// checks), one value per type, created on first use.
+    extensions: parking_lot::Mutex<Vec<Arc<dyn Any + Send + Sync>>>,
 }
 
 impl Registry {
@@ -137,6 +143,8 @@ impl Registry {
             series_cap,
             rejected: Counter::detached(),
             hasher: RandomState::default(),
+            help: RwLock::new(HashMap::new()),
+            extensions: parking_lot::Mutex::new(Vec::new()),
         }
     }
 
@@ -394,6 +402,7 @@ impl Registry {
         self.generation.fetch_add(1, Ordering::Release);
         let parent =
             Self::push_entry(&mut inner, &self.hasher, key.clone(), kind, instrument.clone());
+        self.generation.fetch_add(1, Ordering::Release);
         let info = inner.names.entry(name.to_owned()).or_insert(NameInfo {
             kind,
             bounds: bounds.map(<[f64]>::to_vec),
@@ -436,6 +445,45 @@ impl Registry {
         inner.index.entry(h).or_default().push(id);
         inner.entries.push(Entry { key: Arc::new(key), kind, instrument, derived: Vec::new() });
         id
+    }
+
+    /// Sets the description of metric `name`, shown as its `# HELP` line by
+    /// the Prometheus and OpenMetrics exposition. The name need not be
+    /// registered yet; describing it again replaces the text.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidMetricName`] if `name` is not a valid metric name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// engine.registry().describe("messages_total", "Chat messages accepted by the server.")?;
+    /// engine.counter("messages_total")?.inc();
+    /// assert!(engine.prometheus_text().contains("# HELP messages_total Chat messages accepted"));
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn describe(&self, name: &str, help: &str) -> Result<()> {
+        crate::key::validate_metric_name(name)?;
+        self.help.write().insert(name.to_owned(), Arc::from(help));
+        Ok(())
+    }
+
+    /// The description of metric `name`, if one was given.
+    pub(crate) fn description(&self, name: &str) -> Option<Arc<str>> {
+        self.help.read().get(name).cloned()
+    }
+
+    /// This registry's instance of `T`, created with `T::default()` on first use.
+    pub(crate) fn extension<T: Any + Send + Sync + Default>(&self) -> Arc<T> {
+        let mut slots = self.extensions.lock();
+        if let Some(found) = slots.iter().find_map(|e| Arc::clone(e).downcast::<T>().ok()) {
+            return found;
+        }
+        let made = Arc::new(T::default());
+        slots.push(Arc::clone(&made) as Arc<dyn Any + Send + Sync>);
+        made
     }
 
     /// Changes whenever an entry is added or changed.

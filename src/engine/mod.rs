@@ -741,3 +741,75 @@ impl Monitor {
         Ok(serde_json::to_string_pretty(&self.dashboard())?)
     }
 }
+
+// ---------------------------------------------------------------------------
+// Exposition and health checks (logic in `crate::export` and `crate::health`)
+// ---------------------------------------------------------------------------
+
+impl Monitor {
+    /// Every instrument in the Prometheus text format 0.0.4 (see
+    /// [`export`](crate::export) for what is exposed and how).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// engine.counter_with("messages_total", &[("room", "dev")])?.add(2);
+    /// assert!(engine.prometheus_text().contains("messages_total{room=\"dev\"} 2\n"));
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn prometheus_text(&self) -> String {
+        crate::export::prometheus_text(&self.shared.registry)
+    }
+
+    /// Every instrument in OpenMetrics 1.0 text, ending with `# EOF`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// engine.gauge("active_users")?.set(3.0);
+    /// let text = engine.openmetrics_text();
+    /// assert!(text.contains("active_users 3.0\n") && text.ends_with("# EOF\n"));
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn openmetrics_text(&self) -> String {
+        crate::export::openmetrics_text(&self.shared.registry)
+    }
+
+    /// Registers a health check, replacing one of the same name, and its
+    /// gauges `health_check_up{component}` and `health_check_latency_seconds{component}`.
+    ///
+    /// # Errors
+    ///
+    /// A registration error of the gauges, for example the series cap reached.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use watchpost::health::HealthCheck;
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// engine.register_health_check(HealthCheck::new("database", || Ok(())))?;
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn register_health_check(&self, check: crate::health::HealthCheck) -> Result<()> {
+        crate::health::register(&self.shared.registry, check)
+    }
+
+    /// Runs every health check in parallel, each on its own thread and
+    /// bounded by its timeout, and reports (see [`health`](crate::health)).
+    /// Blocks for at most the longest timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use watchpost::health::{HealthCheck, Status};
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// engine.register_health_check(HealthCheck::new("database", || Err("refused".into())))?;
+    /// assert_eq!(engine.health().status, Status::Unhealthy);
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn health(&self) -> crate::health::HealthReport {
+        crate::health::run_all(&self.shared.registry, self.shared.clock.now_ms())
+    }
+}

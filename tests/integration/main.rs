@@ -6,6 +6,9 @@ mod analysis;
 mod anomaly;
 mod dashboard;
 mod detection;
+mod export;
+#[cfg(feature = "http")]
+mod http;
 mod lifecycle;
 mod props;
 mod util;

@@ -1,0 +1,292 @@
+#!/usr/bin/env bash
+# Interop tests of watchpost's exposition and HTTP endpoints against real
+# components, all on 127.0.0.1:
+#
+#   1. `promtool check metrics` on a plain engine's /metrics and on the demo's;
+#   2. a real Prometheus scrapes `chat_server --serve` every second, and its
+#      HTTP API returns our series with nonzero values and the right types;
+#   3. headless Chromium loads the dashboard page, waits for data, and the
+#      dumped DOM shows the metric names and a hostile label value as text;
+#      screenshots go to $TARGET/interop/.
+#
+# Installs what it needs with apt-get (Debian packages prometheus, chromium,
+# curl, python3). If they are missing and apt-get cannot reach the package
+# mirror, it says so and exits 0; every other failure fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TARGET="${CARGO_TARGET_DIR:-target}"
+OUT="$TARGET/interop"
+WORK="$(mktemp -d)"
+PIDS=()
+started=$SECONDS
+
+say() { printf '[interop %3ds] %s\n' "$((SECONDS - started))" "$*" >&2; }
+fail() { say "FAIL: $*"; exit 1; }
+
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --------------------------------------------------------------------------
+# Tools
+# --------------------------------------------------------------------------
+
+missing=()
+command -v promtool >/dev/null || missing+=(prometheus)
+command -v prometheus >/dev/null || missing+=(prometheus)
+command -v chromium >/dev/null || missing+=(chromium)
+command -v curl >/dev/null || missing+=(curl)
+command -v python3 >/dev/null || missing+=(python3)
+if ((${#missing[@]})); then
+  packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+  say "installing: $packages"
+  [[ $(id -u) == 0 ]] || fail "need root to install $packages (or install them first)"
+  if ! timeout 120 apt-get update -qq >"$WORK/apt-update.log" 2>&1 \
+    || grep -qE '^(E|W): (Failed to fetch|Some index files failed)' "$WORK/apt-update.log"; then
+    cat "$WORK/apt-update.log" >&2
+    say "SKIP: apt-get cannot reach the package mirror; interop tests not run"
+    exit 0
+  fi
+  # shellcheck disable=SC2086 # one word per package
+  DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq --no-install-recommends \
+    $packages >"$WORK/apt-install.log" 2>&1 || { cat "$WORK/apt-install.log" >&2; fail "apt-get install $packages"; }
+fi
+say "$(promtool --version 2>&1 | head -1); $(chromium --version 2>/dev/null | head -1)"
+
+# --------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# wait_for SECONDS DESCRIPTION COMMAND...: retries COMMAND every 0.25 s.
+wait_for() {
+  local limit=$1 what=$2 deadline=$((SECONDS + $1))
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || fail "timed out after ${limit}s waiting for $what"
+    sleep 0.25
+  done
+}
+
+# url_from_log FILE: the http://… URL a process printed to stderr.
+url_from_log() {
+  grep -oE 'http://127\.0\.0\.1:[0-9]+/' "$1" | head -1
+}
+
+# promtool_check FILE: `promtool check metrics`, allowing only the lint
+# findings listed in scripts/promtool-allowed.txt (with the reason there).
+promtool_check() {
+  local file=$1 rc=0
+  promtool check metrics <"$file" >"$WORK/promtool.out" 2>&1 || rc=$?
+  case $rc in
+    0) say "promtool: $(basename "$file") clean" ;;
+    3)
+      local unexpected
+      unexpected=$(grep -vxF -f <(grep -v '^#' scripts/promtool-allowed.txt | grep .) "$WORK/promtool.out" || true)
+      if [[ -n $unexpected ]]; then
+        cat "$WORK/promtool.out" >&2
+        fail "promtool lint problems in $(basename "$file"): $unexpected"
+      fi
+      say "promtool: $(basename "$file") ok (only allowed findings: $(tr '\n' ';' <"$WORK/promtool.out"))"
+      ;;
+    *)
+      cat "$WORK/promtool.out" >&2
+      fail "promtool check metrics rejected $(basename "$file") (exit $rc)"
+      ;;
+  esac
+}
+
+# chromium_run URL ARGS...: headless Chromium with a throwaway profile, bounded.
+chromium_run() {
+  local url=$1
+  shift
+  timeout 90 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+    --disable-background-networking --disable-component-update --disable-sync \
+    --disable-dev-shm-usage --user-data-dir="$(mktemp -d -p "$WORK")" "$@" "$url" 2>>"$WORK/chromium.log"
+}
+
+# --------------------------------------------------------------------------
+# Build
+# --------------------------------------------------------------------------
+
+say "building the examples"
+cargo build -q --release --features http --example chat_server --example http_exporter
+BIN="$TARGET/release/examples"
+mkdir -p "$OUT"
+
+# --------------------------------------------------------------------------
+# 1. promtool on a plain engine (system source on, every kind of instrument)
+# --------------------------------------------------------------------------
+
+say "plain engine: /metrics through promtool"
+timeout 60 "$BIN/http_exporter" --print >"$OUT/plain.prom" 2>"$WORK/exporter-print.log" \
+  || { cat "$WORK/exporter-print.log" >&2; fail "http_exporter --print"; }
+grep -q '^watchpost_samples_ingested_total ' "$OUT/plain.prom" || fail "plain.prom lacks the engine's own metrics"
+promtool_check "$OUT/plain.prom"
+
+# --------------------------------------------------------------------------
+# 2. The demo, scraped by promtool, Prometheus and Chromium
+# --------------------------------------------------------------------------
+
+say "starting chat_server --serve 127.0.0.1:0 --duration 40"
+"$BIN/chat_server" --serve 127.0.0.1:0 --duration 40 --users 12 \
+  >"$OUT/chat_server_dashboard.json" 2>"$WORK/chat.log" &
+CHAT_PID=$!
+PIDS+=("$CHAT_PID")
+wait_for 30 "the demo's URL" url_from_log "$WORK/chat.log"
+DEMO=$(url_from_log "$WORK/chat.log")
+DEMO_HOSTPORT=${DEMO#http://}
+DEMO_HOSTPORT=${DEMO_HOSTPORT%/}
+say "demo serving on $DEMO"
+wait_for 15 "demo /health" curl -fsS --max-time 2 "${DEMO}health"
+
+curl -fsS --max-time 5 "${DEMO}metrics" >"$OUT/chat_server.prom"
+grep -q '^messages_total{room="general"} ' "$OUT/chat_server.prom" || fail "demo /metrics lacks messages_total"
+promtool_check "$OUT/chat_server.prom"
+curl -fsS --max-time 5 -H 'Accept: application/openmetrics-text; version=1.0.0' "${DEMO}metrics" >"$OUT/chat_server.om"
+[[ $(tail -1 "$OUT/chat_server.om") == "# EOF" ]] || fail "OpenMetrics output does not end with # EOF"
+
+PROM_PORT=$(free_port)
+mkdir -p "$WORK/tsdb"
+cat >"$WORK/prometheus.yml" <<EOF
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+scrape_configs:
+  - job_name: chat
+    static_configs:
+      - targets: ["$DEMO_HOSTPORT"]
+EOF
+promtool check config "$WORK/prometheus.yml" >/dev/null || fail "prometheus.yml"
+say "starting prometheus on 127.0.0.1:$PROM_PORT"
+prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/tsdb" \
+  --web.listen-address="127.0.0.1:$PROM_PORT" >"$WORK/prometheus.log" 2>&1 &
+PIDS+=("$!")
+PROM="http://127.0.0.1:$PROM_PORT"
+wait_for 30 "prometheus to be ready" curl -fsS --max-time 2 "$PROM/-/ready"
+
+say "chromium: the demo's page"
+DOM="$OUT/chat_server_dom.html"
+chromium_run "$DEMO" --virtual-time-budget=5000 --dump-dom >"$DOM" || fail "chromium --dump-dom (see $WORK/chromium.log)"
+python3 - "$DOM" <<'PY' || fail "the demo's page"
+import re, sys
+dom = open(sys.argv[1], encoding="utf-8").read()
+drawn = re.search(r'<body data-drawn="(\d+)"', dom)
+assert drawn and int(drawn.group(1)) >= 1, "the page never drew data"
+for name in ["active_users", "messages_total:rate", "message_latency_seconds:p99",
+             "room_occupancy{room=\"general\"}", "System status", "Performance summary"]:
+    assert name.replace('"', "&quot;") in dom or name in dom, "missing " + name
+assert dom.count("<polyline") >= 3, "no charts drawn"
+print("page ok: drawn %s times, %d charts" % (drawn.group(1), dom.count('class="chart"')), file=sys.stderr)
+PY
+
+say "prometheus: waiting for scraped series"
+check_prometheus() {
+  python3 - "$PROM" <<'PY'
+import json, sys, urllib.request
+base = sys.argv[1]
+def get(path):
+    with urllib.request.urlopen(base + path, timeout=5) as r:
+        body = json.load(r)
+    assert body["status"] == "success", body
+    return body["data"]
+up = get("/api/v1/query?query=up")["result"]
+assert up and all(s["value"][1] == "1" for s in up), "target not up: %s" % up
+msgs = get("/api/v1/query?query=messages_total")["result"]
+rooms = {s["metric"].get("room"): float(s["value"][1]) for s in msgs}
+assert set(rooms) == {"general", "random", "dev"}, "rooms: %s" % rooms
+assert sum(rooms.values()) > 0, "no messages counted yet: %s" % rooms
+lat = get("/api/v1/query?query=message_latency_seconds_count")["result"]
+assert lat and float(lat[0]["value"][1]) > 0, "latency count: %s" % lat
+buckets = get("/api/v1/query?query=message_latency_seconds_bucket")["result"]
+assert any(s["metric"].get("le") == "+Inf" for s in buckets), "no +Inf bucket"
+users = get("/api/v1/query?query=active_users")["result"]
+assert users, "no active_users"
+p99 = get("/api/v1/query?query=histogram_quantile(0.99,rate(message_latency_seconds_bucket[5s]))")["result"]
+meta = get("/api/v1/metadata")
+def kind(*names):
+    for n in names:
+        if n in meta:
+            return meta[n][0]["type"]
+    return None
+# an OpenMetrics scrape keys counters by family name (messages), 0.0.4 by sample name
+assert kind("messages", "messages_total") == "counter", meta.get("messages")
+assert kind("active_users") == "gauge", meta.get("active_users")
+assert kind("message_latency_seconds") == "histogram", meta.get("message_latency_seconds")
+assert kind("chat_message_length") == "gauge"
+help_text = (meta.get("messages") or meta.get("messages_total"))[0]["help"]
+assert help_text == "Chat messages the server accepted.", help_text
+print("prometheus ok: messages_total %s, latency count %s, p99 series %d" %
+      (rooms, lat[0]["value"][1], len(p99)), file=sys.stderr)
+PY
+}
+wait_for 30 "prometheus to return our series" check_prometheus
+check_prometheus || fail "prometheus API checks"
+targets=$(curl -fsS --max-time 5 "$PROM/api/v1/targets")
+python3 -c 'import json,sys; t=json.loads(sys.argv[1])["data"]["activeTargets"]; assert t[0]["health"]=="up" and not t[0]["lastError"], t' "$targets" \
+  || fail "scrape target unhealthy: $targets"
+
+# by now the charts have a few points
+chromium_run "$DEMO" --virtual-time-budget=5000 --window-size=1280,900 \
+  --screenshot="$OUT/dashboard.png" >/dev/null || fail "chromium --screenshot"
+[[ -s "$OUT/dashboard.png" ]] || fail "no screenshot"
+say "screenshot: $OUT/dashboard.png"
+
+# --------------------------------------------------------------------------
+# 3. A hostile label value renders as text
+# --------------------------------------------------------------------------
+
+say "chromium: a <script> label value on the page"
+"$BIN/http_exporter" --hold 60 2>"$WORK/exporter.log" >/dev/null &
+EXPORTER_PID=$!
+PIDS+=("$EXPORTER_PID")
+wait_for 30 "http_exporter's URL" url_from_log "$WORK/exporter.log"
+PROBE_URL=$(url_from_log "$WORK/exporter.log")
+# two samples of the probe series, so it has statistics and a chart
+probe_in_dashboard() { curl -fsS --max-time 2 "${PROBE_URL}api/dashboard" | grep -qF 'alert(1)'; }
+wait_for 15 "the probe series in the dashboard" probe_in_dashboard
+PROBE_DOM="$OUT/probe_dom.html"
+chromium_run "$PROBE_URL" --virtual-time-budget=5000 --dump-dom >"$PROBE_DOM" || fail "chromium --dump-dom (probe)"
+python3 - "$PROBE_DOM" <<'PY' || fail "hostile label value"
+import re, sys
+dom = open(sys.argv[1], encoding="utf-8").read()
+assert re.search(r'<body data-drawn="[1-9]', dom), "the page never drew data"
+escaped = "label_probe{value=&quot;&lt;script&gt;alert(1)&lt;/script&gt;&quot;}"
+escaped_plain = 'label_probe{value="&lt;script&gt;alert(1)&lt;/script&gt;"}'
+assert escaped in dom or escaped_plain in dom, "the label value is not shown as text"
+assert "<script>alert(1)" not in dom, "the label value was injected as markup"
+assert len(re.findall(r"<script\b", dom)) == 1, "an extra script element appeared"
+print("probe ok: shown as text %d times, no injected element" %
+      (dom.count(escaped) + dom.count(escaped_plain)), file=sys.stderr)
+PY
+chromium_run "$PROBE_URL" --virtual-time-budget=5000 --window-size=1280,900 \
+  --screenshot="$OUT/probe.png" >/dev/null || fail "chromium --screenshot (probe)"
+
+# --------------------------------------------------------------------------
+# The demo ends on its own and prints its final dashboard
+# --------------------------------------------------------------------------
+
+say "waiting for the demo to finish"
+deadline=$((SECONDS + 60))
+while kill -0 "$CHAT_PID" 2>/dev/null; do
+  ((SECONDS < deadline)) || fail "the demo did not stop within its duration"
+  sleep 0.5
+done
+wait "$CHAT_PID" || fail "chat_server exited with an error: $(tail -5 "$WORK/chat.log")"
+grep -q '"schema_version": 1' "$OUT/chat_server_dashboard.json" || fail "the demo's final dashboard"
+grep -q 'monitoring on http://127.0.0.1:' "$WORK/chat.log" || fail "the demo did not print its URL"
+say "all interop checks passed in $((SECONDS - started)) s; artifacts in $OUT"

@@ -1,0 +1,98 @@
+//! HTTP endpoints (feature `http`), on axum: Prometheus scraping, health,
+//! the JSON API and a self-contained HTML dashboard.
+//!
+//! Two ways in:
+//!
+//! - [`router`] returns an [`axum::Router`] to merge into an application
+//!   that already runs tokio (most Rust chat servers do);
+//! - [`HttpServer::builder`] starts a standalone server with its own small
+//!   runtime on a thread named `watchpost-http`, behind an
+//!   [`HttpServerGuard`] that shuts it down gracefully and joins the thread
+//!   when dropped. It listens on `127.0.0.1` (an ephemeral port) unless given
+//!   another address.
+//!
+//! # Routes
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /metrics` | the registry as Prometheus text 0.0.4, or OpenMetrics 1.0 when the `Accept` header asks for it |
+//! | `GET /health` | liveness: `200 {"status":"ok"}` as long as the server answers; runs no checks |
+//! | `GET /health/detailed` | runs the [health checks](crate::health): a [`HealthReport`](crate::health::HealthReport), `503` when unhealthy |
+//! | `GET /api/dashboard` | the [dashboard snapshot](crate::dashboard::Dashboard) JSON |
+//! | `GET /api/alerts` | `{"active": [...], "recent": [...]}`: the dashboard's `active_alerts` and `recent_alert_events` |
+//! | `GET /api/series?name=…&labels=k:v,…&window=SECONDS` | the history of one series over the last `window` seconds (default 300); `400` on bad input, `404` for an unknown series |
+//! | `GET /` | the HTML dashboard: no CDN, no request beyond this server; polls `/api/dashboard` every 2 s |
+//!
+//! Errors are JSON: `{"error": "…"}`. Every response carries
+//! `Cache-Control: no-store` and `X-Content-Type-Options: nosniff`; no CORS
+//! headers are sent, so browsers keep other origins out.
+//!
+//! # Access
+//!
+//! With a [bearer token](HttpServerBuilder::bearer_token), every route except
+//! `GET /health` and `GET /` answers `401` unless the request carries
+//! `Authorization: Bearer <token>`. `/health` stays open for liveness probes
+//! and `/` is a static page without data; the page reads the token from the
+//! URL fragment (`http://host:port/#token=…`, which browsers never send to the
+//! server) and sends it with its API calls. Request bodies are limited
+//! ([`HttpServerBuilder::body_limit`], `413` beyond it); the routes read none.
+//!
+//! # Examples
+//!
+//! Standalone:
+//!
+//! ```no_run
+//! use watchpost::http::HttpServer;
+//! let engine = watchpost::Engine::builder().build()?;
+//! let server = HttpServer::builder().bearer_token("s3cret").start(engine.monitor())?;
+//! println!("dashboard at {}", server.url());
+//! // ... run the application ...
+//! drop(server); // stops the server and joins its thread
+//! # Ok::<(), watchpost::Error>(())
+//! ```
+//!
+//! Merged into an application's own axum router:
+//!
+//! ```
+//! let engine = watchpost::Engine::builder().without_system_source().build()?;
+//! let app: axum::Router = axum::Router::new()
+//!     .route("/hello", axum::routing::get(|| async { "hello" }))
+//!     .merge(watchpost::http::router(engine.monitor()));
+//! # let _ = app;
+//! # Ok::<(), watchpost::Error>(())
+//! ```
+
+mod routes;
+mod server;
+
+pub use server::{
+    DEFAULT_BODY_LIMIT, DEFAULT_HEALTH_CHECK_INTERVAL, DEFAULT_SHUTDOWN_TIMEOUT, HttpServer,
+    HttpServerBuilder, HttpServerGuard,
+};
+
+use crate::engine::Monitor;
+
+/// Every route, without a bearer token, with the default body limit: for
+/// merging into an application's own axum router.
+/// [`HttpServerBuilder::router`] makes one with a token and other limits.
+///
+/// # Examples
+///
+/// ```
+/// let engine = watchpost::Engine::builder().without_system_source().build()?;
+/// let app = watchpost::http::router(engine.monitor());
+/// # let _ = app;
+/// # Ok::<(), watchpost::Error>(())
+/// ```
+pub fn router(monitor: Monitor) -> axum::Router {
+    HttpServer::builder().router(monitor)
+}
+
+/// The HTML dashboard served at `GET /`: one self-contained page.
+///
+/// # Examples
+///
+/// ```
+/// assert!(watchpost::http::DASHBOARD_HTML.starts_with("<!DOCTYPE html>"));
+/// ```
+pub const DASHBOARD_HTML: &str = include_str!("../../assets/dashboard.html");

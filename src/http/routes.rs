@@ -1,0 +1,271 @@
+//! The routes and their handlers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::engine::Monitor;
+use crate::export::{self, Format};
+use crate::health::Status;
+use crate::history::Sample;
+use crate::key::{Labels, SeriesKey};
+use crate::kind::MetricKind;
+
+/// Default window of `/api/series`, in seconds.
+const DEFAULT_WINDOW_SECS: f64 = 300.0;
+/// Longest window `/api/series` accepts: 30 days.
+const MAX_WINDOW_SECS: f64 = 30.0 * 86_400.0;
+
+/// Builds every route with the given access rules.
+pub(super) fn build(monitor: Monitor, token: Option<Arc<str>>, body_limit: usize) -> Router {
+    let protected = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/health/detailed", get(health_detailed))
+        .route("/api/dashboard", get(dashboard))
+        .route("/api/alerts", get(alerts))
+        .route("/api/series", get(series))
+        .with_state(monitor);
+    let protected = match token {
+        Some(token) => protected.layer(middleware::from_fn_with_state(token, require_token)),
+        None => protected,
+    };
+    Router::new()
+        .route("/", get(page))
+        .route("/health", get(liveness))
+        .merge(protected)
+        .fallback(not_found)
+        .layer(middleware::map_response(common_headers))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit))
+}
+
+/// `{"error": message}` with `status`.
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({ "error": message.into() }))).into_response()
+}
+
+async fn common_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
+}
+
+async fn require_token(State(token): State<Arc<str>>, request: Request, next: Next) -> Response {
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    if given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+        return next.run(request).await;
+    }
+    let mut response = error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+/// Compares without returning early on the first difference.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "no such route")
+}
+
+async fn page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+                 img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'; \
+                 frame-ancestors 'none'",
+            ),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        super::DASHBOARD_HTML,
+    )
+        .into_response()
+}
+
+async fn liveness() -> Response {
+    axum::Json(json!({ "status": "ok" })).into_response()
+}
+
+async fn metrics(State(monitor): State<Monitor>, headers: HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = Format::from_accept(accept);
+    let mut body = String::new();
+    export::encode(monitor.registry(), format, &mut body);
+    ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
+}
+
+/// Runs `f` on the blocking pool: it may wait on locks or, for health checks, on timeouts.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Response> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "the request failed"))
+}
+
+async fn health_detailed(State(monitor): State<Monitor>) -> Response {
+    match blocking(move || monitor.health()).await {
+        Ok(report) => {
+            let status = if report.status == Status::Unhealthy {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::OK
+            };
+            (status, axum::Json(report)).into_response()
+        }
+        Err(response) => response,
+    }
+}
+
+async fn dashboard(State(monitor): State<Monitor>) -> Response {
+    match blocking(move || monitor.dashboard()).await {
+        Ok(d) => axum::Json(d).into_response(),
+        Err(response) => response,
+    }
+}
+
+async fn alerts(State(monitor): State<Monitor>) -> Response {
+    match blocking(move || monitor.dashboard()).await {
+        Ok(d) => axum::Json(json!({ "active": d.active_alerts, "recent": d.recent_alert_events }))
+            .into_response(),
+        Err(response) => response,
+    }
+}
+
+/// Query of `/api/series`.
+#[derive(Debug, Deserialize)]
+pub(super) struct SeriesQuery {
+    name: Option<String>,
+    labels: Option<String>,
+    window: Option<String>,
+}
+
+/// Answer of `/api/series`.
+#[derive(Debug, Serialize)]
+struct SeriesAnswer {
+    /// `name{labels}`.
+    series: String,
+    name: String,
+    labels: Labels,
+    kind: MetricKind,
+    window_seconds: f64,
+    samples: Vec<SamplePoint>,
+}
+
+#[derive(Debug, Serialize)]
+struct SamplePoint {
+    timestamp: chrono::DateTime<chrono::Utc>,
+    timestamp_ms: i64,
+    value: f64,
+}
+
+impl From<Sample> for SamplePoint {
+    fn from(s: Sample) -> Self {
+        SamplePoint { timestamp: s.timestamp(), timestamp_ms: s.timestamp_ms, value: s.value }
+    }
+}
+
+/// Parses `k:v,k2:v2` (a value may contain `:` but not `,`).
+fn parse_labels(text: &str) -> Result<Vec<(&str, &str)>, String> {
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    text.split(',')
+        .map(|pair| {
+            pair.split_once(':')
+                .ok_or_else(|| format!("invalid labels: expected name:value, got {pair:?}"))
+        })
+        .collect()
+}
+
+fn parse_window(text: Option<&str>) -> Result<f64, String> {
+    let Some(text) = text else { return Ok(DEFAULT_WINDOW_SECS) };
+    match text.trim().parse::<f64>() {
+        Ok(w) if w > 0.0 && w <= MAX_WINDOW_SECS => Ok(w),
+        _ => Err(format!(
+            "invalid window {text:?}: expected a number of seconds above 0 and at most {MAX_WINDOW_SECS}"
+        )),
+    }
+}
+
+async fn series(
+    State(monitor): State<Monitor>,
+    query: Result<Query<SeriesQuery>, QueryRejection>,
+) -> Response {
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid query string: {e}")),
+    };
+    let Some(name) = query.name.as_deref().filter(|n| !n.is_empty()) else {
+        return error(StatusCode::BAD_REQUEST, "missing query parameter name");
+    };
+    let labels = match parse_labels(query.labels.as_deref().unwrap_or_default()) {
+        Ok(labels) => labels,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let key = match SeriesKey::new(name, &labels) {
+        Ok(key) => key,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let window = match parse_window(query.window.as_deref()) {
+        Ok(w) => w,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let Some(info) = monitor.series().into_iter().find(|s| s.key == key) else {
+        return error(StatusCode::NOT_FOUND, format!("no series {key}"));
+    };
+    let samples = monitor.history_with(name, &labels, Duration::from_secs_f64(window));
+    axum::Json(SeriesAnswer {
+        series: key.to_string(),
+        name: key.name().to_owned(),
+        labels: key.labels().clone(),
+        kind: info.kind,
+        window_seconds: window,
+        samples: samples.into_iter().map(SamplePoint::from).collect(),
+    })
+    .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_and_windows() {
+        assert_eq!(parse_labels("").unwrap(), vec![]);
+        assert_eq!(
+            parse_labels("room:general,url:http://x").unwrap(),
+            vec![("room", "general"), ("url", "http://x")]
+        );
+        assert!(parse_labels("room").unwrap_err().contains("\"room\""));
+        assert_eq!(parse_window(None).unwrap(), DEFAULT_WINDOW_SECS);
+        assert_eq!(parse_window(Some("1.5")).unwrap(), 1.5);
+        for bad in ["0", "-1", "NaN", "inf", "abc", "1e12"] {
+            assert!(parse_window(Some(bad)).is_err(), "{bad}");
+        }
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}

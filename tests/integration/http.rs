@@ -1,0 +1,337 @@
+//! The HTTP routes, against a real server on 127.0.0.1:0, with a tiny
+//! HTTP/1.1 client on `std::net::TcpStream`.
+
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use watchpost::health::HealthCheck;
+use watchpost::http::{HttpServer, HttpServerGuard};
+use watchpost::{Engine, ManualClock};
+
+use crate::util::{T0, builder};
+
+/// Every read and connect gives up after this long, so a broken server fails the test.
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug)]
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    #[track_caller]
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+/// Sends one request (`Connection: close`) and reads the whole response.
+fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
+    let mut stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect");
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        let _ = write!(head, "{k}: {v}\r\n");
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read the response");
+    parse(&raw)
+}
+
+fn get(addr: SocketAddr, path: &str) -> Response {
+    request(addr, "GET", path, &[])
+}
+
+fn parse(raw: &[u8]) -> Response {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("end of headers");
+    let head = std::str::from_utf8(&raw[..split]).unwrap();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked")) {
+        body = dechunk(&body);
+    }
+    Response { status, headers, body: String::from_utf8(body).unwrap() }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size_text = std::str::from_utf8(&data[..line_end]).unwrap();
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap();
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[..size]);
+        data = &data[size + 2..];
+    }
+}
+
+fn start(
+    engine: &Engine,
+    configure: impl FnOnce(watchpost::http::HttpServerBuilder) -> watchpost::http::HttpServerBuilder,
+) -> HttpServerGuard {
+    configure(HttpServer::builder().health_check_interval(None))
+        .start(engine.monitor())
+        .expect("server starts")
+}
+
+fn manual_engine() -> (Engine, ManualClock) {
+    let clock = ManualClock::at_millis(T0);
+    let engine = builder(&clock).dashboard_recent_metrics(["active_users"]).build().unwrap();
+    (engine, clock)
+}
+
+#[test]
+fn metrics_in_both_formats() {
+    let (engine, _clock) = manual_engine();
+    engine.counter_with("messages_total", &[("room", "general")]).unwrap().add(3);
+    let server = start(&engine, |b| b);
+    assert!(server.local_addr().ip().is_loopback());
+
+    let plain = get(server.local_addr(), "/metrics");
+    assert_eq!(plain.status, 200);
+    assert_eq!(plain.header("content-type"), Some("text/plain; version=0.0.4; charset=utf-8"));
+    assert!(plain.body.contains("messages_total{room=\"general\"} 3\n"));
+    assert!(!plain.body.contains("# EOF"));
+
+    let accept = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
+    let om = request(server.local_addr(), "GET", "/metrics", &[("Accept", accept)]);
+    assert_eq!(om.status, 200);
+    assert_eq!(
+        om.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    assert!(om.body.contains("# TYPE messages counter\n"));
+    assert!(om.body.ends_with("# EOF\n"));
+    // no CORS, even when a browser says where it comes from
+    let cross = request(server.local_addr(), "GET", "/metrics", &[("Origin", "http://evil.test")]);
+    assert!(cross.header("access-control-allow-origin").is_none());
+    assert_eq!(cross.header("cache-control"), Some("no-store"));
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn liveness_dashboard_alerts_and_page() {
+    let (engine, clock) = manual_engine();
+    let users = engine.gauge("active_users").unwrap();
+    for v in [3.0, 5.0] {
+        users.set(v);
+        clock.advance(Duration::from_secs(1));
+        engine.flush().unwrap();
+    }
+    let server = start(&engine, |b| b);
+    let addr = server.local_addr();
+
+    let live = get(addr, "/health");
+    assert_eq!((live.status, live.json()["status"].as_str()), (200, Some("ok")));
+
+    let dashboard = get(addr, "/api/dashboard");
+    assert_eq!(dashboard.status, 200);
+    assert_eq!(dashboard.header("content-type"), Some("application/json"));
+    let d = dashboard.json();
+    assert_eq!(d["schema_version"], 1);
+    assert_eq!(d["recent_metrics"]["active_users"].as_array().unwrap().len(), 2);
+
+    let alerts = get(addr, "/api/alerts").json();
+    assert_eq!(alerts, serde_json::json!({ "active": [], "recent": [] }));
+
+    let page = get(addr, "/");
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
+    assert!(page.header("content-security-policy").unwrap().contains("connect-src 'self'"));
+    assert_eq!(page.body, watchpost::http::DASHBOARD_HTML);
+
+    let missing = get(addr, "/nope");
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.json()["error"], "no such route");
+    assert_eq!(request(addr, "POST", "/metrics", &[("Content-Length", "0")]).status, 405);
+}
+
+#[test]
+fn bearer_token() {
+    let (engine, _clock) = manual_engine();
+    let server = start(&engine, |b| b.bearer_token("s3cret"));
+    let addr = server.local_addr();
+    for path in
+        ["/metrics", "/api/dashboard", "/api/alerts", "/health/detailed", "/api/series?name=x"]
+    {
+        let denied = get(addr, path);
+        assert_eq!(denied.status, 401, "{path}");
+        assert_eq!(denied.header("www-authenticate"), Some("Bearer"));
+        let wrong = request(addr, "GET", path, &[("Authorization", "Bearer nope")]);
+        assert_eq!(wrong.status, 401, "{path}");
+    }
+    let ok = request(addr, "GET", "/metrics", &[("Authorization", "Bearer s3cret")]);
+    assert_eq!(ok.status, 200);
+    // liveness and the static page stay open
+    assert_eq!(get(addr, "/health").status, 200);
+    assert_eq!(get(addr, "/").status, 200);
+}
+
+#[test]
+fn detailed_health_is_503_when_a_critical_component_fails() {
+    let (engine, _clock) = manual_engine();
+    let server = start(&engine, |b| b);
+    let addr = server.local_addr();
+    engine
+        .register_health_check(HealthCheck::new("cache", || Err("down".into())).critical(false))
+        .unwrap();
+    let degraded = get(addr, "/health/detailed");
+    assert_eq!(degraded.status, 200);
+    assert_eq!(degraded.json()["status"], "degraded");
+
+    engine
+        .register_health_check(HealthCheck::new("database", || Err("connection refused".into())))
+        .unwrap();
+    let failing = get(addr, "/health/detailed");
+    assert_eq!(failing.status, 503);
+    let report = failing.json();
+    assert_eq!(report["status"], "unhealthy");
+    let db =
+        report["components"].as_array().unwrap().iter().find(|c| c["name"] == "database").unwrap();
+    assert_eq!(db["error"], "connection refused");
+    assert_eq!(db["critical"], true);
+}
+
+#[test]
+fn a_hanging_check_does_not_hang_the_endpoint() {
+    let (engine, _clock) = manual_engine();
+    let (release, gate) = crossbeam_channel::bounded::<()>(0);
+    engine
+        .register_health_check(
+            HealthCheck::new("peer", move || {
+                let _ = gate.recv(); // hangs until the test ends
+                Ok(())
+            })
+            .timeout(Duration::from_millis(200)),
+        )
+        .unwrap();
+    let server = start(&engine, |b| b);
+    let started = Instant::now();
+    let response = get(server.local_addr(), "/health/detailed");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert_eq!(response.status, 503);
+    let peer = &response.json()["components"][0];
+    assert!(peer["error"].as_str().unwrap().contains("timeout"), "{peer}");
+    // liveness is not affected
+    assert_eq!(get(server.local_addr(), "/health").status, 200);
+    drop(release);
+}
+
+#[test]
+fn series_queries() {
+    let (engine, clock) = manual_engine();
+    let general = engine.counter_with("messages_total", &[("room", "general")]).unwrap();
+    for _ in 0..3 {
+        general.add(2);
+        clock.advance(Duration::from_secs(10));
+        engine.flush().unwrap();
+    }
+    let server = start(&engine, |b| b);
+    let addr = server.local_addr();
+
+    let all = get(addr, "/api/series?name=messages_total&labels=room:general&window=600");
+    assert_eq!(all.status, 200, "{}", all.body);
+    let v = all.json();
+    assert_eq!(v["series"], "messages_total{room=\"general\"}");
+    assert_eq!(v["kind"], "counter");
+    let values: Vec<f64> =
+        v["samples"].as_array().unwrap().iter().map(|s| s["value"].as_f64().unwrap()).collect();
+    assert_eq!(values, [2.0, 4.0, 6.0]);
+    assert_eq!(v["samples"][2]["timestamp_ms"], T0 + 30_000);
+
+    let recent = get(addr, "/api/series?name=messages_total&labels=room:general&window=15").json();
+    assert_eq!(recent["samples"].as_array().unwrap().len(), 2);
+    let rate = get(addr, "/api/series?name=messages_total:rate&labels=room:general").json();
+    assert_eq!(rate["samples"][0]["value"], 0.2);
+
+    for (query, needle) in [
+        ("", "missing query parameter name"),
+        ("?name=", "missing query parameter name"),
+        ("?name=bad%20name", "invalid metric name"),
+        ("?name=messages_total&labels=room", "invalid labels"),
+        ("?name=messages_total&labels=__x:1", "invalid label name"),
+        ("?name=messages_total&window=0", "invalid window"),
+        ("?name=messages_total&window=soon", "invalid window"),
+    ] {
+        let bad = get(addr, &format!("/api/series{query}"));
+        assert_eq!(bad.status, 400, "{query}: {}", bad.body);
+        assert!(bad.json()["error"].as_str().unwrap().contains(needle), "{query}: {}", bad.body);
+    }
+    let unknown = get(addr, "/api/series?name=messages_total&labels=room:nowhere");
+    assert_eq!(unknown.status, 404);
+}
+
+#[test]
+fn request_bodies_are_limited() {
+    let (engine, _clock) = manual_engine();
+    let server = start(&engine, |b| b.body_limit(1024));
+    let addr = server.local_addr();
+    let big = request(addr, "GET", "/metrics", &[("Content-Length", "1000000")]);
+    assert_eq!(big.status, 413);
+    let small = request(addr, "GET", "/health", &[("Content-Length", "0")]);
+    assert_eq!(small.status, 200);
+}
+
+#[test]
+fn dropping_the_guard_stops_the_server() {
+    let (engine, _clock) = manual_engine();
+    let server = start(&engine, |b| b);
+    let addr = server.local_addr();
+    assert_eq!(get(addr, "/health").status, 200);
+    // an idle keep-alive connection must not hold the shutdown up
+    let idle = TcpStream::connect_timeout(&addr, IO_TIMEOUT).unwrap();
+    let started = Instant::now();
+    drop(server);
+    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err());
+    drop(idle);
+    // the address is free again
+    let again = HttpServer::builder().addr(addr).start(engine.monitor()).unwrap();
+    assert_eq!(get(again.local_addr(), "/health").status, 200);
+}
+
+#[test]
+fn router_merges_into_an_application() {
+    let (engine, _clock) = manual_engine();
+    let app = axum::Router::new()
+        .route("/hello", axum::routing::get(|| async { "hello" }))
+        .merge(watchpost::http::router(engine.monitor()));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        runtime.block_on(async {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+        });
+    });
+    assert_eq!(get(addr, "/hello").body, "hello");
+    assert_eq!(get(addr, "/metrics").status, 200);
+    stop.send(()).unwrap();
+    thread.join().unwrap();
+}
