@@ -402,7 +402,6 @@ impl Registry {
         self.generation.fetch_add(1, Ordering::Release);
         let parent =
             Self::push_entry(&mut inner, &self.hasher, key.clone(), kind, instrument.clone());
-        self.generation.fetch_add(1, Ordering::Release);
         let info = inner.names.entry(name.to_owned()).or_insert(NameInfo {
             kind,
             bounds: bounds.map(<[f64]>::to_vec),
