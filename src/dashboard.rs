@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::alert::{AlertEventView, AlertView};
 use crate::analysis::{PerformanceSummary, Point as AnalysisPoint, SeriesSource, SummaryConfig};
 use crate::clock::ms_to_datetime;
 use crate::history::History;
@@ -49,10 +50,12 @@ pub struct Dashboard {
     pub statistics: Vec<SeriesStatistics>,
     /// The engine's own figures.
     pub engine: EngineStats,
-    /// Alerts currently pending or firing (filled by the alert manager).
-    pub active_alerts: Vec<serde_json::Value>,
-    /// Recent alert notifications (filled by the alert manager).
-    pub recent_alert_events: Vec<serde_json::Value>,
+    /// Alerts pending, firing or recovering (also while paused in `no_data`),
+    /// in rule order.
+    pub active_alerts: Vec<AlertView>,
+    /// The newest alert history events (state changes, flapping,
+    /// acknowledgements, notifications), oldest first.
+    pub recent_alert_events: Vec<AlertEventView>,
     /// Anomalies detected inside the statistics window, oldest first (at most 256).
     pub anomalies: Vec<Anomaly>,
     /// Performance analysis of CPU, memory, disk and network over the
@@ -225,6 +228,7 @@ pub(crate) struct DashboardConfig {
     pub(crate) recent_points: usize,
     pub(crate) statistics_window_ms: i64,
     pub(crate) performance: SummaryConfig,
+    pub(crate) recent_alert_events: usize,
 }
 
 /// The history of unlabelled series, as the analysis module reads it.

@@ -35,7 +35,6 @@
 //! - A thread never joins itself: if the last owner is dropped on one of the
 //!   dispatcher's own threads, the join is skipped and the threads finish on
 //!   their own.
-#![allow(dead_code, reason = "the engine owns the dispatcher; tests drive it directly")]
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -46,7 +45,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use crate::alert::{HandlerStats, Notification, Notifier};
+use crate::alert::{HandlerStats, Notification, NotificationStats, Notifier};
 use crate::error::{Error, Result};
 
 /// Default capacity of the main queue.
@@ -56,17 +55,7 @@ pub(crate) const DEFAULT_QUEUE_CAPACITY: usize = 1_024;
 pub(crate) const DEFAULT_HANDLER_QUEUE_CAPACITY: usize = 256;
 
 /// Counters of the dispatcher and of each handler.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct DispatcherStats {
-    /// Notifications accepted into the main queue.
-    pub(crate) submitted: u64,
-    /// Notifications dropped because the main queue was full.
-    pub(crate) overflowed: u64,
-    /// Notifications refused because the dispatcher was shutting down.
-    pub(crate) rejected: u64,
-    /// Per handler, in registration order.
-    pub(crate) handlers: Vec<HandlerStats>,
-}
+pub(crate) type DispatcherStats = NotificationStats;
 
 enum Msg {
     Notify(Box<Notification>),
@@ -381,6 +370,7 @@ impl DispatcherHandle {
     /// handled (delivered, failed or dropped) by every handler. A handler that
     /// blocks makes this wait too; see [`flush_timeout`](Self::flush_timeout).
     /// Returns at once after shutdown (everything was delivered then).
+    #[cfg(test)]
     pub(crate) fn flush(&self) {
         let _ = self.flush_until(None);
     }

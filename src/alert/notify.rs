@@ -505,3 +505,26 @@ pub struct HandlerStats {
     /// Notifications it never saw because its queue was full.
     pub dropped: u64,
 }
+
+/// Counters of the notification pipeline: the shared queue and every handler.
+///
+/// # Examples
+///
+/// ```
+/// let engine = watchpost::Engine::builder().without_system_source().build()?;
+/// let s = engine.notification_stats();
+/// assert_eq!((s.submitted, s.overflowed, s.rejected), (0, 0, 0));
+/// assert!(s.handlers.is_empty());
+/// # Ok::<(), watchpost::Error>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationStats {
+    /// Notifications accepted into the queue in front of the handlers.
+    pub submitted: u64,
+    /// Notifications dropped because that queue was full.
+    pub overflowed: u64,
+    /// Notifications refused because the engine was shutting down.
+    pub rejected: u64,
+    /// Per handler, in registration order.
+    pub handlers: Vec<HandlerStats>,
+}

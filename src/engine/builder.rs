@@ -7,6 +7,7 @@ use parking_lot::RwLock;
 
 use super::worker::Worker;
 use super::{Engine, Monitor, SelfMetrics, Shared};
+use crate::alert::{AlertManager, AlertRule, InhibitRule, Notifier, Severity};
 use crate::clock::{Clock, SystemClock};
 use crate::dashboard::DashboardConfig;
 use crate::detect::DetectorSpec;
@@ -23,6 +24,8 @@ pub const DEFAULT_HISTORY_CAPACITY: usize = 1_000;
 pub const DEFAULT_SERIES_CAP: usize = 1_000;
 /// Default capacity of the `record()` queue: 65 536 samples.
 pub const DEFAULT_RECORD_QUEUE_CAPACITY: usize = 65_536;
+/// Default number of alert history events in the dashboard: 50.
+pub const DEFAULT_RECENT_ALERT_EVENTS: usize = 50;
 
 /// Configures and starts an [`Engine`]. Every setter names its default.
 ///
@@ -54,6 +57,70 @@ pub struct EngineBuilder {
     statistics_window: Duration,
     performance: crate::analysis::SummaryConfig,
     detection: super::Detection,
+    alerting: Alerting,
+}
+
+/// The alert settings of a builder.
+struct Alerting {
+    default_rules: bool,
+    rules: Vec<AlertRule>,
+    notifiers: Vec<(String, Box<dyn Notifier>)>,
+    inhibit_rules: Vec<InhibitRule>,
+    default_inhibition: bool,
+    repeat: Vec<(Severity, Option<Duration>)>,
+    history_capacity: usize,
+    recent_events: usize,
+    queue_capacity: usize,
+    handler_queue_capacity: usize,
+}
+
+impl Default for Alerting {
+    fn default() -> Self {
+        Alerting {
+            default_rules: true,
+            rules: Vec::new(),
+            notifiers: Vec::new(),
+            inhibit_rules: Vec::new(),
+            default_inhibition: true,
+            repeat: Vec::new(),
+            history_capacity: crate::alert::DEFAULT_HISTORY_CAPACITY,
+            recent_events: DEFAULT_RECENT_ALERT_EVENTS,
+            queue_capacity: crate::dispatch::DEFAULT_QUEUE_CAPACITY,
+            handler_queue_capacity: crate::dispatch::DEFAULT_HANDLER_QUEUE_CAPACITY,
+        }
+    }
+}
+
+impl Alerting {
+    /// The manager these settings describe: the default rules (unless turned
+    /// off), each replaced by a rule of the same name, then the other rules.
+    fn manager(&mut self) -> Result<AlertManager> {
+        let mut mgr = AlertManager::default();
+        if self.default_rules {
+            for rule in crate::alert::default_rules() {
+                mgr.add_rule(rule)?;
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for rule in std::mem::take(&mut self.rules) {
+            if !seen.insert(rule.name().to_owned()) {
+                return Err(Error::InvalidConfig {
+                    field: "alert_rule",
+                    reason: format!("two rules are named {:?}", rule.name()),
+                });
+            }
+            mgr.replace_rule(rule, 0);
+        }
+        mgr.set_default_inhibition(self.default_inhibition);
+        for rule in std::mem::take(&mut self.inhibit_rules) {
+            mgr.add_inhibit_rule(rule);
+        }
+        for (severity, every) in &self.repeat {
+            mgr.set_repeat_interval(*severity, *every)?;
+        }
+        mgr.set_history_capacity(self.history_capacity)?;
+        Ok(mgr)
+    }
 }
 
 impl Default for EngineBuilder {
@@ -79,6 +146,7 @@ impl Default for EngineBuilder {
                 per_metric: std::collections::HashMap::new(),
                 threshold: crate::detect::DEFAULT_THRESHOLD,
             },
+            alerting: Alerting::default(),
         }
     }
 }
@@ -246,6 +314,147 @@ impl EngineBuilder {
         self
     }
 
+    /// Adds an alert rule. A rule with the name of a [default
+    /// rule](crate::alert::default_rules) replaces it; any number of rules may
+    /// watch the same metric.
+    ///
+    /// Defaults to the default rules only (CPU > 80 warning and > 95
+    /// critical, memory > 85 warning and > 95 critical, disk > 90 warning).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use watchpost::alert::{AlertRule, Severity};
+    /// let engine = watchpost::Engine::builder()
+    ///     .without_system_source()
+    ///     .alert_rule(AlertRule::builder("slow_messages", "message_latency_seconds:p99")
+    ///         .above(0.5)
+    ///         .severity(Severity::Warning)
+    ///         .build()?)
+    ///     .build()?;
+    /// assert_eq!(engine.alert_rules().len(), 6);
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn alert_rule(mut self, rule: AlertRule) -> Self {
+        self.alerting.rules.push(rule);
+        self
+    }
+
+    /// Adds every rule of `rules` (see [`alert_rule`](Self::alert_rule)).
+    ///
+    /// Defaults to the default rules only.
+    pub fn alert_rules(mut self, rules: impl IntoIterator<Item = AlertRule>) -> Self {
+        self.alerting.rules.extend(rules);
+        self
+    }
+
+    /// Starts without the [default rules](crate::alert::default_rules).
+    ///
+    /// Defaults to with them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let engine = watchpost::Engine::builder()
+    ///     .without_system_source()
+    ///     .without_default_alert_rules()
+    ///     .build()?;
+    /// assert!(engine.alert_rules().is_empty());
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn without_default_alert_rules(mut self) -> Self {
+        self.alerting.default_rules = false;
+        self
+    }
+
+    /// Registers a notification handler under `name`. It runs on a thread of
+    /// its own behind a bounded queue; see
+    /// [`Monitor::add_notifier`](crate::Monitor::add_notifier).
+    ///
+    /// Defaults to no handler (alerts are still tracked and shown).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use watchpost::alert::{FnNotifier, LogNotifier};
+    /// let engine = watchpost::Engine::builder()
+    ///     .without_system_source()
+    ///     .notifier("log", LogNotifier::stderr())
+    ///     .notifier("pager", FnNotifier(|n: &watchpost::alert::Notification| {
+    ///         let _ = (n.kind, &n.title);
+    ///     }))
+    ///     .build()?;
+    /// assert_eq!(engine.notification_stats().handlers.len(), 2);
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn notifier(mut self, name: impl Into<String>, notifier: impl Notifier) -> Self {
+        self.alerting.notifiers.push((name.into(), Box::new(notifier)));
+        self
+    }
+
+    /// Adds a custom inhibit rule.
+    ///
+    /// Defaults to none (besides default inhibition).
+    pub fn inhibit_rule(mut self, rule: InhibitRule) -> Self {
+        self.alerting.inhibit_rules.push(rule);
+        self
+    }
+
+    /// Turns off default inhibition (a firing alert muting alerts of lower
+    /// severity in the same family on the same series).
+    ///
+    /// Defaults to on.
+    pub fn without_default_inhibition(mut self) -> Self {
+        self.alerting.default_inhibition = false;
+        self
+    }
+
+    /// The repeat interval of alerts of `severity` whose rule sets none;
+    /// `None` turns repeats off.
+    ///
+    /// Defaults to [`DEFAULT_CRITICAL_REPEAT`](crate::alert::DEFAULT_CRITICAL_REPEAT)
+    /// (4 h) for critical, no repeats otherwise.
+    pub fn alert_repeat_interval(mut self, severity: Severity, every: Option<Duration>) -> Self {
+        self.alerting.repeat.push((severity, every));
+        self
+    }
+
+    /// Alert history events kept (oldest dropped first).
+    ///
+    /// Defaults to [`DEFAULT_HISTORY_CAPACITY`](crate::alert::DEFAULT_HISTORY_CAPACITY) (1 000).
+    pub fn alert_history_capacity(mut self, events: usize) -> Self {
+        self.alerting.history_capacity = events;
+        self
+    }
+
+    /// How many of the newest alert history events the dashboard's
+    /// `recent_alert_events` shows.
+    ///
+    /// Defaults to [`DEFAULT_RECENT_ALERT_EVENTS`] (50).
+    pub fn dashboard_recent_alert_events(mut self, events: usize) -> Self {
+        self.alerting.recent_events = events;
+        self
+    }
+
+    /// Capacity of the queue between evaluation and the handlers' fan-out;
+    /// when full, notifications are dropped and counted (`overflowed`).
+    ///
+    /// Defaults to 1 024.
+    pub fn notification_queue_capacity(mut self, notifications: usize) -> Self {
+        self.alerting.queue_capacity = notifications;
+        self
+    }
+
+    /// Capacity of each handler's own queue; when full (the handler is slow
+    /// or blocked), notifications are dropped for that handler and counted
+    /// in its `dropped`.
+    ///
+    /// Defaults to 256.
+    pub fn notifier_queue_capacity(mut self, notifications: usize) -> Self {
+        self.alerting.handler_queue_capacity = notifications;
+        self
+    }
+
     /// Validates the settings, registers every source and starts the worker thread.
     ///
     /// # Errors
@@ -253,6 +462,8 @@ impl EngineBuilder {
     /// - [`Error::InvalidConfig`] naming the setting if an interval, window,
     ///   capacity or cap is zero, or the anomaly threshold is outside (0, 1].
     /// - [`Error::InvalidMetricName`] for a bad name in the recent metrics or detector overrides.
+    /// - [`Error::InvalidConfig`] for two alert rules with one name, a zero
+    ///   repeat interval or a zero alert history or queue capacity.
     /// - [`Error::Source`] or a registration error from a source.
     /// - [`Error::Spawn`] if the worker thread cannot be started.
     ///
@@ -262,7 +473,7 @@ impl EngineBuilder {
     /// let err = watchpost::Engine::builder().history_capacity(0).build().unwrap_err();
     /// assert_eq!(err.to_string(), "invalid history_capacity: must be at least 1, got 0");
     /// ```
-    pub fn build(self) -> Result<Engine> {
+    pub fn build(mut self) -> Result<Engine> {
         let zero = |field: &'static str, what: &str| Error::InvalidConfig {
             field,
             reason: format!("must be at least {what}, got 0"),
@@ -300,6 +511,15 @@ impl EngineBuilder {
                 reason: format!("must be in (0, 1], got {}", self.detection.threshold),
             });
         }
+        if self.alerting.queue_capacity == 0 {
+            return Err(zero("notification_queue_capacity", "1"));
+        }
+        if self.alerting.handler_queue_capacity == 0 {
+            return Err(zero("notifier_queue_capacity", "1"));
+        }
+        if self.alerting.history_capacity == 0 {
+            return Err(zero("alert_history_capacity", "1"));
+        }
         let to_ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         let registry = Registry::new(self.series_cap);
         let r = &registry;
@@ -313,7 +533,15 @@ impl EngineBuilder {
             queue_depth: r.gauge("watchpost_record_queue_depth", &[])?,
             series: r.gauge("watchpost_series", &[])?,
             collection_seconds: r.gauge("watchpost_collection_duration_seconds", &[])?,
+            alerts_firing: r.gauge("watchpost_alerts_firing", &[])?,
         };
+        let alerts = self.alerting.manager()?;
+        let mut dispatcher = crate::dispatch::Dispatcher::builder()
+            .capacity(self.alerting.queue_capacity)
+            .handler_capacity(self.alerting.handler_queue_capacity);
+        for (name, notifier) in std::mem::take(&mut self.alerting.notifiers) {
+            dispatcher = dispatcher.handler(name, notifier);
+        }
         let mut sources = Vec::new();
         #[cfg(feature = "system")]
         if self.system_source {
@@ -323,6 +551,7 @@ impl EngineBuilder {
         for s in &mut sources {
             s.register(&registry)?;
         }
+        let dispatcher = dispatcher.build()?;
         let shared = Arc::new(Shared {
             started_ms: self.clock.now_ms(),
             clock: self.clock,
@@ -336,6 +565,7 @@ impl EngineBuilder {
                 recent_points: self.recent_points,
                 statistics_window_ms: to_ms(self.statistics_window),
                 performance: self.performance,
+                recent_alert_events: self.alerting.recent_events,
             },
             summary_window_ms: to_ms(self.summary_window),
             metrics,
@@ -344,6 +574,8 @@ impl EngineBuilder {
             anomalies: parking_lot::Mutex::new(std::collections::VecDeque::new()),
             records: crossbeam_queue::ArrayQueue::new(self.record_queue_capacity),
             closed: std::sync::atomic::AtomicBool::new(false),
+            alerts: parking_lot::Mutex::new(alerts),
+            notify: dispatcher.handle(),
         });
         let (nudge_tx, nudge_rx) = crossbeam_channel::bounded(1);
         let (control_tx, control_rx) = crossbeam_channel::unbounded();
@@ -367,6 +599,7 @@ impl EngineBuilder {
         let engine = Engine {
             monitor: Monitor { shared, control: control_tx, nudge: nudge_tx },
             worker: Some(join),
+            dispatcher: Some(dispatcher),
         };
         // A first collection before returning: sources get their baseline and
         // the state a caller sees right after build() does not depend on timing.
@@ -391,6 +624,12 @@ impl fmt::Debug for EngineBuilder {
             .field("statistics_window", &self.statistics_window)
             .field("performance", &self.performance)
             .field("detection", &self.detection)
+            .field(
+                "alert_rules",
+                &self.alerting.rules.iter().map(AlertRule::name).collect::<Vec<_>>(),
+            )
+            .field("default_alert_rules", &self.alerting.default_rules)
+            .field("notifiers", &self.alerting.notifiers.iter().map(|(n, _)| n).collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }

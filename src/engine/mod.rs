@@ -1,5 +1,6 @@
 //! The engine: owner of the threads ([`Engine`]) and the cloneable handle ([`Monitor`]).
 
+mod alerts;
 mod builder;
 mod worker;
 
@@ -16,8 +17,8 @@ use parking_lot::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use builder::{
-    DEFAULT_HISTORY_CAPACITY, DEFAULT_RECORD_QUEUE_CAPACITY, DEFAULT_SAMPLE_INTERVAL,
-    DEFAULT_SERIES_CAP, EngineBuilder,
+    DEFAULT_HISTORY_CAPACITY, DEFAULT_RECENT_ALERT_EVENTS, DEFAULT_RECORD_QUEUE_CAPACITY,
+    DEFAULT_SAMPLE_INTERVAL, DEFAULT_SERIES_CAP, EngineBuilder,
 };
 
 use crate::clock::Clock;
@@ -27,6 +28,10 @@ use crate::history::{History, Sample};
 use crate::key::SeriesId;
 use crate::metric::{Counter, Gauge, Histogram, Summary};
 use crate::registry::{Registry, SeriesInfo};
+
+/// How long [`Monitor::flush`] waits at most for the handlers to take the
+/// notifications of its evaluation: 5 s of wall time.
+pub const NOTIFY_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 thread_local! {
     static RECORDS_SINCE_CHECK: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
@@ -42,6 +47,8 @@ pub(crate) struct Record {
 
 pub(crate) enum Control {
     Flush(Sender<()>),
+    /// Evaluate the alert rules now (they changed).
+    Evaluate,
     Shutdown,
 }
 
@@ -56,6 +63,7 @@ pub(crate) struct SelfMetrics {
     pub(crate) queue_depth: Gauge,
     pub(crate) series: Gauge,
     pub(crate) collection_seconds: Gauge,
+    pub(crate) alerts_firing: Gauge,
 }
 
 /// State shared by the worker and every [`Monitor`].
@@ -75,6 +83,11 @@ pub(crate) struct Shared {
     pub(crate) detection: Detection,
     /// Recent anomalies, oldest first (bounded).
     pub(crate) anomalies: parking_lot::Mutex<std::collections::VecDeque<crate::dashboard::Anomaly>>,
+    /// Rules, alert instances, silences and alert history. The worker
+    /// evaluates it after each ingest and on every tick.
+    pub(crate) alerts: parking_lot::Mutex<crate::alert::AlertManager>,
+    /// Submits notifications to the handlers' threads; never blocks.
+    pub(crate) notify: crate::dispatch::DispatcherHandle,
 }
 
 /// Which detector each series gets.
@@ -127,6 +140,7 @@ pub struct Monitor {
 pub struct Engine {
     monitor: Monitor,
     worker: Option<JoinHandle<()>>,
+    dispatcher: Option<crate::dispatch::Dispatcher>,
 }
 
 impl Engine {
@@ -156,12 +170,15 @@ impl Engine {
         self.monitor.clone()
     }
 
-    /// Stops the worker after it ingests everything queued and takes a last
-    /// sample, then joins it.
+    /// Stops the worker after it ingests everything queued, takes a last
+    /// sample and evaluates the alert rules a last time, joins it, then
+    /// delivers every pending notification to every handler, calls
+    /// [`Notifier::flush`](crate::alert::Notifier::flush) on each and joins
+    /// their threads.
     ///
     /// # Errors
     ///
-    /// [`Error::WorkerPanicked`] if the worker thread panicked.
+    /// [`Error::WorkerPanicked`] if the worker thread or the dispatcher panicked.
     ///
     /// # Examples
     ///
@@ -178,12 +195,21 @@ impl Engine {
     }
 
     fn stop(&mut self) -> Result<()> {
-        let Some(join) = self.worker.take() else { return Ok(()) };
-        let _ = self.monitor.control.send(Control::Shutdown);
-        if join.thread().id() == thread::current().id() {
-            return Ok(()); // dropped on the worker itself (inside a source): it exits on its own
-        }
-        join.join().map_err(|_| Error::WorkerPanicked)
+        let worker = match self.worker.take() {
+            None => Ok(()),
+            Some(join) => {
+                let _ = self.monitor.control.send(Control::Shutdown);
+                if join.thread().id() == thread::current().id() {
+                    Ok(()) // dropped on the worker itself (inside a source): it exits on its own
+                } else {
+                    join.join().map_err(|_| Error::WorkerPanicked)
+                }
+            }
+        };
+        // After the worker's last evaluation: nothing it queued is lost.
+        let dispatcher =
+            self.dispatcher.take().map_or(Ok(()), crate::dispatch::Dispatcher::shutdown);
+        worker.and(dispatcher)
     }
 }
 
@@ -490,10 +516,15 @@ impl Monitor {
         }
     }
 
-    /// Waits until everything recorded before this call is ingested and the
-    /// instruments have been sampled at the clock's current time. Use it in
-    /// tests (with a [`ManualClock`](crate::ManualClock)) and before reading
-    /// history you just wrote.
+    /// Waits until everything recorded before this call is ingested, the
+    /// instruments have been sampled at the clock's current time, the alert
+    /// rules evaluated, and the resulting notifications handled by every
+    /// handler. Use it in tests (with a [`ManualClock`](crate::ManualClock))
+    /// and before reading history you just wrote.
+    ///
+    /// A handler that blocks delays `flush` by at most
+    /// [`NOTIFY_FLUSH_TIMEOUT`](crate::NOTIFY_FLUSH_TIMEOUT) (wall time); use
+    /// [`flush_notifications`](Monitor::flush_notifications) to choose the bound.
     ///
     /// # Errors
     ///
@@ -514,7 +545,9 @@ impl Monitor {
         }
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.control.send(Control::Flush(tx)).map_err(|_| Error::ShutDown)?;
-        rx.recv().map_err(|_| Error::ShutDown)
+        rx.recv().map_err(|_| Error::ShutDown)?;
+        self.flush_notifications(NOTIFY_FLUSH_TIMEOUT);
+        Ok(())
     }
 
     /// The newest sample of the unlabelled series `name` (the seed's `get_latest_metric`).
@@ -633,7 +666,8 @@ impl Monitor {
         }
     }
 
-    /// A dashboard snapshot: system status, recent points, statistics, engine figures.
+    /// A dashboard snapshot: system status, recent points, statistics, engine
+    /// figures, active alerts and recent alert events, anomalies, performance summary.
     ///
     /// # Examples
     ///
@@ -651,6 +685,17 @@ impl Monitor {
             let log = self.shared.anomalies.lock();
             log.iter().filter(|a| a.timestamp.timestamp_millis() >= since).cloned().collect()
         };
+        let (active_alerts, recent_alert_events) = {
+            let alerts = self.shared.alerts.lock();
+            (
+                alerts.active_alerts().iter().map(crate::alert::AlertView::from).collect(),
+                alerts
+                    .recent_events(self.shared.dashboard.recent_alert_events)
+                    .iter()
+                    .map(crate::alert::AlertEventView::from)
+                    .collect(),
+            )
+        };
         let history = self.shared.history.read();
         let mut d = dashboard::build(
             &self.shared.registry,
@@ -660,7 +705,10 @@ impl Monitor {
             self.shared.started_ms,
             stats,
         );
+        drop(history);
         d.anomalies = anomalies;
+        d.active_alerts = active_alerts;
+        d.recent_alert_events = recent_alert_events;
         d
     }
 

@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -6,6 +7,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, select};
 
 use super::{Control, Record, Shared};
+use crate::alert::SeriesView;
 use crate::clock::ms_to_datetime;
 use crate::dashboard::Anomaly;
 use crate::detect::{Detector, DetectorSpec};
@@ -29,6 +31,9 @@ pub(crate) struct SeriesCache {
     /// The detector each series gets (None: no detection).
     plan: Vec<Option<DetectorSpec>>,
     detectors: Vec<Option<Box<dyn Detector>>>,
+    /// Series ids by metric name and by key, for the alert manager's view.
+    by_name: HashMap<String, Vec<SeriesId>>,
+    ids: HashMap<SeriesKey, SeriesId>,
 }
 
 impl SeriesCache {
@@ -47,6 +52,13 @@ impl SeriesCache {
                 })
                 .collect();
             self.keys = entries.iter().map(|e| Arc::clone(&e.key)).collect();
+            self.by_name.clear();
+            self.ids.clear();
+            for (i, e) in entries.iter().enumerate() {
+                let id = SeriesId(u32::try_from(i).expect("fewer than 2^32 series"));
+                self.by_name.entry(e.key.name().to_owned()).or_default().push(id);
+                self.ids.insert((*e.key).clone(), id);
+            }
             self.plan = entries
                 .iter()
                 .map(|e| {
@@ -106,6 +118,41 @@ impl SeriesCache {
     }
 }
 
+/// The alert manager's read access to history, through the worker's cache.
+struct EngineView<'a> {
+    cache: &'a SeriesCache,
+    history: &'a History,
+}
+
+impl EngineView<'_> {
+    fn window(&self, key: &SeriesKey, since_ms: i64) -> (Option<SeriesId>, Vec<Sample>) {
+        let Some(&id) = self.cache.ids.get(key) else { return (None, Vec::new()) };
+        let samples =
+            self.history.get(id).map(|h| h.window(since_ms, i64::MAX)).unwrap_or_default();
+        (Some(id), samples)
+    }
+}
+
+impl SeriesView for EngineView<'_> {
+    fn series_named(&self, name: &str) -> Vec<SeriesKey> {
+        self.cache
+            .by_name
+            .get(name)
+            .map(|ids| ids.iter().map(|id| (*self.cache.keys[id.index()]).clone()).collect())
+            .unwrap_or_default()
+    }
+
+    fn samples(&self, key: &SeriesKey, since_ms: i64) -> Vec<Sample> {
+        self.window(key, since_ms).1
+    }
+
+    fn anomaly_scores(&self, key: &SeriesKey, since_ms: i64) -> Option<Vec<(i64, f64)>> {
+        let (Some(id), samples) = self.window(key, since_ms) else { return None };
+        self.cache.plan.get(id.index())?.as_ref()?;
+        Some(samples.iter().filter_map(|s| Some((s.timestamp_ms, s.anomaly_score?))).collect())
+    }
+}
+
 /// Most records ingested under one history lock.
 const BATCH: usize = 4_096;
 
@@ -130,7 +177,11 @@ impl Worker {
             select! {
                 recv(ticker) -> _ => self.tick(),
                 recv(self.nudge) -> r => match r {
-                    Ok(()) => self.drain(),
+                    Ok(()) => {
+                        if self.drain() > 0 {
+                            self.evaluate_alerts();
+                        }
+                    }
                     Err(_) => break, // every Monitor is gone
                 },
                 recv(self.control) -> msg => match msg {
@@ -138,6 +189,10 @@ impl Worker {
                         self.drain();
                         self.tick();
                         let _ = done.send(());
+                    }
+                    Ok(Control::Evaluate) => {
+                        self.drain();
+                        self.evaluate_alerts();
                     }
                     Ok(Control::Shutdown) | Err(_) => break,
                 },
@@ -148,18 +203,42 @@ impl Worker {
         self.tick();
     }
 
-    /// Ingests everything in the record queue.
-    fn drain(&mut self) {
+    /// Ingests everything in the record queue; returns how many records it took.
+    fn drain(&mut self) -> usize {
+        let mut taken = 0;
         loop {
-            self.ingest_queued();
+            taken += self.ingest_queued();
             if self.shared.records.is_empty() {
-                break;
+                break taken;
             }
         }
     }
 
-    /// Ingests up to `BATCH` queued records under one lock.
-    fn ingest_queued(&mut self) {
+    /// Evaluates every alert rule at the clock's current time and hands the
+    /// notifications to the dispatcher (which never blocks; overflow is counted).
+    fn evaluate_alerts(&mut self) {
+        let shared = &*self.shared;
+        self.cache.refresh(shared);
+        let notifications = {
+            let history = shared.history.read();
+            let view = EngineView { cache: &self.cache, history: &history };
+            let mut alerts = shared.alerts.lock();
+            let now_ms = shared.clock.now_ms();
+            let out = alerts.evaluate(now_ms, &view);
+            #[allow(clippy::cast_precision_loss)]
+            shared
+                .metrics
+                .alerts_firing
+                .set(alerts.active_alerts().iter().filter(|a| a.state.is_firing()).count() as f64);
+            out
+        };
+        if !notifications.is_empty() {
+            shared.notify.send_all(notifications);
+        }
+    }
+
+    /// Ingests up to `BATCH` queued records under one lock; returns how many it took.
+    fn ingest_queued(&mut self) -> usize {
         while self.batch.len() < BATCH {
             match self.shared.records.pop() {
                 Some(r) => self.batch.push(r),
@@ -167,8 +246,9 @@ impl Worker {
             }
         }
         if self.batch.is_empty() {
-            return;
+            return 0;
         }
+        let taken = self.batch.len();
         let shared = &*self.shared;
         self.cache.refresh(shared);
         // Recorded series also show their latest value through their gauge.
@@ -191,11 +271,18 @@ impl Worker {
         }
         shared.metrics.ingested.add(kept);
         shared.metrics.dropped.add(dropped);
+        taken
+    }
+
+    /// Ingests the queue, samples every instrument, then evaluates the alert rules.
+    fn tick(&mut self) {
+        self.drain();
+        self.sample();
+        self.evaluate_alerts();
     }
 
     /// Runs the sources, samples every instrument and appends the readings to history.
-    fn tick(&mut self) {
-        self.drain();
+    fn sample(&mut self) {
         let shared = Arc::clone(&self.shared);
         let started = shared.clock.now_ms();
         let now = ms_to_datetime(started);
