@@ -10,6 +10,17 @@ fn scripted_dashboard() -> String {
     let engine = builder(&clock)
         .dashboard_recent_metrics(["active_users", "messages_total:rate", "orders_value"])
         .dashboard_recent_points(3)
+        .alert_rule(
+            watchpost::alert::AlertRule::builder("many_users", "active_users")
+                .above(11.5)
+                .recover_below(11.0)
+                .pending_for(Duration::from_secs(1))
+                .label("team", "chat")
+                .title("Many users")
+                .message("{{value}} users online (threshold {{threshold}})")
+                .build()
+                .unwrap(),
+        )
         .build()
         .unwrap();
     let users = engine.gauge("active_users").unwrap();
@@ -75,9 +86,25 @@ fn dashboard_has_the_documented_shape() {
     let orders = stats.iter().find(|s| s["name"] == "orders_value").unwrap();
     assert_eq!(orders["labels"]["shop"], "eu");
     assert_eq!(orders["mean"], 5.0);
-    for key in ["active_alerts", "recent_alert_events", "anomalies"] {
-        assert_eq!(json[key], Value::Array(vec![]), "{key}");
-    }
+    assert_eq!(json["anomalies"], Value::Array(vec![]));
+    // 10, 11, 12 (pending for 1 s), 13 (firing), 14
+    let active = json["active_alerts"].as_array().unwrap();
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0]["id"], "many_users/active_users");
+    assert_eq!(active[0]["state"], "firing");
+    assert_eq!(active[0]["current_value"], 14.0);
+    assert_eq!(active[0]["message"], "14 users online (threshold 11.5)");
+    assert_eq!(active[0]["labels"]["team"], "chat");
+    let events: Vec<(&str, &str)> = json["recent_alert_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["event"].as_str().unwrap(), e["timestamp"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        events,
+        [("pending", "2026-01-01T00:00:03Z"), ("firing", "2026-01-01T00:00:04Z")]
+    );
     assert!(json["performance_summary"].is_object());
     let engine = &json["engine"];
     for key in [
