@@ -79,6 +79,9 @@ struct HandlerShared {
     /// Notifications taken off the queue and handled (delivered or failed).
     processed: Mutex<u64>,
     progress: Condvar,
+    /// Set when a flush gave up waiting for this handler; later flushes do
+    /// not wait for it again until it has caught up.
+    lagging: std::sync::atomic::AtomicBool,
 }
 
 impl HandlerShared {
@@ -93,11 +96,21 @@ impl HandlerShared {
     }
 
     /// Waits until `target` notifications were processed; `false` on timeout.
+    /// A handler that missed an earlier flush's deadline and has not caught up
+    /// since is not waited for (`false` at once): one stuck handler delays
+    /// one flush, not every flush.
     fn wait_for(&self, target: u64, deadline: Option<Instant>) -> bool {
         if *self.thread.lock() == Some(thread::current().id()) {
             return true; // called from this handler itself: waiting would deadlock
         }
         let mut processed = self.processed.lock();
+        if *processed >= target {
+            self.lagging.store(false, Ordering::Relaxed);
+            return true;
+        }
+        if deadline.is_some() && self.lagging.load(Ordering::Relaxed) {
+            return false;
+        }
         while *processed < target {
             match deadline {
                 None => self.progress.wait(&mut processed),
@@ -105,11 +118,13 @@ impl HandlerShared {
                     if self.progress.wait_until(&mut processed, d).timed_out()
                         && *processed < target
                     {
+                        self.lagging.store(true, Ordering::Relaxed);
                         return false;
                     }
                 }
             }
         }
+        self.lagging.store(false, Ordering::Relaxed);
         true
     }
 }
@@ -375,15 +390,20 @@ impl DispatcherHandle {
         let _ = self.flush_until(None);
     }
 
-    /// Like [`flush`](Self::flush), giving up after `timeout`; returns whether
-    /// everything was handled.
+    /// Like [`flush`](Self::flush), waiting at most `timeout` for each
+    /// handler (and not at all for one that missed an earlier deadline and
+    /// has not caught up); returns whether everything was handled.
     pub(crate) fn flush_timeout(&self, timeout: Duration) -> bool {
-        self.flush_until(Some(Instant::now() + timeout))
+        let Some(targets) = self.sync() else { return true };
+        targets.iter().fold(true, |all, (h, target)| {
+            h.wait_for(*target, Some(Instant::now() + timeout)) && all
+        })
     }
 
+    #[cfg(test)]
     fn flush_until(&self, deadline: Option<Instant>) -> bool {
         let Some(targets) = self.sync() else { return true };
-        targets.iter().all(|(h, target)| h.wait_for(*target, deadline))
+        targets.iter().fold(true, |all, (h, target)| h.wait_for(*target, deadline) && all)
     }
 
     /// Waits until the fan-out thread has handed out everything accepted
@@ -426,6 +446,7 @@ fn spawn_handler(
         panicked: AtomicU64::new(0),
         dropped: AtomicU64::new(0),
         processed: Mutex::new(0),
+        lagging: std::sync::atomic::AtomicBool::new(false),
         progress: Condvar::new(),
     });
     let worker = Arc::clone(&hs);

@@ -60,9 +60,9 @@ pub use crate::source::SystemSource;
 pub use crate::{
     clock::{Clock, SystemClock},
     engine::{
-        DEFAULT_HISTORY_CAPACITY, DEFAULT_RECENT_ALERT_EVENTS, DEFAULT_RECORD_QUEUE_CAPACITY,
-        DEFAULT_SAMPLE_INTERVAL, DEFAULT_SERIES_CAP, Engine, EngineBuilder, Monitor,
-        NOTIFY_FLUSH_TIMEOUT, Recorder,
+        DEFAULT_HISTORY_CAPACITY, DEFAULT_NOTIFY_FLUSH_TIMEOUT, DEFAULT_RECENT_ALERT_EVENTS,
+        DEFAULT_RECORD_QUEUE_CAPACITY, DEFAULT_SAMPLE_INTERVAL, DEFAULT_SERIES_CAP, Engine,
+        EngineBuilder, Monitor, Recorder,
     },
     error::{Error, Result},
     health::HealthCheck,

@@ -777,6 +777,15 @@ impl AlertManager {
                 } else {
                     rule.condition.verdict(window(&rule.condition))
                 };
+                // An absence counts from when the rule started watching the series.
+                let fire = match (&rule.condition, fire) {
+                    (Condition::Absent { .. }, Verdict::Value { breach: true, value }) => {
+                        let since = slot.instances.get(&key).map_or(now_ms, |i| i.watched_since_ms);
+                        let watched = now_ms.saturating_sub(since) >= rule.condition.lookback_ms();
+                        Verdict::Value { breach: watched, value }
+                    }
+                    _ => fire,
+                };
                 let recover = rule.recovery.as_ref().map(|c| {
                     reuse(c, &rule.condition, fire).unwrap_or_else(|| c.verdict(window(c)))
                 });

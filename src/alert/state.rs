@@ -153,6 +153,9 @@ pub(crate) struct Instance {
     pub(crate) synthetic: bool,
     /// Whether the rule selected this series at the last evaluation.
     pub(crate) present: bool,
+    /// When the rule started watching this series: an absence counts from
+    /// here at the earliest, so a rule does not fire the moment it starts.
+    pub(crate) watched_since_ms: i64,
 }
 
 impl Instance {
@@ -185,6 +188,7 @@ impl Instance {
             inhibited: false,
             synthetic,
             present: true,
+            watched_since_ms: now_ms,
         }
     }
 

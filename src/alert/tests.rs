@@ -277,12 +277,15 @@ fn absent_without_any_series_uses_equal_matchers() {
     ])
     .unwrap();
     let mut view = MemoryView::new();
-    let out = mgr.evaluate(0, &view);
+    // The absence counts from when the rule started watching, not from the epoch.
+    assert!(mgr.evaluate(0, &view).is_empty());
+    assert!(mgr.evaluate(9_999, &view).is_empty());
+    let out = mgr.evaluate(10_000, &view);
     assert_eq!(out[0].series.to_string(), r#"heartbeat{job="chat"}"#);
     // The real series appears with more labels: the placeholder resolves and goes away.
     let real = SeriesKey::new("heartbeat", &[("job", "chat"), ("pod", "1")]).unwrap();
-    view.push(real, 1_000, 1.0);
-    let out = mgr.evaluate(1_000, &view);
+    view.push(real, 11_000, 1.0);
+    let out = mgr.evaluate(11_000, &view);
     assert_eq!(out.len(), 1);
     assert_eq!(
         (out[0].kind, out[0].series.to_string()),

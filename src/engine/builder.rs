@@ -72,6 +72,7 @@ struct Alerting {
     recent_events: usize,
     queue_capacity: usize,
     handler_queue_capacity: usize,
+    flush_timeout: Duration,
 }
 
 impl Default for Alerting {
@@ -87,6 +88,7 @@ impl Default for Alerting {
             recent_events: DEFAULT_RECENT_ALERT_EVENTS,
             queue_capacity: crate::dispatch::DEFAULT_QUEUE_CAPACITY,
             handler_queue_capacity: crate::dispatch::DEFAULT_HANDLER_QUEUE_CAPACITY,
+            flush_timeout: super::DEFAULT_NOTIFY_FLUSH_TIMEOUT,
         }
     }
 }
@@ -455,6 +457,16 @@ impl EngineBuilder {
         self
     }
 
+    /// How long [`Monitor::flush`](crate::Monitor::flush) waits at most for
+    /// each handler to take the notifications of its evaluation (wall time).
+    /// A handler that misses it is not waited for again until it catches up.
+    ///
+    /// Defaults to [`DEFAULT_NOTIFY_FLUSH_TIMEOUT`](crate::DEFAULT_NOTIFY_FLUSH_TIMEOUT) (5 s).
+    pub fn notification_flush_timeout(mut self, timeout: Duration) -> Self {
+        self.alerting.flush_timeout = timeout;
+        self
+    }
+
     /// Validates the settings, registers every source and starts the worker thread.
     ///
     /// # Errors
@@ -576,6 +588,7 @@ impl EngineBuilder {
             closed: std::sync::atomic::AtomicBool::new(false),
             alerts: parking_lot::Mutex::new(alerts),
             notify: dispatcher.handle(),
+            notify_flush_timeout: self.alerting.flush_timeout,
         });
         let (nudge_tx, nudge_rx) = crossbeam_channel::bounded(1);
         let (control_tx, control_rx) = crossbeam_channel::unbounded();

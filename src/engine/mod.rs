@@ -29,9 +29,10 @@ use crate::key::SeriesId;
 use crate::metric::{Counter, Gauge, Histogram, Summary};
 use crate::registry::{Registry, SeriesInfo};
 
-/// How long [`Monitor::flush`] waits at most for the handlers to take the
-/// notifications of its evaluation: 5 s of wall time.
-pub const NOTIFY_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long [`Monitor::flush`] waits at most for each handler to take the
+/// notifications of its evaluation, by default: 5 s of wall time (see
+/// [`EngineBuilder::notification_flush_timeout`]).
+pub const DEFAULT_NOTIFY_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 thread_local! {
     static RECORDS_SINCE_CHECK: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
@@ -88,6 +89,8 @@ pub(crate) struct Shared {
     pub(crate) alerts: parking_lot::Mutex<crate::alert::AlertManager>,
     /// Submits notifications to the handlers' threads; never blocks.
     pub(crate) notify: crate::dispatch::DispatcherHandle,
+    /// How long `flush()` waits for each handler.
+    pub(crate) notify_flush_timeout: Duration,
 }
 
 /// Which detector each series gets.
@@ -522,9 +525,10 @@ impl Monitor {
     /// handler. Use it in tests (with a [`ManualClock`](crate::ManualClock))
     /// and before reading history you just wrote.
     ///
-    /// A handler that blocks delays `flush` by at most
-    /// [`NOTIFY_FLUSH_TIMEOUT`](crate::NOTIFY_FLUSH_TIMEOUT) (wall time); use
-    /// [`flush_notifications`](Monitor::flush_notifications) to choose the bound.
+    /// A handler that blocks delays one `flush` by at most
+    /// [`notification_flush_timeout`](EngineBuilder::notification_flush_timeout)
+    /// (wall time, 5 s by default); later flushes do not wait for it until it
+    /// has caught up.
     ///
     /// # Errors
     ///
@@ -546,7 +550,7 @@ impl Monitor {
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.control.send(Control::Flush(tx)).map_err(|_| Error::ShutDown)?;
         rx.recv().map_err(|_| Error::ShutDown)?;
-        self.flush_notifications(NOTIFY_FLUSH_TIMEOUT);
+        self.flush_notifications(self.shared.notify_flush_timeout);
         Ok(())
     }
 

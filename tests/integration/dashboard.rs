@@ -101,10 +101,7 @@ fn dashboard_has_the_documented_shape() {
         .iter()
         .map(|e| (e["event"].as_str().unwrap(), e["timestamp"].as_str().unwrap()))
         .collect();
-    assert_eq!(
-        events,
-        [("pending", "2026-01-01T00:00:03Z"), ("firing", "2026-01-01T00:00:04Z")]
-    );
+    assert_eq!(events, [("pending", "2026-01-01T00:00:03Z"), ("firing", "2026-01-01T00:00:04Z")]);
     assert!(json["performance_summary"].is_object());
     let engine = &json["engine"];
     for key in [

@@ -6,6 +6,7 @@ mod analysis;
 mod anomaly;
 mod dashboard;
 mod detection;
+mod engine_alerts;
 mod export;
 #[cfg(feature = "http")]
 mod http;

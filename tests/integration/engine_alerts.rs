@@ -1,0 +1,407 @@
+//! The alert manager inside the engine: evaluation on ingest and on ticks,
+//! delivery to handlers, the Monitor API, shutdown. Manual clock and
+//! `flush()` only.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crossbeam_channel::Receiver;
+use parking_lot::Mutex;
+use watchpost::alert::{
+    AlertRule, AlertState, ChannelNotifier, FnNotifier, JsonLinesNotifier, Matcher, Notification,
+    NotificationKind, Severity, TryFnNotifier,
+};
+use watchpost::{Clock, Error, ManualClock};
+
+use crate::util::{T0, builder};
+
+fn inbox() -> (ChannelNotifier, Receiver<Notification>) {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    (ChannelNotifier::new(tx), rx)
+}
+
+/// Everything received so far, as (rule, kind).
+fn drain(rx: &Receiver<Notification>) -> Vec<(String, NotificationKind)> {
+    rx.try_iter().map(|n| (n.rule, n.kind)).collect()
+}
+
+fn kinds(v: &[(String, NotificationKind)]) -> Vec<(&str, NotificationKind)> {
+    v.iter().map(|(r, k)| (r.as_str(), *k)).collect()
+}
+
+/// A `Write` whose bytes the test can read while the engine owns a clone.
+#[derive(Clone, Default)]
+struct SharedBuf(Arc<Mutex<Vec<u8>>>);
+
+impl Write for SharedBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl SharedBuf {
+    fn lines(&self) -> Vec<serde_json::Value> {
+        String::from_utf8(self.0.lock().clone())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+#[test]
+fn two_rules_on_one_metric_both_fire_and_resolve_with_details() {
+    let clock = ManualClock::at_millis(T0);
+    let (tx, rx) = inbox();
+    let engine = builder(&clock).notifier("inbox", tx).build().unwrap();
+    let cpu = engine.gauge("system_cpu_usage").unwrap();
+
+    cpu.set(85.0);
+    clock.advance(Duration::from_secs(1));
+    engine.flush().unwrap();
+    assert_eq!(kinds(&drain(&rx)), [("cpu_usage_warning", NotificationKind::Firing)]);
+
+    cpu.set(97.0);
+    clock.advance(Duration::from_secs(1));
+    engine.flush().unwrap();
+    // the critical fires; the warning keeps firing, muted by inhibition
+    assert_eq!(kinds(&drain(&rx)), [("cpu_usage_critical", NotificationKind::Firing)]);
+    assert_eq!(engine.active_alerts().len(), 2);
+
+    cpu.set(50.0);
+    clock.advance(Duration::from_secs(1));
+    engine.flush().unwrap();
+    let resolved: Vec<Notification> = rx.try_iter().collect();
+    assert_eq!(resolved.len(), 2, "{resolved:?}");
+    for n in &resolved {
+        assert_eq!(n.kind, NotificationKind::Resolved);
+    }
+    let warn = resolved.iter().find(|n| n.rule == "cpu_usage_warning").unwrap();
+    let r = warn.resolution.unwrap();
+    assert_eq!(r.duration_ms, 2_000); // fired at T0+1s, resolved at T0+3s
+    assert_eq!((r.peak_value, r.last_value), (Some(97.0), Some(50.0)));
+    assert_eq!(warn.started_at.unwrap().timestamp_millis(), T0 + 1_000);
+    assert!(engine.active_alerts().is_empty());
+}
+
+#[test]
+fn ticks_advance_alerts_when_no_sample_arrives() {
+    let clock = ManualClock::at_millis(T0);
+    let (tx, rx) = inbox();
+    let engine = builder(&clock)
+        .without_default_alert_rules()
+        .alert_rule(
+            AlertRule::builder("heartbeat_missing", "chat_heartbeat")
+                .absent_for(Duration::from_secs(30))
+                .severity(Severity::Error)
+                .build()
+                .unwrap(),
+        )
+        .alert_rule(
+            AlertRule::builder("backlog", "queue_depth")
+                .above(100.0)
+                .pending_for(Duration::from_secs(10))
+                .keep_firing_for(Duration::from_secs(20))
+                .build()
+                .unwrap(),
+        )
+        .notifier("inbox", tx)
+        .build()
+        .unwrap();
+    // recorded series are not resampled on ticks: only `record()` adds samples
+    engine.record("chat_heartbeat", &[], 1.0).unwrap();
+    engine.record("queue_depth", &[], 150.0).unwrap();
+    engine.flush().unwrap();
+    let got = drain(&rx);
+    assert!(got.is_empty(), "{got:?}");
+    assert_eq!(engine.active_alerts()[0].state, AlertState::Pending);
+
+    clock.advance(Duration::from_secs(11));
+    engine.flush().unwrap(); // no new sample: the tick alone moves pending to firing
+    assert_eq!(kinds(&drain(&rx)), [("backlog", NotificationKind::Firing)]);
+
+    engine.record("queue_depth", &[], 10.0).unwrap();
+    engine.flush().unwrap();
+    clock.advance(Duration::from_secs(15));
+    engine.flush().unwrap();
+    assert!(drain(&rx).is_empty(), "keep_firing_for holds it for 20 s");
+    clock.advance(Duration::from_secs(6));
+    engine.flush().unwrap(); // 21 s without the condition and no new sample
+    assert_eq!(
+        kinds(&drain(&rx)),
+        [("heartbeat_missing", NotificationKind::Firing), ("backlog", NotificationKind::Resolved)]
+    );
+    engine.record("chat_heartbeat", &[], 1.0).unwrap();
+    engine.flush().unwrap();
+    assert_eq!(kinds(&drain(&rx)), [("heartbeat_missing", NotificationKind::Resolved)]);
+}
+
+#[test]
+fn rules_added_replaced_and_removed_while_running() {
+    let (engine, clock) = crate::util::engine();
+    let (tx, rx) = inbox();
+    engine.add_notifier("inbox", tx).unwrap();
+    let users = engine.gauge("active_users").unwrap();
+    users.set(120.0);
+    engine
+        .add_alert_rule(AlertRule::builder("crowded", "active_users").above(100.0).build().unwrap())
+        .unwrap();
+    engine.flush().unwrap();
+    assert_eq!(kinds(&drain(&rx)), [("crowded", NotificationKind::Firing)]);
+    let dup = AlertRule::builder("crowded", "active_users").above(1.0).build().unwrap();
+    let err = engine.add_alert_rule(dup).unwrap_err();
+    assert!(err.to_string().contains("\"crowded\""), "{err}");
+
+    // a stricter rule of the same name keeps the firing alert without re-firing
+    let stricter = AlertRule::builder("crowded", "active_users").above(110.0).build().unwrap();
+    assert!(engine.replace_alert_rule(stricter).is_some());
+    clock.advance(Duration::from_secs(1));
+    engine.flush().unwrap();
+    assert!(drain(&rx).is_empty());
+    assert!(engine.active_alerts()[0].state.is_firing());
+
+    // removing it sends the resolve at once, before any new sample
+    assert!(engine.remove_alert_rule("crowded").is_some());
+    assert!(engine.flush_notifications(Duration::from_secs(5)));
+    engine.flush().unwrap();
+    assert_eq!(kinds(&drain(&rx)), [("crowded", NotificationKind::Resolved)]);
+    assert!(engine.alert_rules().iter().all(|r| r.name() != "crowded"));
+}
+
+#[test]
+fn builder_rules_replace_defaults_by_name_and_reject_duplicates() {
+    let clock = ManualClock::at_millis(T0);
+    let stricter = AlertRule::builder("cpu_usage_warning", "system_cpu_usage").above(50.0).build();
+    let engine = builder(&clock).alert_rule(stricter.unwrap()).build().unwrap();
+    let rules = engine.alert_rules();
+    assert_eq!(rules.len(), 5);
+    assert_eq!(rules[0].condition().to_string(), "last over 300s > 50");
+    engine.gauge("system_cpu_usage").unwrap().set(60.0);
+    engine.flush().unwrap();
+    assert_eq!(engine.active_alerts()[0].rule, "cpu_usage_warning");
+
+    let r = || AlertRule::builder("x", "y").above(1.0).build().unwrap();
+    let err = builder(&clock).alert_rules([r(), r()]).build().unwrap_err();
+    assert!(matches!(err, Error::InvalidConfig { field: "alert_rule", .. }), "{err}");
+    assert!(err.to_string().contains("\"x\""), "{err}");
+    for (b, field) in [
+        (builder(&clock).notification_queue_capacity(0), "notification_queue_capacity"),
+        (builder(&clock).notifier_queue_capacity(0), "notifier_queue_capacity"),
+        (builder(&clock).alert_history_capacity(0), "alert_history_capacity"),
+    ] {
+        let err = b.build().unwrap_err();
+        assert!(matches!(err, Error::InvalidConfig { field: f, .. } if f == field), "{err}");
+        assert!(err.to_string().contains("got 0"), "{err}");
+    }
+    let none = builder(&clock).without_default_alert_rules().build().unwrap();
+    none.gauge("system_cpu_usage").unwrap().set(99.0);
+    none.flush().unwrap();
+    assert!(none.active_alerts().is_empty());
+}
+
+#[test]
+fn panicking_and_blocking_handlers_stop_neither_evaluation_nor_others() {
+    let clock = ManualClock::at_millis(T0);
+    let (tx, rx) = inbox();
+    let (release_tx, release_rx) = crossbeam_channel::bounded::<()>(0);
+    let (entered_tx, entered_rx) = crossbeam_channel::unbounded::<()>();
+    let blocked_calls = Arc::new(AtomicUsize::new(0));
+    let calls = Arc::clone(&blocked_calls);
+    let engine = builder(&clock)
+        .without_default_alert_rules()
+        .alert_rule(
+            AlertRule::builder("hot", "temp").above(30.0).without_flap_detection().build().unwrap(),
+        )
+        .notifier_queue_capacity(1)
+        .notification_flush_timeout(Duration::from_millis(200))
+        .notifier("panics", FnNotifier(|_: &Notification| panic!("handler bug")))
+        .notifier("fails", TryFnNotifier(|_: &Notification| Err("smtp down".into())))
+        .notifier(
+            "blocks",
+            FnNotifier(move |_: &Notification| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                let _ = entered_tx.send(());
+                let _ = release_rx.recv();
+            }),
+        )
+        .notifier("inbox", tx)
+        .build()
+        .unwrap();
+    // declared after the engine, so dropped before it even when an assertion fails
+    let release = release_tx;
+    let temp = engine.gauge("temp").unwrap();
+    // 4 firings and 4 resolves while "blocks" is stuck in its first call
+    for i in 0..8 {
+        temp.set(if i % 2 == 0 { 40.0 } else { 20.0 });
+        clock.advance(Duration::from_mins(10));
+        engine.flush().unwrap_or_else(|e| panic!("flush {i}: {e}"));
+        if i == 0 {
+            // "blocks" is now inside its first call, so its queue holds exactly what follows
+            entered_rx.recv().unwrap();
+        }
+    }
+    let got = drain(&rx);
+    assert_eq!(got.len(), 8, "the other handler got everything: {got:?}");
+    let stats = engine.notification_stats();
+    let by = |name: &str| stats.handlers.iter().find(|h| h.name == name).unwrap().clone();
+    assert_eq!(stats.submitted, 8);
+    assert_eq!((by("panics").failed, by("panics").panicked), (8, 8));
+    assert_eq!((by("fails").failed, by("fails").panicked), (8, 0));
+    assert_eq!(by("inbox").delivered, 8);
+    let blocks = by("blocks");
+    // one call in progress, one queued (capacity 1), the rest dropped and counted
+    assert_eq!(blocked_calls.load(Ordering::SeqCst), 1);
+    assert_eq!(blocks.dropped, 6, "{blocks:?}");
+    drop(release); // unblock it
+    engine.shutdown().unwrap();
+}
+
+#[test]
+fn shutdown_evaluates_what_is_queued_and_delivers_everything() {
+    let clock = ManualClock::at_millis(T0);
+    let log = SharedBuf::default();
+    let slow_seen = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&slow_seen);
+    let engine = builder(&clock)
+        .without_default_alert_rules()
+        .alert_rule(AlertRule::builder("hot", "temp").above(30.0).build().unwrap())
+        .alert_rule(AlertRule::builder("cold", "temp").below(0.0).build().unwrap())
+        .notifier("audit", JsonLinesNotifier::new(log.clone()))
+        .notifier(
+            "slow",
+            FnNotifier(move |_: &Notification| {
+                std::thread::sleep(Duration::from_millis(20)); // a slow webhook
+                seen.fetch_add(1, Ordering::SeqCst);
+            }),
+        )
+        .build()
+        .unwrap();
+    let monitor = engine.monitor();
+    // recorded but never flushed: the worker's final drain must ingest and evaluate it
+    monitor.record("temp", &[("room", "a")], 35.0).unwrap();
+    monitor.record("temp", &[("room", "b")], -5.0).unwrap();
+    engine.shutdown().unwrap();
+    let lines = log.lines();
+    let mut got: Vec<(String, String)> = lines
+        .iter()
+        .map(|l| (l["rule"].as_str().unwrap().to_owned(), l["kind"].as_str().unwrap().to_owned()))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [("cold".to_owned(), "firing".to_owned()), ("hot".to_owned(), "firing".to_owned())]
+    );
+    assert_eq!(slow_seen.load(Ordering::SeqCst), 2);
+    assert_eq!(monitor.notification_stats().handlers.iter().map(|h| h.delivered).sum::<u64>(), 4);
+    assert!(monitor.add_notifier("late", FnNotifier(|_: &Notification| {})).is_err());
+}
+
+#[test]
+fn silences_mute_until_expired_then_the_firing_is_announced() {
+    let clock = ManualClock::at_millis(T0);
+    let (tx, rx) = inbox();
+    let engine = builder(&clock).notifier("inbox", tx).build().unwrap();
+    let disk = engine.gauge_with("system_disk_usage", &[("mount", "/data")]).unwrap();
+    let id = engine
+        .silence_for(vec![Matcher::equal("mount", "/data")], Duration::from_hours(1))
+        .unwrap();
+    assert_eq!(engine.silences().len(), 1);
+    disk.set(95.0);
+    engine.flush().unwrap();
+    assert!(drain(&rx).is_empty());
+    let active = engine.active_alerts();
+    assert_eq!(active[0].silenced_by, Some(id));
+    assert!(active[0].state.is_firing());
+
+    clock.advance(Duration::from_mins(5));
+    assert!(engine.expire_silence(id));
+    assert!(!engine.expire_silence(id));
+    engine.flush().unwrap();
+    assert_eq!(kinds(&drain(&rx)), [("disk_usage_warning", NotificationKind::Firing)]);
+    assert!(engine.silences()[0].is_expired(clock.now_ms()));
+
+    let err = engine.silence_for(vec![], Duration::from_hours(1)).unwrap_err();
+    assert!(matches!(err, Error::InvalidConfig { .. }), "{err}");
+    let err = engine.silence_for(vec![Matcher::equal("a", "b")], Duration::ZERO).unwrap_err();
+    assert!(err.to_string().contains("0s"), "{err}");
+}
+
+#[test]
+fn acknowledged_alerts_stay_quiet_but_still_resolve() {
+    let clock = ManualClock::at_millis(T0);
+    let (tx, rx) = inbox();
+    let engine = builder(&clock)
+        .without_default_alert_rules()
+        .alert_rule(
+            AlertRule::builder("hot", "temp")
+                .above(30.0)
+                .repeat_every(Duration::from_mins(1))
+                .build()
+                .unwrap(),
+        )
+        .notifier("inbox", tx)
+        .build()
+        .unwrap();
+    let temp = engine.gauge("temp").unwrap();
+    temp.set(40.0);
+    engine.flush().unwrap();
+    assert_eq!(kinds(&drain(&rx)), [("hot", NotificationKind::Firing)]);
+    clock.advance(Duration::from_secs(61));
+    engine.flush().unwrap();
+    assert_eq!(kinds(&drain(&rx)), [("hot", NotificationKind::Repeat)]);
+
+    assert!(engine.acknowledge_alert("hot/temp"));
+    assert!(!engine.acknowledge_alert("hot/temp"), "already acknowledged");
+    assert!(!engine.acknowledge_alert("nope/temp"));
+    clock.advance(Duration::from_secs(61));
+    engine.flush().unwrap();
+    assert!(drain(&rx).is_empty(), "no repeat once acknowledged");
+    temp.set(10.0);
+    clock.advance(Duration::from_secs(1));
+    engine.flush().unwrap();
+    assert_eq!(kinds(&drain(&rx)), [("hot", NotificationKind::Resolved)]);
+}
+
+#[test]
+fn alert_history_is_filtered_by_time() {
+    let (engine, clock) = crate::util::engine();
+    let mem = engine.gauge("system_memory_usage").unwrap();
+    mem.set(90.0);
+    engine.flush().unwrap();
+    clock.advance(Duration::from_hours(3));
+    mem.set(50.0);
+    engine.flush().unwrap();
+    let all = engine.alert_history(Duration::from_hours(24));
+    let states: Vec<AlertState> = all.iter().map(|e| e.state).collect();
+    assert_eq!(states, [AlertState::Firing, AlertState::Resolved]);
+    let recent = engine.alert_history(Duration::from_hours(1));
+    assert_eq!(recent.len(), 1);
+    assert_eq!(recent[0].at_ms, T0 + 3 * 3_600_000);
+}
+
+#[test]
+fn handlers_added_while_running_get_later_notifications_only() {
+    let (engine, _clock) = crate::util::engine();
+    let cpu = engine.gauge("system_cpu_usage").unwrap();
+    cpu.set(85.0);
+    engine.flush().unwrap();
+    let (tx, rx) = inbox();
+    engine.add_notifier("late", tx).unwrap();
+    cpu.set(97.0);
+    engine.flush().unwrap();
+    assert_eq!(kinds(&drain(&rx)), [("cpu_usage_critical", NotificationKind::Firing)]);
+    let firing = engine
+        .monitor()
+        .prometheus_text()
+        .lines()
+        .find(|l| l.starts_with("watchpost_alerts_firing "))
+        .map(str::to_owned);
+    let value: f64 = firing.unwrap().rsplit(' ').next().unwrap().parse().unwrap();
+    assert_eq!(value, 2.0);
+}
