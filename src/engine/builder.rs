@@ -486,52 +486,7 @@ impl EngineBuilder {
     /// assert_eq!(err.to_string(), "invalid history_capacity: must be at least 1, got 0");
     /// ```
     pub fn build(mut self) -> Result<Engine> {
-        let zero = |field: &'static str, what: &str| Error::InvalidConfig {
-            field,
-            reason: format!("must be at least {what}, got 0"),
-        };
-        if self.sample_interval.is_zero() {
-            return Err(zero("sample_interval", "1 ms"));
-        }
-        if self.history_capacity == 0 {
-            return Err(zero("history_capacity", "1"));
-        }
-        if self.history_max_age.is_some_and(|a| a.as_millis() == 0) {
-            return Err(zero("history_max_age", "1 ms"));
-        }
-        if self.series_cap == 0 {
-            return Err(zero("series_cap", "1"));
-        }
-        if self.record_queue_capacity == 0 {
-            return Err(zero("record_queue_capacity", "1"));
-        }
-        if self.summary_window.as_millis() < 4 {
-            return Err(Error::InvalidConfig {
-                field: "summary_window",
-                reason: format!("must be at least 4 ms, got {:?}", self.summary_window),
-            });
-        }
-        if self.statistics_window.as_millis() == 0 {
-            return Err(zero("dashboard_statistics_window", "1 ms"));
-        }
-        for name in self.recent_metrics.iter().chain(self.detection.per_metric.keys()) {
-            crate::key::validate_metric_name(name)?;
-        }
-        if !(self.detection.threshold > 0.0 && self.detection.threshold <= 1.0) {
-            return Err(Error::InvalidConfig {
-                field: "anomaly_threshold",
-                reason: format!("must be in (0, 1], got {}", self.detection.threshold),
-            });
-        }
-        if self.alerting.queue_capacity == 0 {
-            return Err(zero("notification_queue_capacity", "1"));
-        }
-        if self.alerting.handler_queue_capacity == 0 {
-            return Err(zero("notifier_queue_capacity", "1"));
-        }
-        if self.alerting.history_capacity == 0 {
-            return Err(zero("alert_history_capacity", "1"));
-        }
+        self.validate()?;
         let to_ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         let registry = Registry::new(self.series_cap);
         let r = &registry;
@@ -618,6 +573,59 @@ impl EngineBuilder {
         // the state a caller sees right after build() does not depend on timing.
         engine.flush()?;
         Ok(engine)
+    }
+}
+
+impl EngineBuilder {
+    /// Checks every setting that can be checked before anything starts.
+    fn validate(&self) -> Result<()> {
+        let zero = |field: &'static str, what: &str| Error::InvalidConfig {
+            field,
+            reason: format!("must be at least {what}, got 0"),
+        };
+        if self.sample_interval.is_zero() {
+            return Err(zero("sample_interval", "1 ms"));
+        }
+        if self.history_capacity == 0 {
+            return Err(zero("history_capacity", "1"));
+        }
+        if self.history_max_age.is_some_and(|a| a.as_millis() == 0) {
+            return Err(zero("history_max_age", "1 ms"));
+        }
+        if self.series_cap == 0 {
+            return Err(zero("series_cap", "1"));
+        }
+        if self.record_queue_capacity == 0 {
+            return Err(zero("record_queue_capacity", "1"));
+        }
+        if self.summary_window.as_millis() < 4 {
+            return Err(Error::InvalidConfig {
+                field: "summary_window",
+                reason: format!("must be at least 4 ms, got {:?}", self.summary_window),
+            });
+        }
+        if self.statistics_window.as_millis() == 0 {
+            return Err(zero("dashboard_statistics_window", "1 ms"));
+        }
+        for name in self.recent_metrics.iter().chain(self.detection.per_metric.keys()) {
+            crate::key::validate_metric_name(name)?;
+        }
+        if !(self.detection.threshold > 0.0 && self.detection.threshold <= 1.0) {
+            return Err(Error::InvalidConfig {
+                field: "anomaly_threshold",
+                reason: format!("must be in (0, 1], got {}", self.detection.threshold),
+            });
+        }
+        if self.alerting.queue_capacity == 0 {
+            return Err(zero("notification_queue_capacity", "1"));
+        }
+        if self.alerting.handler_queue_capacity == 0 {
+            return Err(zero("notifier_queue_capacity", "1"));
+        }
+        if self.alerting.history_capacity == 0 {
+            return Err(zero("alert_history_capacity", "1"));
+        }
+        Ok(())
     }
 }
 

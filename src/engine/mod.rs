@@ -234,6 +234,7 @@ impl fmt::Debug for Engine {
         f.debug_struct("Engine")
             .field("monitor", &self.monitor)
             .field("running", &self.worker.is_some())
+            .field("dispatcher", &self.dispatcher)
             .finish()
     }
 }
