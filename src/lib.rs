@@ -73,3 +73,18 @@ pub use crate::{
     registry::{Derivation, Registry, SeriesInfo},
     source::Source,
 };
+
+/// The Rust examples in `docs/` compile and run as doc tests.
+#[cfg(doctest)]
+mod docs {
+    #[doc = include_str!("../docs/alerts.md")]
+    struct Alerts;
+    #[doc = include_str!("../docs/analysis.md")]
+    struct Analysis;
+    #[doc = include_str!("../docs/anomaly.md")]
+    struct Anomaly;
+    #[doc = include_str!("../docs/dashboard.md")]
+    struct Dashboard;
+    #[doc = include_str!("../docs/http.md")]
+    struct Http;
+}
