@@ -178,11 +178,26 @@ struct SamplePoint {
     timestamp: chrono::DateTime<chrono::Utc>,
     timestamp_ms: i64,
     value: f64,
+    /// The anomaly score, where the series has a detector.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    score: Option<f64>,
+    /// The expected band, once the detector has learnt one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lower: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upper: Option<f64>,
 }
 
 impl From<Sample> for SamplePoint {
     fn from(s: Sample) -> Self {
-        SamplePoint { timestamp: s.timestamp(), timestamp_ms: s.timestamp_ms, value: s.value }
+        SamplePoint {
+            timestamp: s.timestamp(),
+            timestamp_ms: s.timestamp_ms,
+            value: s.value,
+            score: s.anomaly_score,
+            lower: s.expected_band.map(|b| b.0),
+            upper: s.expected_band.map(|b| b.1),
+        }
     }
 }
 

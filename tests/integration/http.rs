@@ -263,6 +263,12 @@ fn series_queries() {
     assert_eq!(recent["samples"].as_array().unwrap().len(), 2);
     let rate = get(addr, "/api/series?name=messages_total:rate&labels=room:general").json();
     assert_eq!(rate["samples"][0]["value"], 0.2);
+    // rates have a detector: every sample carries its score; counter totals have none
+    for s in rate["samples"].as_array().unwrap() {
+        let score = s["score"].as_f64().unwrap_or_else(|| panic!("no score in {s}"));
+        assert!((0.0..=1.0).contains(&score), "{s}");
+    }
+    assert!(v["samples"][0].get("score").is_none(), "{}", v["samples"][0]);
 
     for (query, needle) in [
         ("", "missing query parameter name"),
