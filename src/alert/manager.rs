@@ -615,6 +615,22 @@ impl AlertManager {
         self.snapshot(|inst| inst.effective().is_active())
     }
 
+    /// How many alerts are firing (also while paused in `NoData`), without
+    /// building snapshots.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(watchpost::alert::AlertManager::with_default_rules().firing_count(), 0);
+    /// ```
+    pub fn firing_count(&self) -> usize {
+        self.slots
+            .iter()
+            .flat_map(|s| s.instances.values())
+            .filter(|inst| inst.effective().is_firing())
+            .count()
+    }
+
     /// Every alert instance the manager tracks, in any state.
     ///
     /// # Examples

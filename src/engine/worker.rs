@@ -226,10 +226,7 @@ impl Worker {
             let now_ms = shared.clock.now_ms();
             let out = alerts.evaluate(now_ms, &view);
             #[allow(clippy::cast_precision_loss)]
-            shared
-                .metrics
-                .alerts_firing
-                .set(alerts.active_alerts().iter().filter(|a| a.state.is_firing()).count() as f64);
+            shared.metrics.alerts_firing.set(alerts.firing_count() as f64);
             out
         };
         if !notifications.is_empty() {
