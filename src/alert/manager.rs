@@ -788,23 +788,33 @@ impl AlertManager {
                     &series[series.partition_point(|x| x.timestamp_ms < since)..]
                 };
                 let retired = synthetic && !selected.is_empty();
+                let scores = |c: &Condition| {
+                    let since = now_ms.saturating_sub(c.lookback_ms());
+                    let key = &key;
+                    move || {
+                        view.anomaly_scores(key, since).map(|mut v| {
+                            v.retain(|&(t, _)| t <= now_ms);
+                            v
+                        })
+                    }
+                };
                 let fire = if retired {
                     Verdict::Value { breach: false, value: None }
                 } else {
-                    rule.condition.verdict(window(&rule.condition))
+                    let c = &rule.condition;
+                    c.verdict(window(c), now_ms, scores(c))
                 };
-                // An absence counts from when the rule started watching the series.
-                let fire = match (&rule.condition, fire) {
-                    (Condition::Absent { .. }, Verdict::Value { breach: true, value }) => {
-                        let since = slot.instances.get(&key).map_or(now_ms, |i| i.watched_since_ms);
-                        let watched = now_ms.saturating_sub(since) >= rule.condition.lookback_ms();
-                        Verdict::Value { breach: watched, value }
-                    }
-                    _ => fire,
+                let watched_since = slot.instances.get(&key).map_or(now_ms, |i| i.watched_since_ms);
+                let fire = absence_since_watched(&rule.condition, fire, watched_since, now_ms);
+                let recover = if let Some(c) = &rule.recovery {
+                    Some(
+                        reuse(c, &rule.condition, fire)
+                            .unwrap_or_else(|| c.verdict(window(c), now_ms, scores(c))),
+                    )
+                } else {
+                    let c = &rule.condition;
+                    c.implied_recovery(window(c), now_ms)
                 };
-                let recover = rule.recovery.as_ref().map(|c| {
-                    reuse(c, &rule.condition, fire).unwrap_or_else(|| c.verdict(window(c)))
-                });
                 let newest = series.last().map(|s| s.timestamp_ms);
                 if !slot.instances.contains_key(&key) {
                     slot.instances
@@ -1180,6 +1190,23 @@ fn reuse(recovery: &Condition, fire: &Condition, fire_verdict: Verdict) -> Optio
             Verdict::NoData,
         ) if a1 == a2 && w1 == w2 => Some(Verdict::NoData),
         _ => None,
+    }
+}
+
+/// An absence counts from when the rule started watching the series, so a
+/// rule does not fire the moment it starts.
+fn absence_since_watched(
+    condition: &Condition,
+    fire: Verdict,
+    since_ms: i64,
+    now_ms: i64,
+) -> Verdict {
+    match (condition, fire) {
+        (Condition::Absent { .. }, Verdict::Value { breach: true, value }) => {
+            let watched = now_ms.saturating_sub(since_ms) >= condition.lookback_ms();
+            Verdict::Value { breach: watched, value }
+        }
+        _ => fire,
     }
 }
 

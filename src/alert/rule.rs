@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::alert::matcher::Matcher;
 use crate::alert::template::Template;
+use crate::analysis::{CrossDirection, ForecastCondition, Point};
 use crate::error::{Error, Result};
 use crate::history::Sample;
 use crate::key::validate_metric_name;
@@ -273,21 +274,19 @@ impl Aggregate {
 
 /// When a rule's alert is active (or, as a recovery condition, when it may resolve).
 ///
+/// | condition | holds when | `{{value}}` | `{{threshold}}` |
+/// |---|---|---|---|
+/// | [`Threshold`](Condition::Threshold) | the window's aggregate compares true | the aggregate | the limit |
+/// | [`Absent`](Condition::Absent) | no sample for the duration | none | the duration in seconds |
+/// | [`Forecast`](Condition::Forecast) | the trend reaches a level within a horizon | hours until the predicted crossing | `warn_within` in hours |
+/// | [`AnomalyRate`](Condition::AnomalyRate) | the share of anomalous samples exceeds a level | the share, 0–1 | the level |
+///
 /// # Extension point
 ///
-/// The enum is `#[non_exhaustive]` so that two conditions can join it without
-/// breaking users:
-///
-/// - `AnomalyRate { window, op, value }`: the share of points in the window
-///   whose anomaly score is high, read through
-///   [`SeriesView::anomaly_scores`](crate::alert::SeriesView::anomaly_scores)
-///   (a defaulted method, so existing views keep compiling).
-/// - `Forecast { window, horizon, op, value }`: the trend fitted over the
-///   window's samples reaches the threshold within the horizon.
-///
-/// A new condition only has to say how it turns a window into a verdict
-/// (breach or not, plus an optional value); pending, recovery, flapping,
-/// silences and notifications are shared by every condition.
+/// The enum is `#[non_exhaustive]` so that conditions can join it without
+/// breaking users. A new condition only has to say how it turns a window into
+/// a verdict (breach or not, plus an optional value); pending, recovery,
+/// flapping, silences and notifications are shared by every condition.
 ///
 /// # Examples
 ///
@@ -321,56 +320,134 @@ pub enum Condition {
         /// How long the silence must last.
         duration: Duration,
     },
+    /// A least-squares line fitted over the window's samples is predicted to
+    /// reach `forecast.threshold` within `forecast.warn_within` (like
+    /// Netdata's disk-fill alarms, or Prometheus' `predict_linear`). Unless
+    /// the rule sets its own recovery, a firing alert clears only when no
+    /// crossing is predicted within `forecast.clear_beyond` (hysteresis in
+    /// time: warn under 8 h, clear above 48 h). Fewer than three samples in
+    /// the window is no data.
+    Forecast {
+        /// How far back the fit reaches from `now`.
+        window: Duration,
+        /// The level, direction and horizons.
+        forecast: ForecastCondition,
+    },
+    /// Of the window's samples that carry an anomaly score, the share scoring
+    /// at least `min_score` is above `above` (the engine scores every gauge and
+    /// derived series; see [`crate::detect`]). A window without scored
+    /// samples is no data. With `above = 0.0` a single anomalous sample
+    /// fires: the adaptive threshold, learnt per series.
+    AnomalyRate {
+        /// How far back the window reaches from `now`.
+        window: Duration,
+        /// The score at or above which a sample counts as anomalous, in (0, 1].
+        min_score: f64,
+        /// The share of anomalous samples that must be exceeded, in [0, 1).
+        above: f64,
+    },
 }
 
 impl Condition {
     /// How far back the condition reads, in milliseconds.
     pub(crate) fn lookback_ms(&self) -> i64 {
         match self {
-            Condition::Threshold { window, .. } => duration_ms(*window),
+            Condition::Threshold { window, .. }
+            | Condition::Forecast { window, .. }
+            | Condition::AnomalyRate { window, .. } => duration_ms(*window),
             Condition::Absent { duration } => duration_ms(*duration),
         }
     }
 
-    /// The threshold reported in notifications (`Absent`: the duration in seconds).
-    #[allow(clippy::unnecessary_wraps, reason = "conditions added later may have no threshold")]
+    /// The threshold reported in notifications (see the table on [`Condition`]).
+    #[allow(clippy::unnecessary_wraps, reason = "optional on the wire; a condition may have none")]
     pub(crate) fn threshold(&self) -> Option<f64> {
         match self {
             Condition::Threshold { value, .. } => Some(*value),
             Condition::Absent { duration } => Some(duration.as_secs_f64()),
+            Condition::Forecast { forecast, .. } => {
+                Some(forecast.warn_within.as_secs_f64() / 3600.0)
+            }
+            Condition::AnomalyRate { above, .. } => Some(*above),
         }
     }
 
+    /// The comparison the reported value makes against the threshold, which
+    /// says which values are worse (for the peak).
     pub(crate) fn op(&self) -> Option<CompareOp> {
         match self {
             Condition::Threshold { op, .. } => Some(*op),
             Condition::Absent { .. } => None,
+            // fewer hours left is worse
+            Condition::Forecast { .. } => Some(CompareOp::Le),
+            Condition::AnomalyRate { .. } => Some(CompareOp::Gt),
         }
     }
 
-    /// Evaluates over `window`: the samples with `now - lookback <= t <= now`, oldest first.
-    pub(crate) fn verdict(&self, window: &[Sample]) -> Verdict {
+    /// Evaluates over `window`: the samples with `now - lookback <= t <= now`,
+    /// oldest first. `scores` supplies `(timestamp, score)` pairs for an
+    /// anomaly-rate condition when the samples carry none.
+    pub(crate) fn verdict(
+        &self,
+        window: &[Sample],
+        now_ms: i64,
+        scores: impl FnOnce() -> Option<Vec<(i64, f64)>>,
+    ) -> Verdict {
         match self {
             Condition::Threshold { aggregate, op, value, .. } => match aggregate.apply(window) {
                 Some(v) => Verdict::Value { breach: op.compare(v, *value), value: Some(v) },
                 None => Verdict::NoData,
             },
             Condition::Absent { .. } => Verdict::Value { breach: window.is_empty(), value: None },
+            Condition::Forecast { forecast, .. } => {
+                forecast_verdict(forecast, window, now_ms, forecast.warn_within)
+            }
+            Condition::AnomalyRate { min_score, above, .. } => {
+                let mut from_samples = window.iter().filter_map(|s| s.anomaly_score).peekable();
+                let (n, hits) = if from_samples.peek().is_some() {
+                    count_anomalous(from_samples, *min_score)
+                } else {
+                    let fallback = scores().unwrap_or_default();
+                    count_anomalous(fallback.into_iter().map(|(_, s)| s), *min_score)
+                };
+                if n == 0 {
+                    return Verdict::NoData;
+                }
+                #[allow(clippy::cast_precision_loss, reason = "window lengths are far below 2^52")]
+                let share = hits as f64 / n as f64;
+                Verdict::Value { breach: share > *above, value: Some(share) }
+            }
+        }
+    }
+
+    /// The recovery verdict of a rule that sets no recovery condition of its
+    /// own, where the condition implies one: a forecast clears only when no
+    /// crossing is predicted within `clear_beyond`.
+    pub(crate) fn implied_recovery(&self, window: &[Sample], now_ms: i64) -> Option<Verdict> {
+        match self {
+            Condition::Forecast { forecast, .. } => {
+                Some(match forecast_verdict(forecast, window, now_ms, forecast.clear_beyond) {
+                    Verdict::Value { breach, value } => Verdict::Value { breach: !breach, value },
+                    Verdict::NoData => Verdict::NoData,
+                })
+            }
+            _ => None,
         }
     }
 
     fn validate(&self, field: &'static str) -> Result<()> {
+        let check_window = |window: &Duration| {
+            if window.is_zero() || duration_ms(*window) == i64::MAX {
+                return Err(invalid(field, format!("window {window:?} must be > 0 and finite")));
+            }
+            Ok(())
+        };
         match self {
             Condition::Threshold { aggregate, window, value, .. } => {
                 if !value.is_finite() {
                     return Err(invalid(field, format!("threshold {value} is not finite")));
                 }
-                if window.is_zero() || duration_ms(*window) == i64::MAX {
-                    return Err(invalid(
-                        field,
-                        format!("window {window:?} must be > 0 and finite"),
-                    ));
-                }
+                check_window(window)?;
                 if let Aggregate::Quantile(q) = aggregate
                     && !(0.0..=1.0).contains(q)
                 {
@@ -387,8 +464,76 @@ impl Condition {
                 }
                 Ok(())
             }
+            Condition::Forecast { window, forecast } => {
+                check_window(window)?;
+                if !forecast.threshold.is_finite() {
+                    return Err(invalid(
+                        field,
+                        format!("forecast threshold {} is not finite", forecast.threshold),
+                    ));
+                }
+                if forecast.warn_within.is_zero() {
+                    return Err(invalid(field, "forecast warn_within 0ns must be > 0".to_owned()));
+                }
+                if forecast.clear_beyond < forecast.warn_within {
+                    return Err(invalid(
+                        field,
+                        format!(
+                            "forecast clear_beyond {:?} is shorter than warn_within {:?}",
+                            forecast.clear_beyond, forecast.warn_within
+                        ),
+                    ));
+                }
+                Ok(())
+            }
+            Condition::AnomalyRate { window, min_score, above } => {
+                check_window(window)?;
+                if !(*min_score > 0.0 && *min_score <= 1.0) {
+                    return Err(invalid(
+                        field,
+                        format!("anomaly min_score {min_score} is not in (0, 1]"),
+                    ));
+                }
+                if !(*above >= 0.0 && *above < 1.0) {
+                    return Err(invalid(
+                        field,
+                        format!("anomaly rate level {above} is not in [0, 1)"),
+                    ));
+                }
+                Ok(())
+            }
         }
     }
+}
+
+/// Whether the crossing predicted over `window` falls within `limit`; the
+/// value is the hours until it (none when no crossing is predicted).
+fn forecast_verdict(
+    forecast: &ForecastCondition,
+    window: &[Sample],
+    now_ms: i64,
+    limit: Duration,
+) -> Verdict {
+    let points: Vec<Point> = window
+        .iter()
+        .filter(|s| s.value.is_finite())
+        .map(|s| Point::new(s.timestamp_ms, s.value))
+        .collect();
+    if points.len() < 3 {
+        return Verdict::NoData;
+    }
+    match forecast.crossing(&points, now_ms) {
+        Some(c) => Verdict::Value {
+            breach: c.eta_seconds <= limit.as_secs_f64(),
+            value: Some(c.eta_seconds / 3600.0),
+        },
+        None => Verdict::Value { breach: false, value: None },
+    }
+}
+
+/// `(scored samples, samples scoring at least min_score)`.
+fn count_anomalous(scores: impl Iterator<Item = f64>, min_score: f64) -> (usize, usize) {
+    scores.fold((0, 0), |(n, hits), s| (n + 1, hits + usize::from(s >= min_score)))
 }
 
 impl fmt::Display for Condition {
@@ -403,6 +548,25 @@ impl fmt::Display for Condition {
                 write!(f, " over {}s {op} {value}", window.as_secs_f64())
             }
             Condition::Absent { duration } => write!(f, "absent for {}s", duration.as_secs_f64()),
+            Condition::Forecast { window, forecast } => {
+                let dir = match forecast.direction {
+                    CrossDirection::Rising => "rising to",
+                    CrossDirection::Falling => "falling to",
+                };
+                write!(
+                    f,
+                    "forecast over {}s: {dir} {} within {}s (clears beyond {}s)",
+                    window.as_secs_f64(),
+                    forecast.threshold,
+                    forecast.warn_within.as_secs_f64(),
+                    forecast.clear_beyond.as_secs_f64()
+                )
+            }
+            Condition::AnomalyRate { window, min_score, above } => write!(
+                f,
+                "anomaly rate (score >= {min_score}) over {}s > {above}",
+                window.as_secs_f64()
+            ),
         }
     }
 }
@@ -924,6 +1088,53 @@ impl RuleBuilder {
         self.condition(Condition::Absent { duration })
     }
 
+    /// Fires when the trend fitted over the last `window` is predicted to
+    /// reach `forecast.threshold` within `forecast.warn_within`; clears when
+    /// no crossing is predicted within `forecast.clear_beyond` (see
+    /// [`Condition::Forecast`]). `{{value}}` is the hours left.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use watchpost::analysis::{CrossDirection, ForecastCondition};
+    /// let h = Duration::from_hours(1);
+    /// let disk_full = ForecastCondition::new(100.0, CrossDirection::Rising, 8 * h, 48 * h)?;
+    /// let r = watchpost::alert::AlertRule::builder("disk_fills_soon", "system_disk_usage")
+    ///     .forecast(6 * h, disk_full)
+    ///     .message("{{labels.mount}} full in {{value}} h")
+    ///     .build()?;
+    /// assert_eq!(r.condition().to_string(),
+    ///            "forecast over 21600s: rising to 100 within 28800s (clears beyond 172800s)");
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn forecast(self, window: Duration, forecast: ForecastCondition) -> Self {
+        self.condition(Condition::Forecast { window, forecast })
+    }
+
+    /// Fires when more than `level` (a share in [0, 1)) of the samples of
+    /// the last `window` are anomalous, that is score at least
+    /// [`DEFAULT_THRESHOLD`](crate::detect::DEFAULT_THRESHOLD) (0.5, the
+    /// engine's default); see [`Condition::AnomalyRate`] for another score.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let r = watchpost::alert::AlertRule::builder("latency_unusual", "message_latency_seconds:p90")
+    ///     .anomaly_rate_above(Duration::from_mins(5), 0.2)
+    ///     .build()?;
+    /// assert_eq!(r.condition().to_string(), "anomaly rate (score >= 0.5) over 300s > 0.2");
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn anomaly_rate_above(self, window: Duration, level: f64) -> Self {
+        self.condition(Condition::AnomalyRate {
+            window,
+            min_score: crate::detect::DEFAULT_THRESHOLD,
+            above: level,
+        })
+    }
+
     /// A separate recovery condition (hysteresis). Default: none, so the alert
     /// recovers as soon as the firing condition stops holding.
     ///
@@ -1194,11 +1405,11 @@ impl RuleBuilder {
                 Condition::Threshold { aggregate, window, .. } => {
                     Some(Condition::Threshold { aggregate: *aggregate, window: *window, op, value })
                 }
-                Condition::Absent { .. } => {
+                other => {
                     return Err(invalid(
                         "rule.recovery",
                         format!(
-                            "rule {:?}: a recovery threshold needs a threshold condition",
+                            "rule {:?}: a recovery threshold needs a threshold condition, not {other}",
                             self.name
                         ),
                     ));

@@ -807,3 +807,273 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Forecast and anomaly-rate conditions
+// ---------------------------------------------------------------------------
+
+#[allow(clippy::cast_possible_wrap, clippy::cast_precision_loss)]
+mod forecast_and_anomaly_rate {
+    use super::*;
+    use crate::analysis::{CrossDirection, ForecastCondition};
+    use crate::history::Sample;
+
+    const HOUR: i64 = 60 * MIN;
+
+    fn disk_rule() -> RuleBuilder {
+        let h = Duration::from_hours(1);
+        rule("disk_fills").forecast(
+            h,
+            ForecastCondition::new(100.0, CrossDirection::Rising, 8 * h, 48 * h).unwrap(),
+        )
+    }
+
+    /// Pushes a sample every 5 minutes from `from` to `to` (inclusive) on the
+    /// line through (`from`, `v0`) with `per_hour` slope; returns every
+    /// notification and the last value.
+    fn ramp(r: &mut Rig, from: i64, to: i64, v0: f64, per_hour: f64) -> (Vec<Notification>, f64) {
+        let mut out = Vec::new();
+        let mut t = from;
+        let mut v = v0;
+        while t <= to {
+            #[allow(clippy::cast_precision_loss)]
+            {
+                v = v0 + per_hour * (t - from) as f64 / HOUR as f64;
+            }
+            out.extend(r.push_full(t, v));
+            t += 5 * MIN;
+        }
+        (out, v)
+    }
+
+    #[test]
+    fn forecast_fires_inside_the_horizon_and_clears_only_beyond_the_clear_horizon() {
+        let mut r = Rig::one(disk_rule());
+        // 2 %/h from 60 %: full at 20 h. Before 12 h the crossing is more than 8 h away.
+        let (fired, _) = ramp(&mut r, 0, 11 * HOUR + 55 * MIN, 60.0, 2.0);
+        assert!(fired.is_empty(), "{fired:?}");
+        assert_eq!(r.state("disk_fills"), AlertState::Inactive);
+        // at 12 h 5 min: 7 h 55 min left
+        let (fired, v) =
+            ramp(&mut r, 12 * HOUR + 5 * MIN, 12 * HOUR + 5 * MIN, 84.166_666_666_666_67, 2.0);
+        assert_eq!(fired.len(), 1, "{fired:?}");
+        assert_eq!(fired[0].kind, Firing);
+        let eta_h = fired[0].value.unwrap();
+        assert!((eta_h - (100.0 - v) / 2.0).abs() < 1e-6, "{eta_h}");
+        assert!((eta_h - (7.0 + 55.0 / 60.0)).abs() < 1e-6, "{eta_h}");
+        assert_eq!(fired[0].threshold, Some(8.0));
+
+        // slows to 0.5 %/h: once the hour-long window holds only the new slope,
+        // the crossing is ~30 h away: beyond 8 h but within 48 h, so it keeps firing
+        let start = 12 * HOUR + 10 * MIN;
+        let (out, v) = ramp(&mut r, start, start + 90 * MIN, v + 2.0 / 12.0, 0.5);
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(r.state("disk_fills"), AlertState::Firing);
+        let eta_now = r.mgr.active_alerts()[0].value.unwrap();
+        assert!((eta_now - (100.0 - v) / 0.5).abs() < 1e-6, "{eta_now}");
+        assert!(eta_now > 8.0 && eta_now < 48.0, "{eta_now}");
+
+        // almost flat (0.1 %/h): ~145 h away, beyond 48 h: resolves, with the peak
+        // being the shortest time left
+        let start = start + 95 * MIN;
+        let (out, v) = ramp(&mut r, start, start + 90 * MIN, v + 0.5 / 12.0, 0.1);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].kind, Resolved);
+        let res = out[0].resolution.unwrap();
+        // the first point of the slower phase still continued the 2 %/h line: 7 h 50 min left
+        assert!((res.peak_value.unwrap() - (7.0 + 50.0 / 60.0)).abs() < 1e-6, "{res:?}");
+        assert!(res.last_value.unwrap() > 48.0, "{res:?}");
+        assert!(v < 100.0);
+    }
+
+    #[test]
+    fn forecast_falling_and_explicit_recovery() {
+        // free space falling towards 10 %; the rule's own recovery overrides the implied one
+        let h = Duration::from_hours(1);
+        let fc = ForecastCondition::new(10.0, CrossDirection::Falling, 4 * h, 24 * h).unwrap();
+        let mut r = Rig::one(rule("free_low").forecast(h, fc).recover_when(Condition::Threshold {
+            aggregate: Aggregate::Last,
+            window: h,
+            op: CompareOp::Gt,
+            value: 50.0,
+        }));
+        // 10 %/h from 40 %: 10 % reached in 3 h
+        let (out, _) = ramp(&mut r, 0, HOUR, 40.0, -10.0);
+        assert_eq!(out.iter().map(|n| n.kind).collect::<Vec<_>>(), [Firing]);
+        // stops falling: no crossing predicted any more, but the recovery wants > 50 %
+        let (out, _) = ramp(&mut r, HOUR + 5 * MIN, 3 * HOUR, 30.0, 0.0);
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(r.state("free_low"), AlertState::Firing);
+        let (out, _) = ramp(&mut r, 3 * HOUR + 5 * MIN, 3 * HOUR + 5 * MIN, 60.0, 0.0);
+        assert_eq!(out.iter().map(|n| n.kind).collect::<Vec<_>>(), [Resolved]);
+    }
+
+    #[test]
+    fn forecast_with_fewer_than_three_samples_is_no_data() {
+        let mut r = Rig::one(disk_rule());
+        r.push(0, 99.0);
+        r.push(MIN, 99.5);
+        assert_eq!(r.state("disk_fills"), AlertState::NoData);
+        r.push(2 * MIN, 99.9);
+        assert_eq!(r.state("disk_fills"), AlertState::Firing);
+    }
+
+    fn scored(t: i64, score: Option<f64>) -> Sample {
+        Sample { anomaly_score: score, ..Sample::new(t, 1.0) }
+    }
+
+    #[test]
+    fn anomaly_rate_fires_above_the_level_and_resolves_below() {
+        let mut r = Rig::one(rule("odd").anomaly_rate_above(Duration::from_secs(9), 0.2));
+        let push = |r: &mut Rig, t: i64, s: Option<f64>| {
+            r.view.push_sample(r.key.clone(), scored(t, s));
+            r.mgr.evaluate(t, &r.view)
+        };
+        // ten quiet points, one a second: the window [t-9s, t] holds ten of them
+        for i in 0..10 {
+            assert!(push(&mut r, i * SEC, Some(0.1)).is_empty());
+        }
+        assert!(push(&mut r, 10 * SEC, Some(0.9)).is_empty()); // 1 of 10
+        assert!(push(&mut r, 11 * SEC, Some(0.5)).is_empty()); // 2 of 10: not above 0.2
+        let out = push(&mut r, 12 * SEC, Some(0.7)); // 3 of 10
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].kind, out[0].value, out[0].threshold), (Firing, Some(0.3), Some(0.2)));
+        // unscored points do not count: still 3 of 10 scored
+        assert!(push(&mut r, 13 * SEC, None).is_empty());
+        assert_eq!(r.state("odd"), AlertState::Firing);
+        // quiet again: the anomalies leave the window one by one
+        let mut resolved_at = None;
+        for i in 14..25 {
+            if push(&mut r, i * SEC, Some(0.0)).iter().any(|n| n.kind == Resolved) {
+                resolved_at = Some(i);
+                break;
+            }
+        }
+        // at 20 s the window [11 s, 20 s] holds 0.5 and 0.7 among 9 scored: 2/9 > 0.2;
+        // at 21 s it holds 0.7 among 9: 1/9
+        assert_eq!(resolved_at, Some(21));
+    }
+
+    /// A view whose samples carry no scores but which knows them separately.
+    struct Scores(MemoryView, Vec<(i64, f64)>);
+    impl SeriesView for Scores {
+        fn series_named(&self, name: &str) -> Vec<SeriesKey> {
+            self.0.series_named(name)
+        }
+        fn samples(&self, key: &SeriesKey, since_ms: i64) -> Vec<Sample> {
+            self.0.samples(key, since_ms)
+        }
+        fn anomaly_scores(&self, _: &SeriesKey, since: i64) -> Option<Vec<(i64, f64)>> {
+            Some(self.1.iter().copied().filter(|&(t, _)| t >= since).collect())
+        }
+    }
+
+    #[test]
+    fn anomaly_rate_without_scores_is_no_data_or_reads_the_view() {
+        let mut r = Rig::one(rule("odd").anomaly_rate_above(Duration::from_mins(1), 0.0));
+        r.push(0, 1.0);
+        assert_eq!(r.state("odd"), AlertState::NoData);
+
+        let mut mgr = AlertManager::new(vec![
+            rule("odd").anomaly_rate_above(Duration::from_mins(1), 0.0).build().unwrap(),
+        ])
+        .unwrap();
+        let mut view = Scores(MemoryView::new(), vec![(0, 0.2), (SEC, 0.3)]);
+        view.0.push(cpu(), 0, 1.0);
+        view.0.push(cpu(), SEC, 1.0);
+        assert!(mgr.evaluate(SEC, &view).is_empty());
+        view.1.push((2 * SEC, 0.95));
+        view.0.push(cpu(), 2 * SEC, 1.0);
+        let out = mgr.evaluate(2 * SEC, &view);
+        assert_eq!(out[0].kind, Firing);
+        assert!((out[0].value.unwrap() - 1.0 / 3.0).abs() < 1e-12);
+        // a score stamped after the evaluation time is not read
+        view.1.push((10 * SEC, 0.99));
+        let a = &mgr.instances()[0];
+        assert!((a.value.unwrap() - 1.0 / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn new_conditions_are_validated_with_the_offending_value() {
+        let h = Duration::from_hours(1);
+        let fc = ForecastCondition::new(100.0, CrossDirection::Rising, 8 * h, 48 * h).unwrap();
+        let cases: Vec<(RuleBuilder, &str)> = vec![
+            (rule("a").forecast(Duration::ZERO, fc), "window 0ns"),
+            (
+                rule("a").forecast(h, ForecastCondition { clear_beyond: h, ..fc }),
+                "clear_beyond 3600s is shorter than warn_within 28800s",
+            ),
+            (
+                rule("a").forecast(h, ForecastCondition { threshold: f64::NAN, ..fc }),
+                "forecast threshold NaN",
+            ),
+            (
+                rule("a").forecast(h, ForecastCondition { warn_within: Duration::ZERO, ..fc }),
+                "warn_within 0ns",
+            ),
+            (rule("a").forecast(h, fc).recover_below(50.0), "needs a threshold condition"),
+            (rule("a").anomaly_rate_above(h, 1.0), "level 1 is not in [0, 1)"),
+            (rule("a").anomaly_rate_above(h, -0.1), "level -0.1"),
+            (
+                rule("a").condition(Condition::AnomalyRate {
+                    window: h,
+                    min_score: 0.0,
+                    above: 0.1,
+                }),
+                "min_score 0 is not in (0, 1]",
+            ),
+            (rule("a").anomaly_rate_above(Duration::ZERO, 0.1), "window 0ns"),
+        ];
+        for (b, needle) in cases {
+            let err = b.build().unwrap_err().to_string();
+            assert!(err.contains(needle), "{err:?} lacks {needle:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn anomaly_share_matches_a_reference_count(
+            scores in prop::collection::vec(prop::option::of(0.0f64..=1.0), 1..60),
+            level in 0.0f64..0.99,
+            min_score in 0.01f64..=1.0,
+        ) {
+            let c = Condition::AnomalyRate { window: Duration::from_mins(1), min_score, above: level };
+            let window: Vec<Sample> =
+                scores.iter().enumerate().map(|(i, s)| scored(i as i64 * SEC, *s)).collect();
+            let n = scores.iter().flatten().count();
+            let hits = scores.iter().flatten().filter(|&&s| s >= min_score).count();
+            match c.verdict(&window, 60 * SEC, || None) {
+                crate::alert::rule::Verdict::NoData => prop_assert_eq!(n, 0),
+                crate::alert::rule::Verdict::Value { breach, value } => {
+                    let share = hits as f64 / n as f64;
+                    prop_assert!((0.0..=1.0).contains(&value.unwrap()));
+                    prop_assert_eq!(value, Some(share));
+                    prop_assert_eq!(breach, share > level);
+                }
+            }
+        }
+
+        #[test]
+        fn forecast_of_a_line_predicts_its_crossing(
+            slope_per_hour in 0.5f64..20.0,
+            start in 0.0f64..50.0,
+        ) {
+            let h = Duration::from_hours(1);
+            let fc = ForecastCondition::new(100.0, CrossDirection::Rising, 8 * h, 48 * h).unwrap();
+            let c = Condition::Forecast { window: h, forecast: fc };
+            let window: Vec<Sample> = (0..=12)
+                .map(|i| Sample::new(i * 5 * MIN, start + slope_per_hour * i as f64 / 12.0))
+                .collect();
+            let now = HOUR;
+            let expected_h = (100.0 - (start + slope_per_hour)) / slope_per_hour;
+            match c.verdict(&window, now, || None) {
+                crate::alert::rule::Verdict::Value { breach, value } => {
+                    let got = value.unwrap();
+                    prop_assert!((got - expected_h).abs() < 1e-6 * expected_h.max(1.0), "{} vs {}", got, expected_h);
+                    prop_assert_eq!(breach, got <= 8.0);
+                }
+                v @ crate::alert::rule::Verdict::NoData => prop_assert!(false, "{:?}", v),
+            }
+        }
+    }
+}

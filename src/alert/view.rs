@@ -106,8 +106,25 @@ impl MemoryView {
     /// # Ok::<(), watchpost::Error>(())
     /// ```
     pub fn push(&mut self, key: SeriesKey, timestamp_ms: i64, value: f64) {
+        self.push_sample(key, Sample::new(timestamp_ms, value));
+    }
+
+    /// Adds a whole sample, with its anomaly score and expected band, as the
+    /// engine's history holds them (replacing one at the same timestamp).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use watchpost::{Sample, SeriesKey, alert::{MemoryView, SeriesView}};
+    /// let mut view = MemoryView::new();
+    /// let key = SeriesKey::new("latency", &[])?;
+    /// view.push_sample(key.clone(), Sample { anomaly_score: Some(0.9), ..Sample::new(1_000, 0.25) });
+    /// assert_eq!(view.samples(&key, 0)[0].anomaly_score, Some(0.9));
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn push_sample(&mut self, key: SeriesKey, sample: Sample) {
+        let timestamp_ms = sample.timestamp_ms;
         let samples = self.series.entry(key).or_default();
-        let sample = Sample::new(timestamp_ms, value);
         match samples.last() {
             Some(last) if last.timestamp_ms < timestamp_ms => samples.push(sample),
             None => samples.push(sample),
