@@ -24,7 +24,7 @@ enum Part {
 /// is none), `{{threshold}}`, `{{rule}}`, `{{metric}}`, `{{series}}`
 /// (`name{labels}`), `{{severity}}`, `{{state}}` and `{{labels.NAME}}` (the
 /// alert's label `NAME`, empty when absent). Numbers print with at most two
-/// decimals and no trailing zeros.
+/// decimals (three significant digits below 1) and no trailing zeros.
 ///
 /// # Examples
 ///
@@ -140,13 +140,21 @@ impl Template {
     }
 }
 
-/// Writes `v` with at most two decimals and no trailing zeros; `n/a` for `None`.
+/// Writes `v` with at most two decimals, or three significant digits below 1
+/// (latencies in seconds stay readable), without trailing zeros; `n/a` for `None`.
 pub(crate) fn push_number(out: &mut String, v: Option<f64>) {
     match v {
         None => out.push_str("n/a"),
         Some(v) => {
             let start = out.len();
-            let _ = write!(out, "{v:.2}");
+            let decimals = if v != 0.0 && v.abs() < 1.0 {
+                #[allow(clippy::cast_possible_truncation, reason = "log10 of a value in (0, 1)")]
+                let magnitude = v.abs().log10().floor() as i32;
+                usize::try_from(2 - magnitude).unwrap_or(2).min(12)
+            } else {
+                2
+            };
+            let _ = write!(out, "{v:.decimals$}");
             if out[start..].contains('.') {
                 let trimmed = out.trim_end_matches('0').trim_end_matches('.').len();
                 out.truncate(trimmed);
@@ -188,7 +196,10 @@ mod tests {
             "81.26 > 80 in general!"
         );
         assert_eq!(render("{{value}}", None), "n/a");
-        assert_eq!(render("{{value}}", Some(-0.001)), "0");
+        assert_eq!(render("{{value}}", Some(-0.001)), "-0.001");
+        assert_eq!(render("{{value}}", Some(0.047_512)), "0.0475");
+        assert_eq!(render("{{value}}", Some(0.5)), "0.5");
+        assert_eq!(render("{{value}}", Some(-1e-15)), "0");
         assert_eq!(render("{{value}}", Some(1.5)), "1.5");
         assert_eq!(render("plain", None), "plain");
     }

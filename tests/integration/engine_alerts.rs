@@ -407,3 +407,90 @@ fn handlers_added_while_running_get_later_notifications_only() {
     let value: f64 = firing.unwrap().rsplit(' ').next().unwrap().parse().unwrap();
     assert_eq!(value, 2.0);
 }
+
+#[test]
+fn anomaly_rate_rules_read_the_engines_detector_scores() {
+    let clock = ManualClock::at_millis(T0);
+    let (tx, rx) = inbox();
+    let engine = builder(&clock)
+        .without_default_alert_rules()
+        .alert_rule(
+            AlertRule::builder("queue_unusual", "queue_depth")
+                .anomaly_rate_above(Duration::from_secs(30), 0.0)
+                .build()
+                .unwrap(),
+        )
+        .notifier("inbox", tx)
+        .build()
+        .unwrap();
+    // a steady series, one value a second: scored, never anomalous
+    for i in 0..300 {
+        engine.record("queue_depth", &[], 10.0 + f64::from(i % 3)).unwrap();
+        clock.advance(Duration::from_secs(1));
+    }
+    engine.flush().unwrap();
+    assert!(drain(&rx).is_empty());
+    let a = engine.active_alerts();
+    assert!(a.is_empty(), "{a:?}");
+    // a jump far outside anything seen
+    engine.record("queue_depth", &[], 500.0).unwrap();
+    engine.flush().unwrap();
+    let fired: Vec<Notification> = rx.try_iter().collect();
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!(fired[0].kind, NotificationKind::Firing);
+    // one anomalous sample among the 31 of the window
+    let share = fired[0].value.unwrap();
+    assert!((share - 1.0 / 31.0).abs() < 1e-9, "{share}");
+    // it leaves the window 30 s later
+    for _ in 0..31 {
+        clock.advance(Duration::from_secs(1));
+        engine.record("queue_depth", &[], 11.0).unwrap();
+        engine.flush().unwrap();
+    }
+    assert_eq!(kinds(&drain(&rx)), [("queue_unusual", NotificationKind::Resolved)]);
+}
+
+#[test]
+fn forecast_rules_warn_before_the_disk_fills() {
+    let clock = ManualClock::at_millis(T0);
+    let (tx, rx) = inbox();
+    let h = Duration::from_hours(1);
+    let full = watchpost::analysis::ForecastCondition::new(
+        100.0,
+        watchpost::analysis::CrossDirection::Rising,
+        8 * h,
+        48 * h,
+    )
+    .unwrap();
+    let engine = builder(&clock)
+        .without_default_alert_rules()
+        .alert_rule(
+            AlertRule::builder("disk_fills_soon", "disk_used_percent")
+                .forecast(2 * h, full)
+                .message("{{labels.mount}} full in {{value}} h")
+                .build()
+                .unwrap(),
+        )
+        .notifier("inbox", tx)
+        .build()
+        .unwrap();
+    // 4 %/h from 40.1 %: full after 14.975 h; the crossing is 8 h away at 6.975 h,
+    // so the warning comes with the sample at 7 h (7.975 h left)
+    let mut fired_at = None;
+    for step in 0..=(10 * 12) {
+        let v = 40.1 + 4.0 * f64::from(step) / 12.0;
+        engine.record("disk_used_percent", &[("mount", "/data")], v).unwrap();
+        engine.flush().unwrap();
+        if let Some(n) = rx.try_iter().next() {
+            fired_at = Some((step, n));
+            break;
+        }
+        clock.advance(Duration::from_mins(5));
+    }
+    let (step, n) = fired_at.expect("a warning before the disk fills");
+    assert_eq!(step, 7 * 12, "fires once the crossing is 8 h away");
+    assert_eq!(n.kind, NotificationKind::Firing);
+    assert!((n.value.unwrap() - 7.975).abs() < 1e-6, "{n:?}");
+    assert_eq!(n.threshold, Some(8.0));
+    assert_eq!(n.message, "/data full in 7.98 h"); // templates round to 3 significant digits
+}
