@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{AlertEventView, AlertView};
-use crate::analysis::{PerformanceSummary, Point as AnalysisPoint, SeriesSource, SummaryConfig};
+use crate::analysis::{
+    AnomalyDigest, PerformanceSummary, Point as AnalysisPoint, SeriesSource, SummaryConfig,
+};
 use crate::clock::ms_to_datetime;
 use crate::history::History;
 use crate::key::Labels;
@@ -237,6 +239,8 @@ pub(crate) struct HistorySource<'a> {
     pub(crate) history: &'a History,
     pub(crate) since_ms: i64,
     pub(crate) until_ms: i64,
+    /// The engine's recent anomalies (any time; filtered to the window here).
+    pub(crate) anomalies: &'a [Anomaly],
 }
 
 impl SeriesSource for HistorySource<'_> {
@@ -250,6 +254,30 @@ impl SeriesSource for HistorySource<'_> {
             .collect();
         Some(std::borrow::Cow::Owned(points))
     }
+
+    fn anomalies(&self) -> Vec<AnomalyDigest> {
+        let mut by_series: BTreeMap<&str, AnomalyDigest> = BTreeMap::new();
+        for a in self.anomalies {
+            let t = a.timestamp.timestamp_millis();
+            if t < self.since_ms || t > self.until_ms {
+                continue;
+            }
+            let d = by_series.entry(&a.series).or_insert_with(|| AnomalyDigest {
+                series: a.series.clone(),
+                count: 0,
+                latest_ms: t,
+                latest_value: a.value,
+                max_score: a.score,
+            });
+            d.count += 1;
+            if t >= d.latest_ms {
+                d.latest_ms = t;
+                d.latest_value = a.value;
+            }
+            d.max_score = d.max_score.max(a.score);
+        }
+        by_series.into_values().collect()
+    }
 }
 
 /// Builds a snapshot from the registry and history at `now_ms`.
@@ -260,6 +288,7 @@ pub(crate) fn build(
     now_ms: i64,
     started_ms: i64,
     engine: EngineStats,
+    anomalies: Vec<Anomaly>,
 ) -> Dashboard {
     let generated_at = ms_to_datetime(now_ms);
     let infos = registry.infos_with_ids();
@@ -316,7 +345,13 @@ pub(crate) fn build(
             });
         }
     }
-    let source = HistorySource { registry, history, since_ms: since, until_ms: now_ms };
+    let source = HistorySource {
+        registry,
+        history,
+        since_ms: since,
+        until_ms: now_ms,
+        anomalies: &anomalies,
+    };
     let performance_summary =
         crate::analysis::performance_summary(&source, now_ms, &config.performance);
     #[allow(clippy::cast_precision_loss)]
@@ -331,7 +366,7 @@ pub(crate) fn build(
         engine,
         active_alerts: Vec::new(),
         recent_alert_events: Vec::new(),
-        anomalies: Vec::new(),
+        anomalies,
         performance_summary,
     }
 }

@@ -63,8 +63,8 @@ pub use self::{
         AnalysisConfig, Forecast, SeriesAnalysis, TrendReport, analyze_series, statistics, window,
     },
     summary::{
-        Check, CheckKind, HealthStatus, Issue, NetworkAnalysis, PerformanceSummary, SeriesSource,
-        Severity, SummaryConfig, SummarySection, performance_summary,
+        AnomalyDigest, Check, CheckKind, HealthStatus, Issue, NetworkAnalysis, PerformanceSummary,
+        SeriesSource, Severity, SummaryConfig, SummarySection, performance_summary,
     },
     trend::{Direction, Trend, TrendConfig, theil_sen_slope, trend},
 };

@@ -43,6 +43,37 @@ use crate::stats::Summary;
 pub trait SeriesSource {
     /// The points of series `name`, or `None` if there is no such series.
     fn points(&self, name: &str) -> Option<Cow<'_, [Point]>>;
+
+    /// The series that had anomalous points in the window, for
+    /// [`SummaryConfig::anomaly_severity`]. Default: none (a source without
+    /// anomaly detection).
+    fn anomalies(&self) -> Vec<AnomalyDigest> {
+        Vec::new()
+    }
+}
+
+/// The anomalous points of one series inside the analysed window.
+///
+/// # Examples
+///
+/// ```
+/// use watchpost::analysis::AnomalyDigest;
+/// let d = AnomalyDigest { series: "queue_depth".into(), count: 2, latest_ms: 5_000,
+///                         latest_value: 500.0, max_score: 0.97 };
+/// assert_eq!(d.count, 2);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnomalyDigest {
+    /// The series, `name{labels}`.
+    pub series: String,
+    /// How many of its points scored at or above the anomaly threshold.
+    pub count: usize,
+    /// When the newest of them was sampled (ms since the Unix epoch).
+    pub latest_ms: i64,
+    /// Its value.
+    pub latest_value: f64,
+    /// The highest score among them.
+    pub max_score: f64,
 }
 
 impl<S: BuildHasher> SeriesSource for HashMap<String, Vec<Point>, S> {
@@ -228,6 +259,11 @@ pub struct SummaryConfig {
     pub capacity: Option<f64>,
     /// The checks, evaluated in order. Default [`SummaryConfig::default_checks`].
     pub checks: Vec<Check>,
+    /// The severity of the issue raised for each series with anomalous points
+    /// in the window (see [`SeriesSource::anomalies`]); `None` raises none.
+    /// Default `Some(Severity::Warning)`.
+    #[serde(default)]
+    pub anomaly_severity: Option<Severity>,
 }
 
 impl Default for SummaryConfig {
@@ -241,6 +277,7 @@ impl Default for SummaryConfig {
             analysis: AnalysisConfig::default(),
             capacity: Some(100.0),
             checks: Self::default_checks(),
+            anomaly_severity: Some(Severity::Warning),
         }
     }
 }
@@ -394,6 +431,10 @@ pub struct PerformanceSummary {
     pub summary: SummarySection,
 }
 
+/// The recommendation that comes with anomaly issues.
+const ANOMALY_RECOMMENDATION: &str = "Look at what changed around the anomalous points (deploys, \
+    traffic, dependencies); the dashboard's anomalies list their times, values and expected bands";
+
 /// Formats a duration in seconds for an issue message.
 fn human(seconds: f64) -> String {
     if seconds < 120.0 {
@@ -540,6 +581,27 @@ pub fn performance_summary<S: SeriesSource + ?Sized>(
             }
         }
     }
+    if let Some(severity) = config.anomaly_severity {
+        for a in source.anomalies() {
+            issues.push(Issue {
+                series: a.series.clone(),
+                severity,
+                message: format!(
+                    "Anomalous behaviour: {} unusual point{} in the window, the latest {} at {} \
+                     (score up to {:.2})",
+                    a.count,
+                    if a.count == 1 { "" } else { "s" },
+                    a.latest_value,
+                    crate::clock::ms_to_datetime(a.latest_ms).format("%Y-%m-%d %H:%M:%S UTC"),
+                    a.max_score
+                ),
+            });
+            let advice = ANOMALY_RECOMMENDATION.to_owned();
+            if !recommendations.contains(&advice) {
+                recommendations.push(advice);
+            }
+        }
+    }
     let status = match issues.iter().map(|i| i.severity).max() {
         None => HealthStatus::Healthy,
         Some(Severity::Warning) => HealthStatus::Warning,
@@ -645,6 +707,44 @@ mod tests {
         assert_eq!(r.summary.status, HealthStatus::Warning);
         let map: BTreeMap<String, Vec<Point>> = [("system_cpu_usage".to_owned(), cpu)].into();
         assert_eq!(performance_summary(&map, 0, &SummaryConfig::default()).summary, r.summary);
+    }
+
+    #[test]
+    fn anomalies_are_issues_unless_turned_off() {
+        struct WithAnomalies;
+        impl SeriesSource for WithAnomalies {
+            fn points(&self, _: &str) -> Option<Cow<'_, [Point]>> {
+                None
+            }
+            fn anomalies(&self) -> Vec<AnomalyDigest> {
+                vec![AnomalyDigest {
+                    series: "queue_depth".to_owned(),
+                    count: 2,
+                    latest_ms: 1_767_225_600_000,
+                    latest_value: 500.0,
+                    max_score: 0.974,
+                }]
+            }
+        }
+        let r = performance_summary(&WithAnomalies, 0, &SummaryConfig::default()).summary;
+        assert_eq!(r.status, HealthStatus::Warning);
+        assert_eq!(r.issues.len(), 1);
+        assert_eq!(r.issues[0].series, "queue_depth");
+        assert_eq!(
+            r.issues[0].message,
+            "Anomalous behaviour: 2 unusual points in the window, the latest 500 at \
+             2026-01-01 00:00:00 UTC (score up to 0.97)"
+        );
+        assert_eq!(r.recommendations, [ANOMALY_RECOMMENDATION]);
+        let critical = SummaryConfig {
+            anomaly_severity: Some(Severity::Critical),
+            ..SummaryConfig::default()
+        };
+        let r = performance_summary(&WithAnomalies, 0, &critical).summary;
+        assert_eq!(r.status, HealthStatus::Critical);
+        let off = SummaryConfig { anomaly_severity: None, ..SummaryConfig::default() };
+        let r = performance_summary(&WithAnomalies, 0, &off).summary;
+        assert_eq!((r.status, r.issues.len()), (HealthStatus::Healthy, 0));
     }
 
     #[test]

@@ -709,9 +709,9 @@ impl Monitor {
             now,
             self.shared.started_ms,
             stats,
+            anomalies,
         );
         drop(history);
-        d.anomalies = anomalies;
         d.active_alerts = active_alerts;
         d.recent_alert_events = recent_alert_events;
         d
@@ -766,12 +766,15 @@ impl Monitor {
     /// ```
     pub fn performance_summary(&self) -> crate::analysis::PerformanceSummary {
         let now = self.shared.clock.now_ms();
+        let anomalies: Vec<crate::dashboard::Anomaly> =
+            self.shared.anomalies.lock().iter().cloned().collect();
         let history = self.shared.history.read();
         let source = dashboard::HistorySource {
             registry: &self.shared.registry,
             history: &history,
             since_ms: now.saturating_sub(self.shared.dashboard.statistics_window_ms),
             until_ms: now,
+            anomalies: &anomalies,
         };
         crate::analysis::performance_summary(&source, now, &self.shared.dashboard.performance)
     }

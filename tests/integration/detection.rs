@@ -83,3 +83,32 @@ fn a_bad_threshold_or_override_name_is_rejected() {
         .unwrap_err();
     assert!(err.to_string().contains("\"bad name\""), "{err}");
 }
+
+#[test]
+fn anomalies_raise_performance_summary_issues() {
+    let clock = watchpost::ManualClock::at_millis(T0);
+    let engine =
+        builder(&clock).dashboard_statistics_window(Duration::from_hours(1)).build().unwrap();
+    steady_then(&engine, &clock, 500.0);
+    let summary = engine.dashboard().performance_summary.summary;
+    let issue = summary
+        .issues
+        .iter()
+        .find(|i| i.series == "queue_depth")
+        .unwrap_or_else(|| panic!("no anomaly issue in {summary:?}"));
+    assert!(
+        issue
+            .message
+            .starts_with("Anomalous behaviour: 1 unusual point in the window, the latest 500"),
+        "{}",
+        issue.message
+    );
+    assert_eq!(summary.status, watchpost::analysis::HealthStatus::Warning);
+    assert_eq!(engine.performance_summary().summary, summary);
+
+    // outside the statistics window the anomaly no longer counts
+    clock.advance(Duration::from_hours(2));
+    engine.flush().unwrap();
+    let later = engine.performance_summary().summary;
+    assert!(later.issues.iter().all(|i| i.series != "queue_depth"), "{later:?}");
+}
