@@ -141,6 +141,8 @@ struct Shared {
     /// `true` while submissions are accepted.
     open: RwLock<bool>,
     submitted: AtomicU64,
+    /// `submitted` as of the start of the last flush that saw every handler done.
+    flushed_through: AtomicU64,
     overflowed: AtomicU64,
     rejected: AtomicU64,
     handlers: Mutex<Vec<Arc<HandlerShared>>>,
@@ -211,6 +213,7 @@ impl DispatcherBuilder {
         let shared = Arc::new(Shared {
             open: RwLock::new(true),
             submitted: AtomicU64::new(0),
+            flushed_through: AtomicU64::new(0),
             overflowed: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             handlers: Mutex::new(Vec::new()),
@@ -324,7 +327,7 @@ impl DispatcherHandle {
         }
         match self.tx.try_send(Msg::Notify(Box::new(n))) {
             Ok(()) => {
-                self.shared.submitted.fetch_add(1, Ordering::Relaxed);
+                self.shared.submitted.fetch_add(1, Ordering::AcqRel);
                 true
             }
             Err(TrySendError::Full(_)) => {
@@ -394,10 +397,19 @@ impl DispatcherHandle {
     /// handler (and not at all for one that missed an earlier deadline and
     /// has not caught up); returns whether everything was handled.
     pub(crate) fn flush_timeout(&self, timeout: Duration) -> bool {
+        // Nothing accepted since the last complete flush: no round trip to the fan-out thread.
+        let submitted = self.shared.submitted.load(Ordering::Acquire);
+        if self.shared.flushed_through.load(Ordering::Acquire) == submitted {
+            return true;
+        }
         let Some(targets) = self.sync() else { return true };
-        targets.iter().fold(true, |all, (h, target)| {
+        let all = targets.iter().fold(true, |all, (h, target)| {
             h.wait_for(*target, Some(Instant::now() + timeout)) && all
-        })
+        });
+        if all {
+            self.shared.flushed_through.fetch_max(submitted, Ordering::AcqRel);
+        }
+        all
     }
 
     #[cfg(test)]
