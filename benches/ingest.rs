@@ -30,7 +30,15 @@ impl StepClock {
 }
 
 fn engine_with_gauges(n: usize, clock: &StepClock) -> (Engine, Vec<watchpost::Gauge>) {
-    let engine = Engine::builder()
+    engine_with(n, clock, Engine::builder())
+}
+
+fn engine_with(
+    n: usize,
+    clock: &StepClock,
+    builder: watchpost::EngineBuilder,
+) -> (Engine, Vec<watchpost::Gauge>) {
+    let engine = builder
         .without_system_source()
         .clock(clock.clone())
         .sample_interval(std::time::Duration::from_hours(24))
@@ -43,15 +51,20 @@ fn engine_with_gauges(n: usize, clock: &StepClock) -> (Engine, Vec<watchpost::Ga
     (engine, gauges)
 }
 
-/// One collection (sample every instrument into history) per iteration.
+/// One collection (sample every instrument into history, score it, evaluate
+/// the rules) per iteration; `no_detection/1000` shows what the detectors cost.
 fn collection(c: &mut Criterion) {
     let mut g = c.benchmark_group("ingest_collection");
-    for n in [100usize, 1_000] {
+    for (label, n, detect) in
+        [("100", 100usize, true), ("1000", 1_000, true), ("no_detection/1000", 1_000, false)]
+    {
         let clock = StepClock::default();
-        let (engine, gauges) = engine_with_gauges(n, &clock);
+        let builder =
+            if detect { Engine::builder() } else { Engine::builder().without_anomaly_detection() };
+        let (engine, gauges) = engine_with(n, &clock, builder);
         let series = engine.stats().series_count;
         g.throughput(Throughput::Elements(series));
-        g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+        g.bench_with_input(BenchmarkId::from_parameter(label), &n, |b, _| {
             b.iter(|| {
                 clock.step(1_000);
                 for (i, gauge) in gauges.iter().enumerate() {
