@@ -31,7 +31,9 @@
 //!   fan-out thread hands everything out, closes the handler queues and joins
 //!   the handler threads, which drain their queues and call
 //!   [`Notifier::flush`] before they exit. Nothing accepted is lost, unless a
-//!   handler queue was already full (counted as dropped).
+//!   handler queue was already full (counted as dropped), or a handler is
+//!   still busy when the grace period (10 s by default) ends: it is then left
+//!   running, detached, and what it has not taken counts as dropped.
 //! - A thread never joins itself: if the last owner is dropped on one of the
 //!   dispatcher's own threads, the join is skipped and the threads finish on
 //!   their own.
@@ -50,6 +52,9 @@ use crate::error::{Error, Result};
 
 /// Default capacity of the main queue.
 pub(crate) const DEFAULT_QUEUE_CAPACITY: usize = 1_024;
+
+/// Default time shutdown waits for the handlers to finish: 10 s.
+pub(crate) const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Default capacity of each handler's queue.
 pub(crate) const DEFAULT_HANDLER_QUEUE_CAPACITY: usize = 256;
@@ -82,6 +87,9 @@ struct HandlerShared {
     /// Set when a flush gave up waiting for this handler; later flushes do
     /// not wait for it again until it has caught up.
     lagging: std::sync::atomic::AtomicBool,
+    /// Set (under `processed`) when the thread has drained its queue and
+    /// flushed the notifier, just before it exits.
+    finished: std::sync::atomic::AtomicBool,
 }
 
 impl HandlerShared {
@@ -93,6 +101,18 @@ impl HandlerShared {
             panicked: self.panicked.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
         }
+    }
+
+    /// Waits until the thread has drained its queue and flushed, at most until
+    /// `deadline`; returns whether it has.
+    fn wait_finished(&self, deadline: Instant) -> bool {
+        let mut processed = self.processed.lock();
+        while !self.finished.load(Ordering::Acquire) {
+            if self.progress.wait_until(&mut processed, deadline).timed_out() {
+                return self.finished.load(Ordering::Acquire);
+            }
+        }
+        true
     }
 
     /// Waits until `target` notifications were processed; `false` on timeout.
@@ -148,6 +168,8 @@ struct Shared {
     handlers: Mutex<Vec<Arc<HandlerShared>>>,
     threads: Mutex<Vec<ThreadId>>,
     handler_capacity: usize,
+    /// How long shutdown waits for the handlers to finish.
+    grace: Duration,
 }
 
 impl Shared {
@@ -160,6 +182,7 @@ impl Shared {
 pub(crate) struct DispatcherBuilder {
     capacity: usize,
     handler_capacity: usize,
+    grace: Duration,
     handlers: Vec<(String, Box<dyn Notifier>)>,
 }
 
@@ -168,6 +191,7 @@ impl std::fmt::Debug for DispatcherBuilder {
         f.debug_struct("DispatcherBuilder")
             .field("capacity", &self.capacity)
             .field("handler_capacity", &self.handler_capacity)
+            .field("grace", &self.grace)
             .field("handlers", &self.handlers.iter().map(|(n, _)| n).collect::<Vec<_>>())
             .finish()
     }
@@ -183,6 +207,14 @@ impl DispatcherBuilder {
     /// Capacity of each handler's queue. Default: [`DEFAULT_HANDLER_QUEUE_CAPACITY`].
     pub(crate) fn handler_capacity(mut self, capacity: usize) -> Self {
         self.handler_capacity = capacity;
+        self
+    }
+
+    /// How long shutdown waits for the handlers to drain their queues and
+    /// flush; one still busy then is left running, detached. Default:
+    /// [`DEFAULT_SHUTDOWN_GRACE`].
+    pub(crate) fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
         self
     }
 
@@ -219,23 +251,25 @@ impl DispatcherBuilder {
             handlers: Mutex::new(Vec::new()),
             threads: Mutex::new(Vec::new()),
             handler_capacity: self.handler_capacity,
+            grace: self.grace,
         });
         let mut slots = Vec::with_capacity(self.handlers.len());
         for (name, notifier) in self.handlers {
             match spawn_handler(&shared, name, notifier) {
                 Ok(slot) => slots.push(slot),
                 Err(e) => {
-                    stop_slots(slots);
+                    stop_slots(slots, shared.grace);
                     return Err(e);
                 }
             }
         }
         let (tx, rx) = crossbeam_channel::bounded(self.capacity);
+        let grace = shared.grace;
         // If this spawn fails, the closure and the slots in it are dropped: the
         // handler queues close and the handler threads end on their own.
         let join = thread::Builder::new()
             .name("watchpost-dispatch".to_owned())
-            .spawn(move || fan_out(&rx, slots))
+            .spawn(move || fan_out(&rx, slots, grace))
             .map_err(Error::Spawn)?;
         shared.threads.lock().push(join.thread().id());
         Ok(Dispatcher { handle: DispatcherHandle { tx, shared }, join: Some(join) })
@@ -261,6 +295,7 @@ impl Dispatcher {
         DispatcherBuilder {
             capacity: DEFAULT_QUEUE_CAPACITY,
             handler_capacity: DEFAULT_HANDLER_QUEUE_CAPACITY,
+            grace: DEFAULT_SHUTDOWN_GRACE,
             handlers: Vec::new(),
         }
     }
@@ -358,7 +393,7 @@ impl DispatcherHandle {
         let open = self.shared.open.read();
         if !*open {
             drop(open);
-            stop_slots(vec![slot]);
+            stop_slots(vec![slot], self.shared.grace);
             return Err(Error::ShutDown);
         }
         // Blocking is bounded: the fan-out thread drains the queue and never blocks.
@@ -367,7 +402,7 @@ impl DispatcherHandle {
             Err(crossbeam_channel::SendError(msg)) => {
                 drop(open);
                 if let Msg::AddHandler(slot) = msg {
-                    stop_slots(vec![slot]);
+                    stop_slots(vec![slot], self.shared.grace);
                 }
                 Err(Error::ShutDown)
             }
@@ -459,6 +494,7 @@ fn spawn_handler(
         dropped: AtomicU64::new(0),
         processed: Mutex::new(0),
         lagging: std::sync::atomic::AtomicBool::new(false),
+        finished: std::sync::atomic::AtomicBool::new(false),
         progress: Condvar::new(),
     });
     let worker = Arc::clone(&hs);
@@ -486,9 +522,12 @@ fn run_handler(rx: &Receiver<Arc<Notification>>, notifier: &dyn Notifier, hs: &H
         hs.progress.notify_all();
     }
     let _ = catch_unwind(AssertUnwindSafe(|| notifier.flush()));
+    let _guard = hs.processed.lock();
+    hs.finished.store(true, Ordering::Release);
+    hs.progress.notify_all();
 }
 
-fn fan_out(rx: &Receiver<Msg>, mut slots: Vec<HandlerSlot>) {
+fn fan_out(rx: &Receiver<Msg>, mut slots: Vec<HandlerSlot>, grace: Duration) {
     while let Ok(msg) = rx.recv() {
         if !handle_msg(msg, &mut slots) {
             break;
@@ -498,7 +537,7 @@ fn fan_out(rx: &Receiver<Msg>, mut slots: Vec<HandlerSlot>) {
     while let Ok(msg) = rx.try_recv() {
         handle_msg(msg, &mut slots);
     }
-    stop_slots(slots);
+    stop_slots(slots, grace);
 }
 
 /// Handles one message; `false` means stop.
@@ -529,19 +568,31 @@ fn handle_msg(msg: Msg, slots: &mut Vec<HandlerSlot>) -> bool {
     true
 }
 
-/// Closes the handler queues and joins their threads (they drain and flush first).
-fn stop_slots(slots: Vec<HandlerSlot>) {
+/// Closes the handler queues and joins their threads (they drain and flush
+/// first). A handler still busy `grace` after this starts is left running,
+/// detached: what it has not taken yet counts as dropped.
+fn stop_slots(slots: Vec<HandlerSlot>, grace: Duration) {
     let me = thread::current().id();
-    let joins: Vec<JoinHandle<()>> = slots
+    let deadline = Instant::now() + grace;
+    let pending: Vec<(JoinHandle<()>, Arc<HandlerShared>, u64)> = slots
         .into_iter()
         .map(|s| {
             drop(s.tx);
-            s.join
+            (s.join, s.shared, s.queued)
         })
         .collect();
-    for join in joins {
-        if join.thread().id() != me {
+    for (join, hs, queued) in pending {
+        if join.thread().id() == me {
+            continue;
+        }
+        if hs.wait_finished(deadline) {
             let _ = join.join();
+        } else {
+            let processed = *hs.processed.lock();
+            // the one in progress may still complete; everything behind it is lost
+            let lost = queued.saturating_sub(processed).saturating_sub(1);
+            hs.dropped.fetch_add(lost, Ordering::Relaxed);
+            drop(join); // detached
         }
     }
 }

@@ -73,6 +73,7 @@ struct Alerting {
     queue_capacity: usize,
     handler_queue_capacity: usize,
     flush_timeout: Duration,
+    shutdown_grace: Duration,
 }
 
 impl Default for Alerting {
@@ -89,6 +90,7 @@ impl Default for Alerting {
             queue_capacity: crate::dispatch::DEFAULT_QUEUE_CAPACITY,
             handler_queue_capacity: crate::dispatch::DEFAULT_HANDLER_QUEUE_CAPACITY,
             flush_timeout: super::DEFAULT_NOTIFY_FLUSH_TIMEOUT,
+            shutdown_grace: crate::dispatch::DEFAULT_SHUTDOWN_GRACE,
         }
     }
 }
@@ -467,6 +469,18 @@ impl EngineBuilder {
         self
     }
 
+    /// How long [`Engine::shutdown`](crate::Engine::shutdown) (or drop) waits
+    /// for the handlers to deliver what is queued and flush (wall time). A
+    /// handler still busy then is left running, detached, and the
+    /// notifications it has not taken count as dropped, so a handler that
+    /// hangs cannot hang shutdown.
+    ///
+    /// Defaults to 10 s.
+    pub fn notifier_shutdown_grace(mut self, grace: Duration) -> Self {
+        self.alerting.shutdown_grace = grace;
+        self
+    }
+
     /// Validates the settings, registers every source and starts the worker thread.
     ///
     /// # Errors
@@ -505,7 +519,8 @@ impl EngineBuilder {
         let alerts = self.alerting.manager()?;
         let mut dispatcher = crate::dispatch::Dispatcher::builder()
             .capacity(self.alerting.queue_capacity)
-            .handler_capacity(self.alerting.handler_queue_capacity);
+            .handler_capacity(self.alerting.handler_queue_capacity)
+            .grace(self.alerting.shutdown_grace);
         for (name, notifier) in std::mem::take(&mut self.alerting.notifiers) {
             dispatcher = dispatcher.handler(name, notifier);
         }

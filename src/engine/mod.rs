@@ -177,7 +177,10 @@ impl Engine {
     /// sample and evaluates the alert rules a last time, joins it, then
     /// delivers every pending notification to every handler, calls
     /// [`Notifier::flush`](crate::alert::Notifier::flush) on each and joins
-    /// their threads.
+    /// their threads. A handler still busy after
+    /// [`notifier_shutdown_grace`](EngineBuilder::notifier_shutdown_grace)
+    /// (10 s by default) is left running, detached, and what it has not taken
+    /// counts as dropped.
     ///
     /// # Errors
     ///

@@ -494,3 +494,47 @@ fn forecast_rules_warn_before_the_disk_fills() {
     assert_eq!(n.threshold, Some(8.0));
     assert_eq!(n.message, "/data full in 7.98 h"); // templates round to 3 significant digits
 }
+
+#[test]
+fn a_hung_handler_cannot_hang_shutdown() {
+    let clock = ManualClock::at_millis(T0);
+    let (entered_tx, entered_rx) = crossbeam_channel::unbounded::<()>();
+    let (release_tx, release_rx) = crossbeam_channel::bounded::<()>(0);
+    let (tx, rx) = inbox();
+    let engine = builder(&clock)
+        .without_default_alert_rules()
+        .alert_rule(
+            AlertRule::builder("hot", "temp").above(30.0).without_flap_detection().build().unwrap(),
+        )
+        .notification_flush_timeout(Duration::from_millis(50))
+        .notifier_shutdown_grace(Duration::from_millis(300))
+        .notifier(
+            "hangs",
+            FnNotifier(move |_: &Notification| {
+                let _ = entered_tx.send(());
+                let _ = release_rx.recv(); // until the test ends
+            }),
+        )
+        .notifier("inbox", tx)
+        .build()
+        .unwrap();
+    let monitor = engine.monitor();
+    let temp = engine.gauge("temp").unwrap();
+    for (i, v) in [40.0, 20.0, 40.0].into_iter().enumerate() {
+        temp.set(v);
+        clock.advance(Duration::from_mins(10));
+        engine.flush().unwrap();
+        if i == 0 {
+            entered_rx.recv().unwrap();
+        }
+    }
+    // "hangs" holds the first notification; two more wait in its queue
+    let started = std::time::Instant::now();
+    engine.shutdown().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(20), "shutdown waited {:?}", started.elapsed());
+    assert_eq!(rx.try_iter().count(), 3, "the other handler got everything");
+    let stats = monitor.notification_stats();
+    let hangs = stats.handlers.iter().find(|h| h.name == "hangs").unwrap();
+    assert_eq!((hangs.delivered, hangs.dropped), (0, 2), "{hangs:?}");
+    drop(release_tx);
+}
