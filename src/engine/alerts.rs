@@ -18,7 +18,8 @@ impl Monitor {
         let _ = self.control.send(Control::Evaluate);
     }
 
-    fn now_ms(&self) -> i64 {
+    /// The engine clock's time, in ms since the Unix epoch.
+    pub(crate) fn clock_now_ms(&self) -> i64 {
         self.shared.clock.now_ms()
     }
 
@@ -66,7 +67,7 @@ impl Monitor {
     /// # Ok::<(), watchpost::Error>(())
     /// ```
     pub fn replace_alert_rule(&self, rule: AlertRule) -> Option<AlertRule> {
-        let now = self.now_ms();
+        let now = self.clock_now_ms();
         let old = self.shared.alerts.lock().replace_rule(rule, now);
         self.evaluate_soon();
         old
@@ -84,7 +85,7 @@ impl Monitor {
     /// # Ok::<(), watchpost::Error>(())
     /// ```
     pub fn remove_alert_rule(&self, name: &str) -> Option<AlertRule> {
-        let now = self.now_ms();
+        let now = self.clock_now_ms();
         let old = self.shared.alerts.lock().remove_rule(name, now);
         self.evaluate_soon();
         old
@@ -161,7 +162,7 @@ impl Monitor {
     /// # Ok::<(), watchpost::Error>(())
     /// ```
     pub fn silence_for(&self, matchers: Vec<Matcher>, duration: Duration) -> Result<SilenceId> {
-        let now = self.now_ms();
+        let now = self.clock_now_ms();
         let end = now.saturating_add(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX));
         if duration.is_zero() {
             return Err(crate::Error::InvalidConfig {
@@ -196,7 +197,7 @@ impl Monitor {
     /// # Ok::<(), watchpost::Error>(())
     /// ```
     pub fn expire_silence(&self, id: SilenceId) -> bool {
-        let now = self.now_ms();
+        let now = self.clock_now_ms();
         let expired = self.shared.alerts.lock().expire_silence(id, now);
         self.evaluate_soon();
         expired
@@ -215,7 +216,7 @@ impl Monitor {
     /// # Ok::<(), watchpost::Error>(())
     /// ```
     pub fn acknowledge_alert(&self, alert_id: &str) -> bool {
-        let now = self.now_ms();
+        let now = self.clock_now_ms();
         self.shared.alerts.lock().acknowledge(alert_id, now)
     }
 
@@ -252,8 +253,9 @@ impl Monitor {
     /// # Ok::<(), watchpost::Error>(())
     /// ```
     pub fn alert_history(&self, window: Duration) -> Vec<AlertEvent> {
-        let since =
-            self.now_ms().saturating_sub(i64::try_from(window.as_millis()).unwrap_or(i64::MAX));
+        let since = self
+            .clock_now_ms()
+            .saturating_sub(i64::try_from(window.as_millis()).unwrap_or(i64::MAX));
         self.shared.alerts.lock().history_since(since)
     }
 

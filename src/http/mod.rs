@@ -20,6 +20,8 @@
 //! | `GET /health/detailed` | runs the [health checks](crate::health): a [`HealthReport`](crate::health::HealthReport), `503` when unhealthy |
 //! | `GET /api/dashboard` | the [dashboard snapshot](crate::dashboard::Dashboard) JSON |
 //! | `GET /api/alerts` | `{"active": [...], "recent": [...]}`: the dashboard's `active_alerts` and `recent_alert_events` |
+//! | `POST /api/alerts/ack` | `{"id": "rule/series"}`: acknowledge an active alert |
+//! | `GET /api/silences`, `POST /api/silences`, `DELETE /api/silences/{id}` | list, create (`{"matchers": [...], "duration_seconds": n}`) and expire silences |
 //! | `GET /api/series?name=…&labels=k:v,…&window=SECONDS` | the history of one series over the last `window` seconds (default 300); `400` on bad input, `404` for an unknown series |
 //! | `GET /` | the HTML dashboard: no CDN, no request beyond this server; polls `/api/dashboard` every 2 s |
 //!

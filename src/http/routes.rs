@@ -4,12 +4,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::Path;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -32,6 +34,9 @@ pub(super) fn build(monitor: Monitor, token: Option<Arc<str>>, body_limit: usize
         .route("/health/detailed", get(health_detailed))
         .route("/api/dashboard", get(dashboard))
         .route("/api/alerts", get(alerts))
+        .route("/api/alerts/ack", post(acknowledge))
+        .route("/api/silences", get(silences).post(create_silence))
+        .route("/api/silences/{id}", delete(expire_silence))
         .route("/api/series", get(series))
         .with_state(monitor);
     let protected = match token {
@@ -150,6 +155,138 @@ async fn alerts(State(monitor): State<Monitor>) -> Response {
         Ok(d) => axum::Json(json!({ "active": d.active_alerts, "recent": d.recent_alert_events }))
             .into_response(),
         Err(response) => response,
+    }
+}
+
+/// Body of `POST /api/alerts/ack`.
+#[derive(Debug, Deserialize)]
+struct AckRequest {
+    id: String,
+}
+
+async fn acknowledge(
+    State(monitor): State<Monitor>,
+    body: Result<axum::Json<AckRequest>, JsonRejection>,
+) -> Response {
+    let axum::Json(req) = match body {
+        Ok(body) => body,
+        Err(e) => {
+            return error(StatusCode::BAD_REQUEST, format!("invalid body: {}", e.body_text()));
+        }
+    };
+    let id = req.id.clone();
+    match blocking(move || monitor.acknowledge_alert(&req.id)).await {
+        Ok(true) => axum::Json(json!({ "acknowledged": id })).into_response(),
+        Ok(false) => error(StatusCode::NOT_FOUND, format!("no unacknowledged active alert {id:?}")),
+        Err(response) => response,
+    }
+}
+
+/// A silence on the wire.
+#[derive(Debug, Serialize)]
+struct SilenceView {
+    id: u64,
+    matchers: Vec<String>,
+    starts_at: chrono::DateTime<chrono::Utc>,
+    ends_at: chrono::DateTime<chrono::Utc>,
+    created_by: String,
+    comment: String,
+    active: bool,
+    expired: bool,
+}
+
+async fn silences(State(monitor): State<Monitor>) -> Response {
+    let now = monitor.clock_now_ms();
+    let list: Vec<SilenceView> = monitor
+        .silences()
+        .iter()
+        .map(|s| SilenceView {
+            id: s.id().0,
+            matchers: s.matchers().iter().map(ToString::to_string).collect(),
+            starts_at: crate::clock::ms_to_datetime(s.starts_at_ms()),
+            ends_at: crate::clock::ms_to_datetime(s.ends_at_ms()),
+            created_by: s.creator().to_owned(),
+            comment: s.why().to_owned(),
+            active: s.is_active(now),
+            expired: s.is_expired(now),
+        })
+        .collect();
+    axum::Json(json!({ "silences": list })).into_response()
+}
+
+/// Body of `POST /api/silences`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SilenceRequest {
+    /// `name="value"`, `name!="value"`, `name=~"regex"`, `name!~"regex"`.
+    matchers: Vec<String>,
+    /// From now for this long; or `ends_at`.
+    duration_seconds: Option<f64>,
+    starts_at: Option<chrono::DateTime<chrono::Utc>>,
+    ends_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default)]
+    created_by: String,
+    #[serde(default)]
+    comment: String,
+}
+
+/// Longest silence the API accepts: a year.
+const MAX_SILENCE_SECS: f64 = 366.0 * 86_400.0;
+
+fn parse_silence(req: SilenceRequest, now_ms: i64) -> Result<crate::alert::Silence, String> {
+    let matchers = req
+        .matchers
+        .iter()
+        .map(|m| m.parse::<crate::alert::Matcher>().map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let starts = req.starts_at.map_or(now_ms, |t| t.timestamp_millis());
+    let ends = match (req.duration_seconds, req.ends_at) {
+        (Some(d), None) if d > 0.0 && d <= MAX_SILENCE_SECS => {
+            #[allow(clippy::cast_possible_truncation, reason = "at most a year in ms")]
+            let ms = (d * 1000.0).round() as i64;
+            starts.saturating_add(ms)
+        }
+        (Some(d), None) => {
+            return Err(format!(
+                "invalid duration_seconds {d}: expected more than 0 and at most {MAX_SILENCE_SECS}"
+            ));
+        }
+        (None, Some(end)) => end.timestamp_millis(),
+        _ => return Err("give exactly one of duration_seconds and ends_at".to_owned()),
+    };
+    Ok(crate::alert::Silence::new(matchers, starts, ends)
+        .map_err(|e| e.to_string())?
+        .created_by(req.created_by)
+        .comment(req.comment))
+}
+
+async fn create_silence(
+    State(monitor): State<Monitor>,
+    body: Result<axum::Json<SilenceRequest>, JsonRejection>,
+) -> Response {
+    let axum::Json(req) = match body {
+        Ok(body) => body,
+        Err(e) => {
+            return error(StatusCode::BAD_REQUEST, format!("invalid body: {}", e.body_text()));
+        }
+    };
+    match parse_silence(req, monitor.clock_now_ms()) {
+        Ok(silence) => {
+            let id = monitor.add_silence(silence);
+            (StatusCode::CREATED, axum::Json(json!({ "id": id.0 }))).into_response()
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+async fn expire_silence(State(monitor): State<Monitor>, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<u64>() else {
+        return error(StatusCode::BAD_REQUEST, format!("invalid silence id {id:?}"));
+    };
+    if monitor.expire_silence(crate::alert::SilenceId(id)) {
+        axum::Json(json!({ "expired": id })).into_response()
+    } else {
+        error(StatusCode::NOT_FOUND, format!("no running or pending silence {id}"))
     }
 }
 

@@ -180,6 +180,13 @@ fn bearer_token() {
         let wrong = request(addr, "GET", path, &[("Authorization", "Bearer nope")]);
         assert_eq!(wrong.status, 401, "{path}");
     }
+    // writes too
+    for (method, path) in
+        [("POST", "/api/silences"), ("DELETE", "/api/silences/1"), ("POST", "/api/alerts/ack")]
+    {
+        assert_eq!(send_json(addr, method, path, "{}").status, 401, "{method} {path}");
+    }
+    assert_eq!(get(addr, "/api/silences").status, 401);
     let ok = request(addr, "GET", "/metrics", &[("Authorization", "Bearer s3cret")]);
     assert_eq!(ok.status, 200);
     // liveness and the static page stay open
@@ -340,4 +347,79 @@ fn router_merges_into_an_application() {
     assert_eq!(get(addr, "/metrics").status, 200);
     stop.send(()).unwrap();
     thread.join().unwrap();
+}
+
+/// Sends `body` as JSON with `method`.
+fn send_json(addr: SocketAddr, method: &str, path: &str, body: &str) -> Response {
+    let mut stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect");
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read the response");
+    parse(&raw)
+}
+
+#[test]
+fn silences_and_acknowledgements_over_http() {
+    let (engine, clock) = manual_engine();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    engine.add_notifier("inbox", watchpost::alert::ChannelNotifier::new(tx)).unwrap();
+    let server = start(&engine, |b| b);
+    let addr = server.local_addr();
+
+    // a silence on /data, then the disk alert fires muted
+    let created = send_json(
+        addr,
+        "POST",
+        "/api/silences",
+        r#"{"matchers": ["mount=\"/data\""], "duration_seconds": 3600, "created_by": "ops", "comment": "migration"}"#,
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.json()["id"].as_u64().unwrap();
+    engine.gauge_with("system_disk_usage", &[("mount", "/data")]).unwrap().set(95.0);
+    engine.flush().unwrap();
+    assert_eq!(rx.try_iter().count(), 0, "silenced");
+    let list = get(addr, "/api/silences").json();
+    let s = &list["silences"][0];
+    assert_eq!((s["id"].as_u64(), s["active"].as_bool()), (Some(id), Some(true)));
+    assert_eq!(s["matchers"][0], "mount=\"/data\"");
+    assert_eq!((s["created_by"].as_str(), s["comment"].as_str()), (Some("ops"), Some("migration")));
+    assert_eq!(s["ends_at"], "2026-01-01T01:00:00Z");
+
+    // expiring it announces the firing
+    clock.advance(Duration::from_mins(1));
+    assert_eq!(request(addr, "DELETE", &format!("/api/silences/{id}"), &[]).status, 200);
+    engine.flush().unwrap();
+    let fired: Vec<_> = rx.try_iter().collect();
+    assert_eq!(fired.len(), 1);
+    assert_eq!(request(addr, "DELETE", &format!("/api/silences/{id}"), &[]).status, 404);
+    assert_eq!(request(addr, "DELETE", "/api/silences/x", &[]).status, 400);
+    assert_eq!(get(addr, "/api/silences").json()["silences"][0]["expired"], true);
+
+    // acknowledge by id; a second time is a 404
+    let body = format!(r#"{{"id": "{}"}}"#, fired[0].alert_id.replace('"', "\\\""));
+    let ack = send_json(addr, "POST", "/api/alerts/ack", &body);
+    assert_eq!(ack.status, 200, "{}", ack.body);
+    assert!(engine.active_alerts()[0].acknowledged);
+    assert_eq!(send_json(addr, "POST", "/api/alerts/ack", &body).status, 404);
+
+    for (body, needle) in [
+        (r#"{"matchers": [], "duration_seconds": 60}"#, "at least one matcher"),
+        (r#"{"matchers": ["room"], "duration_seconds": 60}"#, "has no operator"),
+        (r#"{"matchers": ["a=\"b\""]}"#, "exactly one of duration_seconds and ends_at"),
+        (r#"{"matchers": ["a=\"b\""], "duration_seconds": -5}"#, "invalid duration_seconds -5"),
+        (r#"{"matchers": ["a=\"b\""], "ends_at": "2025-01-01T00:00:00Z"}"#, "is not after start"),
+        (r#"{"matchers": ["a=\"b\""], "duration_seconds": 60, "extra": 1}"#, "unknown field"),
+        ("not json", "invalid body"),
+    ] {
+        let r = send_json(addr, "POST", "/api/silences", body);
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        assert!(r.json()["error"].as_str().unwrap().contains(needle), "{body}: {}", r.body);
+    }
 }
