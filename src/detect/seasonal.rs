@@ -132,8 +132,9 @@ impl SeasonalConfig {
 #[derive(Debug, Clone)]
 pub struct SeasonalProfile {
     cfg: SeasonalConfig,
-    /// One entry per bucket: what one update reads and writes sits together.
-    buckets: Vec<Bucket>,
+    mean: Vec<f64>,
+    dev: Vec<f64>,
+    count: Vec<u32>,
     first_ms: Option<i64>,
     last_ms: Option<i64>,
     step_ms: f64,
@@ -142,14 +143,6 @@ pub struct SeasonalProfile {
     last_bucket: usize,
     global_dev: f64,
     ready: bool,
-}
-
-/// The running statistics of one bucket.
-#[derive(Debug, Clone, Copy, Default)]
-struct Bucket {
-    mean: f64,
-    dev: f64,
-    count: u32,
 }
 
 impl SeasonalProfile {
@@ -164,7 +157,9 @@ impl SeasonalProfile {
         let n = cfg.buckets;
         SeasonalProfile {
             point_rate: cfg.alpha,
-            buckets: vec![Bucket::default(); n],
+            mean: vec![0.0; n],
+            dev: vec![0.0; n],
+            count: vec![0; n],
             first_ms: None,
             last_ms: None,
             step_ms: f64::NAN,
@@ -185,18 +180,18 @@ impl SeasonalProfile {
 
     fn spread(&self, b: usize) -> f64 {
         // mean absolute deviation to sigma, never far below the typical residual
-        let s = (self.buckets[b].dev * 1.2533).max(0.5 * self.global_dev * 1.2533);
-        floor_spread(s, self.buckets[b].mean)
+        let s = (self.dev[b] * 1.2533).max(0.5 * self.global_dev * 1.2533);
+        floor_spread(s, self.mean[b])
     }
 
     /// Signed z of `x` at time `t`; NaN while the bucket is not ready.
     pub(crate) fn signed_z(&self, t: i64, x: f64) -> f64 {
         let b = self.bucket(t);
         let warm = self.first_ms.is_some_and(|f| t.saturating_sub(f) >= self.cfg.period_ms);
-        if !warm || self.buckets[b].count < self.cfg.min_count {
+        if !warm || self.count[b] < self.cfg.min_count {
             return f64::NAN;
         }
-        (x - self.buckets[b].mean) / self.spread(b)
+        (x - self.mean[b]) / self.spread(b)
     }
 
     /// The member score of `x` at `t` in `[0, 1)`, NaN while its bucket is not ready.
@@ -232,18 +227,18 @@ impl SeasonalProfile {
         let b = self.bucket(timestamp_ms);
         self.first_ms.get_or_insert(timestamp_ms);
         self.track_step(timestamp_ms);
-        let rate = self.point_rate.max(1.0 / f64::from(self.buckets[b].count.saturating_add(1)));
-        if self.buckets[b].count == 0 {
-            self.buckets[b].mean = value;
+        let rate = self.point_rate.max(1.0 / f64::from(self.count[b].saturating_add(1)));
+        if self.count[b] == 0 {
+            self.mean[b] = value;
         } else {
-            let residual = value - self.buckets[b].mean;
-            self.buckets[b].dev += rate * (residual.abs() - self.buckets[b].dev);
+            let residual = value - self.mean[b];
+            self.dev[b] += rate * (residual.abs() - self.dev[b]);
             self.global_dev += 0.01 * (residual.abs() - self.global_dev);
-            self.buckets[b].mean += rate * residual;
+            self.mean[b] += rate * residual;
         }
-        self.buckets[b].count = self.buckets[b].count.saturating_add(1);
+        self.count[b] = self.count[b].saturating_add(1);
         self.last_bucket = b;
-        self.ready = self.buckets[b].count >= self.cfg.min_count;
+        self.ready = self.count[b] >= self.cfg.min_count;
     }
 }
 
@@ -263,7 +258,7 @@ impl Detector for SeasonalProfile {
         let b = self.last_bucket;
         self.ready.then(|| {
             let k = self.cfg.sigmas * self.spread(b);
-            (self.buckets[b].mean - k, self.buckets[b].mean + k)
+            (self.mean[b] - k, self.mean[b] + k)
         })
     }
 
@@ -272,7 +267,9 @@ impl Detector for SeasonalProfile {
     }
 
     fn memory_bytes(&self) -> usize {
-        std::mem::size_of::<Self>() + self.buckets.capacity() * std::mem::size_of::<Bucket>()
+        std::mem::size_of::<Self>()
+            + (self.mean.capacity() + self.dev.capacity()) * std::mem::size_of::<f64>()
+            + self.count.capacity() * std::mem::size_of::<u32>()
     }
 }
 
@@ -280,7 +277,7 @@ impl Detector for SeasonalProfile {
 #[cfg(test)]
 impl SeasonalProfile {
     fn coverage(&self) -> f64 {
-        let ready = self.buckets.iter().filter(|b| b.count >= self.cfg.min_count).count();
+        let ready = self.count.iter().filter(|&&c| c >= self.cfg.min_count).count();
         super::window::as_f64(ready) / super::window::as_f64(self.cfg.buckets)
     }
 }
