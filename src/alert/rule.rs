@@ -280,6 +280,7 @@ impl Aggregate {
 /// | [`Absent`](Condition::Absent) | no sample for the duration | none | the duration in seconds |
 /// | [`Forecast`](Condition::Forecast) | the trend reaches a level within a horizon | hours until the predicted crossing | `warn_within` in hours |
 /// | [`AnomalyRate`](Condition::AnomalyRate) | the share of anomalous samples exceeds a level | the share, 0–1 | the level |
+/// | [`OutsideExpectedBand`](Condition::OutsideExpectedBand) | the newest sample lies outside the band its detector expected | the sample | none |
 ///
 /// # Extension point
 ///
@@ -346,6 +347,14 @@ pub enum Condition {
         /// The share of anomalous samples that must be exceeded, in [0, 1).
         above: f64,
     },
+    /// The newest sample of the window that carries an expected band (the
+    /// band its series' anomaly detector predicted before seeing it) lies
+    /// outside that band: the seed's adaptive threshold, learnt per series.
+    /// A window without such a sample is no data.
+    OutsideExpectedBand {
+        /// How far back to look for the newest banded sample.
+        window: Duration,
+    },
 }
 
 impl Condition {
@@ -354,7 +363,8 @@ impl Condition {
         match self {
             Condition::Threshold { window, .. }
             | Condition::Forecast { window, .. }
-            | Condition::AnomalyRate { window, .. } => duration_ms(*window),
+            | Condition::AnomalyRate { window, .. }
+            | Condition::OutsideExpectedBand { window } => duration_ms(*window),
             Condition::Absent { duration } => duration_ms(*duration),
         }
     }
@@ -369,6 +379,7 @@ impl Condition {
                 Some(forecast.warn_within.as_secs_f64() / 3600.0)
             }
             Condition::AnomalyRate { above, .. } => Some(*above),
+            Condition::OutsideExpectedBand { .. } => None,
         }
     }
 
@@ -377,7 +388,7 @@ impl Condition {
     pub(crate) fn op(&self) -> Option<CompareOp> {
         match self {
             Condition::Threshold { op, .. } => Some(*op),
-            Condition::Absent { .. } => None,
+            Condition::Absent { .. } | Condition::OutsideExpectedBand { .. } => None,
             // fewer hours left is worse
             Condition::Forecast { .. } => Some(CompareOp::Le),
             Condition::AnomalyRate { .. } => Some(CompareOp::Gt),
@@ -416,6 +427,14 @@ impl Condition {
                 #[allow(clippy::cast_precision_loss, reason = "window lengths are far below 2^52")]
                 let share = hits as f64 / n as f64;
                 Verdict::Value { breach: share > *above, value: Some(share) }
+            }
+            Condition::OutsideExpectedBand { .. } => {
+                match window.iter().rev().find_map(|s| s.expected_band.map(|b| (s.value, b))) {
+                    Some((v, (lower, upper))) => {
+                        Verdict::Value { breach: v < lower || v > upper, value: Some(v) }
+                    }
+                    None => Verdict::NoData,
+                }
             }
         }
     }
@@ -502,6 +521,7 @@ impl Condition {
                 }
                 Ok(())
             }
+            Condition::OutsideExpectedBand { window } => check_window(window),
         }
     }
 }
@@ -567,6 +587,9 @@ impl fmt::Display for Condition {
                 "anomaly rate (score >= {min_score}) over {}s > {above}",
                 window.as_secs_f64()
             ),
+            Condition::OutsideExpectedBand { window } => {
+                write!(f, "newest sample over {}s outside its expected band", window.as_secs_f64())
+            }
         }
     }
 }
@@ -1133,6 +1156,27 @@ impl RuleBuilder {
             min_score: crate::detect::DEFAULT_THRESHOLD,
             above: level,
         })
+    }
+
+    /// Fires while the series' newest sample (within `window`) lies outside
+    /// the band its anomaly detector expected: an adaptive threshold, learnt
+    /// per series (see [`Condition::OutsideExpectedBand`]). Pair it with
+    /// [`pending_for`](Self::pending_for) or [`m_of_n`](Self::m_of_n) to
+    /// ignore single excursions.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let r = watchpost::alert::AlertRule::builder("users_unusual", "active_users")
+    ///     .outside_expected_band(Duration::from_mins(5))
+    ///     .m_of_n(3, 5)
+    ///     .build()?;
+    /// assert_eq!(r.condition().to_string(), "newest sample over 300s outside its expected band");
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn outside_expected_band(self, window: Duration) -> Self {
+        self.condition(Condition::OutsideExpectedBand { window })
     }
 
     /// A separate recovery condition (hysteresis). Default: none, so the alert

@@ -993,6 +993,35 @@ mod forecast_and_anomaly_rate {
         assert!((a.value.unwrap() - 1.0 / 3.0).abs() < 1e-12);
     }
 
+    fn banded(t: i64, v: f64, band: Option<(f64, f64)>) -> Sample {
+        Sample { expected_band: band, ..Sample::new(t, v) }
+    }
+
+    #[test]
+    fn outside_expected_band_follows_the_newest_banded_sample() {
+        let mut r = Rig::one(rule("unusual").outside_expected_band(Duration::from_mins(1)));
+        let push = |r: &mut Rig, s: Sample| {
+            let t = s.timestamp_ms;
+            r.view.push_sample(r.key.clone(), s);
+            r.mgr.evaluate(t, &r.view)
+        };
+        // no band learnt yet: no data
+        assert!(push(&mut r, banded(0, 10.0, None)).is_empty());
+        assert_eq!(r.state("unusual"), AlertState::NoData);
+        assert!(push(&mut r, banded(SEC, 10.0, Some((8.0, 12.0)))).is_empty());
+        assert_eq!(r.state("unusual"), AlertState::Inactive);
+        let out = push(&mut r, banded(2 * SEC, 12.5, Some((8.0, 12.0))));
+        assert_eq!((out[0].kind, out[0].value, out[0].threshold), (Firing, Some(12.5), None));
+        // a sample without a band does not hide the newest banded one
+        assert!(push(&mut r, banded(3 * SEC, 11.0, None)).is_empty());
+        assert_eq!(r.state("unusual"), AlertState::Firing);
+        // below the band fires too; back inside resolves
+        assert!(push(&mut r, banded(4 * SEC, 7.0, Some((8.0, 12.0)))).is_empty());
+        let out = push(&mut r, banded(5 * SEC, 8.0, Some((8.0, 12.0))));
+        assert_eq!(out[0].kind, Resolved);
+        assert_eq!(out[0].resolution.unwrap().last_value, Some(8.0));
+    }
+
     #[test]
     fn new_conditions_are_validated_with_the_offending_value() {
         let h = Duration::from_hours(1);
@@ -1023,6 +1052,7 @@ mod forecast_and_anomaly_rate {
                 "min_score 0 is not in (0, 1]",
             ),
             (rule("a").anomaly_rate_above(Duration::ZERO, 0.1), "window 0ns"),
+            (rule("a").outside_expected_band(Duration::ZERO), "window 0ns"),
         ];
         for (b, needle) in cases {
             let err = b.build().unwrap_err().to_string();

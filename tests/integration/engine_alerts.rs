@@ -451,6 +451,41 @@ fn anomaly_rate_rules_read_the_engines_detector_scores() {
 }
 
 #[test]
+fn expected_band_rules_are_adaptive_thresholds() {
+    let clock = ManualClock::at_millis(T0);
+    let (tx, rx) = inbox();
+    let engine = builder(&clock)
+        .without_default_alert_rules()
+        .alert_rule(
+            AlertRule::builder("queue_unusual", "queue_depth")
+                .outside_expected_band(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        )
+        .notifier("inbox", tx)
+        .build()
+        .unwrap();
+    // 10, 11, 12, ... learnt as normal; no fixed threshold anywhere
+    for i in 0..300 {
+        engine.record("queue_depth", &[], 10.0 + f64::from(i % 3)).unwrap();
+        clock.advance(Duration::from_secs(1));
+    }
+    engine.flush().unwrap();
+    assert!(drain(&rx).is_empty());
+    let band = engine.latest("queue_depth").unwrap().expected_band.unwrap();
+    assert!(band.0 < 10.0 && band.1 > 12.0, "{band:?}");
+    engine.record("queue_depth", &[], 500.0).unwrap();
+    engine.flush().unwrap();
+    let fired: Vec<Notification> = rx.try_iter().collect();
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!((fired[0].kind, fired[0].value), (NotificationKind::Firing, Some(500.0)));
+    clock.advance(Duration::from_secs(1));
+    engine.record("queue_depth", &[], 11.0).unwrap();
+    engine.flush().unwrap();
+    assert_eq!(kinds(&drain(&rx)), [("queue_unusual", NotificationKind::Resolved)]);
+}
+
+#[test]
 fn forecast_rules_warn_before_the_disk_fills() {
     let clock = ManualClock::at_millis(T0);
     let (tx, rx) = inbox();
