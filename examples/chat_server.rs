@@ -357,7 +357,8 @@ fn run(config: &Config) -> watchpost::Result<()> {
         eprintln!(
             "chat_server: alert {} at {}: {} ({})",
             e.alert_id,
-            watchpost::Sample::new(e.at_ms, 0.0).timestamp().format("%H:%M:%S%.3f"),
+            chrono::DateTime::from_timestamp_millis(e.at_ms)
+                .map_or_else(String::new, |t| t.format("%H:%M:%S%.3f").to_string()),
             e.state,
             e.notified.map_or_else(|| "no notification".to_owned(), |k| format!("notified {k}")),
         );

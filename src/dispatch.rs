@@ -425,32 +425,31 @@ impl DispatcherHandle {
     /// Returns at once after shutdown (everything was delivered then).
     #[cfg(test)]
     pub(crate) fn flush(&self) {
-        let _ = self.flush_until(None);
+        let _ = self.flush_until(|| None);
     }
 
     /// Like [`flush`](Self::flush), waiting at most `timeout` for each
     /// handler (and not at all for one that missed an earlier deadline and
     /// has not caught up); returns whether everything was handled.
     pub(crate) fn flush_timeout(&self, timeout: Duration) -> bool {
+        self.flush_until(|| Some(Instant::now() + timeout))
+    }
+
+    /// Waits for every handler, each until `deadline()` (taken when its turn
+    /// comes); returns whether everything was handled.
+    fn flush_until(&self, deadline: impl Fn() -> Option<Instant>) -> bool {
         // Nothing accepted since the last complete flush: no round trip to the fan-out thread.
         let submitted = self.shared.submitted.load(Ordering::Acquire);
         if self.shared.flushed_through.load(Ordering::Acquire) == submitted {
             return true;
         }
         let Some(targets) = self.sync() else { return true };
-        let all = targets.iter().fold(true, |all, (h, target)| {
-            h.wait_for(*target, Some(Instant::now() + timeout)) && all
-        });
+        let all =
+            targets.iter().fold(true, |all, (h, target)| h.wait_for(*target, deadline()) && all);
         if all {
             self.shared.flushed_through.fetch_max(submitted, Ordering::AcqRel);
         }
         all
-    }
-
-    #[cfg(test)]
-    fn flush_until(&self, deadline: Option<Instant>) -> bool {
-        let Some(targets) = self.sync() else { return true };
-        targets.iter().fold(true, |all, (h, target)| h.wait_for(*target, deadline) && all)
     }
 
     /// Waits until the fan-out thread has handed out everything accepted

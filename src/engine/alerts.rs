@@ -162,14 +162,14 @@ impl Monitor {
     /// # Ok::<(), watchpost::Error>(())
     /// ```
     pub fn silence_for(&self, matchers: Vec<Matcher>, duration: Duration) -> Result<SilenceId> {
-        let now = self.clock_now_ms();
-        let end = now.saturating_add(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX));
         if duration.is_zero() {
             return Err(crate::Error::InvalidConfig {
                 field: "silence.duration",
                 reason: "0s; it must be at least 1 ms".to_owned(),
             });
         }
+        let now = self.clock_now_ms();
+        let end = now.saturating_add(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX));
         Ok(self.add_silence(Silence::new(matchers, now, end)?))
     }
 

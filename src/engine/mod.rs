@@ -688,22 +688,8 @@ impl Monitor {
     pub fn dashboard(&self) -> Dashboard {
         let stats = self.stats();
         let now = self.shared.clock.now_ms();
-        let anomalies: Vec<crate::dashboard::Anomaly> = {
-            let since = now.saturating_sub(self.shared.dashboard.statistics_window_ms);
-            let log = self.shared.anomalies.lock();
-            log.iter().filter(|a| a.timestamp.timestamp_millis() >= since).cloned().collect()
-        };
-        let (active_alerts, recent_alert_events) = {
-            let alerts = self.shared.alerts.lock();
-            (
-                alerts.active_alerts().iter().map(crate::alert::AlertView::from).collect(),
-                alerts
-                    .recent_events(self.shared.dashboard.recent_alert_events)
-                    .iter()
-                    .map(crate::alert::AlertEventView::from)
-                    .collect(),
-            )
-        };
+        let anomalies = self.recent_anomalies(now);
+        let (active_alerts, recent_alert_events) = self.alert_views();
         let history = self.shared.history.read();
         let mut d = dashboard::build(
             &self.shared.registry,
@@ -769,8 +755,7 @@ impl Monitor {
     /// ```
     pub fn performance_summary(&self) -> crate::analysis::PerformanceSummary {
         let now = self.shared.clock.now_ms();
-        let anomalies: Vec<crate::dashboard::Anomaly> =
-            self.shared.anomalies.lock().iter().cloned().collect();
+        let anomalies = self.recent_anomalies(now);
         let history = self.shared.history.read();
         let source = dashboard::HistorySource {
             registry: &self.shared.registry,
@@ -780,6 +765,29 @@ impl Monitor {
             anomalies: &anomalies,
         };
         crate::analysis::performance_summary(&source, now, &self.shared.dashboard.performance)
+    }
+
+    /// The logged anomalies inside the statistics window ending at `now_ms`, oldest first.
+    fn recent_anomalies(&self, now_ms: i64) -> Vec<crate::dashboard::Anomaly> {
+        let since = now_ms.saturating_sub(self.shared.dashboard.statistics_window_ms);
+        let log = self.shared.anomalies.lock();
+        log.iter().filter(|a| a.timestamp.timestamp_millis() >= since).cloned().collect()
+    }
+
+    /// The dashboard's `active_alerts` and `recent_alert_events`, without the
+    /// rest of a snapshot.
+    pub(crate) fn alert_views(
+        &self,
+    ) -> (Vec<crate::alert::AlertView>, Vec<crate::alert::AlertEventView>) {
+        let alerts = self.shared.alerts.lock();
+        (
+            alerts.active_alerts().iter().map(crate::alert::AlertView::from).collect(),
+            alerts
+                .recent_events(self.shared.dashboard.recent_alert_events)
+                .iter()
+                .map(crate::alert::AlertEventView::from)
+                .collect(),
+        )
     }
 
     /// The dashboard snapshot as pretty-printed JSON (layout in `docs/dashboard.md`).

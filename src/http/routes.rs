@@ -151,9 +151,10 @@ async fn dashboard(State(monitor): State<Monitor>) -> Response {
 }
 
 async fn alerts(State(monitor): State<Monitor>) -> Response {
-    match blocking(move || monitor.dashboard()).await {
-        Ok(d) => axum::Json(json!({ "active": d.active_alerts, "recent": d.recent_alert_events }))
-            .into_response(),
+    match blocking(move || monitor.alert_views()).await {
+        Ok((active, recent)) => {
+            axum::Json(json!({ "active": active, "recent": recent })).into_response()
+        }
         Err(response) => response,
     }
 }

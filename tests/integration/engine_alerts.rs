@@ -408,27 +408,33 @@ fn handlers_added_while_running_get_later_notifications_only() {
     assert_eq!(value, 2.0);
 }
 
-#[test]
-fn anomaly_rate_rules_read_the_engines_detector_scores() {
+/// An engine with `rule` alone and an inbox, after 300 steady `queue_depth`
+/// samples one second apart (10, 11, 12, ...: scored, never anomalous).
+fn steady_queue(
+    rule: watchpost::alert::RuleBuilder,
+) -> (watchpost::Engine, ManualClock, Receiver<Notification>) {
     let clock = ManualClock::at_millis(T0);
     let (tx, rx) = inbox();
     let engine = builder(&clock)
         .without_default_alert_rules()
-        .alert_rule(
-            AlertRule::builder("queue_unusual", "queue_depth")
-                .anomaly_rate_above(Duration::from_secs(30), 0.0)
-                .build()
-                .unwrap(),
-        )
+        .alert_rule(rule.build().unwrap())
         .notifier("inbox", tx)
         .build()
         .unwrap();
-    // a steady series, one value a second: scored, never anomalous
     for i in 0..300 {
         engine.record("queue_depth", &[], 10.0 + f64::from(i % 3)).unwrap();
         clock.advance(Duration::from_secs(1));
     }
     engine.flush().unwrap();
+    (engine, clock, rx)
+}
+
+#[test]
+fn anomaly_rate_rules_read_the_engines_detector_scores() {
+    let (engine, clock, rx) = steady_queue(
+        AlertRule::builder("queue_unusual", "queue_depth")
+            .anomaly_rate_above(Duration::from_secs(30), 0.0),
+    );
     assert!(drain(&rx).is_empty());
     let a = engine.active_alerts();
     assert!(a.is_empty(), "{a:?}");
@@ -452,25 +458,11 @@ fn anomaly_rate_rules_read_the_engines_detector_scores() {
 
 #[test]
 fn expected_band_rules_are_adaptive_thresholds() {
-    let clock = ManualClock::at_millis(T0);
-    let (tx, rx) = inbox();
-    let engine = builder(&clock)
-        .without_default_alert_rules()
-        .alert_rule(
-            AlertRule::builder("queue_unusual", "queue_depth")
-                .outside_expected_band(Duration::from_secs(30))
-                .build()
-                .unwrap(),
-        )
-        .notifier("inbox", tx)
-        .build()
-        .unwrap();
     // 10, 11, 12, ... learnt as normal; no fixed threshold anywhere
-    for i in 0..300 {
-        engine.record("queue_depth", &[], 10.0 + f64::from(i % 3)).unwrap();
-        clock.advance(Duration::from_secs(1));
-    }
-    engine.flush().unwrap();
+    let (engine, clock, rx) = steady_queue(
+        AlertRule::builder("queue_unusual", "queue_depth")
+            .outside_expected_band(Duration::from_secs(30)),
+    );
     assert!(drain(&rx).is_empty());
     let band = engine.latest("queue_depth").unwrap().expected_band.unwrap();
     assert!(band.0 < 10.0 && band.1 > 12.0, "{band:?}");
