@@ -87,4 +87,6 @@ mod docs {
     struct Dashboard;
     #[doc = include_str!("../docs/http.md")]
     struct Http;
+    #[doc = include_str!("../docs/reliability.md")]
+    struct Reliability;
 }
