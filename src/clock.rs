@@ -9,6 +9,26 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, Utc};
 
+/// The longest duration any watchpost setting takes: 100 years (of 365 days).
+///
+/// Longer durations, up to [`Duration::MAX`](std::time::Duration::MAX),
+/// saturate to it, so an "as good as forever" timeout or window is accepted
+/// and no deadline computed from it can overflow.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(watchpost::MAX_DURATION, Duration::from_secs(100 * 365 * 86_400));
+/// assert!(Duration::MAX > watchpost::MAX_DURATION);
+/// ```
+pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 86_400);
+
+/// Milliseconds in `d`, saturating at `i64::MAX`.
+pub(crate) fn duration_ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// A source of the current time. Every time-dependent decision in watchpost reads one.
 ///
 /// # Examples
@@ -117,7 +137,8 @@ impl ManualClock {
         Self::at_millis(time.timestamp_millis())
     }
 
-    /// Moves the clock forward by `by` (millisecond precision).
+    /// Moves the clock forward by `by` (millisecond precision), saturating
+    /// at `i64::MAX` milliseconds.
     ///
     /// # Examples
     ///
@@ -129,8 +150,10 @@ impl ManualClock {
     /// assert_eq!(clock.now_ms(), 2_000);
     /// ```
     pub fn advance(&self, by: std::time::Duration) {
-        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
-        self.millis.fetch_add(ms, Ordering::SeqCst);
+        let ms = duration_ms(by);
+        let _ = self
+            .millis
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |now| Some(now.saturating_add(ms)));
     }
 
     /// Sets the clock to `millis` milliseconds after the Unix epoch (it may go backwards).
@@ -177,5 +200,21 @@ pub(crate) fn ms_to_datetime(ms: i64) -> DateTime<Utc> {
 impl fmt::Debug for dyn Clock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Clock({})", self.now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manual_clock_saturates_instead_of_wrapping() {
+        let clock = ManualClock::at_millis(i64::MAX - 10);
+        clock.advance(std::time::Duration::from_millis(5));
+        assert_eq!(clock.now_ms(), i64::MAX - 5);
+        clock.advance(std::time::Duration::MAX);
+        assert_eq!(clock.now_ms(), i64::MAX);
+        assert_eq!(clock.now(), DateTime::<Utc>::MAX_UTC);
+        assert_eq!(duration_ms(MAX_DURATION), 3_153_600_000_000);
     }
 }

@@ -221,6 +221,14 @@ pub struct EngineStats {
     pub last_collection_duration_ms: f64,
     /// Samples held in history.
     pub history_samples: u64,
+    /// Recorded observations (`record()`) that replaced an earlier one of
+    /// their series at the same millisecond; history keeps one value per
+    /// millisecond (the last). Included in `samples_ingested`.
+    #[serde(default)]
+    pub samples_coalesced: u64,
+    /// Panics the worker caught and survived.
+    #[serde(default)]
+    pub worker_panics: u64,
 }
 
 /// What to put into a snapshot.

@@ -129,6 +129,7 @@ impl HealthCheck {
     }
 
     /// How long a run may take before the component counts as unhealthy.
+    /// Longer than [`MAX_DURATION`](crate::MAX_DURATION) saturates to it.
     ///
     /// Defaults to [`DEFAULT_TIMEOUT`] (5 s).
     ///
@@ -140,11 +141,12 @@ impl HealthCheck {
     /// # let _ = check;
     /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.timeout = timeout.min(crate::MAX_DURATION);
         self
     }
 
     /// Latency above which a passing check makes the component degraded.
+    /// Longer than [`MAX_DURATION`](crate::MAX_DURATION) saturates to it.
     ///
     /// Defaults to [`DEFAULT_DEGRADED_AFTER`] (1 s).
     ///
@@ -157,7 +159,7 @@ impl HealthCheck {
     /// # let _ = check;
     /// ```
     pub fn degraded_after(mut self, latency: Duration) -> Self {
-        self.degraded_after = latency;
+        self.degraded_after = latency.min(crate::MAX_DURATION);
         self
     }
 
@@ -294,6 +296,14 @@ pub struct HealthReport {
     pub checked_at: DateTime<Utc>,
     /// Each component, sorted by name.
     pub components: Vec<ComponentHealth>,
+    /// Panics the engine's worker caught and survived since the engine
+    /// started (also `watchpost_worker_panics_total`). They do not change
+    /// `status`, which is about the application's components.
+    #[serde(default)]
+    pub worker_panics: u64,
+    /// The message of the newest of them.
+    #[serde(default)]
+    pub last_worker_panic: Option<String>,
 }
 
 /// The outcome of one run of a check.
@@ -348,7 +358,13 @@ pub(crate) fn run_all(registry: &Registry, now_ms: i64) -> HealthReport {
         .map(|c| if c.critical { c.status } else { c.status.min(Status::Degraded) })
         .max()
         .unwrap_or(Status::Healthy);
-    HealthReport { status, checked_at: ms_to_datetime(now_ms), components }
+    HealthReport {
+        status,
+        checked_at: ms_to_datetime(now_ms),
+        components,
+        worker_panics: 0,
+        last_worker_panic: None,
+    }
 }
 
 /// Starts a run of `r`, or joins the one still in progress.
@@ -383,9 +399,16 @@ fn finish(r: &Registered, run: std::result::Result<Arc<Run>, String>) -> Compone
     let (status, latency, error) = match run {
         Err(e) => (Status::Unhealthy, Duration::ZERO, Some(e)),
         Ok(run) => {
-            let deadline = run.started + check.timeout;
+            // no deadline past what `Instant` can hold: wait for the outcome
+            let deadline = run.started.checked_add(check.timeout);
             let mut outcome = run.outcome.lock();
-            while outcome.is_none() && !run.done.wait_until(&mut outcome, deadline).timed_out() {}
+            while outcome.is_none() {
+                match deadline {
+                    Some(d) if run.done.wait_until(&mut outcome, d).timed_out() => break,
+                    Some(_) => {}
+                    None => run.done.wait(&mut outcome),
+                }
+            }
             match outcome.clone() {
                 None => (
                     Status::Unhealthy,
@@ -451,6 +474,21 @@ mod tests {
         let boom = report.components.iter().find(|c| c.name == "boom").unwrap();
         assert_eq!(boom.status, Status::Unhealthy);
         assert_eq!(boom.error.as_deref(), Some("the check panicked"));
+    }
+
+    #[test]
+    fn the_longest_timeouts_saturate_and_do_not_panic() {
+        let reg = Registry::new(100);
+        let check =
+            HealthCheck::new("db", || Ok(())).timeout(Duration::MAX).degraded_after(Duration::MAX);
+        assert_eq!(
+            (check.timeout, check.degraded_after),
+            (crate::MAX_DURATION, crate::MAX_DURATION)
+        );
+        register(&reg, check).unwrap();
+        let report = run_all(&reg, 0);
+        assert_eq!(report.status, Status::Healthy);
+        assert!(report.components[0].error.is_none());
     }
 
     #[test]

@@ -9,6 +9,25 @@ use serde::{Deserialize, Serialize};
 use crate::clock::ms_to_datetime;
 use crate::key::SeriesId;
 
+/// The largest history capacity (samples per series) an engine accepts: 1 048 576 (2^20).
+///
+/// A series' ring buffer is allocated whole when the series gets its first
+/// sample, with room for the capacity rounded up to a power of two, at 32
+/// bytes a sample: 32 MiB per series at this maximum. Enough for a week of
+/// one sample a second.
+///
+/// # Examples
+///
+/// ```
+/// let err = watchpost::Engine::builder()
+///     .without_system_source()
+///     .history_capacity(watchpost::MAX_HISTORY_CAPACITY + 1)
+///     .build()
+///     .unwrap_err();
+/// assert_eq!(err.to_string(), "invalid history_capacity: must be at most 1048576, got 1048577");
+/// ```
+pub const MAX_HISTORY_CAPACITY: usize = 1 << 20;
+
 /// One timestamped value of a series.
 ///
 /// # Examples
@@ -115,7 +134,12 @@ pub(crate) struct SeriesHistory {
 }
 
 impl SeriesHistory {
+    /// A history of `capacity` samples, clamped to `1..=MAX_HISTORY_CAPACITY`
+    /// (the builder rejects anything outside): `AllocRingBuffer::new` neither
+    /// checks its allocation nor its power-of-two rounding, so no other value
+    /// may reach it.
     pub(crate) fn new(capacity: usize, max_age_ms: Option<i64>) -> Self {
+        let capacity = capacity.clamp(1, MAX_HISTORY_CAPACITY);
         SeriesHistory { ring: AllocRingBuffer::new(capacity), max_age_ms }
     }
 

@@ -58,15 +58,16 @@ pub use crate::clock::ManualClock;
 #[cfg(feature = "system")]
 pub use crate::source::SystemSource;
 pub use crate::{
-    clock::{Clock, SystemClock},
+    clock::{Clock, MAX_DURATION, SystemClock},
     engine::{
         DEFAULT_HISTORY_CAPACITY, DEFAULT_NOTIFY_FLUSH_TIMEOUT, DEFAULT_RECENT_ALERT_EVENTS,
         DEFAULT_RECORD_QUEUE_CAPACITY, DEFAULT_SAMPLE_INTERVAL, DEFAULT_SERIES_CAP, Engine,
-        EngineBuilder, Monitor, Recorder,
+        EngineBuilder, MAX_NOTIFICATION_QUEUE_CAPACITY, MAX_RECORD_QUEUE_CAPACITY, Monitor,
+        Recorder,
     },
     error::{Error, Result},
     health::HealthCheck,
-    history::Sample,
+    history::{MAX_HISTORY_CAPACITY, Sample},
     key::{Labels, SeriesKey, validate_metric_name},
     kind::MetricKind,
     metric::{Counter, DEFAULT_BUCKETS, Gauge, Histogram, HistogramSnapshot, Summary},

@@ -585,24 +585,43 @@ pub(crate) struct Collector {
     scratch: Vec<u64>,
     delta: Vec<u64>,
     last_rotation_ms: Option<i64>,
+    /// The time of the previous collection.
+    last_ms: Option<i64>,
 }
+
+/// A collection later than the previous one by more than this (about 100
+/// years) means the clock leapt: no real interval is that long.
+const MAX_INTERVAL_MS: i64 = crate::clock::MAX_DURATION.as_millis() as i64;
 
 impl Collector {
     /// Appends `(series, value)` readings at `now_ms` to `out`. Rotates
     /// summary windows when a quarter of `summary_window_ms` has passed.
+    ///
+    /// Returns whether the clock jumped since the previous collection: went
+    /// backwards, or forwards by more than any real interval. Rates are then
+    /// skipped for this interval, and every series starts afresh from these
+    /// readings.
     pub(crate) fn collect(
         &mut self,
         registry: &Registry,
         now_ms: i64,
         summary_window_ms: i64,
         out: &mut Vec<(SeriesId, f64)>,
-    ) {
+    ) -> bool {
+        let jumped = self
+            .last_ms
+            .is_some_and(|last| now_ms < last || now_ms.saturating_sub(last) > MAX_INTERVAL_MS);
+        self.last_ms = Some(now_ms);
+        if jumped {
+            self.prev.iter_mut().for_each(|p| *p = Prev::None);
+            self.last_rotation_ms = None;
+        }
         let rotate = match self.last_rotation_ms {
             None => {
                 self.last_rotation_ms = Some(now_ms);
                 false
             }
-            Some(last) if now_ms - last >= summary_window_ms / 4 => {
+            Some(last) if now_ms.saturating_sub(last) >= summary_window_ms / 4 => {
                 self.last_rotation_ms = Some(now_ms);
                 true
             }
@@ -622,10 +641,12 @@ impl Collector {
                         if let Prev::Counter { at_ms, value } = self.prev[i]
                             && now_ms > at_ms
                         {
-                            // a counter only goes down when it wrapped or was reset: count from 0
-                            let inc = if v >= value { v - value } else { v };
+                            // A counter only goes down when its total wrapped
+                            // past u64::MAX (it has no reset): the wrapping
+                            // difference is the exact increase.
+                            let inc = v.wrapping_sub(value);
                             #[allow(clippy::cast_precision_loss)]
-                            let rate = inc as f64 * 1000.0 / (now_ms - at_ms) as f64;
+                            let rate = inc as f64 * 1000.0 / now_ms.saturating_sub(at_ms) as f64;
                             for (_, did) in &e.derived {
                                 out.push((*did, rate));
                             }
@@ -646,6 +667,7 @@ impl Collector {
                 }
             }
         });
+        jumped
     }
 
     fn collect_histogram(
@@ -670,7 +692,7 @@ impl Collector {
                         .zip(counts)
                         .map(|(now, before)| now.saturating_sub(*before)),
                 );
-                let dt = now_ms - at_ms;
+                let dt = now_ms.saturating_sub(*at_ms);
                 let observed: u64 = self.delta.iter().sum();
                 for (how, did) in &e.derived {
                     match how {
@@ -708,9 +730,9 @@ impl Collector {
         let quantiles = summary.quantiles();
         let rate = match self.prev[i] {
             #[allow(clippy::cast_precision_loss)]
-            Prev::Count { at_ms, count: before } if now_ms > at_ms => {
-                Some(count.saturating_sub(before) as f64 * 1000.0 / (now_ms - at_ms) as f64)
-            }
+            Prev::Count { at_ms, count: before } if now_ms > at_ms => Some(
+                count.saturating_sub(before) as f64 * 1000.0 / now_ms.saturating_sub(at_ms) as f64,
+            ),
             _ => None,
         };
         for (how, did) in &e.derived {

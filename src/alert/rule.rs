@@ -227,7 +227,7 @@ impl Aggregate {
                     increase += if d >= 0.0 { d } else { w[1].value };
                 }
                 #[allow(clippy::cast_precision_loss, reason = "millisecond spans fit in f64")]
-                let secs = (last.timestamp_ms - first.timestamp_ms) as f64 / 1_000.0;
+                let secs = last.timestamp_ms.saturating_sub(first.timestamp_ms) as f64 / 1_000.0;
                 increase / secs
             }
             Aggregate::Quantile(q) => {

@@ -531,7 +531,7 @@ impl FileCase {
         let p = self.probation();
         let (first, last) = (self.timestamps_ms.get(p)?, self.timestamps_ms.last()?);
         #[allow(clippy::cast_precision_loss)] // a span in ms fits easily
-        let days = (last - first) as f64 / 86_400_000.0;
+        let days = last.saturating_sub(*first) as f64 / 86_400_000.0;
         let hits = self.scores[p..].iter().filter(|&&s| s >= threshold).count();
         (days > 0.0).then(|| idx_f64(hits) / days)
     }

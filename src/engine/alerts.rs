@@ -309,7 +309,8 @@ impl Monitor {
     }
 
     /// Waits until every notification decided so far has been handled by
-    /// every handler, at most `timeout` (wall time); returns whether all were.
+    /// every handler, at most `timeout` (wall time; longer than
+    /// [`MAX_DURATION`](crate::MAX_DURATION) saturates to it); returns whether all were.
     /// Returns `true` at once after shutdown (everything was delivered then).
     ///
     /// # Examples
@@ -321,6 +322,6 @@ impl Monitor {
     /// # Ok::<(), watchpost::Error>(())
     /// ```
     pub fn flush_notifications(&self, timeout: Duration) -> bool {
-        self.shared.notify.flush_timeout(timeout)
+        self.shared.notify.flush_timeout(timeout.min(crate::MAX_DURATION))
     }
 }

@@ -8,11 +8,11 @@ use parking_lot::RwLock;
 use super::worker::Worker;
 use super::{Engine, Monitor, SelfMetrics, Shared};
 use crate::alert::{AlertManager, AlertRule, InhibitRule, Notifier, Severity};
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, MAX_DURATION, SystemClock, duration_ms};
 use crate::dashboard::DashboardConfig;
 use crate::detect::DetectorSpec;
 use crate::error::{Error, Result};
-use crate::history::History;
+use crate::history::{History, MAX_HISTORY_CAPACITY};
 use crate::registry::{Collector, Registry};
 use crate::source::Source;
 
@@ -26,6 +26,36 @@ pub const DEFAULT_SERIES_CAP: usize = 1_000;
 pub const DEFAULT_RECORD_QUEUE_CAPACITY: usize = 65_536;
 /// Default number of alert history events in the dashboard: 50.
 pub const DEFAULT_RECENT_ALERT_EVENTS: usize = 50;
+/// The largest `record()` queue an engine accepts: 1 048 576 samples (2^20).
+///
+/// The queue is allocated whole when the engine is built, at 32 bytes a
+/// slot: 32 MiB at this maximum.
+///
+/// # Examples
+///
+/// ```
+/// let err = watchpost::Engine::builder()
+///     .without_system_source()
+///     .record_queue_capacity(usize::MAX)
+///     .build()
+///     .unwrap_err();
+/// assert!(err.to_string().starts_with("invalid record_queue_capacity: must be at most 1048576"));
+/// ```
+pub const MAX_RECORD_QUEUE_CAPACITY: usize = 1 << 20;
+/// The largest notification queue an engine accepts, for the main queue and
+/// for each handler's own: 65 536 notifications (2^16).
+///
+/// # Examples
+///
+/// ```
+/// let err = watchpost::Engine::builder()
+///     .without_system_source()
+///     .notifier_queue_capacity(watchpost::MAX_NOTIFICATION_QUEUE_CAPACITY + 1)
+///     .build()
+///     .unwrap_err();
+/// assert_eq!(err.to_string(), "invalid notifier_queue_capacity: must be at most 65536, got 65537");
+/// ```
+pub const MAX_NOTIFICATION_QUEUE_CAPACITY: usize = 1 << 16;
 
 /// Configures and starts an [`Engine`]. Every setter names its default.
 ///
@@ -157,14 +187,16 @@ impl Default for EngineBuilder {
 
 impl EngineBuilder {
     /// How often the worker runs the sources and samples every instrument into history.
+    /// At least 1 ms; longer than [`MAX_DURATION`] saturates to it.
     ///
     /// Defaults to 1 s.
     pub fn sample_interval(mut self, every: Duration) -> Self {
-        self.sample_interval = every;
+        self.sample_interval = every.min(MAX_DURATION);
         self
     }
 
-    /// Samples kept per series; the oldest is dropped when full.
+    /// Samples kept per series; the oldest is dropped when full. At most
+    /// [`MAX_HISTORY_CAPACITY`](crate::MAX_HISTORY_CAPACITY).
     ///
     /// Defaults to 1 000.
     pub fn history_capacity(mut self, samples: usize) -> Self {
@@ -172,11 +204,12 @@ impl EngineBuilder {
         self
     }
 
-    /// Also drop samples older than `age` (relative to the series' newest sample).
+    /// Also drop samples older than `age` (relative to the series' newest
+    /// sample). At least 1 ms; longer than [`MAX_DURATION`] saturates to it.
     ///
     /// Defaults to no age limit.
     pub fn history_max_age(mut self, age: Duration) -> Self {
-        self.history_max_age = Some(age);
+        self.history_max_age = Some(age.min(MAX_DURATION));
         self
     }
 
@@ -190,7 +223,7 @@ impl EngineBuilder {
     }
 
     /// Capacity of the queue between `record()` and the worker; when it is
-    /// full, samples are dropped and counted.
+    /// full, samples are dropped and counted. At most [`MAX_RECORD_QUEUE_CAPACITY`].
     ///
     /// Defaults to 65 536.
     pub fn record_queue_capacity(mut self, samples: usize) -> Self {
@@ -198,11 +231,12 @@ impl EngineBuilder {
         self
     }
 
-    /// The sliding window of [`Summary`](crate::Summary) quantiles.
+    /// The sliding window of [`Summary`](crate::Summary) quantiles. At least
+    /// 4 ms; longer than [`MAX_DURATION`] saturates to it.
     ///
     /// Defaults to 60 s.
     pub fn summary_window(mut self, window: Duration) -> Self {
-        self.summary_window = window;
+        self.summary_window = window.min(MAX_DURATION);
         self
     }
 
@@ -260,11 +294,12 @@ impl EngineBuilder {
         self
     }
 
-    /// The window the dashboard's per-series statistics cover.
+    /// The window the dashboard's per-series statistics cover. At least 1 ms;
+    /// longer than [`MAX_DURATION`] saturates to it.
     ///
     /// Defaults to 5 minutes.
     pub fn dashboard_statistics_window(mut self, window: Duration) -> Self {
-        self.statistics_window = window;
+        self.statistics_window = window.min(MAX_DURATION);
         self
     }
 
@@ -414,12 +449,12 @@ impl EngineBuilder {
     }
 
     /// The repeat interval of alerts of `severity` whose rule sets none;
-    /// `None` turns repeats off.
+    /// `None` turns repeats off. Longer than [`MAX_DURATION`] saturates to it.
     ///
     /// Defaults to [`DEFAULT_CRITICAL_REPEAT`](crate::alert::DEFAULT_CRITICAL_REPEAT)
     /// (4 h) for critical, no repeats otherwise.
     pub fn alert_repeat_interval(mut self, severity: Severity, every: Option<Duration>) -> Self {
-        self.alerting.repeat.push((severity, every));
+        self.alerting.repeat.push((severity, every.map(|d| d.min(MAX_DURATION))));
         self
     }
 
@@ -441,7 +476,8 @@ impl EngineBuilder {
     }
 
     /// Capacity of the queue between evaluation and the handlers' fan-out;
-    /// when full, notifications are dropped and counted (`overflowed`).
+    /// when full, notifications are dropped and counted (`overflowed`). At
+    /// most [`MAX_NOTIFICATION_QUEUE_CAPACITY`].
     ///
     /// Defaults to 1 024.
     pub fn notification_queue_capacity(mut self, notifications: usize) -> Self {
@@ -451,7 +487,7 @@ impl EngineBuilder {
 
     /// Capacity of each handler's own queue; when full (the handler is slow
     /// or blocked), notifications are dropped for that handler and counted
-    /// in its `dropped`.
+    /// in its `dropped`. At most [`MAX_NOTIFICATION_QUEUE_CAPACITY`].
     ///
     /// Defaults to 256.
     pub fn notifier_queue_capacity(mut self, notifications: usize) -> Self {
@@ -462,10 +498,11 @@ impl EngineBuilder {
     /// How long [`Monitor::flush`](crate::Monitor::flush) waits at most for
     /// each handler to take the notifications of its evaluation (wall time).
     /// A handler that misses it is not waited for again until it catches up.
+    /// Longer than [`MAX_DURATION`] saturates to it.
     ///
     /// Defaults to [`DEFAULT_NOTIFY_FLUSH_TIMEOUT`](crate::DEFAULT_NOTIFY_FLUSH_TIMEOUT) (5 s).
     pub fn notification_flush_timeout(mut self, timeout: Duration) -> Self {
-        self.alerting.flush_timeout = timeout;
+        self.alerting.flush_timeout = timeout.min(MAX_DURATION);
         self
     }
 
@@ -473,11 +510,11 @@ impl EngineBuilder {
     /// for the handlers to deliver what is queued and flush (wall time). A
     /// handler still busy then is left running, detached, and the
     /// notifications it has not taken count as dropped, so a handler that
-    /// hangs cannot hang shutdown.
+    /// hangs cannot hang shutdown. Longer than [`MAX_DURATION`] saturates to it.
     ///
     /// Defaults to 10 s.
     pub fn notifier_shutdown_grace(mut self, grace: Duration) -> Self {
-        self.alerting.shutdown_grace = grace;
+        self.alerting.shutdown_grace = grace.min(MAX_DURATION);
         self
     }
 
@@ -485,8 +522,11 @@ impl EngineBuilder {
     ///
     /// # Errors
     ///
-    /// - [`Error::InvalidConfig`] naming the setting if an interval, window,
-    ///   capacity or cap is zero, or the anomaly threshold is outside (0, 1].
+    /// - [`Error::InvalidConfig`] naming the setting and the value if an
+    ///   interval or window is shorter than its minimum, a capacity or cap is
+    ///   zero or a capacity is above its maximum ([`MAX_HISTORY_CAPACITY`](crate::MAX_HISTORY_CAPACITY),
+    ///   [`MAX_RECORD_QUEUE_CAPACITY`], [`MAX_NOTIFICATION_QUEUE_CAPACITY`]),
+    ///   or the anomaly threshold is outside (0, 1].
     /// - [`Error::InvalidMetricName`] for a bad name in the recent metrics or detector overrides.
     /// - [`Error::InvalidConfig`] for two alert rules with one name, a zero
     ///   repeat interval or a zero alert history or queue capacity.
@@ -501,7 +541,7 @@ impl EngineBuilder {
     /// ```
     pub fn build(mut self) -> Result<Engine> {
         self.validate()?;
-        let to_ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let to_ms = duration_ms;
         let registry = Registry::new(self.series_cap);
         let r = &registry;
         let metrics = SelfMetrics {
@@ -515,7 +555,24 @@ impl EngineBuilder {
             series: r.gauge("watchpost_series", &[])?,
             collection_seconds: r.gauge("watchpost_collection_duration_seconds", &[])?,
             alerts_firing: r.gauge("watchpost_alerts_firing", &[])?,
+            coalesced: r.counter("watchpost_coalesced_samples_total", &[])?,
+            clock_jumps: r.counter("watchpost_clock_jumps_total", &[])?,
+            worker_panics: r.counter("watchpost_worker_panics_total", &[])?,
+            last_worker_panic: parking_lot::Mutex::new(None),
         };
+        for (name, help) in [
+            (
+                "watchpost_coalesced_samples_total",
+                "Recorded samples that replaced one of their series at the same millisecond.",
+            ),
+            (
+                "watchpost_clock_jumps_total",
+                "Collections at which the clock went backwards or leapt; their rates were skipped.",
+            ),
+            ("watchpost_worker_panics_total", "Panics the worker caught and survived."),
+        ] {
+            r.describe(name, help)?;
+        }
         let alerts = self.alerting.manager()?;
         let mut dispatcher = crate::dispatch::Dispatcher::builder()
             .capacity(self.alerting.queue_capacity)
@@ -573,6 +630,7 @@ impl EngineBuilder {
             interval: self.sample_interval,
             last_nonfinite: 0,
             cache: super::worker::SeriesCache::default(),
+            tally: super::worker::Tally::default(),
         };
         let join = thread::Builder::new()
             .name("watchpost-worker".into())
@@ -598,11 +656,36 @@ impl EngineBuilder {
             field,
             reason: format!("must be at least {what}, got 0"),
         };
-        if self.sample_interval.is_zero() {
-            return Err(zero("sample_interval", "1 ms"));
+        if self.sample_interval < Duration::from_millis(1) {
+            return Err(Error::InvalidConfig {
+                field: "sample_interval",
+                reason: format!("must be at least 1 ms, got {:?}", self.sample_interval),
+            });
         }
         if self.history_capacity == 0 {
             return Err(zero("history_capacity", "1"));
+        }
+        let capacities = [
+            ("history_capacity", self.history_capacity, MAX_HISTORY_CAPACITY),
+            ("record_queue_capacity", self.record_queue_capacity, MAX_RECORD_QUEUE_CAPACITY),
+            (
+                "notification_queue_capacity",
+                self.alerting.queue_capacity,
+                MAX_NOTIFICATION_QUEUE_CAPACITY,
+            ),
+            (
+                "notifier_queue_capacity",
+                self.alerting.handler_queue_capacity,
+                MAX_NOTIFICATION_QUEUE_CAPACITY,
+            ),
+        ];
+        for (field, value, max) in capacities {
+            if value > max {
+                return Err(Error::InvalidConfig {
+                    field,
+                    reason: format!("must be at most {max}, got {value}"),
+                });
+            }
         }
         if self.history_max_age.is_some_and(|a| a.as_millis() == 0) {
             return Err(zero("history_max_age", "1 ms"));

@@ -18,7 +18,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use builder::{
     DEFAULT_HISTORY_CAPACITY, DEFAULT_RECENT_ALERT_EVENTS, DEFAULT_RECORD_QUEUE_CAPACITY,
-    DEFAULT_SAMPLE_INTERVAL, DEFAULT_SERIES_CAP, EngineBuilder,
+    DEFAULT_SAMPLE_INTERVAL, DEFAULT_SERIES_CAP, EngineBuilder, MAX_NOTIFICATION_QUEUE_CAPACITY,
+    MAX_RECORD_QUEUE_CAPACITY,
 };
 
 use crate::clock::Clock;
@@ -65,6 +66,13 @@ pub(crate) struct SelfMetrics {
     pub(crate) series: Gauge,
     pub(crate) collection_seconds: Gauge,
     pub(crate) alerts_firing: Gauge,
+    /// Recorded observations that replaced one at the same millisecond.
+    pub(crate) coalesced: Counter,
+    /// Ticks at which the clock went backwards or leapt (rates skipped).
+    pub(crate) clock_jumps: Counter,
+    /// Panics caught on the worker.
+    pub(crate) worker_panics: Counter,
+    pub(crate) last_worker_panic: parking_lot::Mutex<Option<String>>,
 }
 
 /// State shared by the worker and every [`Monitor`].
@@ -671,6 +679,8 @@ impl Monitor {
             queue_depth: self.shared.records.len() as u64,
             last_collection_duration_ms: m.collection_seconds.get() * 1000.0,
             history_samples: self.shared.history.read().total_samples() as u64,
+            samples_coalesced: m.coalesced.get(),
+            worker_panics: m.worker_panics.get(),
         }
     }
 
@@ -877,6 +887,9 @@ impl Monitor {
     /// # Ok::<(), watchpost::Error>(())
     /// ```
     pub fn health(&self) -> crate::health::HealthReport {
-        crate::health::run_all(&self.shared.registry, self.shared.clock.now_ms())
+        let mut report = crate::health::run_all(&self.shared.registry, self.shared.clock.now_ms());
+        report.worker_panics = self.shared.metrics.worker_panics.get();
+        report.last_worker_panic.clone_from(&self.shared.metrics.last_worker_panic.lock());
+        report
     }
 }

@@ -77,20 +77,21 @@ impl SeriesCache {
         self.generation = Some(generation);
     }
 
-    /// Pushes one sample into history and, when it is the series' newest, scores it.
+    /// Pushes one sample into history and, when it is the series' newest,
+    /// scores it; says what became of it.
     fn push(
         &mut self,
         shared: &Shared,
         history: &mut History,
         id: SeriesId,
         sample: Sample,
-    ) -> bool {
+    ) -> Pushed {
         let outcome = history.push(id, sample);
         if outcome != Pushed::Appended {
-            return outcome.kept();
+            return outcome;
         }
         let i = id.index();
-        let Some(Some(spec)) = self.plan.get(i) else { return true };
+        let Some(Some(spec)) = self.plan.get(i) else { return outcome };
         let detector = self.detectors[i].get_or_insert_with(|| spec.build());
         let band = detector.expected_band();
         let score = detector.update(sample.timestamp_ms, sample.value);
@@ -114,7 +115,7 @@ impl SeriesCache {
                 expected_upper: band.map(|b| b.1),
             });
         }
-        true
+        outcome
     }
 }
 
@@ -168,6 +169,26 @@ pub(crate) struct Worker {
     pub(crate) interval: Duration,
     pub(crate) last_nonfinite: u64,
     pub(crate) cache: SeriesCache,
+    /// The batch being ingested, so a panic in the middle loses no count.
+    pub(crate) tally: Tally,
+}
+
+/// What became of the records of the batch being ingested.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    taken: u64,
+    kept: u64,
+    dropped: u64,
+    coalesced: u64,
+}
+
+/// The text of a panic's payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 impl Worker {
@@ -214,9 +235,28 @@ impl Worker {
         }
     }
 
+    /// Runs one step of the worker, catching a panic in it (a clock, source,
+    /// detector or rule that panics): it is counted in
+    /// `watchpost_worker_panics_total`, reported by `health()`, and the
+    /// worker goes on with the next step.
+    /// Returns whether it panicked.
+    fn guarded(&mut self, step: fn(&mut Self)) -> bool {
+        let Err(payload) = catch_unwind(AssertUnwindSafe(|| step(self))) else { return false };
+        let m = &self.shared.metrics;
+        m.worker_panics.inc();
+        *m.last_worker_panic.lock() = Some(panic_message(&*payload));
+        self.batch.clear();
+        self.readings.clear();
+        true
+    }
+
     /// Evaluates every alert rule at the clock's current time and hands the
     /// notifications to the dispatcher (which never blocks; overflow is counted).
     fn evaluate_alerts(&mut self) {
+        let _ = self.guarded(Self::evaluate_alerts_now);
+    }
+
+    fn evaluate_alerts_now(&mut self) {
         let shared = &*self.shared;
         self.cache.refresh(shared);
         let notifications = {
@@ -236,6 +276,18 @@ impl Worker {
 
     /// Ingests up to `BATCH` queued records under one lock; returns how many it took.
     fn ingest_queued(&mut self) -> usize {
+        let panicked = self.guarded(Self::ingest_batch);
+        let t = std::mem::take(&mut self.tally);
+        let m = &self.shared.metrics;
+        m.ingested.add(t.kept);
+        m.coalesced.add(t.coalesced);
+        // records of a batch cut short by a panic were not all ingested: dropped
+        let unfinished = if panicked { t.taken.saturating_sub(t.kept + t.dropped) } else { 0 };
+        m.dropped.add(t.dropped + unfinished);
+        usize::try_from(t.taken).unwrap_or(usize::MAX)
+    }
+
+    fn ingest_batch(&mut self) {
         while self.batch.len() < BATCH {
             match self.shared.records.pop() {
                 Some(r) => self.batch.push(r),
@@ -243,9 +295,9 @@ impl Worker {
             }
         }
         if self.batch.is_empty() {
-            return 0;
+            return;
         }
-        let taken = self.batch.len();
+        self.tally.taken = self.batch.len() as u64;
         let shared = &*self.shared;
         self.cache.refresh(shared);
         // Recorded series also show their latest value through their gauge.
@@ -254,27 +306,27 @@ impl Worker {
                 g.set(r.value);
             }
         }
-        let (mut kept, mut dropped) = (0, 0);
-        {
-            let mut history = shared.history.write();
-            for r in self.batch.drain(..) {
-                let sample = Sample::new(r.timestamp_ms, r.value);
-                if self.cache.push(shared, &mut history, r.id, sample) {
-                    kept += 1;
-                } else {
-                    dropped += 1;
+        let mut history = shared.history.write();
+        for r in self.batch.drain(..) {
+            let sample = Sample::new(r.timestamp_ms, r.value);
+            let t = &mut self.tally;
+            match self.cache.push(shared, &mut history, r.id, sample) {
+                Pushed::Dropped => t.dropped += 1,
+                // history keeps one value per series and millisecond: the
+                // earlier observation is overwritten, and that is counted
+                Pushed::Replaced => {
+                    t.kept += 1;
+                    t.coalesced += 1;
                 }
+                Pushed::Appended | Pushed::Inserted => t.kept += 1,
             }
         }
-        shared.metrics.ingested.add(kept);
-        shared.metrics.dropped.add(dropped);
-        taken
     }
 
     /// Ingests the queue, samples every instrument, then evaluates the alert rules.
     fn tick(&mut self) {
         self.drain();
-        self.sample();
+        let _ = self.guarded(Self::sample);
         self.evaluate_alerts();
     }
 
@@ -302,19 +354,24 @@ impl Worker {
             self.last_nonfinite = nonfinite;
         }
         self.readings.clear();
-        self.collector.collect(
+        if self.collector.collect(
             &shared.registry,
             started,
             shared.summary_window_ms,
             &mut self.readings,
-        );
+        ) {
+            m.clock_jumps.inc();
+        }
         self.cache.refresh(&shared);
         let mut kept = 0;
         {
             let mut history = shared.history.write();
             for (id, value) in self.readings.drain(..) {
                 if value.is_finite()
-                    && self.cache.push(&shared, &mut history, id, Sample::new(started, value))
+                    && self
+                        .cache
+                        .push(&shared, &mut history, id, Sample::new(started, value))
+                        .kept()
                 {
                     kept += 1;
                 }
@@ -322,6 +379,7 @@ impl Worker {
         }
         m.ingested.add(kept);
         #[allow(clippy::cast_precision_loss)]
-        m.collection_seconds.set((shared.clock.now_ms() - started).max(0) as f64 / 1000.0);
+        m.collection_seconds
+            .set(shared.clock.now_ms().saturating_sub(started).max(0) as f64 / 1000.0);
     }
 }

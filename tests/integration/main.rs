@@ -12,4 +12,5 @@ mod export;
 mod http;
 mod lifecycle;
 mod props;
+mod settings;
 mod util;
