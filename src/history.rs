@@ -362,6 +362,17 @@ mod tests {
     }
 
     #[test]
+    fn capacity_is_clamped_before_it_reaches_the_ring() {
+        // ringbuffer 0.16 rounds the capacity up to a power of two without
+        // checking for overflow, and does not check its allocation
+        let mut h = SeriesHistory::new(usize::MAX, None);
+        assert_eq!(h.capacity(), MAX_HISTORY_CAPACITY);
+        h.push(Sample::new(1, 1.0));
+        assert_eq!(h.len(), 1);
+        assert_eq!(SeriesHistory::new(0, None).capacity(), 1);
+    }
+
+    #[test]
     fn max_age_evicts() {
         let mut h = SeriesHistory::new(100, Some(10));
         for t in 0..30 {

@@ -801,6 +801,72 @@ mod tests {
     }
 
     #[test]
+    fn counter_rate_is_exact_across_a_wrap_of_the_total() {
+        let r = Registry::new(10);
+        let c = r.counter("c_total", &[]).unwrap();
+        let mut col = Collector::default();
+        let mut out = Vec::new();
+        c.add(u64::MAX - 1);
+        col.collect(&r, 0, 60_000, &mut out);
+        c.add(6); // the total wraps to 4
+        out.clear();
+        col.collect(&r, 2_000, 60_000, &mut out);
+        assert_eq!(out, vec![(SeriesId(0), 4.0), (SeriesId(1), 3.0)]);
+    }
+
+    #[test]
+    fn a_clock_jump_skips_the_rates_and_they_restart_from_the_new_time() {
+        let r = Registry::new(10);
+        let c = r.counter("c_total", &[]).unwrap();
+        let h = r.histogram("lat", &[], Some(&[1.0])).unwrap();
+        let s = r.summary("size", &[]).unwrap();
+        let mut col = Collector::default();
+        let mut out = Vec::new();
+        let rates = |out: &[(SeriesId, f64)]| -> Vec<SeriesId> {
+            let derived: Vec<SeriesId> = [1, 3, 8].map(SeriesId).to_vec(); // c:rate, lat:count_rate, size:count_rate
+            out.iter().map(|(id, _)| *id).filter(|id| derived.contains(id)).collect()
+        };
+        assert!(!col.collect(&r, -5_000_000_000_000_000_000, 60_000, &mut out));
+        for (t, jumped) in [
+            (5_000_000_000_000_000_000, true), // forwards by more than any interval
+            (0, true),                         // backwards
+            (1_000, false),
+        ] {
+            c.add(10);
+            h.observe(0.5);
+            s.observe(1.0);
+            out.clear();
+            assert_eq!(col.collect(&r, t, 60_000, &mut out), jumped, "{t}");
+            if jumped {
+                assert!(rates(&out).is_empty(), "{t}: {out:?}");
+            } else {
+                assert_eq!(rates(&out).len(), 3, "{out:?}");
+                assert!(out.contains(&(SeriesId(1), 10.0)), "{out:?}");
+            }
+        }
+        // the same instant twice is not a jump, and gives no rate
+        out.clear();
+        assert!(!col.collect(&r, 1_000, 60_000, &mut out));
+        assert!(rates(&out).is_empty());
+    }
+
+    #[test]
+    fn summary_windows_rotate_again_after_the_clock_went_backwards() {
+        let r = Registry::new(10);
+        let s = r.summary("size", &[]).unwrap();
+        let mut col = Collector::default();
+        let mut out = Vec::new();
+        col.collect(&r, 1_000_000, 4_000, &mut out);
+        assert!(col.collect(&r, 0, 4_000, &mut out));
+        s.observe(1.0);
+        // four quarters of the window later the observation has left it
+        for t in [1_000, 2_000, 3_000, 4_000, 5_000] {
+            col.collect(&r, t, 4_000, &mut out);
+        }
+        assert!(s.quantiles().is_none(), "{:?}", s.quantiles());
+    }
+
+    #[test]
     fn histogram_quantiles_cover_the_last_interval_only() {
         let r = Registry::new(10);
         let h = r.histogram("lat", &[], Some(&[1.0, 2.0, 4.0])).unwrap();

@@ -43,6 +43,11 @@ struct CounterCore {
 /// Increments go to a per-thread stripe (one of eight cache-line-padded
 /// cells), so contended counters scale; reading sums the stripes.
 ///
+/// The total counts modulo 2^64: past `u64::MAX` it wraps (an increment is
+/// one atomic add, with no check). The engine's rate series
+/// (`<name>:rate`) takes a wrap into account and stays exact; Prometheus
+/// sees the drop of the total as a counter reset, which its `rate()` handles.
+///
 /// # Examples
 ///
 /// ```
@@ -101,12 +106,16 @@ impl Counter {
         self.core.cells[stripe()].0.fetch_add(n, Relaxed);
     }
 
-    /// The current total (wrapping on overflow of `u64`).
+    /// The current total, modulo 2^64 (it wraps past `u64::MAX`).
     ///
     /// # Examples
     ///
     /// ```
-    /// assert_eq!(watchpost::Counter::detached().get(), 0);
+    /// let c = watchpost::Counter::detached();
+    /// assert_eq!(c.get(), 0);
+    /// c.add(u64::MAX);
+    /// c.inc();
+    /// assert_eq!(c.get(), 0); // wrapped; the rate series counts this as +1
     /// ```
     pub fn get(&self) -> u64 {
         self.core.cells.iter().fold(0u64, |acc, c| acc.wrapping_add(c.0.load(Relaxed)))
