@@ -723,6 +723,18 @@ impl EngineBuilder {
         if self.alerting.history_capacity == 0 {
             return Err(zero("alert_history_capacity", "1"));
         }
+        // zero is the manager's to reject; below a millisecond would repeat on every evaluation
+        for (severity, every) in &self.alerting.repeat {
+            if let Some(d) = every
+                && !d.is_zero()
+                && d.as_millis() == 0
+            {
+                return Err(Error::InvalidConfig {
+                    field: "alert_repeat_interval",
+                    reason: format!("must be at least 1 ms, got {d:?} for {severity}"),
+                });
+            }
+        }
         Ok(())
     }
 }

@@ -83,13 +83,22 @@ fn every_capacity_works_at_its_maximum() {
 }
 
 #[test]
-fn a_sample_interval_below_one_millisecond_is_rejected() {
+fn intervals_below_one_millisecond_are_rejected() {
     let err = Engine::builder()
         .without_system_source()
         .sample_interval(Duration::from_micros(999))
         .build()
         .unwrap_err();
     assert_eq!(err.to_string(), "invalid sample_interval: must be at least 1 ms, got 999µs");
+    let err = Engine::builder()
+        .without_system_source()
+        .alert_repeat_interval(Severity::Warning, Some(Duration::from_micros(10)))
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid alert_repeat_interval: must be at least 1 ms, got 10µs for warning"
+    );
 }
 
 #[test]
