@@ -19,10 +19,10 @@ use chrono::{DateTime, Utc};
 ///
 /// ```
 /// use std::time::Duration;
-/// assert_eq!(watchpost::MAX_DURATION, Duration::from_secs(100 * 365 * 86_400));
+/// assert_eq!(watchpost::MAX_DURATION, Duration::from_hours(100 * 365 * 24));
 /// assert!(Duration::MAX > watchpost::MAX_DURATION);
 /// ```
-pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 86_400);
+pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_hours(100 * 365 * 24);
 
 /// Milliseconds in `d`, saturating at `i64::MAX`.
 pub(crate) fn duration_ms(d: std::time::Duration) -> i64 {

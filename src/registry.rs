@@ -591,6 +591,7 @@ pub(crate) struct Collector {
 
 /// A collection later than the previous one by more than this (about 100
 /// years) means the clock leapt: no real interval is that long.
+#[allow(clippy::cast_possible_truncation, reason = "100 years of milliseconds fit in an i64")]
 const MAX_INTERVAL_MS: i64 = crate::clock::MAX_DURATION.as_millis() as i64;
 
 impl Collector {
