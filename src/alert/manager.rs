@@ -3,10 +3,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
+use crate::alert::defaults::default_rules;
 use crate::alert::notify::{Notification, NotificationKind, Resolution};
-use crate::alert::rule::{
-    AlertRule, Condition, Severity, Verdict, default_rules, duration_ms, invalid,
-};
+use crate::alert::rule::{AlertRule, Condition, Severity, Verdict, duration_ms, invalid};
 use crate::alert::silence::{InhibitRule, Silence, SilenceId};
 use crate::alert::state::{AlertState, Instance};
 use crate::alert::template::RenderContext;
