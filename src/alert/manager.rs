@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use crate::alert::defaults::default_rules;
-use crate::alert::notify::{Notification, NotificationKind, Resolution};
+use crate::alert::notify::{Notification, NotificationKind, Resolution, ResolveReason};
 use crate::alert::rule::{AlertRule, Condition, Severity, Verdict, duration_ms, invalid};
 use crate::alert::silence::{InhibitRule, Silence, SilenceId};
 use crate::alert::state::{AlertState, Instance};
@@ -367,7 +367,7 @@ impl AlertManager {
                     inst.labels = crate::alert::state::alert_labels(&key, &slot.rule);
                 }
             } else if let Some(inst) = slot.instances.remove(&key) {
-                self.retire(i, &inst, now_ms);
+                self.retire(i, &inst, ResolveReason::RuleRemoved, now_ms);
             }
         }
         Some(old)
@@ -388,9 +388,44 @@ impl AlertManager {
         let i = self.slot_index(name)?;
         let instances = std::mem::take(&mut self.slots[i].instances);
         for inst in instances.values() {
-            self.retire(i, inst, now_ms);
+            self.retire(i, inst, ResolveReason::RuleRemoved, now_ms);
         }
         Some(self.slots.remove(i).rule)
+    }
+
+    /// Forgets every alert instance of `series` (under every rule), as when
+    /// the series is removed or goes stale. A resolve carrying `reason` is
+    /// queued for each whose firing was announced and returned by the next
+    /// [`evaluate`](Self::evaluate). Returns how many instances were dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use watchpost::{SeriesKey, alert::*};
+    /// let mut mgr = AlertManager::new(vec![AlertRule::builder("hot", "temp").above(30.0).build()?])?;
+    /// let key = SeriesKey::new("temp", &[("room", "lab")])?;
+    /// let mut view = MemoryView::new();
+    /// view.push(key.clone(), 0, 35.0);
+    /// assert_eq!(mgr.evaluate(0, &view)[0].kind, NotificationKind::Firing);
+    /// assert_eq!(mgr.resolve_series(&key, ResolveReason::SeriesRemoved, 1_000), 1);
+    /// let n = mgr.evaluate(1_000, &MemoryView::new());
+    /// assert_eq!(n[0].resolution.unwrap().reason, ResolveReason::SeriesRemoved);
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn resolve_series(
+        &mut self,
+        series: &SeriesKey,
+        reason: ResolveReason,
+        now_ms: i64,
+    ) -> usize {
+        let mut dropped = 0;
+        for i in 0..self.slots.len() {
+            if let Some(inst) = self.slots[i].instances.remove(series) {
+                self.retire(i, &inst, reason, now_ms);
+                dropped += 1;
+            }
+        }
+        dropped
     }
 
     /// The rules, in the order they were added.
@@ -932,13 +967,14 @@ impl AlertManager {
     }
 
     /// Queues a resolve for a dropped instance whose firing was announced.
-    fn retire(&mut self, i: usize, inst: &Instance, now_ms: i64) {
+    fn retire(&mut self, i: usize, inst: &Instance, reason: ResolveReason, now_ms: i64) {
         if !inst.notified_firing {
             return;
         }
         let mut inst = inst.clone();
         if inst.effective().is_firing() {
             inst.resolved_at_ms = Some(now_ms);
+            inst.resolve_reason = reason;
         }
         inst.state = AlertState::Resolved;
         let id = self.take_notification_id();
@@ -1075,6 +1111,7 @@ impl AlertManager {
                 duration_ms: resolved.saturating_sub(inst.firing_since_ms.unwrap_or(resolved)),
                 peak_value: inst.peak,
                 last_value: inst.value,
+                reason: inst.resolve_reason,
             }
         });
         Notification {

@@ -71,7 +71,8 @@ pub use self::manager::{
 pub use self::matcher::{MatchOp, Matcher};
 pub use self::notify::{
     ChannelNotifier, FnNotifier, HandlerStats, JsonLinesNotifier, LogNotifier, Notification,
-    NotificationKind, NotificationStats, Notifier, NotifyResult, Resolution, TryFnNotifier,
+    NotificationKind, NotificationStats, Notifier, NotifyResult, Resolution, ResolveReason,
+    TryFnNotifier,
 };
 pub use self::rule::{
     AlertRule, DEFAULT_MESSAGE, DEFAULT_TITLE, DEFAULT_WINDOW, FlapDetection, NoDataPolicy,

@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::alert::notify::ResolveReason;
 use crate::alert::rule::{AlertRule, NoDataPolicy, Verdict};
 use crate::key::SeriesKey;
 
@@ -130,6 +131,8 @@ pub(crate) struct Instance {
     pub(crate) firing_since_ms: Option<i64>,
     pub(crate) recovering_since_ms: Option<i64>,
     pub(crate) resolved_at_ms: Option<i64>,
+    /// Why it last resolved.
+    pub(crate) resolve_reason: ResolveReason,
     pub(crate) value: Option<f64>,
     pub(crate) peak: Option<f64>,
     pub(crate) last_eval_ms: i64,
@@ -171,6 +174,7 @@ impl Instance {
             firing_since_ms: None,
             recovering_since_ms: None,
             resolved_at_ms: None,
+            resolve_reason: ResolveReason::Recovered,
             value: None,
             peak: None,
             last_eval_ms: now_ms,
@@ -342,6 +346,7 @@ impl Instance {
 
     fn resolve(&mut self, now_ms: i64) -> AlertState {
         self.resolved_at_ms = Some(now_ms);
+        self.resolve_reason = ResolveReason::Recovered;
         self.recovering_since_ms = None;
         self.pending_since_ms = None;
         AlertState::Resolved

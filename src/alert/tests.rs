@@ -529,7 +529,39 @@ fn remove_rule_queues_resolve_for_announced_firing() {
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].kind, Resolved);
     assert_eq!(out[0].resolution.unwrap().resolved_at.timestamp_millis(), SEC);
+    assert_eq!(out[0].resolution.unwrap().reason, ResolveReason::RuleRemoved);
     assert!(r.mgr.evaluate(3 * SEC, &r.view).is_empty());
+}
+
+#[test]
+fn resolve_reason_says_why() {
+    // A recovery says Recovered.
+    let mut r = Rig::one(rule("r").above(80.0));
+    r.push(0, 90.0);
+    let out = r.push_full(SEC, 10.0);
+    assert_eq!(out[0].resolution.unwrap().reason, ResolveReason::Recovered);
+    assert!(!out[0].to_log_line().contains("reason="));
+    // Resolving a series resolves its alerts under every rule, with the reason given.
+    let mut r = Rig::new(vec![
+        rule("warn").above(80.0).build().unwrap(),
+        rule("crit").above(95.0).severity(Severity::Critical).build().unwrap(),
+        rule("quiet").above(99.0).build().unwrap(),
+    ]);
+    r.mgr.set_default_inhibition(false);
+    r.push(0, 97.0);
+    assert_eq!(r.mgr.resolve_series(&r.key.clone(), ResolveReason::Stale, SEC), 3);
+    r.view.remove(&r.key.clone());
+    let out = r.mgr.evaluate(2 * SEC, &r.view);
+    let got: Vec<(&str, ResolveReason)> =
+        out.iter().map(|n| (n.rule.as_str(), n.resolution.unwrap().reason)).collect();
+    assert_eq!(got, [("warn", ResolveReason::Stale), ("crit", ResolveReason::Stale)]);
+    assert!(out[0].to_log_line().contains(" reason=stale"), "{}", out[0].to_log_line());
+    assert!(r.mgr.instances().is_empty());
+    // Older JSON without a reason reads back as Recovered.
+    let mut json: serde_json::Value = serde_json::to_value(&out[0]).unwrap();
+    json["resolution"].as_object_mut().unwrap().remove("reason");
+    let back: Notification = serde_json::from_value(json).unwrap();
+    assert_eq!(back.resolution.unwrap().reason, ResolveReason::Recovered);
 }
 
 #[test]
