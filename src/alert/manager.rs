@@ -132,6 +132,10 @@ pub struct ActiveAlert {
     pub severity: Severity,
     /// The current state.
     pub state: AlertState,
+    /// While `state` is [`NoData`](AlertState::NoData): the state it paused
+    /// in and resumes from when data returns (`Firing` means the alert still
+    /// counts as firing). `None` in every other state.
+    pub paused_from: Option<AlertState>,
     /// The alert's labels.
     pub labels: BTreeMap<String, String>,
     /// The rendered title.
@@ -1147,6 +1151,7 @@ impl AlertManager {
                     series: key.clone(),
                     severity: slot.rule.severity,
                     state: inst.state,
+                    paused_from: (inst.state == AlertState::NoData).then_some(inst.paused),
                     labels: inst.labels.clone(),
                     title,
                     message,
@@ -1175,6 +1180,9 @@ impl AlertManager {
 fn decide(inst: &mut Instance, repeat: Option<i64>, now_ms: i64) -> Vec<NotificationKind> {
     let mut kinds = Vec::new();
     let muted = inst.muted();
+    // An acknowledgement mutes repeats and flapping notices, never the
+    // announcement of a firing (it may be given while pending) or its resolve.
+    let firing_muted = inst.silenced_by.is_some() || inst.inhibited;
     match inst.flap_event {
         Some(true) if !muted => {
             inst.notified_flapping = true;
@@ -1193,7 +1201,7 @@ fn decide(inst: &mut Instance, repeat: Option<i64>, now_ms: i64) -> Vec<Notifica
     if inst.notified_firing && !effective.is_firing() {
         inst.notified_firing = false;
         kinds.push(NotificationKind::Resolved);
-    } else if inst.state == AlertState::Firing && !inst.notified_firing && !muted {
+    } else if inst.state == AlertState::Firing && !inst.notified_firing && !firing_muted {
         inst.notified_firing = true;
         inst.last_notified_ms = Some(now_ms);
         kinds.push(NotificationKind::Firing);

@@ -126,6 +126,9 @@ pub(crate) struct Instance {
     pub(crate) state: AlertState,
     /// The state an instance in `NoData` resumes from.
     pub(crate) paused: AlertState,
+    /// When the window last emptied (policy `NoData` or `KeepLast`), until
+    /// data returns: timers do not count the time in between.
+    pub(crate) paused_at_ms: Option<i64>,
     pub(crate) state_since_ms: i64,
     pub(crate) pending_since_ms: Option<i64>,
     pub(crate) firing_since_ms: Option<i64>,
@@ -169,6 +172,7 @@ impl Instance {
             labels,
             state: AlertState::Inactive,
             paused: AlertState::Inactive,
+            paused_at_ms: None,
             state_since_ms: now_ms,
             pending_since_ms: None,
             firing_since_ms: None,
@@ -233,15 +237,22 @@ impl Instance {
                         return None;
                     }
                     self.paused = self.state;
+                    self.paused_at_ms = Some(now_ms);
                     return Some(self.enter(AlertState::NoData, from, now_ms));
                 }
-                NoDataPolicy::KeepLast => return None,
+                NoDataPolicy::KeepLast => {
+                    self.paused_at_ms.get_or_insert(now_ms);
+                    return None;
+                }
                 NoDataPolicy::Ok => (false, None, false),
                 NoDataPolicy::Alerting => (true, None, false),
             },
         };
         self.value = value;
         let base = self.effective();
+        if let Some(paused_at) = self.paused_at_ms.take() {
+            self.resume(base, paused_at, now_ms);
+        }
 
         let active = match rule.m_of_n {
             Some((m, n)) if from_data => {
@@ -259,11 +270,6 @@ impl Instance {
             None => true,
         };
         let clear = recovery_holds && !active;
-        let problem = if base.is_firing() { !clear } else { active };
-
-        if step {
-            self.record_flap(rule, problem);
-        }
 
         let to = match base {
             AlertState::Inactive | AlertState::Resolved => {
@@ -327,7 +333,27 @@ impl Instance {
         if matches!(to, AlertState::Inactive | AlertState::Resolved) {
             self.acknowledged = false;
         }
+        if step {
+            // What a handler would see: firing or not, after `for` and
+            // `keep_firing_for`. An alert that never fires never flaps.
+            self.record_flap(rule, to.is_firing());
+        }
         (to != from).then(|| self.enter(to, from, now_ms))
+    }
+
+    /// Data is back after a pause that began at `paused_at`. A `for` counts
+    /// only time continuously satisfied by data, so a pending alert starts
+    /// its `for` again; `keep_firing_for` resumes where it stopped.
+    fn resume(&mut self, base: AlertState, paused_at: i64, now_ms: i64) {
+        let paused_for = now_ms.saturating_sub(paused_at).max(0);
+        match base {
+            AlertState::Pending => self.pending_since_ms = Some(now_ms),
+            AlertState::Recovering => {
+                self.recovering_since_ms =
+                    self.recovering_since_ms.map(|t| t.saturating_add(paused_for));
+            }
+            _ => {}
+        }
     }
 
     fn enter(&mut self, to: AlertState, from: AlertState, now_ms: i64) -> (AlertState, AlertState) {

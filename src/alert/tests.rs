@@ -1139,3 +1139,113 @@ mod forecast_and_anomaly_rate {
         }
     }
 }
+
+/// Issue 10, defect 1: a `for` counts only time continuously satisfied by
+/// data. As in Prometheus, the pending alert restarts when data returns
+/// (there it is dropped once the series leaves the 5-minute lookback).
+#[test]
+fn pending_for_restarts_after_a_no_data_gap() {
+    let mut r = Rig::one(rule("r").above(5.0).pending_for(Duration::from_mins(10)));
+    assert_eq!(r.push(0, 6.0), none());
+    for m in 1..60 {
+        assert_eq!(r.tick(m * MIN), none(), "minute {m}");
+    }
+    assert_eq!(r.state("r"), AlertState::NoData);
+    let paused = r.mgr.instances()[0].paused_from;
+    assert_eq!(paused, Some(AlertState::Pending));
+    let mut fired = None;
+    for m in 60..=80 {
+        if r.push(m * MIN, 6.0) == n("r", Firing) {
+            fired = Some(m);
+            break;
+        }
+    }
+    assert_eq!(fired, Some(70), "Prometheus fires at minute 70");
+}
+
+/// Issue 10, defect 1 with `KeepLast`: timers do not advance while the
+/// window is empty, and a `for` never fires on a gap.
+#[test]
+fn keep_last_does_not_count_the_gap_toward_for() {
+    let mut r = Rig::one(
+        rule("r").above(5.0).pending_for(Duration::from_mins(10)).no_data(NoDataPolicy::KeepLast),
+    );
+    assert_eq!(r.push(0, 6.0), none());
+    for m in 1..10 {
+        assert_eq!(r.tick(m * MIN), none(), "minute {m}");
+    }
+    assert_eq!(r.state("r"), AlertState::Pending);
+    let mut fired = None;
+    for m in 10..=30 {
+        if r.push(m * MIN, 6.0) == n("r", Firing) {
+            fired = Some(m);
+            break;
+        }
+    }
+    assert_eq!(fired, Some(20), "Prometheus fires at minute 20");
+}
+
+/// `keep_firing_for` paused by missing data resumes where it stopped: the
+/// paused time does not count.
+#[test]
+fn keep_firing_for_does_not_count_paused_time() {
+    let mut r = Rig::one(
+        rule("r")
+            .threshold(Aggregate::Last, Duration::from_mins(1), CompareOp::Gt, 5.0)
+            .keep_firing_for(Duration::from_mins(5)),
+    );
+    assert_eq!(r.push(0, 6.0), n("r", Firing));
+    assert_eq!(r.push(MIN, 1.0), none()); // recovering since minute 1
+    assert_eq!(r.push(2 * MIN, 1.0), none());
+    assert_eq!(r.tick(3 * MIN), none()); // the sample at 2 is still in the window
+    assert_eq!(r.tick(4 * MIN), none()); // window empty: paused
+    assert_eq!(r.state("r"), AlertState::NoData);
+    assert_eq!(r.mgr.instances()[0].paused_from, Some(AlertState::Recovering));
+    // Data returns at minute 30: 3 of the 5 minutes were served before the
+    // pause (minutes 1–4), so it resolves 2 minutes later, not at once.
+    assert_eq!(r.push(30 * MIN, 1.0), none());
+    assert_eq!(r.state("r"), AlertState::Recovering);
+    assert_eq!(r.push(31 * MIN, 1.0), none());
+    assert_eq!(r.push(32 * MIN, 1.0), n("r", Resolved));
+}
+
+/// Issue 10, defect 2: an acknowledgement made while pending carries over to
+/// the firing, but never mutes the Firing or the Resolved.
+#[test]
+fn acknowledging_a_pending_alert_still_announces_firing_and_resolve() {
+    let mut r = Rig::one(
+        rule("r")
+            .above(5.0)
+            .pending_for(Duration::from_mins(2))
+            .repeat_every(Duration::from_mins(1)),
+    );
+    let id = "r/cpu{host=\"a\"}";
+    assert_eq!(r.push(0, 6.0), none());
+    assert!(r.mgr.acknowledge(id, 30 * SEC));
+    assert_eq!(r.push(MIN, 6.0), none());
+    assert_eq!(r.push(2 * MIN, 6.0), n("r", Firing));
+    assert!(r.mgr.active_alerts()[0].acknowledged);
+    assert_eq!(r.push(3 * MIN, 6.0), none()); // the repeat is muted by the ack
+    assert_eq!(r.push(4 * MIN, 1.0), n("r", Resolved));
+}
+
+/// Issue 10, defect 3: flap detection counts the transitions a handler would
+/// see; an alert that never fires never flaps.
+#[test]
+fn an_alert_that_never_fires_never_flaps() {
+    let mut r =
+        Rig::one(AlertRule::builder("r", "cpu").above(5.0).pending_for(Duration::from_mins(10)));
+    let mut all = Vec::new();
+    for m in 0..30 {
+        all.extend(r.push(m * MIN, if m % 2 == 0 { 6.0 } else { 4.0 }));
+        assert!(!r.mgr.instances()[0].flapping, "minute {m}");
+    }
+    for m in 30..60 {
+        all.extend(r.push(m * MIN, 4.0));
+    }
+    assert_eq!(all, none());
+    let flaps = r.mgr.history_since(0).into_iter().filter(|e| {
+        matches!(e.kind, AlertEventKind::FlappingStarted | AlertEventKind::FlappingStopped)
+    });
+    assert_eq!(flaps.count(), 0);
+}
