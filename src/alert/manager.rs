@@ -706,7 +706,9 @@ impl AlertManager {
     }
 
     /// Evaluates every rule at `now_ms` over `view`, advances every alert
-    /// instance, and returns the notifications to deliver, in rule order.
+    /// instance, and returns the notifications to deliver, in cause order:
+    /// resolves first (with the inhibition they end), then firings and the
+    /// rest, each group in rule order.
     ///
     /// Call it when samples arrive and on a periodic tick, so `for`,
     /// `keep_firing_for` and no-data also progress when no sample comes.
@@ -761,7 +763,7 @@ impl AlertManager {
         }
         self.record(changes, notified, now_ms);
         self.collect_garbage();
-        out
+        cause_order(out)
     }
 
     fn slot_index(&self, name: &str) -> Option<usize> {
@@ -1174,6 +1176,22 @@ impl AlertManager {
         }
         out
     }
+}
+
+/// Orders one evaluation's notifications by cause: every instance's notices
+/// that include a resolve (and with it the end of the inhibition it caused)
+/// come before the others, such as the firing that resolve un-inhibited.
+/// An instance's own notices keep their order; otherwise rule order holds.
+fn cause_order(out: Vec<Notification>) -> Vec<Notification> {
+    let mut groups: Vec<Vec<Notification>> = Vec::new();
+    for n in out {
+        match groups.last_mut() {
+            Some(g) if g[0].alert_id == n.alert_id => g.push(n),
+            _ => groups.push(vec![n]),
+        }
+    }
+    groups.sort_by_key(|g| !g.iter().any(|n| n.kind == NotificationKind::Resolved));
+    groups.into_iter().flatten().collect()
 }
 
 /// Decides what to send for one instance after it was stepped.

@@ -171,7 +171,8 @@ pub struct Notification {
     pub severity: Severity,
     /// The instance's state when the notice was made.
     pub state: AlertState,
-    /// Series labels, rule labels, `alertname`, `severity` and `__name__`.
+    /// Series labels, rule labels, `alertname` and `severity`, as Prometheus
+    /// would label the alert (no `__name__`: the metric is [`metric`](Self::metric)).
     pub labels: BTreeMap<String, String>,
     /// The rendered title template.
     pub title: String,

@@ -394,7 +394,9 @@ impl Instance {
     }
 }
 
-/// Series labels, then rule labels (overriding), then `alertname`, `severity`, `__name__`.
+/// The labels Prometheus would give the alert: the series labels (never
+/// `__name__`: a comparison drops the metric name), then the rule labels
+/// (overriding), then `alertname` and `severity`.
 pub(crate) fn alert_labels(key: &SeriesKey, rule: &AlertRule) -> BTreeMap<String, String> {
     let mut labels: BTreeMap<String, String> =
         key.labels().iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
@@ -403,7 +405,6 @@ pub(crate) fn alert_labels(key: &SeriesKey, rule: &AlertRule) -> BTreeMap<String
     }
     labels.insert("alertname".to_owned(), rule.name.clone());
     labels.insert("severity".to_owned(), rule.severity.as_str().to_owned());
-    labels.insert("__name__".to_owned(), key.name().to_owned());
     labels
 }
 

@@ -329,13 +329,18 @@ fn templates_render_value_threshold_and_labels() {
             .above(80.0)
             .label("team", "infra")
             .title("{{severity}}: {{rule}} on {{labels.host}}")
-            .message("{{metric}} {{value}} > {{threshold}} ({{labels.team}}, {{state}})"),
+            .message("{{labels.__name__}} {{value}} > {{threshold}} ({{labels.team}}, {{state}})"),
     );
     let out = r.push_full(0, 91.234);
     assert_eq!(out[0].title, "warning: r on a");
     assert_eq!(out[0].message, "cpu 91.23 > 80 (infra, firing)");
-    assert_eq!(out[0].labels["alertname"], "r");
-    assert_eq!(out[0].labels["__name__"], "cpu");
+    // As Prometheus labels the alert of `cpu > 80`: no `__name__`.
+    let labels: Vec<(&str, &str)> =
+        out[0].labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(
+        labels,
+        [("alertname", "r"), ("host", "a"), ("severity", "warning"), ("team", "infra")]
+    );
     assert_eq!(out[0].alert_id, r#"r/cpu{host="a"}"#);
 }
 
@@ -366,8 +371,9 @@ fn default_inhibition_critical_mutes_warning_but_not_its_resolve() {
     assert_eq!(r.push(0, 99.0), n("crit", Firing));
     let warn = r.mgr.active_alerts().into_iter().find(|a| a.rule == "warn").unwrap();
     assert!(warn.inhibited && !warn.firing_notified);
-    // Critical resolves, warning still firing: now the warning is announced.
-    assert_eq!(r.push(SEC, 90.0), vec![("warn".into(), Firing), ("crit".into(), Resolved)]);
+    // Critical resolves, warning still firing: now the warning is announced,
+    // after the resolve that released it (cause order, not rule order).
+    assert_eq!(r.push(SEC, 90.0), vec![("crit".into(), Resolved), ("warn".into(), Firing)]);
     // Critical again: the warning's resolve is still sent when it resolves.
     assert_eq!(r.push(2 * SEC, 99.0), n("crit", Firing));
     assert_eq!(r.push(3 * SEC, 10.0), vec![("warn".into(), Resolved), ("crit".into(), Resolved)]);
@@ -1153,6 +1159,8 @@ fn pending_for_restarts_after_a_no_data_gap() {
     assert_eq!(r.state("r"), AlertState::NoData);
     let paused = r.mgr.instances()[0].paused_from;
     assert_eq!(paused, Some(AlertState::Pending));
+    let wire = AlertView::from(&r.mgr.active_alerts()[0]);
+    assert_eq!((wire.state, wire.paused_from), (AlertState::NoData, Some(AlertState::Pending)));
     let mut fired = None;
     for m in 60..=80 {
         if r.push(m * MIN, 6.0) == n("r", Firing) {

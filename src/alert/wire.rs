@@ -43,6 +43,10 @@ pub struct AlertView {
     pub level: Severity,
     /// The current state.
     pub state: AlertState,
+    /// While `state` is `no_data`: the state it paused in (`firing` means it
+    /// still counts as firing); `null` otherwise.
+    #[serde(default)]
+    pub paused_from: Option<AlertState>,
     /// The rendered title.
     pub title: String,
     /// The rendered message.
@@ -88,6 +92,7 @@ impl From<&ActiveAlert> for AlertView {
             rule: a.rule.clone(),
             level: a.severity,
             state: a.state,
+            paused_from: a.paused_from,
             title: a.title.clone(),
             message: a.message.clone(),
             metric_name: a.series.name().to_owned(),
