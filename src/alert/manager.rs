@@ -893,8 +893,9 @@ impl AlertManager {
 
     /// Sets each instance's silence and inhibition for this evaluation.
     fn compute_mutes(&mut self, now_ms: i64) {
-        // Default inhibition: the highest firing severity per (family, series).
-        let mut top: HashMap<(&str, &SeriesKey), Severity> = HashMap::new();
+        // Default inhibition: the highest firing severity per (family, series),
+        // and the rule at that severity.
+        let mut top: HashMap<(&str, &SeriesKey), (Severity, &str)> = HashMap::new();
         // Custom inhibition: per rule, equal-label values of firing sources.
         let mut sources: Vec<SourceIndex<'_>> = vec![HashMap::new(); self.inhibit_rules.len()];
         for (i, slot) in self.slots.iter().enumerate() {
@@ -902,8 +903,11 @@ impl AlertManager {
                 if !inst.state.is_firing() {
                     continue;
                 }
-                let e = top.entry((slot.rule.family.as_str(), key)).or_insert(slot.rule.severity);
-                *e = (*e).max(slot.rule.severity);
+                let r = &slot.rule;
+                let e = top.entry((r.family.as_str(), key)).or_insert((r.severity, &r.name));
+                if r.severity > e.0 {
+                    *e = (r.severity, &r.name);
+                }
                 for (r, rule) in self.inhibit_rules.iter().enumerate() {
                     if rule.is_source(&inst.labels) {
                         sources[r].entry(rule.equal_key(&inst.labels)).or_default().push((i, key));
@@ -911,30 +915,43 @@ impl AlertManager {
                 }
             }
         }
-        let mut mutes: Vec<(usize, SeriesKey, Option<u64>, bool)> = Vec::new();
+        let mut mutes: Vec<(usize, SeriesKey, Option<u64>, Option<String>)> = Vec::new();
         for (i, slot) in self.slots.iter().enumerate() {
             for (key, inst) in &slot.instances {
                 let silenced =
                     self.silences.iter().find(|s| s.mutes(now_ms, &inst.labels)).map(|s| s.id.0);
-                let by_default = self.default_inhibition
-                    && top
-                        .get(&(slot.rule.family.as_str(), key))
-                        .is_some_and(|&s| s > slot.rule.severity);
-                let by_rule = self.inhibit_rules.iter().enumerate().any(|(r, rule)| {
-                    rule.is_target(&inst.labels)
-                        && sources[r]
-                            .get(&rule.equal_key(&inst.labels))
-                            .is_some_and(|srcs| srcs.iter().any(|&(si, sk)| si != i || sk != key))
-                });
-                if silenced != inst.silenced_by || (by_default || by_rule) != inst.inhibited {
-                    mutes.push((i, key.clone(), silenced, by_default || by_rule));
+                let by_default = top
+                    .get(&(slot.rule.family.as_str(), key))
+                    .filter(|&&(s, _)| self.default_inhibition && s > slot.rule.severity)
+                    .map(|&(_, name)| name);
+                let by_rule = || {
+                    self.inhibit_rules.iter().enumerate().find_map(|(r, rule)| {
+                        if !rule.is_target(&inst.labels) {
+                            return None;
+                        }
+                        let srcs = sources[r].get(&rule.equal_key(&inst.labels))?;
+                        let &(si, _) = srcs.iter().find(|&&(si, sk)| si != i || sk != key)?;
+                        Some(self.slots[si].rule.name.as_str())
+                    })
+                };
+                let by = by_default.or_else(by_rule);
+                if silenced != inst.silenced_by
+                    || by != inst.inhibited_by.as_deref()
+                    || inst.released_from.is_some()
+                {
+                    mutes.push((i, key.clone(), silenced, by.map(str::to_owned)));
                 }
             }
         }
         for (i, key, silenced, inhibited) in mutes {
             let inst = self.slots[i].instances.get_mut(&key).expect("listed");
             inst.silenced_by = silenced;
-            inst.inhibited = inhibited;
+            inst.released_from = match (&inhibited, inst.inhibited_by.take()) {
+                (None, Some(was)) => Some(was),
+                _ => None,
+            };
+            inst.inhibited = inhibited.is_some();
+            inst.inhibited_by = inhibited;
         }
     }
 
@@ -1120,6 +1137,17 @@ impl AlertManager {
                 reason: inst.resolve_reason,
             }
         });
+        let announces = matches!(kind, NotificationKind::Firing | NotificationKind::Repeat);
+        // Firing only because hysteresis holds it: the value no longer
+        // crosses the threshold but has not reached the recovery level.
+        let held_by_recovery = match (&rule.condition, &rule.recovery, inst.value) {
+            (
+                Condition::Threshold { op, value: limit, .. },
+                Some(Condition::Threshold { value: recovery, .. }),
+                Some(v),
+            ) if announces && !op.compare(v, *limit) => Some(*recovery),
+            _ => None,
+        };
         Notification {
             id,
             kind,
@@ -1136,6 +1164,11 @@ impl AlertManager {
             at: ms_to_datetime(now_ms),
             started_at: inst.firing_since_ms.map(ms_to_datetime),
             resolution,
+            held_by_recovery,
+            was_inhibited_by: inst
+                .released_from
+                .clone()
+                .filter(|_| kind == NotificationKind::Firing),
         }
     }
 

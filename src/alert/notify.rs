@@ -188,6 +188,15 @@ pub struct Notification {
     pub started_at: Option<DateTime<Utc>>,
     /// How the firing ended (only on `Resolved`).
     pub resolution: Option<Resolution>,
+    /// On `Firing` and `Repeat`: when the value no longer crosses the
+    /// threshold and the alert fires only because hysteresis holds it, the
+    /// recovery level it must cross to resolve.
+    #[serde(default)]
+    pub held_by_recovery: Option<f64>,
+    /// On a `Firing` announced because an inhibition just ended: the rule of
+    /// the alert that inhibited it (its resolve comes first in the same batch).
+    #[serde(default)]
+    pub was_inhibited_by: Option<String>,
 }
 
 impl Notification {
@@ -243,6 +252,19 @@ impl Notification {
             if r.reason != ResolveReason::Recovered {
                 let _ = write!(line, " reason={}", r.reason);
             }
+        }
+        let mut notes = Vec::new();
+        if let Some(level) = self.held_by_recovery {
+            let side = if self.value.is_some_and(|v| v < level) { "below" } else { "above" };
+            let mut note = format!("held {side} recovery ");
+            push_number(&mut note, Some(level));
+            notes.push(note);
+        }
+        if let Some(rule) = &self.was_inhibited_by {
+            notes.push(format!("was inhibited by {rule}"));
+        }
+        if !notes.is_empty() {
+            let _ = write!(line, " ({})", notes.join("; "));
         }
         line.push_str(": ");
         line.push_str(&self.title);

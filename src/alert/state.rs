@@ -155,6 +155,10 @@ pub(crate) struct Instance {
     pub(crate) acknowledged: bool,
     pub(crate) silenced_by: Option<u64>,
     pub(crate) inhibited: bool,
+    /// The rule of the alert that inhibits it, while inhibited.
+    pub(crate) inhibited_by: Option<String>,
+    /// The rule whose inhibition ended at this evaluation.
+    pub(crate) released_from: Option<String>,
     /// Created by an absence rule for a series that does not exist.
     pub(crate) synthetic: bool,
     /// Whether the rule selected this series at the last evaluation.
@@ -194,6 +198,8 @@ impl Instance {
             acknowledged: false,
             silenced_by: None,
             inhibited: false,
+            inhibited_by: None,
+            released_from: None,
             synthetic,
             present: true,
             watched_since_ms: now_ms,

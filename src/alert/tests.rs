@@ -1257,3 +1257,36 @@ fn an_alert_that_never_fires_never_flaps() {
     });
     assert_eq!(flaps.count(), 0);
 }
+
+/// A Firing that reads below its threshold says why: hysteresis holds it and
+/// an inhibition just released it.
+#[test]
+fn firing_below_its_threshold_says_held_and_released() {
+    let mut r = Rig::new(vec![
+        rule("warn").above(80.0).recover_below(75.0).build().unwrap(),
+        rule("crit").above(95.0).recover_below(90.0).severity(Severity::Critical).build().unwrap(),
+    ]);
+    let first = r.push_full(0, 97.0);
+    assert_eq!((first[0].held_by_recovery, first[0].was_inhibited_by.as_deref()), (None, None));
+    let out = r.push_full(SEC, 75.51);
+    let kinds: Vec<(&str, NotificationKind)> =
+        out.iter().map(|n| (n.rule.as_str(), n.kind)).collect();
+    assert_eq!(kinds, [("crit", Resolved), ("warn", Firing)]);
+    let warn = &out[1];
+    assert_eq!(warn.held_by_recovery, Some(75.0));
+    assert_eq!(warn.was_inhibited_by.as_deref(), Some("crit"));
+    let line = warn.to_log_line();
+    assert!(
+        line.contains("value=75.51 threshold=80 (held above recovery 75; was inhibited by crit):"),
+        "{line}"
+    );
+    // The crit's resolve says neither.
+    assert_eq!((out[0].held_by_recovery, out[0].was_inhibited_by.as_deref()), (None, None));
+    // Back above the threshold: no longer held; released only once.
+    r.mgr.set_repeat_interval(Severity::Warning, Some(Duration::from_secs(1))).unwrap();
+    let again = r.push_full(2 * SEC, 85.0);
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].kind, again[0].held_by_recovery), (Repeat, None));
+    assert_eq!(again[0].was_inhibited_by, None);
+    assert!(!again[0].to_log_line().contains("held"));
+}
