@@ -648,25 +648,37 @@ fn default_rules_both_cpu_levels_active() {
     let mut mgr = AlertManager::with_default_rules();
     let mut view = MemoryView::new();
     let k = SeriesKey::new("system_cpu_usage", &[]).unwrap();
-    view.push(k.clone(), 0, 85.0);
-    assert_eq!(mgr.evaluate(0, &view)[0].title, "High cpu usage");
-    view.push(k.clone(), SEC, 96.0);
-    let out = mgr.evaluate(SEC, &view);
+    let mut sent = Vec::new();
+    // Every 10 s: 85, then 96 from 130 s, 91 from 320 s, 50 from 390 s. The
+    // rules read the 1-minute average (7 samples) and wait 2 minutes.
+    for t in (0..=420).step_by(10) {
+        let v = match t {
+            ..130 => 85.0,
+            ..320 => 96.0,
+            ..390 => 91.0,
+            _ => 50.0,
+        };
+        view.push(k.clone(), t * SEC, v);
+        for n in mgr.evaluate(t * SEC, &view) {
+            sent.push((t, n.rule.clone(), n.kind, n.title.clone(), n.message.clone()));
+        }
+    }
+    let brief: Vec<(i64, &str, NotificationKind)> =
+        sent.iter().map(|(t, r, k, _, _)| (*t, r.as_str(), *k)).collect();
     assert_eq!(
-        (out[0].rule.as_str(), out[0].title.as_str()),
-        ("cpu_usage_critical", "Critical cpu usage")
+        brief,
+        [
+            (120, "cpu_usage_warning", Firing),  // average 85 since 0
+            (310, "cpu_usage_critical", Firing), // average above 95 since 190
+            // 91 keeps the critical (hysteresis of 5 points); at 390 the
+            // average is (6 × 91 + 50) / 7 = 85.1
+            (390, "cpu_usage_critical", Resolved),
+            (410, "cpu_usage_warning", Resolved), // (4 × 91 + 3 × 50) / 7 = 73.4
+        ]
     );
-    assert_eq!(out[0].message, "CPU usage is 96% (threshold 95%)");
-    // Hysteresis of 5 points: 91 keeps the critical firing.
-    view.push(k.clone(), 2 * SEC, 91.0);
-    assert!(mgr.evaluate(2 * SEC, &view).is_empty());
-    view.push(k, 3 * SEC, 50.0);
-    let kinds: Vec<(String, NotificationKind)> =
-        mgr.evaluate(3 * SEC, &view).into_iter().map(|n| (n.rule, n.kind)).collect();
-    assert_eq!(
-        kinds,
-        [("cpu_usage_warning".into(), Resolved), ("cpu_usage_critical".into(), Resolved)]
-    );
+    assert_eq!(sent[0].3, "High cpu usage");
+    assert_eq!(sent[1].3, "Critical cpu usage");
+    assert_eq!(sent[1].4, "CPU usage is 96% (threshold 95%)");
 }
 
 #[test]
