@@ -96,7 +96,7 @@ mod tests {
         // (46 * 90 + 14 * 50) / 60 = 80.67, at second 345.
         let avg_crosses = (300..600)
             .find(|&s| {
-                let at_90 = (s - 300 + 1).min(60) as f64;
+                let at_90 = f64::from((s - 300 + 1).min(60));
                 (at_90 * 90.0 + (60.0 - at_90) * 50.0) / 60.0 > 80.0
             })
             .unwrap();

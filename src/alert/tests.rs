@@ -653,9 +653,9 @@ fn default_rules_both_cpu_levels_active() {
     // rules read the 1-minute average (7 samples) and wait 2 minutes.
     for t in (0..=420).step_by(10) {
         let v = match t {
-            ..130 => 85.0,
-            ..320 => 96.0,
-            ..390 => 91.0,
+            0..130 => 85.0,
+            130..320 => 96.0,
+            320..390 => 91.0,
             _ => 50.0,
         };
         view.push(k.clone(), t * SEC, v);
