@@ -111,8 +111,11 @@ pub struct AlertEvent {
 /// use watchpost::{SeriesKey, alert::*};
 /// let mut mgr = AlertManager::with_default_rules();
 /// let mut view = MemoryView::new();
-/// view.push(SeriesKey::new("system_cpu_usage", &[])?, 0, 97.0);
-/// mgr.evaluate(0, &view);
+/// let cpu = SeriesKey::new("system_cpu_usage", &[])?;
+/// view.push(cpu.clone(), 0, 97.0);
+/// mgr.evaluate(0, &view); // both pending: the defaults wait 2 minutes
+/// view.push(cpu, 120_000, 97.0);
+/// mgr.evaluate(120_000, &view);
 /// let active = mgr.active_alerts();
 /// assert_eq!(active.len(), 2);
 /// let warning = active.iter().find(|a| a.severity == Severity::Warning).unwrap();
@@ -351,7 +354,7 @@ impl AlertManager {
     /// let mut mgr = AlertManager::with_default_rules();
     /// let stricter = AlertRule::builder("cpu_usage_warning", "system_cpu_usage").above(70.0).build()?;
     /// let old = mgr.replace_rule(stricter, 0).unwrap();
-    /// assert_eq!(old.condition().to_string(), "last over 300s > 80");
+    /// assert_eq!(old.condition().to_string(), "avg over 60s > 80");
     /// # Ok::<(), watchpost::Error>(())
     /// ```
     pub fn replace_rule(&mut self, rule: AlertRule, now_ms: i64) -> Option<AlertRule> {
@@ -720,15 +723,19 @@ impl AlertManager {
     ///
     /// ```
     /// use watchpost::{SeriesKey, alert::*};
-    /// let mut mgr = AlertManager::with_default_rules();
+    /// let mut mgr = AlertManager::new(vec![
+    ///     AlertRule::builder("cpu_warning", "cpu").above(80.0).build()?,
+    ///     AlertRule::builder("cpu_critical", "cpu").above(95.0).severity(Severity::Critical).build()?,
+    /// ])?;
     /// let mut view = MemoryView::new();
-    /// let cpu = SeriesKey::new("system_cpu_usage", &[])?;
-    /// view.push(cpu.clone(), 0, 85.0);
-    /// let n = mgr.evaluate(0, &view);
-    /// assert_eq!((n.len(), n[0].rule.as_str()), (1, "cpu_usage_warning"));
-    /// view.push(cpu.clone(), 1_000, 97.0);
-    /// let n = mgr.evaluate(1_000, &view);
-    /// assert_eq!((n.len(), n[0].rule.as_str()), (1, "cpu_usage_critical"));
+    /// let cpu = SeriesKey::new("cpu", &[])?;
+    /// view.push(cpu.clone(), 0, 97.0);
+    /// let n = mgr.evaluate(0, &view); // the warning is inhibited by the critical
+    /// assert_eq!((n.len(), n[0].rule.as_str()), (1, "cpu_critical"));
+    /// view.push(cpu.clone(), 1_000, 85.0);
+    /// let n = mgr.evaluate(1_000, &view); // cause order: the resolve, then the firing it released
+    /// let got: Vec<(&str, NotificationKind)> = n.iter().map(|n| (n.rule.as_str(), n.kind)).collect();
+    /// assert_eq!(got, [("cpu_critical", NotificationKind::Resolved), ("cpu_warning", NotificationKind::Firing)]);
     /// # Ok::<(), watchpost::Error>(())
     /// ```
     pub fn evaluate(&mut self, now_ms: i64, view: &dyn SeriesView) -> Vec<Notification> {

@@ -121,7 +121,8 @@ impl From<&ActiveAlert> for AlertView {
 ///
 /// ```
 /// use watchpost::{SeriesKey, alert::*};
-/// let mut mgr = AlertManager::with_default_rules();
+/// let mut mgr = AlertManager::new(vec![AlertRule::builder("memory_high", "system_memory_usage")
+///     .above(85.0).build()?])?;
 /// let mut view = MemoryView::new();
 /// let key = SeriesKey::new("system_memory_usage", &[])?;
 /// view.push(key.clone(), 0, 90.0);
