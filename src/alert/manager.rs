@@ -612,9 +612,12 @@ impl AlertManager {
         }
     }
 
-    /// Acknowledges the alert `alert_id` (`rule/series`): its notifications
-    /// are muted until it resolves, and its resolve is still sent. Returns
-    /// whether an active alert was found.
+    /// Acknowledges the active alert `alert_id` (`rule/series`): its repeats
+    /// and flapping notices are muted until it resolves (or, if pending,
+    /// returns to inactive). The announcement of its firing and its resolve
+    /// are never muted, so a pending alert acknowledged ahead still announces
+    /// its `Firing` and its `Resolved`. Returns whether an unacknowledged
+    /// active alert was found.
     ///
     /// # Examples
     ///

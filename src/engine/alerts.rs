@@ -204,9 +204,10 @@ impl Monitor {
     }
 
     /// Acknowledges the active alert `alert_id` (`rule/series`, as in
-    /// [`ActiveAlert::alert_id`]): it sends nothing more until it resolves,
-    /// and its resolve is still sent. Returns whether an unacknowledged active
-    /// alert was found.
+    /// [`ActiveAlert::alert_id`]): no repeats or flapping notices until it
+    /// resolves; the announcement of its firing (if it was pending) and its
+    /// resolve are still sent. Returns whether an unacknowledged active alert
+    /// was found.
     ///
     /// # Examples
     ///
