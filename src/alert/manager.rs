@@ -3,10 +3,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
-use crate::alert::notify::{Notification, NotificationKind, Resolution};
-use crate::alert::rule::{
-    AlertRule, Condition, Severity, Verdict, default_rules, duration_ms, invalid,
-};
+use crate::alert::defaults::default_rules;
+use crate::alert::notify::{Notification, NotificationKind, Resolution, ResolveReason};
+use crate::alert::rule::{AlertRule, Condition, Severity, Verdict, duration_ms, invalid};
 use crate::alert::silence::{InhibitRule, Silence, SilenceId};
 use crate::alert::state::{AlertState, Instance};
 use crate::alert::template::RenderContext;
@@ -112,8 +111,11 @@ pub struct AlertEvent {
 /// use watchpost::{SeriesKey, alert::*};
 /// let mut mgr = AlertManager::with_default_rules();
 /// let mut view = MemoryView::new();
-/// view.push(SeriesKey::new("system_cpu_usage", &[])?, 0, 97.0);
-/// mgr.evaluate(0, &view);
+/// let cpu = SeriesKey::new("system_cpu_usage", &[])?;
+/// view.push(cpu.clone(), 0, 97.0);
+/// mgr.evaluate(0, &view); // both pending: the defaults wait 2 minutes
+/// view.push(cpu, 120_000, 97.0);
+/// mgr.evaluate(120_000, &view);
 /// let active = mgr.active_alerts();
 /// assert_eq!(active.len(), 2);
 /// let warning = active.iter().find(|a| a.severity == Severity::Warning).unwrap();
@@ -133,6 +135,10 @@ pub struct ActiveAlert {
     pub severity: Severity,
     /// The current state.
     pub state: AlertState,
+    /// While `state` is [`NoData`](AlertState::NoData): the state it paused
+    /// in and resumes from when data returns (`Firing` means the alert still
+    /// counts as firing). `None` in every other state.
+    pub paused_from: Option<AlertState>,
     /// The alert's labels.
     pub labels: BTreeMap<String, String>,
     /// The rendered title.
@@ -348,7 +354,7 @@ impl AlertManager {
     /// let mut mgr = AlertManager::with_default_rules();
     /// let stricter = AlertRule::builder("cpu_usage_warning", "system_cpu_usage").above(70.0).build()?;
     /// let old = mgr.replace_rule(stricter, 0).unwrap();
-    /// assert_eq!(old.condition().to_string(), "last over 300s > 80");
+    /// assert_eq!(old.condition().to_string(), "avg over 60s > 80");
     /// # Ok::<(), watchpost::Error>(())
     /// ```
     pub fn replace_rule(&mut self, rule: AlertRule, now_ms: i64) -> Option<AlertRule> {
@@ -368,7 +374,7 @@ impl AlertManager {
                     inst.labels = crate::alert::state::alert_labels(&key, &slot.rule);
                 }
             } else if let Some(inst) = slot.instances.remove(&key) {
-                self.retire(i, &inst, now_ms);
+                self.retire(i, &inst, ResolveReason::RuleRemoved, now_ms);
             }
         }
         Some(old)
@@ -389,9 +395,44 @@ impl AlertManager {
         let i = self.slot_index(name)?;
         let instances = std::mem::take(&mut self.slots[i].instances);
         for inst in instances.values() {
-            self.retire(i, inst, now_ms);
+            self.retire(i, inst, ResolveReason::RuleRemoved, now_ms);
         }
         Some(self.slots.remove(i).rule)
+    }
+
+    /// Forgets every alert instance of `series` (under every rule), as when
+    /// the series is removed or goes stale. A resolve carrying `reason` is
+    /// queued for each whose firing was announced and returned by the next
+    /// [`evaluate`](Self::evaluate). Returns how many instances were dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use watchpost::{SeriesKey, alert::*};
+    /// let mut mgr = AlertManager::new(vec![AlertRule::builder("hot", "temp").above(30.0).build()?])?;
+    /// let key = SeriesKey::new("temp", &[("room", "lab")])?;
+    /// let mut view = MemoryView::new();
+    /// view.push(key.clone(), 0, 35.0);
+    /// assert_eq!(mgr.evaluate(0, &view)[0].kind, NotificationKind::Firing);
+    /// assert_eq!(mgr.resolve_series(&key, ResolveReason::SeriesRemoved, 1_000), 1);
+    /// let n = mgr.evaluate(1_000, &MemoryView::new());
+    /// assert_eq!(n[0].resolution.unwrap().reason, ResolveReason::SeriesRemoved);
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn resolve_series(
+        &mut self,
+        series: &SeriesKey,
+        reason: ResolveReason,
+        now_ms: i64,
+    ) -> usize {
+        let mut dropped = 0;
+        for i in 0..self.slots.len() {
+            if let Some(inst) = self.slots[i].instances.remove(series) {
+                self.retire(i, &inst, reason, now_ms);
+                dropped += 1;
+            }
+        }
+        dropped
     }
 
     /// The rules, in the order they were added.
@@ -571,9 +612,12 @@ impl AlertManager {
         }
     }
 
-    /// Acknowledges the alert `alert_id` (`rule/series`): its notifications
-    /// are muted until it resolves, and its resolve is still sent. Returns
-    /// whether an active alert was found.
+    /// Acknowledges the active alert `alert_id` (`rule/series`): its repeats
+    /// and flapping notices are muted until it resolves (or, if pending,
+    /// returns to inactive). The announcement of its firing and its resolve
+    /// are never muted, so a pending alert acknowledged ahead still announces
+    /// its `Firing` and its `Resolved`. Returns whether an unacknowledged
+    /// active alert was found.
     ///
     /// # Examples
     ///
@@ -668,7 +712,9 @@ impl AlertManager {
     }
 
     /// Evaluates every rule at `now_ms` over `view`, advances every alert
-    /// instance, and returns the notifications to deliver, in rule order.
+    /// instance, and returns the notifications to deliver, in cause order:
+    /// resolves first (with the inhibition they end), then firings and the
+    /// rest, each group in rule order.
     ///
     /// Call it when samples arrive and on a periodic tick, so `for`,
     /// `keep_firing_for` and no-data also progress when no sample comes.
@@ -680,15 +726,19 @@ impl AlertManager {
     ///
     /// ```
     /// use watchpost::{SeriesKey, alert::*};
-    /// let mut mgr = AlertManager::with_default_rules();
+    /// let mut mgr = AlertManager::new(vec![
+    ///     AlertRule::builder("cpu_warning", "cpu").above(80.0).build()?,
+    ///     AlertRule::builder("cpu_critical", "cpu").above(95.0).severity(Severity::Critical).build()?,
+    /// ])?;
     /// let mut view = MemoryView::new();
-    /// let cpu = SeriesKey::new("system_cpu_usage", &[])?;
-    /// view.push(cpu.clone(), 0, 85.0);
-    /// let n = mgr.evaluate(0, &view);
-    /// assert_eq!((n.len(), n[0].rule.as_str()), (1, "cpu_usage_warning"));
-    /// view.push(cpu.clone(), 1_000, 97.0);
-    /// let n = mgr.evaluate(1_000, &view);
-    /// assert_eq!((n.len(), n[0].rule.as_str()), (1, "cpu_usage_critical"));
+    /// let cpu = SeriesKey::new("cpu", &[])?;
+    /// view.push(cpu.clone(), 0, 97.0);
+    /// let n = mgr.evaluate(0, &view); // the warning is inhibited by the critical
+    /// assert_eq!((n.len(), n[0].rule.as_str()), (1, "cpu_critical"));
+    /// view.push(cpu.clone(), 1_000, 85.0);
+    /// let n = mgr.evaluate(1_000, &view); // cause order: the resolve, then the firing it released
+    /// let got: Vec<(&str, NotificationKind)> = n.iter().map(|n| (n.rule.as_str(), n.kind)).collect();
+    /// assert_eq!(got, [("cpu_critical", NotificationKind::Resolved), ("cpu_warning", NotificationKind::Firing)]);
     /// # Ok::<(), watchpost::Error>(())
     /// ```
     pub fn evaluate(&mut self, now_ms: i64, view: &dyn SeriesView) -> Vec<Notification> {
@@ -723,7 +773,7 @@ impl AlertManager {
         }
         self.record(changes, notified, now_ms);
         self.collect_garbage();
-        out
+        cause_order(out)
     }
 
     fn slot_index(&self, name: &str) -> Option<usize> {
@@ -853,8 +903,9 @@ impl AlertManager {
 
     /// Sets each instance's silence and inhibition for this evaluation.
     fn compute_mutes(&mut self, now_ms: i64) {
-        // Default inhibition: the highest firing severity per (family, series).
-        let mut top: HashMap<(&str, &SeriesKey), Severity> = HashMap::new();
+        // Default inhibition: the highest firing severity per (family, series),
+        // and the rule at that severity.
+        let mut top: HashMap<(&str, &SeriesKey), (Severity, &str)> = HashMap::new();
         // Custom inhibition: per rule, equal-label values of firing sources.
         let mut sources: Vec<SourceIndex<'_>> = vec![HashMap::new(); self.inhibit_rules.len()];
         for (i, slot) in self.slots.iter().enumerate() {
@@ -862,8 +913,11 @@ impl AlertManager {
                 if !inst.state.is_firing() {
                     continue;
                 }
-                let e = top.entry((slot.rule.family.as_str(), key)).or_insert(slot.rule.severity);
-                *e = (*e).max(slot.rule.severity);
+                let r = &slot.rule;
+                let e = top.entry((r.family.as_str(), key)).or_insert((r.severity, &r.name));
+                if r.severity > e.0 {
+                    *e = (r.severity, &r.name);
+                }
                 for (r, rule) in self.inhibit_rules.iter().enumerate() {
                     if rule.is_source(&inst.labels) {
                         sources[r].entry(rule.equal_key(&inst.labels)).or_default().push((i, key));
@@ -871,30 +925,43 @@ impl AlertManager {
                 }
             }
         }
-        let mut mutes: Vec<(usize, SeriesKey, Option<u64>, bool)> = Vec::new();
+        let mut mutes: Vec<(usize, SeriesKey, Option<u64>, Option<String>)> = Vec::new();
         for (i, slot) in self.slots.iter().enumerate() {
             for (key, inst) in &slot.instances {
                 let silenced =
                     self.silences.iter().find(|s| s.mutes(now_ms, &inst.labels)).map(|s| s.id.0);
-                let by_default = self.default_inhibition
-                    && top
-                        .get(&(slot.rule.family.as_str(), key))
-                        .is_some_and(|&s| s > slot.rule.severity);
-                let by_rule = self.inhibit_rules.iter().enumerate().any(|(r, rule)| {
-                    rule.is_target(&inst.labels)
-                        && sources[r]
-                            .get(&rule.equal_key(&inst.labels))
-                            .is_some_and(|srcs| srcs.iter().any(|&(si, sk)| si != i || sk != key))
-                });
-                if silenced != inst.silenced_by || (by_default || by_rule) != inst.inhibited {
-                    mutes.push((i, key.clone(), silenced, by_default || by_rule));
+                let by_default = top
+                    .get(&(slot.rule.family.as_str(), key))
+                    .filter(|&&(s, _)| self.default_inhibition && s > slot.rule.severity)
+                    .map(|&(_, name)| name);
+                let by_rule = || {
+                    self.inhibit_rules.iter().enumerate().find_map(|(r, rule)| {
+                        if !rule.is_target(&inst.labels) {
+                            return None;
+                        }
+                        let srcs = sources[r].get(&rule.equal_key(&inst.labels))?;
+                        let &(si, _) = srcs.iter().find(|&&(si, sk)| si != i || sk != key)?;
+                        Some(self.slots[si].rule.name.as_str())
+                    })
+                };
+                let by = by_default.or_else(by_rule);
+                if silenced != inst.silenced_by
+                    || by != inst.inhibited_by.as_deref()
+                    || inst.released_from.is_some()
+                {
+                    mutes.push((i, key.clone(), silenced, by.map(str::to_owned)));
                 }
             }
         }
         for (i, key, silenced, inhibited) in mutes {
             let inst = self.slots[i].instances.get_mut(&key).expect("listed");
             inst.silenced_by = silenced;
-            inst.inhibited = inhibited;
+            inst.released_from = match (&inhibited, inst.inhibited_by.take()) {
+                (None, Some(was)) => Some(was),
+                _ => None,
+            };
+            inst.inhibited = inhibited.is_some();
+            inst.inhibited_by = inhibited;
         }
     }
 
@@ -933,13 +1000,14 @@ impl AlertManager {
     }
 
     /// Queues a resolve for a dropped instance whose firing was announced.
-    fn retire(&mut self, i: usize, inst: &Instance, now_ms: i64) {
+    fn retire(&mut self, i: usize, inst: &Instance, reason: ResolveReason, now_ms: i64) {
         if !inst.notified_firing {
             return;
         }
         let mut inst = inst.clone();
         if inst.effective().is_firing() {
             inst.resolved_at_ms = Some(now_ms);
+            inst.resolve_reason = reason;
         }
         inst.state = AlertState::Resolved;
         let id = self.take_notification_id();
@@ -1076,8 +1144,20 @@ impl AlertManager {
                 duration_ms: resolved.saturating_sub(inst.firing_since_ms.unwrap_or(resolved)),
                 peak_value: inst.peak,
                 last_value: inst.value,
+                reason: inst.resolve_reason,
             }
         });
+        let announces = matches!(kind, NotificationKind::Firing | NotificationKind::Repeat);
+        // Firing only because hysteresis holds it: the value no longer
+        // crosses the threshold but has not reached the recovery level.
+        let held_by_recovery = match (&rule.condition, &rule.recovery, inst.value) {
+            (
+                Condition::Threshold { op, value: limit, .. },
+                Some(Condition::Threshold { value: recovery, .. }),
+                Some(v),
+            ) if announces && !op.compare(v, *limit) => Some(*recovery),
+            _ => None,
+        };
         Notification {
             id,
             kind,
@@ -1094,6 +1174,11 @@ impl AlertManager {
             at: ms_to_datetime(now_ms),
             started_at: inst.firing_since_ms.map(ms_to_datetime),
             resolution,
+            held_by_recovery,
+            was_inhibited_by: inst
+                .released_from
+                .clone()
+                .filter(|_| kind == NotificationKind::Firing),
         }
     }
 
@@ -1111,6 +1196,7 @@ impl AlertManager {
                     series: key.clone(),
                     severity: slot.rule.severity,
                     state: inst.state,
+                    paused_from: (inst.state == AlertState::NoData).then_some(inst.paused),
                     labels: inst.labels.clone(),
                     title,
                     message,
@@ -1135,10 +1221,29 @@ impl AlertManager {
     }
 }
 
+/// Orders one evaluation's notifications by cause: every instance's notices
+/// that include a resolve (and with it the end of the inhibition it caused)
+/// come before the others, such as the firing that resolve un-inhibited.
+/// An instance's own notices keep their order; otherwise rule order holds.
+fn cause_order(out: Vec<Notification>) -> Vec<Notification> {
+    let mut groups: Vec<Vec<Notification>> = Vec::new();
+    for n in out {
+        match groups.last_mut() {
+            Some(g) if g[0].alert_id == n.alert_id => g.push(n),
+            _ => groups.push(vec![n]),
+        }
+    }
+    groups.sort_by_key(|g| !g.iter().any(|n| n.kind == NotificationKind::Resolved));
+    groups.into_iter().flatten().collect()
+}
+
 /// Decides what to send for one instance after it was stepped.
 fn decide(inst: &mut Instance, repeat: Option<i64>, now_ms: i64) -> Vec<NotificationKind> {
     let mut kinds = Vec::new();
     let muted = inst.muted();
+    // An acknowledgement mutes repeats and flapping notices, never the
+    // announcement of a firing (it may be given while pending) or its resolve.
+    let firing_muted = inst.silenced_by.is_some() || inst.inhibited;
     match inst.flap_event {
         Some(true) if !muted => {
             inst.notified_flapping = true;
@@ -1157,7 +1262,7 @@ fn decide(inst: &mut Instance, repeat: Option<i64>, now_ms: i64) -> Vec<Notifica
     if inst.notified_firing && !effective.is_firing() {
         inst.notified_firing = false;
         kinds.push(NotificationKind::Resolved);
-    } else if inst.state == AlertState::Firing && !inst.notified_firing && !muted {
+    } else if inst.state == AlertState::Firing && !inst.notified_firing && !firing_muted {
         inst.notified_firing = true;
         inst.last_notified_ms = Some(now_ms);
         kinds.push(NotificationKind::Firing);

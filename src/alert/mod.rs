@@ -47,6 +47,9 @@
 //! assert_eq!(n[0].kind, NotificationKind::Firing);
 //! # Ok::<(), watchpost::Error>(())
 //! ```
+mod builder;
+mod condition;
+mod defaults;
 mod manager;
 mod matcher;
 mod notify;
@@ -54,9 +57,13 @@ mod rule;
 mod silence;
 mod state;
 mod template;
+mod validate;
 mod view;
 mod wire;
 
+pub use self::builder::RuleBuilder;
+pub use self::condition::{Aggregate, CompareOp, Condition};
+pub use self::defaults::default_rules;
 pub use self::manager::{
     ActiveAlert, AlertEvent, AlertEventKind, AlertManager, DEFAULT_CRITICAL_REPEAT,
     DEFAULT_HISTORY_CAPACITY, SILENCE_RETENTION,
@@ -64,11 +71,12 @@ pub use self::manager::{
 pub use self::matcher::{MatchOp, Matcher};
 pub use self::notify::{
     ChannelNotifier, FnNotifier, HandlerStats, JsonLinesNotifier, LogNotifier, Notification,
-    NotificationKind, NotificationStats, Notifier, NotifyResult, Resolution, TryFnNotifier,
+    NotificationKind, NotificationStats, Notifier, NotifyResult, Resolution, ResolveReason,
+    TryFnNotifier,
 };
 pub use self::rule::{
-    Aggregate, AlertRule, CompareOp, Condition, DEFAULT_MESSAGE, DEFAULT_TITLE, DEFAULT_WINDOW,
-    FlapDetection, NoDataPolicy, RuleBuilder, Severity, default_rules,
+    AlertRule, DEFAULT_MESSAGE, DEFAULT_TITLE, DEFAULT_WINDOW, FlapDetection, NoDataPolicy,
+    Severity,
 };
 pub use self::silence::{InhibitRule, Silence, SilenceId};
 pub use self::state::AlertState;

@@ -62,14 +62,63 @@ impl fmt::Display for NotificationKind {
     }
 }
 
+/// Why an alert resolved: carried by every [`Resolution`].
+///
+/// # Examples
+///
+/// ```
+/// use watchpost::alert::ResolveReason;
+/// assert_eq!(ResolveReason::default(), ResolveReason::Recovered);
+/// assert_eq!(ResolveReason::SeriesRemoved.as_str(), "series_removed");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ResolveReason {
+    /// The condition recovered (after hysteresis and `keep_firing_for`). The default.
+    #[default]
+    Recovered,
+    /// The rule was removed, or replaced by one that no longer selects the series.
+    RuleRemoved,
+    /// The series was removed from the engine.
+    SeriesRemoved,
+    /// The series went stale: no sample within the staleness horizon.
+    Stale,
+}
+
+impl ResolveReason {
+    /// The snake-case name used on the wire.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(watchpost::alert::ResolveReason::RuleRemoved.as_str(), "rule_removed");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResolveReason::Recovered => "recovered",
+            ResolveReason::RuleRemoved => "rule_removed",
+            ResolveReason::SeriesRemoved => "series_removed",
+            ResolveReason::Stale => "stale",
+        }
+    }
+}
+
+impl fmt::Display for ResolveReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How a firing ended: attached to every [`NotificationKind::Resolved`].
 ///
 /// # Examples
 ///
 /// ```
-/// use watchpost::alert::Resolution;
+/// use watchpost::alert::{Resolution, ResolveReason};
 /// let r = Resolution { resolved_at: chrono::DateTime::UNIX_EPOCH, duration_ms: 60_000,
-///                      peak_value: Some(97.0), last_value: Some(60.0) };
+///                      peak_value: Some(97.0), last_value: Some(60.0),
+///                      reason: ResolveReason::Recovered };
 /// assert_eq!(r.duration_ms, 60_000);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -83,6 +132,9 @@ pub struct Resolution {
     pub peak_value: Option<f64>,
     /// The last value seen.
     pub last_value: Option<f64>,
+    /// Why it resolved (absent in older JSON: [`ResolveReason::Recovered`]).
+    #[serde(default)]
+    pub reason: ResolveReason,
 }
 
 /// One notification about one alert instance (a rule × series).
@@ -119,7 +171,8 @@ pub struct Notification {
     pub severity: Severity,
     /// The instance's state when the notice was made.
     pub state: AlertState,
-    /// Series labels, rule labels, `alertname`, `severity` and `__name__`.
+    /// Series labels, rule labels, `alertname` and `severity`, as Prometheus
+    /// would label the alert (no `__name__`: the metric is [`metric`](Self::metric)).
     pub labels: BTreeMap<String, String>,
     /// The rendered title template.
     pub title: String,
@@ -135,6 +188,15 @@ pub struct Notification {
     pub started_at: Option<DateTime<Utc>>,
     /// How the firing ended (only on `Resolved`).
     pub resolution: Option<Resolution>,
+    /// On `Firing` and `Repeat`: when the value no longer crosses the
+    /// threshold and the alert fires only because hysteresis holds it, the
+    /// recovery level it must cross to resolve.
+    #[serde(default)]
+    pub held_by_recovery: Option<f64>,
+    /// On a `Firing` announced because an inhibition just ended: the rule of
+    /// the alert that inhibited it (its resolve comes first in the same batch).
+    #[serde(default)]
+    pub was_inhibited_by: Option<String>,
 }
 
 impl Notification {
@@ -187,6 +249,22 @@ impl Notification {
         if let Some(r) = &self.resolution {
             let _ = write!(line, " duration={}s peak=", r.duration_ms / 1_000);
             push_number(&mut line, r.peak_value);
+            if r.reason != ResolveReason::Recovered {
+                let _ = write!(line, " reason={}", r.reason);
+            }
+        }
+        let mut notes = Vec::new();
+        if let Some(level) = self.held_by_recovery {
+            let side = if self.value.is_some_and(|v| v < level) { "below" } else { "above" };
+            let mut note = format!("held {side} recovery ");
+            push_number(&mut note, Some(level));
+            notes.push(note);
+        }
+        if let Some(rule) = &self.was_inhibited_by {
+            notes.push(format!("was inhibited by {rule}"));
+        }
+        if !notes.is_empty() {
+            let _ = write!(line, " ({})", notes.join("; "));
         }
         line.push_str(": ");
         line.push_str(&self.title);

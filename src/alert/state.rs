@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::alert::notify::ResolveReason;
 use crate::alert::rule::{AlertRule, NoDataPolicy, Verdict};
 use crate::key::SeriesKey;
 
@@ -125,11 +126,16 @@ pub(crate) struct Instance {
     pub(crate) state: AlertState,
     /// The state an instance in `NoData` resumes from.
     pub(crate) paused: AlertState,
+    /// When the window last emptied (policy `NoData` or `KeepLast`), until
+    /// data returns: timers do not count the time in between.
+    pub(crate) paused_at_ms: Option<i64>,
     pub(crate) state_since_ms: i64,
     pub(crate) pending_since_ms: Option<i64>,
     pub(crate) firing_since_ms: Option<i64>,
     pub(crate) recovering_since_ms: Option<i64>,
     pub(crate) resolved_at_ms: Option<i64>,
+    /// Why it last resolved.
+    pub(crate) resolve_reason: ResolveReason,
     pub(crate) value: Option<f64>,
     pub(crate) peak: Option<f64>,
     pub(crate) last_eval_ms: i64,
@@ -149,6 +155,10 @@ pub(crate) struct Instance {
     pub(crate) acknowledged: bool,
     pub(crate) silenced_by: Option<u64>,
     pub(crate) inhibited: bool,
+    /// The rule of the alert that inhibits it, while inhibited.
+    pub(crate) inhibited_by: Option<String>,
+    /// The rule whose inhibition ended at this evaluation.
+    pub(crate) released_from: Option<String>,
     /// Created by an absence rule for a series that does not exist.
     pub(crate) synthetic: bool,
     /// Whether the rule selected this series at the last evaluation.
@@ -166,11 +176,13 @@ impl Instance {
             labels,
             state: AlertState::Inactive,
             paused: AlertState::Inactive,
+            paused_at_ms: None,
             state_since_ms: now_ms,
             pending_since_ms: None,
             firing_since_ms: None,
             recovering_since_ms: None,
             resolved_at_ms: None,
+            resolve_reason: ResolveReason::Recovered,
             value: None,
             peak: None,
             last_eval_ms: now_ms,
@@ -186,6 +198,8 @@ impl Instance {
             acknowledged: false,
             silenced_by: None,
             inhibited: false,
+            inhibited_by: None,
+            released_from: None,
             synthetic,
             present: true,
             watched_since_ms: now_ms,
@@ -229,15 +243,22 @@ impl Instance {
                         return None;
                     }
                     self.paused = self.state;
+                    self.paused_at_ms = Some(now_ms);
                     return Some(self.enter(AlertState::NoData, from, now_ms));
                 }
-                NoDataPolicy::KeepLast => return None,
+                NoDataPolicy::KeepLast => {
+                    self.paused_at_ms.get_or_insert(now_ms);
+                    return None;
+                }
                 NoDataPolicy::Ok => (false, None, false),
                 NoDataPolicy::Alerting => (true, None, false),
             },
         };
         self.value = value;
         let base = self.effective();
+        if let Some(paused_at) = self.paused_at_ms.take() {
+            self.resume(base, paused_at, now_ms);
+        }
 
         let active = match rule.m_of_n {
             Some((m, n)) if from_data => {
@@ -255,11 +276,6 @@ impl Instance {
             None => true,
         };
         let clear = recovery_holds && !active;
-        let problem = if base.is_firing() { !clear } else { active };
-
-        if step {
-            self.record_flap(rule, problem);
-        }
 
         let to = match base {
             AlertState::Inactive | AlertState::Resolved => {
@@ -323,7 +339,27 @@ impl Instance {
         if matches!(to, AlertState::Inactive | AlertState::Resolved) {
             self.acknowledged = false;
         }
+        if step {
+            // What a handler would see: firing or not, after `for` and
+            // `keep_firing_for`. An alert that never fires never flaps.
+            self.record_flap(rule, to.is_firing());
+        }
         (to != from).then(|| self.enter(to, from, now_ms))
+    }
+
+    /// Data is back after a pause that began at `paused_at`. A `for` counts
+    /// only time continuously satisfied by data, so a pending alert starts
+    /// its `for` again; `keep_firing_for` resumes where it stopped.
+    fn resume(&mut self, base: AlertState, paused_at: i64, now_ms: i64) {
+        let paused_for = now_ms.saturating_sub(paused_at).max(0);
+        match base {
+            AlertState::Pending => self.pending_since_ms = Some(now_ms),
+            AlertState::Recovering => {
+                self.recovering_since_ms =
+                    self.recovering_since_ms.map(|t| t.saturating_add(paused_for));
+            }
+            _ => {}
+        }
     }
 
     fn enter(&mut self, to: AlertState, from: AlertState, now_ms: i64) -> (AlertState, AlertState) {
@@ -342,6 +378,7 @@ impl Instance {
 
     fn resolve(&mut self, now_ms: i64) -> AlertState {
         self.resolved_at_ms = Some(now_ms);
+        self.resolve_reason = ResolveReason::Recovered;
         self.recovering_since_ms = None;
         self.pending_since_ms = None;
         AlertState::Resolved
@@ -363,7 +400,9 @@ impl Instance {
     }
 }
 
-/// Series labels, then rule labels (overriding), then `alertname`, `severity`, `__name__`.
+/// The labels Prometheus would give the alert: the series labels (never
+/// `__name__`: a comparison drops the metric name), then the rule labels
+/// (overriding), then `alertname` and `severity`.
 pub(crate) fn alert_labels(key: &SeriesKey, rule: &AlertRule) -> BTreeMap<String, String> {
     let mut labels: BTreeMap<String, String> =
         key.labels().iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
@@ -372,7 +411,6 @@ pub(crate) fn alert_labels(key: &SeriesKey, rule: &AlertRule) -> BTreeMap<String
     }
     labels.insert("alertname".to_owned(), rule.name.clone());
     labels.insert("severity".to_owned(), rule.severity.as_str().to_owned());
-    labels.insert("__name__".to_owned(), key.name().to_owned());
     labels
 }
 

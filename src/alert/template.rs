@@ -23,7 +23,8 @@ enum Part {
 /// Placeholders: `{{value}}` (the condition's current value, `n/a` when there
 /// is none), `{{threshold}}`, `{{rule}}`, `{{metric}}`, `{{series}}`
 /// (`name{labels}`), `{{severity}}`, `{{state}}` and `{{labels.NAME}}` (the
-/// alert's label `NAME`, empty when absent). Numbers print with at most two
+/// alert's label `NAME`, empty when absent; `{{labels.__name__}}` is the
+/// metric, although the alert's labels do not carry it). Numbers print with at most two
 /// decimals (three significant digits below 1) and no trailing zeros.
 ///
 /// # Examples
@@ -82,7 +83,9 @@ impl Template {
                 "value" => Part::Value,
                 "threshold" => Part::Threshold,
                 "rule" => Part::Rule,
-                "metric" => Part::Metric,
+                // The alert's labels carry no `__name__` (as in Prometheus);
+                // the name still reads as the metric.
+                "metric" | "labels.__name__" => Part::Metric,
                 "series" => Part::Series,
                 "severity" => Part::Severity,
                 "state" => Part::State,

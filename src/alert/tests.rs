@@ -329,13 +329,18 @@ fn templates_render_value_threshold_and_labels() {
             .above(80.0)
             .label("team", "infra")
             .title("{{severity}}: {{rule}} on {{labels.host}}")
-            .message("{{metric}} {{value}} > {{threshold}} ({{labels.team}}, {{state}})"),
+            .message("{{labels.__name__}} {{value}} > {{threshold}} ({{labels.team}}, {{state}})"),
     );
     let out = r.push_full(0, 91.234);
     assert_eq!(out[0].title, "warning: r on a");
     assert_eq!(out[0].message, "cpu 91.23 > 80 (infra, firing)");
-    assert_eq!(out[0].labels["alertname"], "r");
-    assert_eq!(out[0].labels["__name__"], "cpu");
+    // As Prometheus labels the alert of `cpu > 80`: no `__name__`.
+    let labels: Vec<(&str, &str)> =
+        out[0].labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(
+        labels,
+        [("alertname", "r"), ("host", "a"), ("severity", "warning"), ("team", "infra")]
+    );
     assert_eq!(out[0].alert_id, r#"r/cpu{host="a"}"#);
 }
 
@@ -366,8 +371,9 @@ fn default_inhibition_critical_mutes_warning_but_not_its_resolve() {
     assert_eq!(r.push(0, 99.0), n("crit", Firing));
     let warn = r.mgr.active_alerts().into_iter().find(|a| a.rule == "warn").unwrap();
     assert!(warn.inhibited && !warn.firing_notified);
-    // Critical resolves, warning still firing: now the warning is announced.
-    assert_eq!(r.push(SEC, 90.0), vec![("warn".into(), Firing), ("crit".into(), Resolved)]);
+    // Critical resolves, warning still firing: now the warning is announced,
+    // after the resolve that released it (cause order, not rule order).
+    assert_eq!(r.push(SEC, 90.0), vec![("crit".into(), Resolved), ("warn".into(), Firing)]);
     // Critical again: the warning's resolve is still sent when it resolves.
     assert_eq!(r.push(2 * SEC, 99.0), n("crit", Firing));
     assert_eq!(r.push(3 * SEC, 10.0), vec![("warn".into(), Resolved), ("crit".into(), Resolved)]);
@@ -529,7 +535,39 @@ fn remove_rule_queues_resolve_for_announced_firing() {
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].kind, Resolved);
     assert_eq!(out[0].resolution.unwrap().resolved_at.timestamp_millis(), SEC);
+    assert_eq!(out[0].resolution.unwrap().reason, ResolveReason::RuleRemoved);
     assert!(r.mgr.evaluate(3 * SEC, &r.view).is_empty());
+}
+
+#[test]
+fn resolve_reason_says_why() {
+    // A recovery says Recovered.
+    let mut r = Rig::one(rule("r").above(80.0));
+    r.push(0, 90.0);
+    let out = r.push_full(SEC, 10.0);
+    assert_eq!(out[0].resolution.unwrap().reason, ResolveReason::Recovered);
+    assert!(!out[0].to_log_line().contains("reason="));
+    // Resolving a series resolves its alerts under every rule, with the reason given.
+    let mut r = Rig::new(vec![
+        rule("warn").above(80.0).build().unwrap(),
+        rule("crit").above(95.0).severity(Severity::Critical).build().unwrap(),
+        rule("quiet").above(99.0).build().unwrap(),
+    ]);
+    r.mgr.set_default_inhibition(false);
+    r.push(0, 97.0);
+    assert_eq!(r.mgr.resolve_series(&r.key.clone(), ResolveReason::Stale, SEC), 3);
+    r.view.remove(&r.key.clone());
+    let out = r.mgr.evaluate(2 * SEC, &r.view);
+    let got: Vec<(&str, ResolveReason)> =
+        out.iter().map(|n| (n.rule.as_str(), n.resolution.unwrap().reason)).collect();
+    assert_eq!(got, [("warn", ResolveReason::Stale), ("crit", ResolveReason::Stale)]);
+    assert!(out[0].to_log_line().contains(" reason=stale"), "{}", out[0].to_log_line());
+    assert!(r.mgr.instances().is_empty());
+    // Older JSON without a reason reads back as Recovered.
+    let mut json: serde_json::Value = serde_json::to_value(&out[0]).unwrap();
+    json["resolution"].as_object_mut().unwrap().remove("reason");
+    let back: Notification = serde_json::from_value(json).unwrap();
+    assert_eq!(back.resolution.unwrap().reason, ResolveReason::Recovered);
 }
 
 #[test]
@@ -610,25 +648,37 @@ fn default_rules_both_cpu_levels_active() {
     let mut mgr = AlertManager::with_default_rules();
     let mut view = MemoryView::new();
     let k = SeriesKey::new("system_cpu_usage", &[]).unwrap();
-    view.push(k.clone(), 0, 85.0);
-    assert_eq!(mgr.evaluate(0, &view)[0].title, "High cpu usage");
-    view.push(k.clone(), SEC, 96.0);
-    let out = mgr.evaluate(SEC, &view);
+    let mut sent = Vec::new();
+    // Every 10 s: 85, then 96 from 130 s, 91 from 320 s, 50 from 390 s. The
+    // rules read the 1-minute average (7 samples) and wait 2 minutes.
+    for t in (0..=420).step_by(10) {
+        let v = match t {
+            0..130 => 85.0,
+            130..320 => 96.0,
+            320..390 => 91.0,
+            _ => 50.0,
+        };
+        view.push(k.clone(), t * SEC, v);
+        for n in mgr.evaluate(t * SEC, &view) {
+            sent.push((t, n.rule.clone(), n.kind, n.title.clone(), n.message.clone()));
+        }
+    }
+    let brief: Vec<(i64, &str, NotificationKind)> =
+        sent.iter().map(|(t, r, k, _, _)| (*t, r.as_str(), *k)).collect();
     assert_eq!(
-        (out[0].rule.as_str(), out[0].title.as_str()),
-        ("cpu_usage_critical", "Critical cpu usage")
+        brief,
+        [
+            (120, "cpu_usage_warning", Firing),  // average 85 since 0
+            (310, "cpu_usage_critical", Firing), // average above 95 since 190
+            // 91 keeps the critical (hysteresis of 5 points); at 390 the
+            // average is (6 × 91 + 50) / 7 = 85.1
+            (390, "cpu_usage_critical", Resolved),
+            (410, "cpu_usage_warning", Resolved), // (4 × 91 + 3 × 50) / 7 = 73.4
+        ]
     );
-    assert_eq!(out[0].message, "CPU usage is 96% (threshold 95%)");
-    // Hysteresis of 5 points: 91 keeps the critical firing.
-    view.push(k.clone(), 2 * SEC, 91.0);
-    assert!(mgr.evaluate(2 * SEC, &view).is_empty());
-    view.push(k, 3 * SEC, 50.0);
-    let kinds: Vec<(String, NotificationKind)> =
-        mgr.evaluate(3 * SEC, &view).into_iter().map(|n| (n.rule, n.kind)).collect();
-    assert_eq!(
-        kinds,
-        [("cpu_usage_warning".into(), Resolved), ("cpu_usage_critical".into(), Resolved)]
-    );
+    assert_eq!(sent[0].3, "High cpu usage");
+    assert_eq!(sent[1].3, "Critical cpu usage");
+    assert_eq!(sent[1].4, "CPU usage is 96% (threshold 95%)");
 }
 
 #[test]
@@ -1106,4 +1156,149 @@ mod forecast_and_anomaly_rate {
             }
         }
     }
+}
+
+/// Issue 10, defect 1: a `for` counts only time continuously satisfied by
+/// data. As in Prometheus, the pending alert restarts when data returns
+/// (there it is dropped once the series leaves the 5-minute lookback).
+#[test]
+fn pending_for_restarts_after_a_no_data_gap() {
+    let mut r = Rig::one(rule("r").above(5.0).pending_for(Duration::from_mins(10)));
+    assert_eq!(r.push(0, 6.0), none());
+    for m in 1..60 {
+        assert_eq!(r.tick(m * MIN), none(), "minute {m}");
+    }
+    assert_eq!(r.state("r"), AlertState::NoData);
+    let paused = r.mgr.instances()[0].paused_from;
+    assert_eq!(paused, Some(AlertState::Pending));
+    let wire = AlertView::from(&r.mgr.active_alerts()[0]);
+    assert_eq!((wire.state, wire.paused_from), (AlertState::NoData, Some(AlertState::Pending)));
+    let mut fired = None;
+    for m in 60..=80 {
+        if r.push(m * MIN, 6.0) == n("r", Firing) {
+            fired = Some(m);
+            break;
+        }
+    }
+    assert_eq!(fired, Some(70), "Prometheus fires at minute 70");
+}
+
+/// Issue 10, defect 1 with `KeepLast`: timers do not advance while the
+/// window is empty, and a `for` never fires on a gap.
+#[test]
+fn keep_last_does_not_count_the_gap_toward_for() {
+    let mut r = Rig::one(
+        rule("r").above(5.0).pending_for(Duration::from_mins(10)).no_data(NoDataPolicy::KeepLast),
+    );
+    assert_eq!(r.push(0, 6.0), none());
+    for m in 1..10 {
+        assert_eq!(r.tick(m * MIN), none(), "minute {m}");
+    }
+    assert_eq!(r.state("r"), AlertState::Pending);
+    let mut fired = None;
+    for m in 10..=30 {
+        if r.push(m * MIN, 6.0) == n("r", Firing) {
+            fired = Some(m);
+            break;
+        }
+    }
+    assert_eq!(fired, Some(20), "Prometheus fires at minute 20");
+}
+
+/// `keep_firing_for` paused by missing data resumes where it stopped: the
+/// paused time does not count.
+#[test]
+fn keep_firing_for_does_not_count_paused_time() {
+    let mut r = Rig::one(
+        rule("r")
+            .threshold(Aggregate::Last, Duration::from_mins(1), CompareOp::Gt, 5.0)
+            .keep_firing_for(Duration::from_mins(5)),
+    );
+    assert_eq!(r.push(0, 6.0), n("r", Firing));
+    assert_eq!(r.push(MIN, 1.0), none()); // recovering since minute 1
+    assert_eq!(r.push(2 * MIN, 1.0), none());
+    assert_eq!(r.tick(3 * MIN), none()); // the sample at 2 is still in the window
+    assert_eq!(r.tick(4 * MIN), none()); // window empty: paused
+    assert_eq!(r.state("r"), AlertState::NoData);
+    assert_eq!(r.mgr.instances()[0].paused_from, Some(AlertState::Recovering));
+    // Data returns at minute 30: 3 of the 5 minutes were served before the
+    // pause (minutes 1–4), so it resolves 2 minutes later, not at once.
+    assert_eq!(r.push(30 * MIN, 1.0), none());
+    assert_eq!(r.state("r"), AlertState::Recovering);
+    assert_eq!(r.push(31 * MIN, 1.0), none());
+    assert_eq!(r.push(32 * MIN, 1.0), n("r", Resolved));
+}
+
+/// Issue 10, defect 2: an acknowledgement made while pending carries over to
+/// the firing, but never mutes the Firing or the Resolved.
+#[test]
+fn acknowledging_a_pending_alert_still_announces_firing_and_resolve() {
+    let mut r = Rig::one(
+        rule("r")
+            .above(5.0)
+            .pending_for(Duration::from_mins(2))
+            .repeat_every(Duration::from_mins(1)),
+    );
+    let id = "r/cpu{host=\"a\"}";
+    assert_eq!(r.push(0, 6.0), none());
+    assert!(r.mgr.acknowledge(id, 30 * SEC));
+    assert_eq!(r.push(MIN, 6.0), none());
+    assert_eq!(r.push(2 * MIN, 6.0), n("r", Firing));
+    assert!(r.mgr.active_alerts()[0].acknowledged);
+    assert_eq!(r.push(3 * MIN, 6.0), none()); // the repeat is muted by the ack
+    assert_eq!(r.push(4 * MIN, 1.0), n("r", Resolved));
+}
+
+/// Issue 10, defect 3: flap detection counts the transitions a handler would
+/// see; an alert that never fires never flaps.
+#[test]
+fn an_alert_that_never_fires_never_flaps() {
+    let mut r =
+        Rig::one(AlertRule::builder("r", "cpu").above(5.0).pending_for(Duration::from_mins(10)));
+    let mut all = Vec::new();
+    for m in 0..30 {
+        all.extend(r.push(m * MIN, if m % 2 == 0 { 6.0 } else { 4.0 }));
+        assert!(!r.mgr.instances()[0].flapping, "minute {m}");
+    }
+    for m in 30..60 {
+        all.extend(r.push(m * MIN, 4.0));
+    }
+    assert_eq!(all, none());
+    let flaps = r.mgr.history_since(0).into_iter().filter(|e| {
+        matches!(e.kind, AlertEventKind::FlappingStarted | AlertEventKind::FlappingStopped)
+    });
+    assert_eq!(flaps.count(), 0);
+}
+
+/// A Firing that reads below its threshold says why: hysteresis holds it and
+/// an inhibition just released it.
+#[test]
+fn firing_below_its_threshold_says_held_and_released() {
+    let mut r = Rig::new(vec![
+        rule("warn").above(80.0).recover_below(75.0).build().unwrap(),
+        rule("crit").above(95.0).recover_below(90.0).severity(Severity::Critical).build().unwrap(),
+    ]);
+    let first = r.push_full(0, 97.0);
+    assert_eq!((first[0].held_by_recovery, first[0].was_inhibited_by.as_deref()), (None, None));
+    let out = r.push_full(SEC, 75.51);
+    let kinds: Vec<(&str, NotificationKind)> =
+        out.iter().map(|n| (n.rule.as_str(), n.kind)).collect();
+    assert_eq!(kinds, [("crit", Resolved), ("warn", Firing)]);
+    let warn = &out[1];
+    assert_eq!(warn.held_by_recovery, Some(75.0));
+    assert_eq!(warn.was_inhibited_by.as_deref(), Some("crit"));
+    let line = warn.to_log_line();
+    assert!(
+        line.contains("value=75.51 threshold=80 (held above recovery 75; was inhibited by crit):"),
+        "{line}"
+    );
+    // The crit's resolve says neither.
+    assert_eq!((out[0].held_by_recovery, out[0].was_inhibited_by.as_deref()), (None, None));
+    // Back above the threshold: no longer held; released only once.
+    r.mgr.set_repeat_interval(Severity::Warning, Some(Duration::from_secs(1))).unwrap();
+    let again = r.push_full(2 * SEC, 85.0);
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].kind, again[0].held_by_recovery), (Repeat, None));
+    assert_eq!(again[0].was_inhibited_by, None);
+    assert!(!again[0].to_log_line().contains("held"));
 }

@@ -43,6 +43,10 @@ pub struct AlertView {
     pub level: Severity,
     /// The current state.
     pub state: AlertState,
+    /// While `state` is `no_data`: the state it paused in (`firing` means it
+    /// still counts as firing); `null` otherwise.
+    #[serde(default)]
+    pub paused_from: Option<AlertState>,
     /// The rendered title.
     pub title: String,
     /// The rendered message.
@@ -88,6 +92,7 @@ impl From<&ActiveAlert> for AlertView {
             rule: a.rule.clone(),
             level: a.severity,
             state: a.state,
+            paused_from: a.paused_from,
             title: a.title.clone(),
             message: a.message.clone(),
             metric_name: a.series.name().to_owned(),
@@ -116,7 +121,8 @@ impl From<&ActiveAlert> for AlertView {
 ///
 /// ```
 /// use watchpost::{SeriesKey, alert::*};
-/// let mut mgr = AlertManager::with_default_rules();
+/// let mut mgr = AlertManager::new(vec![AlertRule::builder("memory_high", "system_memory_usage")
+///     .above(85.0).build()?])?;
 /// let mut view = MemoryView::new();
 /// let key = SeriesKey::new("system_memory_usage", &[])?;
 /// view.push(key.clone(), 0, 90.0);

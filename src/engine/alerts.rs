@@ -63,7 +63,7 @@ impl Monitor {
     /// let old = engine.replace_alert_rule(
     ///     AlertRule::builder("cpu_usage_warning", "system_cpu_usage").above(70.0).build()?,
     /// );
-    /// assert_eq!(old.unwrap().condition().to_string(), "last over 300s > 80");
+    /// assert_eq!(old.unwrap().condition().to_string(), "avg over 60s > 80");
     /// # Ok::<(), watchpost::Error>(())
     /// ```
     pub fn replace_alert_rule(&self, rule: AlertRule) -> Option<AlertRule> {
@@ -204,9 +204,10 @@ impl Monitor {
     }
 
     /// Acknowledges the active alert `alert_id` (`rule/series`, as in
-    /// [`ActiveAlert::alert_id`]): it sends nothing more until it resolves,
-    /// and its resolve is still sent. Returns whether an unacknowledged active
-    /// alert was found.
+    /// [`ActiveAlert::alert_id`]): no repeats or flapping notices until it
+    /// resolves; the announcement of its firing (if it was pending) and its
+    /// resolve are still sent. Returns whether an unacknowledged active alert
+    /// was found.
     ///
     /// # Examples
     ///
@@ -230,7 +231,7 @@ impl Monitor {
     /// engine.flush()?;
     /// let active = engine.active_alerts();
     /// assert_eq!(active[0].rule, "cpu_usage_warning");
-    /// assert!(active[0].state.is_firing());
+    /// assert!(active[0].state.is_active()); // pending: the default waits 2 minutes
     /// # Ok::<(), watchpost::Error>(())
     /// ```
     pub fn active_alerts(&self) -> Vec<ActiveAlert> {
@@ -273,14 +274,16 @@ impl Monitor {
     /// # Examples
     ///
     /// ```
-    /// use watchpost::alert::{ChannelNotifier, NotificationKind};
-    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// use watchpost::alert::{AlertRule, ChannelNotifier, NotificationKind};
+    /// let engine = watchpost::Engine::builder().without_system_source()
+    ///     .alert_rule(AlertRule::builder("hot", "temp").above(30.0).build()?)
+    ///     .build()?;
     /// let (tx, rx) = crossbeam_channel::unbounded();
     /// engine.add_notifier("inbox", ChannelNotifier::new(tx))?;
-    /// engine.gauge("system_cpu_usage")?.set(97.0);
+    /// engine.gauge("temp")?.set(35.0);
     /// engine.flush()?; // evaluates and waits for the handlers
     /// let n = rx.try_recv().unwrap();
-    /// assert_eq!((n.rule.as_str(), n.kind), ("cpu_usage_critical", NotificationKind::Firing));
+    /// assert_eq!((n.rule.as_str(), n.kind), ("hot", NotificationKind::Firing));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn add_notifier(&self, name: impl Into<String>, notifier: impl Notifier) -> Result<()> {
@@ -296,6 +299,8 @@ impl Monitor {
     /// use watchpost::alert::FnNotifier;
     /// let engine = watchpost::Engine::builder()
     ///     .without_system_source()
+    ///     .alert_rule(watchpost::alert::AlertRule::builder("disk_full", "system_disk_usage")
+    ///         .above(90.0).build()?)
     ///     .notifier("noop", FnNotifier(|_: &watchpost::alert::Notification| {}))
     ///     .build()?;
     /// engine.gauge("system_disk_usage")?.set(95.0);

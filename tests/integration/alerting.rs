@@ -46,10 +46,12 @@ fn default_rules_over_a_custom_view_with_an_audit_trail() -> watchpost::Result<(
     let cpu = SeriesKey::new("system_cpu_usage", &[("host", "chat-1")])?;
     let disk = SeriesKey::new("system_disk_usage", &[("mount", "/var")])?;
     let mut view = History::default();
+    // One sample every 5 minutes: the defaults average the last minute (here
+    // the newest sample) and wait 2 minutes (disk: 5) before firing.
     let script =
-        [(0, 50.0, 91.0), (1, 85.0, 91.0), (2, 97.0, 80.0), (3, 92.0, 80.0), (4, 40.0, 80.0)];
+        [(0, 50.0, 91.0), (1, 85.0, 91.0), (2, 97.0, 80.0), (3, 97.0, 80.0), (4, 40.0, 80.0)];
     for (step, cpu_v, disk_v) in script {
-        let t = step * 10 * SEC;
+        let t = step * 300 * SEC;
         view.record(&cpu, t, cpu_v);
         view.record(&disk, t, disk_v);
         for n in mgr.evaluate(t, &view) {
@@ -63,11 +65,12 @@ fn default_rules_over_a_custom_view_with_an_audit_trail() -> watchpost::Result<(
     }
     let seen = seen.lock().clone();
     let expect: Vec<(String, NotificationKind)> = [
-        ("disk_usage_warning", NotificationKind::Firing),
-        ("cpu_usage_warning", NotificationKind::Firing),
-        ("cpu_usage_critical", NotificationKind::Firing),
-        ("disk_usage_warning", NotificationKind::Resolved), // same evaluation, rule order
-        ("cpu_usage_warning", NotificationKind::Resolved),
+        ("disk_usage_warning", NotificationKind::Firing), // 5 min at 91
+        // same evaluation: the resolve first (cause order), then the firing
+        ("disk_usage_warning", NotificationKind::Resolved),
+        ("cpu_usage_warning", NotificationKind::Firing), // 5 min above 80
+        ("cpu_usage_critical", NotificationKind::Firing), // 5 min above 95
+        ("cpu_usage_warning", NotificationKind::Resolved), // same evaluation, rule order
         ("cpu_usage_critical", NotificationKind::Resolved),
     ]
     .into_iter()
@@ -82,7 +85,7 @@ fn default_rules_over_a_custom_view_with_an_audit_trail() -> watchpost::Result<(
     assert_eq!(back.len(), 6);
     let crit_resolved = &back[5];
     let r = crit_resolved.resolution.expect("resolve carries its resolution");
-    assert_eq!((r.duration_ms, r.peak_value, r.last_value), (20 * SEC, Some(97.0), Some(40.0)));
+    assert_eq!((r.duration_ms, r.peak_value, r.last_value), (300 * SEC, Some(97.0), Some(40.0)));
     assert_eq!(crit_resolved.labels["host"], "chat-1");
     Ok(())
 }
@@ -122,13 +125,15 @@ fn silences_are_created_listed_and_expired() -> watchpost::Result<()> {
     let mut view = MemoryView::new();
     let cpu = SeriesKey::new("system_cpu_usage", &[("host", "chat-2")])?;
     view.push(cpu.clone(), 0, 90.0);
-    assert!(mgr.evaluate(0, &view).is_empty());
+    assert!(mgr.evaluate(0, &view).is_empty()); // pending: the default waits 2 minutes
+    view.push(cpu.clone(), 120 * SEC, 90.0);
+    assert!(mgr.evaluate(120 * SEC, &view).is_empty());
     let alert = &mgr.active_alerts()[0];
     assert_eq!((alert.state, alert.silenced_by), (AlertState::Firing, Some(id)));
 
-    assert!(mgr.expire_silence(id, 60 * SEC));
-    view.push(cpu, 60 * SEC, 90.0);
-    let out = mgr.evaluate(60 * SEC, &view);
+    assert!(mgr.expire_silence(id, 180 * SEC));
+    view.push(cpu, 180 * SEC, 90.0);
+    let out = mgr.evaluate(180 * SEC, &view);
     assert_eq!(out[0].kind, NotificationKind::Firing);
     Ok(())
 }

@@ -96,7 +96,10 @@ fn start(
 
 fn manual_engine() -> (Engine, ManualClock) {
     let clock = ManualClock::at_millis(T0);
-    let engine = builder(&clock).dashboard_recent_metrics(["active_users"]).build().unwrap();
+    let engine = crate::util::eager(builder(&clock))
+        .dashboard_recent_metrics(["active_users"])
+        .build()
+        .unwrap();
     (engine, clock)
 }
 
