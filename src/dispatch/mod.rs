@@ -26,8 +26,11 @@
 //!   [`mailbox::INSTANCE_LIMIT`]. A handler that is merely slow loses
 //!   nothing: it sees every `Resolved` whose `Firing` it saw, in order.
 //! - A handler is *stuck* when the call it is in has lasted
-//!   `stuck_timeout` or longer by the engine's clock, or when more than
-//!   `handler_capacity` notices wait for it. A notification for a stuck
+//!   `stuck_timeout` or longer, or when more than `handler_capacity` notices
+//!   wait for it. Call durations are wall time on the monotonic clock, like
+//!   the flush timeout and the grace period: the engine's [`Clock`](crate::Clock)
+//!   times the data, while this times threads (a wall clock stepped forward
+//!   must not make every busy handler stuck). A notification for a stuck
 //!   handler is dropped, together with everything waiting for it, and
 //!   counted in its `dropped`; once the call returns it receives what is
 //!   decided from then on. Only a stuck handler loses notifications.
@@ -64,7 +67,6 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use self::mailbox::Mailbox;
 use crate::alert::{HandlerStats, Notification, NotificationStats, Notifier};
-use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::metric::Counter;
 use crate::registry::Registry;
@@ -79,8 +81,8 @@ pub(crate) const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// before it counts as stuck.
 pub(crate) const DEFAULT_HANDLER_QUEUE_CAPACITY: usize = 65_536;
 
-/// Default time one handler call may last, by the engine's clock, before the
-/// handler counts as stuck: 30 s.
+/// Default time one handler call may last (wall time) before the handler
+/// counts as stuck: 30 s.
 pub(crate) const DEFAULT_STUCK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How far a deadline lies when the requested one cannot be represented.
@@ -94,11 +96,6 @@ pub(crate) type DispatcherStats = NotificationStats;
 fn deadline_after(d: Duration) -> Instant {
     let now = Instant::now();
     now.checked_add(d).or_else(|| now.checked_add(FAR_FUTURE)).unwrap_or(now)
-}
-
-/// `d` in whole milliseconds, saturating at `i64::MAX`.
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 enum Msg {
@@ -147,8 +144,8 @@ struct Inbox {
     accepted: u64,
     /// Of `accepted`, those done with: handled, coalesced or dropped.
     settled: u64,
-    /// When (engine clock, ms) the handler took the notification it is handling.
-    busy_since_ms: Option<i64>,
+    /// When the handler took the notification it is handling.
+    busy_since: Option<Instant>,
     /// No more notifications come: drain and exit.
     closed: bool,
     /// The thread has drained its mailbox and flushed, and is about to exit.
@@ -197,12 +194,12 @@ impl HandlerShared {
     }
 
     /// Hands `n` over (the inbox locked): dropped if the handler is stuck
-    /// at `now_ms`, else into the mailbox, coalesced.
-    fn offer(&self, inbox: &mut Inbox, n: Arc<Notification>, now_ms: i64, limits: &Limits) {
+    /// at `now`, else into the mailbox, coalesced.
+    fn offer(&self, inbox: &mut Inbox, n: Arc<Notification>, now: Instant, limits: &Limits) {
         inbox.accepted += 1;
         let stuck = inbox
-            .busy_since_ms
-            .is_some_and(|since| now_ms.saturating_sub(since) >= limits.stuck_ms);
+            .busy_since
+            .is_some_and(|since| now.saturating_duration_since(since) >= limits.stuck);
         if stuck {
             let lost = inbox.mail.clear() + 1;
             self.drop_waiting(inbox, lost);
@@ -275,7 +272,7 @@ struct HandlerSlot {
 #[derive(Debug, Clone, Copy)]
 struct Limits {
     handler_capacity: usize,
-    stuck_ms: i64,
+    stuck: Duration,
 }
 
 struct Shared {
@@ -285,11 +282,9 @@ struct Shared {
     /// `submitted` as of the start of the last flush that saw every handler done.
     flushed_through: AtomicU64,
     overflowed: AtomicU64,
-    overflowed_metric: Counter,
     rejected: AtomicU64,
     handlers: Mutex<Vec<Arc<HandlerShared>>>,
     threads: Mutex<Vec<ThreadId>>,
-    clock: Arc<dyn Clock>,
     /// How long shutdown waits for the handlers to finish.
     grace: Duration,
 }
@@ -306,8 +301,6 @@ pub(crate) struct DispatcherBuilder {
     handler_capacity: usize,
     grace: Duration,
     stuck_timeout: Duration,
-    clock: Arc<dyn Clock>,
-    overflowed: Counter,
     handlers: Vec<(String, Box<dyn Notifier>, HandlerMetrics)>,
 }
 
@@ -345,23 +338,10 @@ impl DispatcherBuilder {
         self
     }
 
-    /// How long one handler call may last, by `clock`, before the handler
+    /// How long one handler call may last (wall time) before the handler
     /// counts as stuck. Default: [`DEFAULT_STUCK_TIMEOUT`].
     pub(crate) fn stuck_timeout(mut self, timeout: Duration) -> Self {
         self.stuck_timeout = timeout;
-        self
-    }
-
-    /// The clock that times handler calls. Default: [`SystemClock`].
-    pub(crate) fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// Counts notifications dropped because the main queue was full, besides
-    /// [`NotificationStats::overflowed`]. Default: a detached counter.
-    pub(crate) fn overflow_counter(mut self, counter: Counter) -> Self {
-        self.overflowed = counter;
         self
     }
 
@@ -395,24 +375,21 @@ impl DispatcherBuilder {
                 });
             }
         }
-        let stuck_ms = millis(self.stuck_timeout);
-        if stuck_ms == 0 {
+        if self.stuck_timeout < Duration::from_millis(1) {
             return Err(Error::InvalidConfig {
                 field: "notifier_stuck_timeout",
                 reason: format!("must be at least 1 ms, got {:?}", self.stuck_timeout),
             });
         }
-        let limits = Limits { handler_capacity: self.handler_capacity, stuck_ms };
+        let limits = Limits { handler_capacity: self.handler_capacity, stuck: self.stuck_timeout };
         let shared = Arc::new(Shared {
             open: RwLock::new(true),
             submitted: AtomicU64::new(0),
             flushed_through: AtomicU64::new(0),
             overflowed: AtomicU64::new(0),
-            overflowed_metric: self.overflowed,
             rejected: AtomicU64::new(0),
             handlers: Mutex::new(Vec::new()),
             threads: Mutex::new(Vec::new()),
-            clock: self.clock,
             grace: self.grace,
         });
         let mut slots = Vec::with_capacity(self.handlers.len());
@@ -476,8 +453,6 @@ impl Dispatcher {
             handler_capacity: DEFAULT_HANDLER_QUEUE_CAPACITY,
             grace: DEFAULT_SHUTDOWN_GRACE,
             stuck_timeout: DEFAULT_STUCK_TIMEOUT,
-            clock: Arc::new(SystemClock),
-            overflowed: Counter::detached(),
             handlers: Vec::new(),
         }
     }
@@ -562,7 +537,6 @@ impl DispatcherHandle {
             }
             Err(TrySendError::Full(_)) => {
                 self.shared.overflowed.fetch_add(count, Ordering::Relaxed);
-                self.shared.overflowed_metric.add(count);
                 0
             }
             Err(TrySendError::Disconnected(_)) => {
@@ -696,10 +670,9 @@ fn spawn_handler(
         lagging: AtomicBool::new(false),
     });
     let worker = Arc::clone(&hs);
-    let clock = Arc::clone(&shared.clock);
     let join = thread::Builder::new()
         .name(thread_name)
-        .spawn(move || run_handler(notifier.as_ref(), &worker, clock.as_ref()))
+        .spawn(move || run_handler(notifier.as_ref(), &worker))
         .map_err(Error::Spawn)?;
     *hs.thread.lock() = Some(join.thread().id());
     shared.threads.lock().push(join.thread().id());
@@ -707,13 +680,13 @@ fn spawn_handler(
     Ok(HandlerSlot { shared: hs, join })
 }
 
-fn run_handler(notifier: &dyn Notifier, hs: &HandlerShared, clock: &dyn Clock) {
+fn run_handler(notifier: &dyn Notifier, hs: &HandlerShared) {
     loop {
         let next = {
             let mut inbox = hs.inbox.lock();
             loop {
                 if let Some(n) = inbox.mail.pop() {
-                    inbox.busy_since_ms = Some(clock.now_ms());
+                    inbox.busy_since = Some(Instant::now());
                     break Some(n);
                 }
                 if inbox.closed {
@@ -740,7 +713,7 @@ fn run_handler(notifier: &dyn Notifier, hs: &HandlerShared, clock: &dyn Clock) {
         }
         {
             let mut inbox = hs.inbox.lock();
-            inbox.busy_since_ms = None;
+            inbox.busy_since = None;
             inbox.settled += 1;
         }
         hs.progress.notify_all();
@@ -752,29 +725,29 @@ fn run_handler(notifier: &dyn Notifier, hs: &HandlerShared, clock: &dyn Clock) {
 
 fn fan_out(rx: &Receiver<Msg>, mut slots: Vec<HandlerSlot>, shared: &Shared, limits: Limits) {
     while let Ok(msg) = rx.recv() {
-        if !handle_msg(msg, &mut slots, shared, limits) {
+        if !handle_msg(msg, &mut slots, limits) {
             break;
         }
     }
     // The gate is closed, so nothing new arrives; hand out any stragglers.
     while let Ok(msg) = rx.try_recv() {
-        handle_msg(msg, &mut slots, shared, limits);
+        handle_msg(msg, &mut slots, limits);
     }
     stop_slots(slots, shared.grace);
 }
 
 /// Handles one message; `false` means stop.
-fn handle_msg(msg: Msg, slots: &mut Vec<HandlerSlot>, shared: &Shared, limits: Limits) -> bool {
+fn handle_msg(msg: Msg, slots: &mut Vec<HandlerSlot>, limits: Limits) -> bool {
     match msg {
         Msg::Notify(batch) => {
-            let now_ms = shared.clock.now_ms();
+            let now = Instant::now();
             let batch: Vec<Arc<Notification>> = batch.into_iter().map(Arc::new).collect();
             for slot in slots.iter() {
                 let hs = &slot.shared;
                 {
                     let mut inbox = hs.inbox.lock();
                     for n in &batch {
-                        hs.offer(&mut inbox, Arc::clone(n), now_ms, &limits);
+                        hs.offer(&mut inbox, Arc::clone(n), now, &limits);
                     }
                 }
                 hs.work.notify_one();

@@ -487,8 +487,9 @@ impl EngineBuilder {
         self
     }
 
-    /// How long one handler call may last, by the engine's clock, before the
-    /// handler counts as stuck. A notification for a stuck handler is
+    /// How long one handler call may last (wall time, like
+    /// [`notification_flush_timeout`](Self::notification_flush_timeout))
+    /// before the handler counts as stuck. A notification for a stuck handler is
     /// dropped, with everything waiting for it, and counted in its `dropped`
     /// (and `watchpost_notifications_dropped_total{handler}`) until the call
     /// returns. A handler that is slow but returns loses nothing.
@@ -550,9 +551,7 @@ impl EngineBuilder {
             .capacity(self.alerting.queue_capacity)
             .handler_capacity(self.alerting.handler_queue_capacity)
             .grace(self.alerting.shutdown_grace)
-            .stuck_timeout(self.alerting.stuck_timeout)
-            .clock(Arc::clone(&self.clock))
-            .overflow_counter(r.counter("watchpost_notifications_overflowed_total", &[])?);
+            .stuck_timeout(self.alerting.stuck_timeout);
         for (name, notifier) in std::mem::take(&mut self.alerting.notifiers) {
             let metrics = crate::dispatch::HandlerMetrics::register(r, &name);
             dispatcher = dispatcher.handler(name, notifier, metrics);
