@@ -374,7 +374,7 @@ impl EngineBuilder {
     }
 
     /// Registers a notification handler under `name`. It runs on a thread of
-    /// its own behind a bounded queue; see
+    /// its own, and what waits for it is coalesced per alert instance; see
     /// [`Monitor::add_notifier`](crate::Monitor::add_notifier).
     ///
     /// Defaults to no handler (alerts are still tracked and shown).
