@@ -86,7 +86,7 @@ pub(crate) const DEFAULT_HANDLER_QUEUE_CAPACITY: usize = 65_536;
 pub(crate) const DEFAULT_STUCK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How far a deadline lies when the requested one cannot be represented.
-const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3_600);
+const FAR_FUTURE: Duration = Duration::from_hours(100 * 365 * 24);
 
 /// Counters of the dispatcher and of each handler.
 pub(crate) type DispatcherStats = NotificationStats;

@@ -28,11 +28,13 @@ fn rounds(instances: usize, rounds: usize) -> Vec<Vec<Notification>> {
         .collect();
     let mut view = MemoryView::new();
     let mut out = Vec::new();
-    for t in 1..=(2 * rounds as i64) {
+    let mut t = 0;
+    for round in 0..2 * rounds {
+        t += 1_000;
         for key in &keys {
-            view.push(key.clone(), t * 1_000, if t % 2 == 1 { 5.0 } else { 0.0 });
+            view.push(key.clone(), t, if round % 2 == 0 { 5.0 } else { 0.0 });
         }
-        out.push(mgr.evaluate(t * 1_000, &view));
+        out.push(mgr.evaluate(t, &view));
     }
     out
 }
@@ -349,6 +351,7 @@ fn a_slow_handler_loses_nothing_whatever_the_burst() {
 
 #[test]
 fn only_a_stuck_handler_loses_and_its_losses_are_counted() {
+    const STUCK: Duration = Duration::from_secs(1);
     let instances = 300;
     let (entered_tx, entered_rx) = crossbeam_channel::bounded::<()>(1);
     let (release_tx, release_rx) = crossbeam_channel::bounded::<()>(0);
@@ -358,7 +361,6 @@ fn only_a_stuck_handler_loses_and_its_losses_are_counted() {
         }
     });
     let (tx, rx) = crossbeam_channel::unbounded();
-    const STUCK: Duration = Duration::from_secs(1);
     let registry = Registry::new(1_000);
     let d = Dispatcher::builder()
         .stuck_timeout(STUCK)
