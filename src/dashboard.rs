@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::alert::{AlertEventView, AlertView};
+use crate::alert::{AlertEventView, AlertView, NotificationStats};
 use crate::analysis::{
     AnomalyDigest, PerformanceSummary, Point as AnalysisPoint, SeriesSource, SummaryConfig,
 };
@@ -64,6 +64,11 @@ pub struct Dashboard {
     /// statistics window: statistics, trends, forecasts, status, issues and
     /// recommendations.
     pub performance_summary: PerformanceSummary,
+    /// Counters of the notification pipeline and of every handler:
+    /// delivered, failed, panicked, dropped (lost: the handler was stuck)
+    /// and coalesced.
+    #[serde(default)]
+    pub notifications: NotificationStats,
 }
 
 /// A point whose anomaly score reached the engine's threshold.
@@ -376,5 +381,6 @@ pub(crate) fn build(
         recent_alert_events: Vec::new(),
         anomalies,
         performance_summary,
+        notifications: NotificationStats::default(),
     }
 }

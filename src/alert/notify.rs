@@ -568,7 +568,7 @@ impl<W> fmt::Debug for LogNotifier<W> {
 ///
 /// ```
 /// let s = watchpost::alert::HandlerStats { name: "audit".into(), ..Default::default() };
-/// assert_eq!(s.delivered + s.failed + s.dropped, 0);
+/// assert_eq!(s.delivered + s.failed + s.dropped + s.coalesced, 0);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HandlerStats {
@@ -580,8 +580,15 @@ pub struct HandlerStats {
     pub failed: u64,
     /// Of `failed`, how many panicked.
     pub panicked: u64,
-    /// Notifications it never saw because its queue was full.
+    /// Notifications it never saw because it was stuck: a call lasted past
+    /// the stuck timeout, or too many waited for it, or it was still busy
+    /// when the shutdown grace period ended. The only losses.
     pub dropped: u64,
+    /// Notifications merged while waiting for it (a repeat replaced by a
+    /// later one, or a firing and its resolve it had seen neither of); not
+    /// losses: what it sees still alternates and ends in the current state.
+    #[serde(default)]
+    pub coalesced: u64,
 }
 
 /// Counters of the notification pipeline: the shared queue and every handler.
@@ -599,7 +606,9 @@ pub struct HandlerStats {
 pub struct NotificationStats {
     /// Notifications accepted into the queue in front of the handlers.
     pub submitted: u64,
-    /// Notifications dropped because that queue was full.
+    /// Notifications dropped because that queue was full (one entry per
+    /// evaluation; the fan-out never blocks, so only a starved fan-out
+    /// thread lets it fill).
     pub overflowed: u64,
     /// Notifications refused because the engine was shutting down.
     pub rejected: u64,

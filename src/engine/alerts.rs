@@ -261,10 +261,14 @@ impl Monitor {
     }
 
     /// Registers a notification handler while running. It receives every
-    /// notification decided after this returns, on a thread of its own behind
-    /// a bounded queue: a handler that panics is caught and counted, one that
-    /// blocks delays neither evaluation nor the other handlers (its own queue
-    /// fills up and the overflow is counted in its `dropped`).
+    /// notification decided after this returns, on a thread of its own: a
+    /// handler that panics is caught and counted, one that is slow or blocks
+    /// delays neither evaluation nor the other handlers. A slow handler loses
+    /// nothing: what waits for it is coalesced per alert instance, and it
+    /// sees every resolve of a firing it saw. Only a stuck one (see
+    /// [`notifier_stuck_timeout`](crate::EngineBuilder::notifier_stuck_timeout))
+    /// loses notifications, counted in its `dropped` and in
+    /// `watchpost_notifications_dropped_total{handler="<name>"}`.
     ///
     /// # Errors
     ///
@@ -287,11 +291,13 @@ impl Monitor {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn add_notifier(&self, name: impl Into<String>, notifier: impl Notifier) -> Result<()> {
-        self.shared.notify.register(name, notifier)
+        let name = name.into();
+        let metrics = crate::dispatch::HandlerMetrics::register(&self.shared.registry, &name);
+        self.shared.notify.register(name, notifier, metrics)
     }
 
     /// Counters of the notification queue and of every handler (delivered,
-    /// failed, panicked, dropped).
+    /// failed, panicked, dropped, coalesced).
     ///
     /// # Examples
     ///

@@ -104,6 +104,7 @@ struct Alerting {
     handler_queue_capacity: usize,
     flush_timeout: Duration,
     shutdown_grace: Duration,
+    stuck_timeout: Duration,
 }
 
 impl Default for Alerting {
@@ -121,6 +122,7 @@ impl Default for Alerting {
             handler_queue_capacity: crate::dispatch::DEFAULT_HANDLER_QUEUE_CAPACITY,
             flush_timeout: super::DEFAULT_NOTIFY_FLUSH_TIMEOUT,
             shutdown_grace: crate::dispatch::DEFAULT_SHUTDOWN_GRACE,
+            stuck_timeout: crate::dispatch::DEFAULT_STUCK_TIMEOUT,
         }
     }
 }
@@ -407,7 +409,7 @@ impl EngineBuilder {
     }
 
     /// Registers a notification handler under `name`. It runs on a thread of
-    /// its own behind a bounded queue; see
+    /// its own, and what waits for it is coalesced per alert instance; see
     /// [`Monitor::add_notifier`](crate::Monitor::add_notifier).
     ///
     /// Defaults to no handler (alerts are still tracked and shown).
@@ -475,9 +477,12 @@ impl EngineBuilder {
         self
     }
 
-    /// Capacity of the queue between evaluation and the handlers' fan-out;
-    /// when full, notifications are dropped and counted (`overflowed`). At
-    /// most [`MAX_NOTIFICATION_QUEUE_CAPACITY`].
+    /// Capacity, in evaluations, of the queue between evaluation and the
+    /// handlers' fan-out (each evaluation hands over its notifications as one
+    /// entry); when full, notifications are dropped and counted
+    /// (`overflowed`). The fan-out never blocks, so it fills only if its
+    /// thread is starved.
+    /// At most [`MAX_NOTIFICATION_QUEUE_CAPACITY`].
     ///
     /// Defaults to 1 024.
     pub fn notification_queue_capacity(mut self, notifications: usize) -> Self {
@@ -485,11 +490,13 @@ impl EngineBuilder {
         self
     }
 
-    /// Capacity of each handler's own queue; when full (the handler is slow
-    /// or blocked), notifications are dropped for that handler and counted
-    /// in its `dropped`. At most [`MAX_NOTIFICATION_QUEUE_CAPACITY`].
+    /// The most notifications that may wait for one handler. What waits is
+    /// coalesced per alert instance (at most 8 each), so a slow handler never
+    /// comes near it; past it, the handler counts as stuck: what waits for it
+    /// is dropped and counted in its `dropped`.
+    /// At most [`MAX_NOTIFICATION_QUEUE_CAPACITY`].
     ///
-    /// Defaults to 256.
+    /// Defaults to 65 536.
     pub fn notifier_queue_capacity(mut self, notifications: usize) -> Self {
         self.alerting.handler_queue_capacity = notifications;
         self
@@ -515,6 +522,30 @@ impl EngineBuilder {
     /// Defaults to 10 s.
     pub fn notifier_shutdown_grace(mut self, grace: Duration) -> Self {
         self.alerting.shutdown_grace = grace.min(MAX_DURATION);
+        self
+    }
+
+    /// How long one handler call may last (wall time, like
+    /// [`notification_flush_timeout`](Self::notification_flush_timeout))
+    /// before the handler counts as stuck. A notification for a stuck handler is
+    /// dropped, with everything waiting for it, and counted in its `dropped`
+    /// (and `watchpost_notifications_dropped_total{handler}`) until the call
+    /// returns. A handler that is slow but returns loses nothing.
+    ///
+    /// Defaults to 30 s.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let engine = watchpost::Engine::builder()
+    ///     .without_system_source()
+    ///     .notifier_stuck_timeout(Duration::from_mins(2)) // a mail relay that may take a while
+    ///     .build()?;
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn notifier_stuck_timeout(mut self, timeout: Duration) -> Self {
+        self.alerting.stuck_timeout = timeout;
         self
     }
 
@@ -577,9 +608,11 @@ impl EngineBuilder {
         let mut dispatcher = crate::dispatch::Dispatcher::builder()
             .capacity(self.alerting.queue_capacity)
             .handler_capacity(self.alerting.handler_queue_capacity)
-            .grace(self.alerting.shutdown_grace);
+            .grace(self.alerting.shutdown_grace)
+            .stuck_timeout(self.alerting.stuck_timeout);
         for (name, notifier) in std::mem::take(&mut self.alerting.notifiers) {
-            dispatcher = dispatcher.handler(name, notifier);
+            let metrics = crate::dispatch::HandlerMetrics::register(r, &name);
+            dispatcher = dispatcher.handler(name, notifier, metrics);
         }
         let mut sources = Vec::new();
         #[cfg(feature = "system")]

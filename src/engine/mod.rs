@@ -713,6 +713,7 @@ impl Monitor {
         drop(history);
         d.active_alerts = active_alerts;
         d.recent_alert_events = recent_alert_events;
+        d.notifications = self.shared.notify.stats();
         d
     }
 

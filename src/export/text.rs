@@ -162,6 +162,18 @@ fn builtin_help(name: &str) -> Option<&'static str> {
         "watchpost_record_queue_depth" => "Samples waiting in the record() queue.",
         "watchpost_series" => "Series in the registry, derived ones included.",
         "watchpost_collection_duration_seconds" => "How long the last collection took.",
+        "watchpost_notifications_delivered_total" => {
+            "Notifications a handler handled successfully."
+        }
+        "watchpost_notifications_failed_total" => {
+            "Notifications for which a handler returned an error or panicked."
+        }
+        "watchpost_notifications_dropped_total" => {
+            "Notifications a handler lost because it was stuck (the only losses)."
+        }
+        "watchpost_notifications_coalesced_total" => {
+            "Notifications merged while waiting for a slow handler (not losses)."
+        }
         "system_cpu_usage" => "CPU usage of the host, percent of all CPUs.",
         "system_memory_usage" => "Memory in use on the host, percent of RAM.",
         "system_swap_usage" => "Swap in use on the host, percent.",
