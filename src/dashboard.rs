@@ -221,6 +221,9 @@ pub struct EngineStats {
     pub last_collection_duration_ms: f64,
     /// Samples held in history.
     pub history_samples: u64,
+    /// `record_at()` samples dropped for being older than their series' newest sample.
+    #[serde(default)]
+    pub samples_out_of_order: u64,
 }
 
 /// What to put into a snapshot.

@@ -261,6 +261,18 @@ impl History {
             .push(s)
     }
 
+    /// Forgets the history of series `id` (removed from the registry).
+    pub(crate) fn remove(&mut self, id: SeriesId) {
+        if let Some(slot) = self.series.get_mut(id.index()) {
+            *slot = None;
+        }
+    }
+
+    /// Timestamp of the newest sample of series `id`.
+    pub(crate) fn newest_ms(&self, id: SeriesId) -> Option<i64> {
+        self.get(id).and_then(|h| h.ring.back()).map(|s| s.timestamp_ms)
+    }
+
     pub(crate) fn get(&self, id: SeriesId) -> Option<&SeriesHistory> {
         self.series.get(id.index()).and_then(Option::as_ref)
     }

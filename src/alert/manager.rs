@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
-use crate::alert::notify::{Notification, NotificationKind, Resolution};
+use crate::alert::notify::{Notification, NotificationKind, ResolveReason, Resolution};
 use crate::alert::rule::{
     AlertRule, Condition, Severity, Verdict, default_rules, duration_ms, invalid,
 };
@@ -368,7 +368,7 @@ impl AlertManager {
                     inst.labels = crate::alert::state::alert_labels(&key, &slot.rule);
                 }
             } else if let Some(inst) = slot.instances.remove(&key) {
-                self.retire(i, &inst, now_ms);
+                self.retire(i, &inst, now_ms, ResolveReason::RuleRemoved);
             }
         }
         Some(old)
@@ -389,9 +389,36 @@ impl AlertManager {
         let i = self.slot_index(name)?;
         let instances = std::mem::take(&mut self.slots[i].instances);
         for inst in instances.values() {
-            self.retire(i, inst, now_ms);
+            self.retire(i, inst, now_ms, ResolveReason::RuleRemoved);
         }
         Some(self.slots.remove(i).rule)
+    }
+
+    /// Drops every alert instance on series `key` (of every rule, or with
+    /// `keep_absence` of every rule but absence rules, which are about
+    /// silence); a resolve carrying `reason` is queued for each whose firing
+    /// was announced, returned by the next [`evaluate`](Self::evaluate).
+    /// Returns how many instances were dropped. The engine calls it when a
+    /// series is removed or goes stale; the caller keeps the series out of the
+    /// view afterwards, or it gets fresh instances at the next evaluation.
+    pub(crate) fn retire_series(
+        &mut self,
+        key: &SeriesKey,
+        reason: ResolveReason,
+        keep_absence: bool,
+        now_ms: i64,
+    ) -> usize {
+        let mut dropped = 0;
+        for i in 0..self.slots.len() {
+            if keep_absence && matches!(self.slots[i].rule.condition, Condition::Absent { .. }) {
+                continue;
+            }
+            if let Some(inst) = self.slots[i].instances.remove(key) {
+                self.retire(i, &inst, now_ms, reason);
+                dropped += 1;
+            }
+        }
+        dropped
     }
 
     /// The rules, in the order they were added.
@@ -933,7 +960,7 @@ impl AlertManager {
     }
 
     /// Queues a resolve for a dropped instance whose firing was announced.
-    fn retire(&mut self, i: usize, inst: &Instance, now_ms: i64) {
+    fn retire(&mut self, i: usize, inst: &Instance, now_ms: i64, reason: ResolveReason) {
         if !inst.notified_firing {
             return;
         }
@@ -943,7 +970,10 @@ impl AlertManager {
         }
         inst.state = AlertState::Resolved;
         let id = self.take_notification_id();
-        let n = self.build_notification(id, i, &inst, NotificationKind::Resolved, now_ms);
+        let mut n = self.build_notification(id, i, &inst, NotificationKind::Resolved, now_ms);
+        if let Some(r) = n.resolution.as_mut() {
+            r.reason = reason;
+        }
         let (title, message) = self.render(i, &inst);
         let event = AlertEvent {
             id: self.take_event_id(),
@@ -1076,6 +1106,7 @@ impl AlertManager {
                 duration_ms: resolved.saturating_sub(inst.firing_since_ms.unwrap_or(resolved)),
                 peak_value: inst.peak,
                 last_value: inst.value,
+                reason: ResolveReason::Recovered,
             }
         });
         Notification {

@@ -64,7 +64,8 @@ pub use self::manager::{
 pub use self::matcher::{MatchOp, Matcher};
 pub use self::notify::{
     ChannelNotifier, FnNotifier, HandlerStats, JsonLinesNotifier, LogNotifier, Notification,
-    NotificationKind, NotificationStats, Notifier, NotifyResult, Resolution, TryFnNotifier,
+    NotificationKind, NotificationStats, Notifier, NotifyResult, ResolveReason, Resolution,
+    TryFnNotifier,
 };
 pub use self::rule::{
     Aggregate, AlertRule, CompareOp, Condition, DEFAULT_MESSAGE, DEFAULT_TITLE, DEFAULT_WINDOW,

@@ -68,8 +68,10 @@ impl fmt::Display for NotificationKind {
 ///
 /// ```
 /// use watchpost::alert::Resolution;
+/// use watchpost::alert::ResolveReason;
 /// let r = Resolution { resolved_at: chrono::DateTime::UNIX_EPOCH, duration_ms: 60_000,
-///                      peak_value: Some(97.0), last_value: Some(60.0) };
+///                      peak_value: Some(97.0), last_value: Some(60.0),
+///                      reason: ResolveReason::Recovered };
 /// assert_eq!(r.duration_ms, 60_000);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -83,6 +85,35 @@ pub struct Resolution {
     pub peak_value: Option<f64>,
     /// The last value seen.
     pub last_value: Option<f64>,
+    /// Why it resolved (absent in JSON written before the field existed: `recovered`).
+    #[serde(default)]
+    pub reason: ResolveReason,
+}
+
+/// Why a firing alert resolved: carried by every [`Resolution`].
+///
+/// # Examples
+///
+/// ```
+/// use watchpost::alert::ResolveReason;
+/// assert_eq!(ResolveReason::default(), ResolveReason::Recovered);
+/// assert_eq!(serde_json::to_string(&ResolveReason::SeriesRemoved)?, "\"series_removed\"");
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ResolveReason {
+    /// The condition stopped holding (after any recovery condition and `keep_firing_for`).
+    #[default]
+    Recovered,
+    /// Its rule was removed, or replaced by one that no longer selects the series.
+    RuleRemoved,
+    /// Its series was removed ([`Monitor::remove_series`](crate::Monitor::remove_series)).
+    SeriesRemoved,
+    /// Its series went silent for longer than the engine's staleness horizon
+    /// ([`EngineBuilder::staleness_horizon`](crate::EngineBuilder::staleness_horizon)).
+    Stale,
 }
 
 /// One notification about one alert instance (a rule × series).

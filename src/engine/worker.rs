@@ -34,6 +34,11 @@ pub(crate) struct SeriesCache {
     /// Series ids by metric name and by key, for the alert manager's view.
     by_name: HashMap<String, Vec<SeriesId>>,
     ids: HashMap<SeriesKey, SeriesId>,
+    /// Series removed from the registry: their queued samples are discarded.
+    removed: Vec<bool>,
+    /// Series past the staleness horizon at the last evaluation: hidden from
+    /// the rules (see `EngineBuilder::staleness_horizon`).
+    stale: Vec<bool>,
 }
 
 impl SeriesCache {
@@ -52,9 +57,14 @@ impl SeriesCache {
                 })
                 .collect();
             self.keys = entries.iter().map(|e| Arc::clone(&e.key)).collect();
+            self.removed =
+                entries.iter().map(|e| matches!(e.instrument, Instrument::Removed)).collect();
             self.by_name.clear();
             self.ids.clear();
             for (i, e) in entries.iter().enumerate() {
+                if self.removed[i] {
+                    continue;
+                }
                 let id = SeriesId(u32::try_from(i).expect("fewer than 2^32 series"));
                 self.by_name.entry(e.key.name().to_owned()).or_default().push(id);
                 self.ids.insert((*e.key).clone(), id);
@@ -69,12 +79,37 @@ impl SeriesCache {
                     // watched themselves: their rates and quantiles are
                     let cumulative = !matches!(e.instrument, Instrument::Derived { .. })
                         && e.kind != MetricKind::Gauge;
-                    if cumulative { None } else { detection.default.clone() }
+                    if cumulative || matches!(e.instrument, Instrument::Removed) {
+                        None
+                    } else {
+                        detection.default.clone()
+                    }
                 })
                 .collect();
         });
         self.detectors.resize_with(self.plan.len(), || None);
+        for (detector, removed) in self.detectors.iter_mut().zip(&self.removed) {
+            if *removed {
+                *detector = None;
+            }
+        }
+        self.stale.resize(self.keys.len(), false);
         self.generation = Some(generation);
+    }
+
+    /// Marks the series whose newest sample is older than `cutoff_ms` stale;
+    /// returns the keys that became stale since the last call.
+    fn update_stale(&mut self, history: &History, cutoff_ms: i64) -> Vec<Arc<SeriesKey>> {
+        let mut newly = Vec::new();
+        for (i, stale) in self.stale.iter_mut().enumerate() {
+            let id = SeriesId(u32::try_from(i).expect("fewer than 2^32 series"));
+            let now_stale = !self.removed[i] && history.newest_ms(id).is_some_and(|t| t < cutoff_ms);
+            if now_stale && !*stale {
+                newly.push(Arc::clone(&self.keys[i]));
+            }
+            *stale = now_stale;
+        }
+        newly
     }
 
     /// Pushes one sample into history and, when it is the series' newest, scores it.
@@ -138,7 +173,12 @@ impl SeriesView for EngineView<'_> {
         self.cache
             .by_name
             .get(name)
-            .map(|ids| ids.iter().map(|id| (*self.cache.keys[id.index()]).clone()).collect())
+            .map(|ids| {
+                ids.iter()
+                    .filter(|id| !self.cache.stale[id.index()])
+                    .map(|id| (*self.cache.keys[id.index()]).clone())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -221,9 +261,16 @@ impl Worker {
         self.cache.refresh(shared);
         let notifications = {
             let history = shared.history.read();
-            let view = EngineView { cache: &self.cache, history: &history };
-            let mut alerts = shared.alerts.lock();
             let now_ms = shared.clock.now_ms();
+            let newly_stale = match shared.staleness_ms {
+                Some(horizon) => self.cache.update_stale(&history, now_ms.saturating_sub(horizon)),
+                None => Vec::new(),
+            };
+            let mut alerts = shared.alerts.lock();
+            for key in newly_stale {
+                alerts.retire_series(&key, crate::alert::ResolveReason::Stale, true, now_ms);
+            }
+            let view = EngineView { cache: &self.cache, history: &history };
             let out = alerts.evaluate(now_ms, &view);
             #[allow(clippy::cast_precision_loss)]
             shared.metrics.alerts_firing.set(alerts.firing_count() as f64);
@@ -248,19 +295,30 @@ impl Worker {
         let taken = self.batch.len();
         let shared = &*self.shared;
         self.cache.refresh(shared);
-        // Recorded series also show their latest value through their gauge.
-        for r in &self.batch {
-            if let Some(Some(g)) = self.cache.gauges.get(r.id.index()) {
-                g.set(r.value);
-            }
-        }
-        let (mut kept, mut dropped) = (0, 0);
+        let (mut kept, mut dropped, mut late) = (0, 0, 0);
         {
             let mut history = shared.history.write();
             for r in self.batch.drain(..) {
+                let i = r.id.index();
+                if self.cache.removed.get(i).copied().unwrap_or(false) {
+                    dropped += 1;
+                    continue;
+                }
+                let newest = history.newest_ms(r.id);
+                // record_at: a sample older than the newest is dropped, never inserted
+                if r.explicit && newest.is_some_and(|t| t > r.timestamp_ms) {
+                    late += 1;
+                    continue;
+                }
                 let sample = Sample::new(r.timestamp_ms, r.value);
                 if self.cache.push(shared, &mut history, r.id, sample) {
                     kept += 1;
+                    // Recorded series also show their latest value through their gauge.
+                    if newest.is_none_or(|t| t <= r.timestamp_ms)
+                        && let Some(Some(g)) = self.cache.gauges.get(i)
+                    {
+                        g.set(r.value);
+                    }
                 } else {
                     dropped += 1;
                 }
@@ -268,6 +326,7 @@ impl Worker {
         }
         shared.metrics.ingested.add(kept);
         shared.metrics.dropped.add(dropped);
+        shared.metrics.out_of_order.add(late);
         taken
     }
 

@@ -12,4 +12,5 @@ mod export;
 mod http;
 mod lifecycle;
 mod props;
+mod staleness;
 mod util;
