@@ -7,11 +7,13 @@
 //! prints one JSON line per scenario and minute with the firing alerts:
 //!
 //! ```text
-//! {"scenario":"ops","minute":3,"firing":[{"alertname":"gt","severity":"warning","i":"a"}]}
+//! {"scenario":"ops","minute":3,"firing":[{"alertname":"gt","severity":"warning","i":"a"}],"active":[…]}
 //! ```
 //!
-//! Each firing alert is its labels as Prometheus forms them: the series
-//! labels (without `__name__`), the rule's labels, `severity` and `alertname`.
+//! Each alert is its labels as Prometheus forms them: the series labels
+//! (without `__name__`), the rule's labels, `severity` and `alertname`.
+//! `firing` also holds alerts paused in no data while firing (no resolve was
+//! sent); `active` adds the pending ones and those paused otherwise.
 //!
 //! ```text
 //! cargo run --features test-util --example promtool_diff -- scenarios.json
@@ -150,15 +152,12 @@ fn run(s: &Scenario, out: &mut impl Write) -> Result<(), Box<dyn std::error::Err
             }
         }
         engine.flush()?;
-        let mut firing: Vec<BTreeMap<String, String>> = Vec::new();
+        let (mut firing, mut active) = (Vec::new(), Vec::new());
         for a in engine.active_alerts() {
             // paused in no data while firing: no resolve was sent, it still fires
             let paused_firing = a.state == AlertState::NoData
                 && a.firing_since_ms.is_some()
                 && a.resolved_at_ms.is_none();
-            if !a.state.is_firing() && !paused_firing {
-                continue;
-            }
             let mut labels: BTreeMap<String, String> =
                 a.series.labels().iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
             if let Some((severity, extra)) = rule_labels.get(a.rule.as_str()) {
@@ -166,10 +165,16 @@ fn run(s: &Scenario, out: &mut impl Write) -> Result<(), Box<dyn std::error::Err
                 labels.insert("severity".to_owned(), (*severity).to_owned());
             }
             labels.insert("alertname".to_owned(), a.rule.clone());
-            firing.push(labels);
+            if a.state.is_firing() || paused_firing {
+                firing.push(labels.clone());
+            }
+            active.push(labels);
         }
         firing.sort();
-        let line = serde_json::json!({"scenario": s.name, "minute": minute, "firing": firing});
+        active.sort();
+        let line = serde_json::json!(
+            {"scenario": s.name, "minute": minute, "firing": firing, "active": active}
+        );
         writeln!(out, "{line}")?;
     }
     engine.shutdown()?;

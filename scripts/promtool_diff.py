@@ -50,39 +50,68 @@ def is_stale(values, minute):
     return newest is not None and newest * 60 < minute * 60 - LOOKBACK_S
 
 
-def stale_within_kff(sc, r, labels, minute):
-    """The series was stale at an evaluation within keep_firing_for before
-    `minute`: Prometheus keeps the alert firing, watchpost ended it."""
-    s = series_for(sc, labels)
-    if not s or not r["keep_firing_for_s"]:
-        return False
-    back = r["keep_firing_for_s"] // 60
-    return any(is_stale(s["values"], m) for m in range(max(0, minute - back), minute + 1))
-
-
 def window_empty_while_fresh(sc, r, labels, minute):
-    """The rule's window held no sample, while the series was fresh, at an
-    evaluation within `for` + keep_firing_for before `minute`: watchpost
-    paused the alert (no data), Prometheus ended it."""
+    """At an evaluation up to `minute` the rule's window held no sample while
+    the series was fresh and watchpost's alert was firing, and the alert has
+    not been inactive in watchpost since: watchpost paused the firing alert
+    (no data) where Prometheus ended it, and what follows (a resumed firing,
+    keep_firing_for counted from later) comes from that. A *pending* alert
+    across such a gap is not covered."""
     s = series_for(sc, labels)
     if not s or r["window_s"] >= LOOKBACK_S:
         return False
     w = r["window_s"] // 60
-    back = (r["for_s"] + r["keep_firing_for_s"]) // 60
-    for m in range(max(0, minute - back), minute + 1):
+    tainted = False
+    for m in range(minute + 1):
         newest = newest_before(s["values"], m)
-        if newest is not None and m - w > newest and not is_stale(s["values"], m):
+        empty = newest is not None and m - w > newest and not is_stale(s["values"], m)
+        if empty and watchpost_has(sc, "firing", r, labels, m):
+            tainted = True
+        elif not watchpost_has(sc, "active", r, labels, m):
+            tainted = False
+    return tainted
+
+
+def pending_across_no_data(sc, r, labels, minute):
+    """At an evaluation up to `minute` the rule's window held no sample while
+    the series was fresh and watchpost's alert was pending (not firing)."""
+    s = series_for(sc, labels)
+    if not s or r["window_s"] >= LOOKBACK_S:
+        return False
+    w = r["window_s"] // 60
+    for m in range(minute + 1):
+        newest = newest_before(s["values"], m)
+        empty = newest is not None and m - w > newest and not is_stale(s["values"], m)
+        if (empty and watchpost_has(sc, "active", r, labels, m)
+                and not watchpost_has(sc, "firing", r, labels, m)):
             return True
     return False
 
+
+# Disagreements that are bugs being fixed: still failures, only named.
+SUSPECTS = [
+    ("a pending `for` timer keeps running while its window holds no data",
+     pending_across_no_data),
+]
 
 # Why the two may differ, each a paragraph of docs/alerts.md ("Differences
 # from Prometheus"): (name, predicate(scenario, rule, series labels, minute)).
 KNOWN = [
     ("rate extrapolation", lambda sc, r, labels, minute: r["aggregate"] == "rate"),
-    ("keep_firing_for after staleness", stale_within_kff),
     ("window empty, series fresh: no data", window_empty_while_fresh),
 ]
+
+
+def series_label_names(sc):
+    return {k for s in sc["series"] for k in s["labels"]}
+
+
+def watchpost_has(sc, which, r, labels, minute):
+    """Whether watchpost's `which` set ("firing" or "active") at `minute`
+    holds the alert of rule `r` on the series with `labels`."""
+    want = dict(labels, alertname=r["name"])
+    return any(all(a.get(k) == v for k, v in want.items())
+               for a in sc["watchpost"].get(minute, {}).get(which, []))
 
 
 def series_for(sc, labels):
@@ -92,14 +121,16 @@ def series_for(sc, labels):
     return None
 
 
-def explain(sc, alertname, at, exp, got):
+def explain(sc, alertname, at, exp, got, known=None):
     """The documented difference that explains a disagreement, or None."""
+    known = KNOWN if known is None else known
     r = next(r for r in sc["rules"] if r["name"] == alertname)
     minute = int(at.rstrip("m"))
     reasons = []
     for labels_text in sorted(set(exp) ^ set(got)):  # the alerts the two disagree on
         labels = dict(re.findall(r'(\w+)="([^"]*)"', labels_text))
-        reason = next((name for name, applies in KNOWN if applies(sc, r, labels, minute)), None)
+        labels = {k: v for k, v in labels.items() if k in series_label_names(sc)}
+        reason = next((name for name, applies in known if applies(sc, r, labels, minute)), None)
         if reason is None:
             return None
         reasons.append(reason)
@@ -184,7 +215,7 @@ def scenarios(seed, n_random):
     })
     # aggregates over time vs the matching *_over_time functions
     rng = random.Random(seed * 7919)
-    vals = [round(rng.uniform(0, 10), 1) for _ in range(30)]
+    vals = [round(rng.uniform(0, 10) * 4) / 4 for _ in range(30)]  # quarters: exact sums
     out.append({
         "name": "over_time", "minutes": len(vals),
         "series": [series("cpu", vals, host="h1")],
@@ -216,6 +247,13 @@ def scenarios(seed, n_random):
         "rules": [rule("max2m_gt", "m", ">", 5, aggregate="max", window_s=120),
                   rule("max2m_gt_for2", "m", ">", 5, aggregate="max", window_s=120, for_s=120)],
     })
+    # a pending alert whose window empties (the series still fresh), then refills
+    vals = [9] + gap(3) + [9] * 8 + [0, 0]
+    out.append({
+        "name": "pending_across_window_gap", "minutes": len(vals),
+        "series": [series("m", vals)],
+        "rules": [rule("min2m_gt_for5", "m", ">", 5, aggregate="min", window_s=120, for_s=300)],
+    })
     # random series with random `for` and `keep_firing_for`
     rng = random.Random(seed)
     for k in range(n_random):
@@ -225,7 +263,7 @@ def scenarios(seed, n_random):
             v, vals = rng.uniform(3, 7), []
             for _ in range(minutes):
                 v = min(10.0, max(0.0, v + rng.uniform(-2, 2)))
-                vals.append(round(v, 1))
+                vals.append(round(v * 2) / 2)  # halves: sums and means are exact
             # gaps: short ones (inside the lookback) and sometimes a long one
             for _ in range(rng.randint(0, 3)):
                 start = rng.randrange(minutes)
@@ -241,6 +279,7 @@ def scenarios(seed, n_random):
             rules.append(rule(
                 "r%d" % j, "r", rng.choice(OPS[:4]), rng.choice([4, 5, 6]),
                 aggregate=rng.choice(["last", "last", "avg", "max", "min"]),
+                window_s=rng.choice([300, 300, 300, 120, 180]),
                 for_s=60 * rng.choice([0, 0, 1, 2, 3, 5]),
                 kff_s=60 * rng.choice([0, 0, 1, 2, 4]),
             ))
@@ -291,7 +330,7 @@ def rule_file(sc):
 def test_file(sc, firing_by_minute):
     tests = []
     for minute in range(sc["minutes"]):
-        firing = firing_by_minute.get(minute, [])
+        firing = firing_by_minute.get(minute, {}).get("firing", [])
         for r in sc["rules"]:
             exp = [{"exp_labels": {k: v for k, v in a.items() if k != "alertname"}}
                    for a in firing if a["alertname"] == r["name"]]
@@ -331,7 +370,7 @@ def main():
     firing = {}
     for line in proc.stdout.splitlines():
         row = json.loads(line)
-        firing.setdefault(row["scenario"], {})[row["minute"]] = row["firing"]
+        firing.setdefault(row["scenario"], {})[row["minute"]] = row
 
     unexpected, documented, evals = [], [], 0
     for sc in scs:
@@ -342,6 +381,7 @@ def main():
         with open(os.path.join(d, "test.yml"), "w") as f:
             json.dump(test_file(sc, firing.get(sc["name"], {})), f, indent=1)
         evals += sc["minutes"] * len(sc["rules"])
+        sc["watchpost"] = firing.get(sc["name"], {})
         res = subprocess.run(["promtool", "test", "rules", "test.yml"], cwd=d,
                              capture_output=True, text=True, timeout=60)
         if res.returncode == 0:
@@ -353,15 +393,19 @@ def main():
         for alertname, at, exp, got in found:
             exp, got = labels_of(exp), labels_of(got)
             reason = explain(sc, alertname, at, exp, got)
-            row = (sc["name"], alertname, at, exp, got, reason)
-            (documented if reason else unexpected).append(row)
+            if not reason:
+                reason = explain(sc, alertname, at, exp, got, SUSPECTS)
+                unexpected.append((sc["name"], alertname, at, exp, got, reason))
+            else:
+                documented.append((sc["name"], alertname, at, exp, got, reason))
 
     for name, alertname, at, exp, got, reason in documented:
         print("documented  %s/%s at %s: watchpost %s, prometheus %s  (%s)"
               % (name, alertname, at, exp or "none", got or "none", reason))
-    for name, alertname, at, exp, got, _ in unexpected:
-        print("DISAGREE    %s/%s at %s: watchpost %s, prometheus %s"
-              % (name, alertname, at, exp or "none", got or "none"))
+    for name, alertname, at, exp, got, suspect in unexpected:
+        print("DISAGREE    %s/%s at %s: watchpost %s, prometheus %s%s"
+              % (name, alertname, at, exp or "none", got or "none",
+                 "  (likely: %s)" % suspect if suspect else ""))
     print("%d scenarios (seed %d), %d rule evaluations compared; %d documented differences, "
           "%d disagreements" % (len(scs), seed, evals, len(documented), len(unexpected)))
     sys.exit(1 if unexpected else 0)

@@ -234,6 +234,9 @@ pub struct AlertManager {
     next_notification_id: u64,
     next_event_id: u64,
     next_silence_id: u64,
+    /// Series past the engine's staleness horizon: their condition does not
+    /// hold (except for absence rules), and their resolves say `Stale`.
+    stale: HashSet<SeriesKey>,
 }
 
 impl std::fmt::Debug for AlertManager {
@@ -263,6 +266,7 @@ impl Default for AlertManager {
             next_notification_id: 1,
             next_event_id: 1,
             next_silence_id: 1,
+            stale: HashSet::new(),
         }
     }
 }
@@ -394,31 +398,33 @@ impl AlertManager {
         Some(self.slots.remove(i).rule)
     }
 
-    /// Drops every alert instance on series `key` (of every rule, or with
-    /// `keep_absence` of every rule but absence rules, which are about
-    /// silence); a resolve carrying `reason` is queued for each whose firing
-    /// was announced, returned by the next [`evaluate`](Self::evaluate).
-    /// Returns how many instances were dropped. The engine calls it when a
-    /// series is removed or goes stale; the caller keeps the series out of the
-    /// view afterwards, or it gets fresh instances at the next evaluation.
+    /// Drops every alert instance on series `key`; a resolve carrying
+    /// `reason` is queued for each whose firing was announced, returned by
+    /// the next [`evaluate`](Self::evaluate). Returns how many instances were
+    /// dropped. The engine calls it when a series is removed.
     pub(crate) fn retire_series(
         &mut self,
         key: &SeriesKey,
         reason: ResolveReason,
-        keep_absence: bool,
         now_ms: i64,
     ) -> usize {
         let mut dropped = 0;
         for i in 0..self.slots.len() {
-            if keep_absence && matches!(self.slots[i].rule.condition, Condition::Absent { .. }) {
-                continue;
-            }
             if let Some(inst) = self.slots[i].instances.remove(key) {
                 self.retire(i, &inst, now_ms, reason);
                 dropped += 1;
             }
         }
         dropped
+    }
+
+    /// Sets the series that are stale (silent past the engine's staleness
+    /// horizon): for every rule but absence rules their condition no longer
+    /// holds, so pending alerts reset and firing ones resolve (after their
+    /// `keep_firing_for`) with [`ResolveReason::Stale`]. The engine also
+    /// keeps them out of the view, so their idle alerts are forgotten.
+    pub(crate) fn set_stale(&mut self, stale: HashSet<SeriesKey>) {
+        self.stale = stale;
     }
 
     /// The rules, in the order they were added.
@@ -814,7 +820,8 @@ impl AlertManager {
                     let since = now_ms.saturating_sub(c.lookback_ms());
                     &series[series.partition_point(|x| x.timestamp_ms < since)..]
                 };
-                let retired = synthetic && !selected.is_empty();
+                let retired = (synthetic && !selected.is_empty())
+                    || (!absent && !self.stale.is_empty() && self.stale.contains(&key));
                 let scores = |c: &Condition| {
                     let since = now_ms.saturating_sub(c.lookback_ms());
                     let key = &key;
@@ -1106,7 +1113,11 @@ impl AlertManager {
                 duration_ms: resolved.saturating_sub(inst.firing_since_ms.unwrap_or(resolved)),
                 peak_value: inst.peak,
                 last_value: inst.value,
-                reason: ResolveReason::Recovered,
+                reason: if self.stale.contains(&inst.key) {
+                    ResolveReason::Stale
+                } else {
+                    ResolveReason::Recovered
+                },
             }
         });
         Notification {

@@ -595,7 +595,7 @@ impl Monitor {
         {
             let mut alerts = self.shared.alerts.lock();
             for (_, key) in &removed {
-                alerts.retire_series(key, crate::alert::ResolveReason::SeriesRemoved, false, now);
+                alerts.retire_series(key, crate::alert::ResolveReason::SeriesRemoved, now);
             }
         }
         let _ = self.control.send(Control::Evaluate);

@@ -98,18 +98,27 @@ impl SeriesCache {
     }
 
     /// Marks the series whose newest sample is older than `cutoff_ms` stale;
-    /// returns the keys that became stale since the last call.
-    fn update_stale(&mut self, history: &History, cutoff_ms: i64) -> Vec<Arc<SeriesKey>> {
-        let mut newly = Vec::new();
+    /// returns the stale keys if they changed since the last call.
+    fn update_stale(
+        &mut self,
+        history: &History,
+        cutoff_ms: i64,
+    ) -> Option<std::collections::HashSet<SeriesKey>> {
+        let mut changed = false;
         for (i, stale) in self.stale.iter_mut().enumerate() {
             let id = SeriesId(u32::try_from(i).expect("fewer than 2^32 series"));
             let now_stale = !self.removed[i] && history.newest_ms(id).is_some_and(|t| t < cutoff_ms);
-            if now_stale && !*stale {
-                newly.push(Arc::clone(&self.keys[i]));
-            }
+            changed |= now_stale != *stale;
             *stale = now_stale;
         }
-        newly
+        changed.then(|| {
+            self.stale
+                .iter()
+                .zip(&self.keys)
+                .filter(|(stale, _)| **stale)
+                .map(|(_, key)| (**key).clone())
+                .collect()
+        })
     }
 
     /// Pushes one sample into history and, when it is the series' newest, scores it.
@@ -262,13 +271,12 @@ impl Worker {
         let notifications = {
             let history = shared.history.read();
             let now_ms = shared.clock.now_ms();
-            let newly_stale = match shared.staleness_ms {
-                Some(horizon) => self.cache.update_stale(&history, now_ms.saturating_sub(horizon)),
-                None => Vec::new(),
-            };
+            let stale = shared
+                .staleness_ms
+                .and_then(|h| self.cache.update_stale(&history, now_ms.saturating_sub(h)));
             let mut alerts = shared.alerts.lock();
-            for key in newly_stale {
-                alerts.retire_series(&key, crate::alert::ResolveReason::Stale, true, now_ms);
+            if let Some(stale) = stale {
+                alerts.set_stale(stale);
             }
             let view = EngineView { cache: &self.cache, history: &history };
             let out = alerts.evaluate(now_ms, &view);
