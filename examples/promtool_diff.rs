@@ -38,6 +38,7 @@ struct Scenario {
     rules: Vec<Rule>,
 }
 
+#[allow(clippy::unnecessary_wraps, reason = "serde's default for an Option field")]
 fn default_staleness() -> Option<u64> {
     Some(300)
 }

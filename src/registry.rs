@@ -62,6 +62,9 @@ pub(crate) enum Instrument {
     Removed,
 }
 
+/// A series [`Registry::remove`] took out: its id and key.
+pub(crate) type RemovedSeries = (SeriesId, Arc<SeriesKey>);
+
 #[derive(Clone)]
 pub(crate) struct Entry {
     pub(crate) key: Arc<SeriesKey>,
@@ -460,7 +463,7 @@ impl Registry {
         &self,
         name: &str,
         labels: &[(&str, &str)],
-    ) -> Result<Option<Vec<(SeriesId, Arc<SeriesKey>)>>> {
+    ) -> Result<Option<Vec<RemovedSeries>>> {
         let Some(id) = self.lookup(name, labels) else { return Ok(None) };
         let mut inner = self.inner.write();
         if let Instrument::Derived { parent, .. } = inner.entries[id.index()].instrument {

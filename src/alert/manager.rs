@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
-use crate::alert::notify::{Notification, NotificationKind, ResolveReason, Resolution};
+use crate::alert::notify::{Notification, NotificationKind, Resolution, ResolveReason};
 use crate::alert::rule::{
     AlertRule, Condition, Severity, Verdict, default_rules, duration_ms, invalid,
 };

@@ -64,7 +64,7 @@ pub use self::manager::{
 pub use self::matcher::{MatchOp, Matcher};
 pub use self::notify::{
     ChannelNotifier, FnNotifier, HandlerStats, JsonLinesNotifier, LogNotifier, Notification,
-    NotificationKind, NotificationStats, Notifier, NotifyResult, ResolveReason, Resolution,
+    NotificationKind, NotificationStats, Notifier, NotifyResult, Resolution, ResolveReason,
     TryFnNotifier,
 };
 pub use self::rule::{

@@ -107,7 +107,8 @@ impl SeriesCache {
         let mut changed = false;
         for (i, stale) in self.stale.iter_mut().enumerate() {
             let id = SeriesId(u32::try_from(i).expect("fewer than 2^32 series"));
-            let now_stale = !self.removed[i] && history.newest_ms(id).is_some_and(|t| t < cutoff_ms);
+            let now_stale =
+                !self.removed[i] && history.newest_ms(id).is_some_and(|t| t < cutoff_ms);
             changed |= now_stale != *stale;
             *stale = now_stale;
         }

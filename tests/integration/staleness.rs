@@ -222,8 +222,10 @@ fn a_zero_staleness_horizon_is_rejected() {
 fn record_at_backfills_and_drops_late_samples_without_reordering() {
     let clock = ManualClock::at_millis(T0);
     let engine = builder(&clock).build().unwrap();
-    for m in [1, 2, 4] {
-        engine.record_at("imported", &[], at(T0 - 10 * MIN + m * MIN), f64::from(m as i32)).unwrap();
+    for m in [1_i32, 2, 4] {
+        engine
+            .record_at("imported", &[], at(T0 - 10 * MIN + i64::from(m) * MIN), f64::from(m))
+            .unwrap();
     }
     engine.flush().unwrap();
     // late: older than the newest (minute 4); and a replacement at minute 4
@@ -253,7 +255,10 @@ fn record_at_refuses_a_timestamp_far_ahead_of_the_clock_naming_the_sample() {
     let err = engine.record_at("orders", &[("shop", "eu")], too_far, 2.0).unwrap_err();
     assert!(matches!(err, Error::SampleRejected { .. }));
     let msg = err.to_string();
-    assert!(msg.starts_with("sample of orders{shop=\"eu\"} at 2026-01-01T00:10:00.001+00:00"), "{msg}");
+    assert!(
+        msg.starts_with("sample of orders{shop=\"eu\"} at 2026-01-01T00:10:00.001+00:00"),
+        "{msg}"
+    );
     assert!(msg.contains("at most 10 min ahead"), "{msg}");
     engine.flush().unwrap();
     assert_eq!(engine.latest_with("orders", &[("shop", "eu")]).unwrap().value, 1.0);
@@ -273,4 +278,60 @@ fn record_at_samples_ahead_of_the_clock_reach_the_rules_when_the_clock_does() {
     clock.set_millis(T0 + MIN);
     engine.flush().unwrap();
     assert!(engine.active_alerts()[0].state.is_firing());
+}
+
+#[test]
+fn keep_firing_for_runs_on_after_a_series_goes_stale_as_in_prometheus() {
+    let clock = ManualClock::at_millis(T0);
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let engine = builder(&clock)
+        .without_default_alert_rules()
+        .staleness_horizon(Duration::from_mins(5))
+        .notifier("inbox", ChannelNotifier::new(tx))
+        .alert_rule(
+            AlertRule::builder("hot", "temp")
+                .above(5.0)
+                .keep_firing_for(Duration::from_mins(2))
+                .without_flap_detection()
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    engine.record("temp", &[], 9.0).unwrap();
+    engine.flush().unwrap();
+    // stale from 5 min + 1 ms: the alert keeps firing for 2 more minutes
+    for (at, firing) in [(5 * MIN + 1, true), (7 * MIN, true), (7 * MIN + 1, false)] {
+        clock.set_millis(T0 + at);
+        engine.flush().unwrap();
+        assert_eq!(firing_rules(&engine) == ["hot"], firing, "at {at} ms");
+    }
+    assert_eq!(resolves(&rx), [("hot".to_owned(), Some(ResolveReason::Stale))]);
+
+    // data back inside keep_firing_for: the same alert goes on firing, no resolve
+    clock.set_millis(T0 + 20 * MIN);
+    engine.record("temp", &[], 9.0).unwrap();
+    engine.flush().unwrap();
+    let _ = rx.try_iter().count();
+    clock.set_millis(T0 + 26 * MIN);
+    engine.flush().unwrap();
+    assert_eq!(firing_rules(&engine), ["hot"]);
+    clock.set_millis(T0 + 27 * MIN);
+    engine.record("temp", &[], 9.0).unwrap();
+    engine.flush().unwrap();
+    assert_eq!(firing_rules(&engine), ["hot"]);
+    assert!(resolves(&rx).is_empty());
+    let firing_since = engine.active_alerts()[0].firing_since_ms;
+    assert_eq!(firing_since, Some(T0 + 20 * MIN));
+}
+
+#[test]
+fn removing_a_rule_resolves_its_alerts_with_the_reason() {
+    let clock = ManualClock::at_millis(T0);
+    let (engine, rx) = engine_with_hot_rule(&clock, None);
+    engine.record("temp", &[], 9.0).unwrap();
+    engine.flush().unwrap();
+    assert!(engine.remove_alert_rule("hot").is_some());
+    engine.flush().unwrap();
+    assert_eq!(resolves(&rx), [("hot".to_owned(), Some(ResolveReason::RuleRemoved))]);
 }
