@@ -304,6 +304,7 @@ impl fmt::Debug for History {
             .field("series", &self.series.len())
             .field("capacity", &self.capacity)
             .field("max_age_ms", &self.max_age_ms)
+            .field("removed", &self.removed.iter().filter(|r| **r).count())
             .finish()
     }
 }
