@@ -493,7 +493,7 @@ impl Monitor {
     ///
     /// The policy for timestamps (see `docs/alerts.md`, "Explicit timestamps"):
     ///
-    /// - more than 10 minutes ahead of the engine clock: refused here, with
+    /// - more than 10 minutes (600 s) ahead of the engine clock: refused here, with
     ///   [`Error::SampleRejected`] naming the series and the timestamp;
     /// - older than the newest sample the series holds when the worker
     ///   ingests it: dropped and counted in
@@ -539,9 +539,9 @@ impl Monitor {
                 series,
                 timestamp: timestamp.to_rfc3339(),
                 reason: format!(
-                    "{:.1} min ahead of the engine clock ({}); at most 10 min ahead is accepted",
-                    f64::from(i32::try_from((timestamp_ms - now) / 6_000).unwrap_or(i32::MAX))
-                        / 10.0,
+                    "{}.{:03} s ahead of the engine clock ({}); at most 600 s ahead is accepted",
+                    (timestamp_ms - now) / 1000,
+                    (timestamp_ms - now) % 1000,
                     crate::clock::ms_to_datetime(now).to_rfc3339()
                 ),
             });
