@@ -234,6 +234,9 @@ pub struct EngineStats {
     /// Panics the worker caught and survived.
     #[serde(default)]
     pub worker_panics: u64,
+    /// `record_at()` samples dropped for being older than their series' newest sample.
+    #[serde(default)]
+    pub samples_out_of_order: u64,
 }
 
 /// What to put into a snapshot.

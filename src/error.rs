@@ -82,6 +82,16 @@ pub enum Error {
     },
     /// JSON serialization failed.
     Json(serde_json::Error),
+    /// A sample given to [`Monitor::record_at`](crate::Monitor::record_at)
+    /// was refused before it was queued (for example, too far in the future).
+    SampleRejected {
+        /// The series, as `name{labels}`.
+        series: String,
+        /// The sample's timestamp, RFC 3339.
+        timestamp: String,
+        /// Why, with the limit in force.
+        reason: String,
+    },
 }
 
 /// `Result` with [`enum@Error`] as the default error type.
@@ -118,6 +128,9 @@ impl fmt::Display for Error {
                 write!(f, "source {source_name:?} failed: {reason}")
             }
             Error::Json(e) => write!(f, "JSON serialization failed: {e}"),
+            Error::SampleRejected { series, timestamp, reason } => {
+                write!(f, "sample of {series} at {timestamp} rejected: {reason}")
+            }
         }
     }
 }

@@ -267,22 +267,45 @@ pub(crate) struct History {
     series: Vec<Option<SeriesHistory>>,
     capacity: usize,
     max_age_ms: Option<i64>,
+    /// Series removed from the registry: samples for them are dropped.
+    removed: Vec<bool>,
 }
 
 impl History {
     pub(crate) fn new(capacity: usize, max_age_ms: Option<i64>) -> Self {
-        History { series: Vec::new(), capacity, max_age_ms }
+        History { series: Vec::new(), capacity, max_age_ms, removed: Vec::new() }
     }
 
     /// Appends a sample to series `id`; says what became of it.
     pub(crate) fn push(&mut self, id: SeriesId, s: Sample) -> Pushed {
         let i = id.index();
+        if self.removed.get(i).copied().unwrap_or(false) {
+            return Pushed::Dropped;
+        }
         if self.series.len() <= i {
             self.series.resize_with(i + 1, || None);
         }
         self.series[i]
             .get_or_insert_with(|| SeriesHistory::new(self.capacity, self.max_age_ms))
             .push(s)
+    }
+
+    /// Forgets the history of series `id` (removed from the registry) and
+    /// drops every sample pushed for it from now on.
+    pub(crate) fn remove(&mut self, id: SeriesId) {
+        let i = id.index();
+        if let Some(slot) = self.series.get_mut(i) {
+            *slot = None;
+        }
+        if self.removed.len() <= i {
+            self.removed.resize(i + 1, false);
+        }
+        self.removed[i] = true;
+    }
+
+    /// Timestamp of the newest sample of series `id`.
+    pub(crate) fn newest_ms(&self, id: SeriesId) -> Option<i64> {
+        self.get(id).and_then(|h| h.ring.back()).map(|s| s.timestamp_ms)
     }
 
     pub(crate) fn get(&self, id: SeriesId) -> Option<&SeriesHistory> {
@@ -305,6 +328,7 @@ impl fmt::Debug for History {
             .field("series", &self.series.len())
             .field("capacity", &self.capacity)
             .field("max_age_ms", &self.max_age_ms)
+            .field("removed", &self.removed.iter().filter(|r| **r).count())
             .finish()
     }
 }
@@ -370,6 +394,18 @@ mod tests {
         h.push(Sample::new(1, 1.0));
         assert_eq!(h.len(), 1);
         assert_eq!(SeriesHistory::new(0, None).capacity(), 1);
+    }
+
+    #[test]
+    fn a_removed_series_takes_no_more_samples() {
+        let mut h = History::new(10, None);
+        let id = SeriesId(3);
+        assert_eq!(h.push(id, Sample::new(1, 1.0)), Pushed::Appended);
+        h.remove(id);
+        assert!(h.get(id).is_none());
+        assert_eq!(h.push(id, Sample::new(2, 2.0)), Pushed::Dropped);
+        assert!(h.get(id).is_none() && h.newest_ms(id).is_none());
+        assert_eq!(h.push(SeriesId(4), Sample::new(2, 2.0)), Pushed::Appended);
     }
 
     #[test]

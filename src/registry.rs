@@ -57,7 +57,13 @@ pub(crate) enum Instrument {
         parent: SeriesId,
         how: Derivation,
     },
+    /// A removed series: its id is never reused, so a stale handle or queued
+    /// record cannot write into another series.
+    Removed,
 }
+
+/// A series [`Registry::remove`] took out: its id and key.
+pub(crate) type RemovedSeries = (SeriesId, Arc<SeriesKey>);
 
 #[derive(Clone)]
 pub(crate) struct Entry {
@@ -79,6 +85,10 @@ struct Inner {
     index: HashMap<u64, Vec<SeriesId>>,
     entries: Vec<Entry>,
     names: HashMap<String, NameInfo>,
+    /// Entries that are [`Instrument::Removed`].
+    removed: usize,
+    /// Non-finite values counted by the instruments of removed series.
+    removed_nonfinite: u64,
 }
 
 /// Describes one series: its identity, kind and, for derived series, what it derives from.
@@ -446,6 +456,62 @@ impl Registry {
         id
     }
 
+    /// Removes series `name{labels}` and the series derived from it; returns
+    /// their ids and keys (the series first), or `None` if it does not exist.
+    /// Their ids are never reused; handles to them keep working but feed nothing.
+    pub(crate) fn remove(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+    ) -> Result<Option<Vec<RemovedSeries>>> {
+        let Some(id) = self.lookup(name, labels) else { return Ok(None) };
+        let mut inner = self.inner.write();
+        if let Instrument::Derived { parent, .. } = inner.entries[id.index()].instrument {
+            return Err(Error::InvalidConfig {
+                field: "remove_series.name",
+                reason: format!(
+                    "{} is derived from {}; remove that series instead",
+                    inner.entries[id.index()].key,
+                    inner.entries[parent.index()].key
+                ),
+            });
+        }
+        let mut ids = vec![id];
+        ids.extend(inner.entries[id.index()].derived.iter().map(|(_, d)| *d));
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let entry = &mut inner.entries[id.index()];
+            let nonfinite = match &entry.instrument {
+                Instrument::Gauge(g) | Instrument::Recorded(g) => g.dropped(),
+                Instrument::Histogram(h) => h.dropped(),
+                Instrument::Summary(s) => s.dropped(),
+                _ => 0,
+            };
+            entry.instrument = Instrument::Removed;
+            entry.derived.clear();
+            let key = Arc::clone(&entry.key);
+            inner.removed += 1;
+            inner.removed_nonfinite += nonfinite;
+            let pairs: Vec<(&str, &str)> = key.labels().iter().collect();
+            let h = lookup_hash(&self.hasher, key.name(), &pairs);
+            if let Some(bucket) = inner.index.get_mut(&h) {
+                bucket.retain(|x| *x != id);
+                if bucket.is_empty() {
+                    inner.index.remove(&h);
+                }
+            }
+            if let Some(info) = inner.names.get_mut(key.name()) {
+                info.series = info.series.saturating_sub(1);
+                if info.series == 0 {
+                    inner.names.remove(key.name());
+                }
+            }
+            out.push((id, key));
+        }
+        self.generation.fetch_add(1, Ordering::Release);
+        Ok(Some(out))
+    }
+
     /// Sets the description of metric `name`, shown as its `# HELP` line by
     /// the Prometheus and OpenMetrics exposition. The name need not be
     /// registered yet; describing it again replaces the text.
@@ -497,22 +563,24 @@ impl Registry {
 
     /// Non-finite values dropped by all instruments so far.
     pub(crate) fn nonfinite_total(&self) -> u64 {
-        self.inner
-            .read()
+        let inner = self.inner.read();
+        inner
             .entries
             .iter()
             .map(|e| match &e.instrument {
                 Instrument::Gauge(g) | Instrument::Recorded(g) => g.dropped(),
                 Instrument::Histogram(h) => h.dropped(),
                 Instrument::Summary(s) => s.dropped(),
-                Instrument::Counter(_) | Instrument::Derived { .. } => 0,
+                Instrument::Counter(_) | Instrument::Derived { .. } | Instrument::Removed => 0,
             })
-            .sum()
+            .sum::<u64>()
+            + inner.removed_nonfinite
     }
 
-    /// Number of series, derived ones included.
+    /// Number of series, derived ones included (removed ones not).
     pub(crate) fn len(&self) -> usize {
-        self.inner.read().entries.len()
+        let inner = self.inner.read();
+        inner.entries.len() - inner.removed
     }
 
     /// Id, key and kind of every series, sorted by name and labels.
@@ -522,6 +590,7 @@ impl Registry {
             .entries
             .iter()
             .enumerate()
+            .filter(|(_, e)| !matches!(e.instrument, Instrument::Removed))
             .map(|(i, e)| (SeriesId(u32::try_from(i).expect("fits")), Arc::clone(&e.key), e.kind))
             .collect();
         drop(inner);
@@ -535,6 +604,7 @@ impl Registry {
         let mut out: Vec<SeriesInfo> = inner
             .entries
             .iter()
+            .filter(|e| !matches!(e.instrument, Instrument::Removed))
             .map(|e| {
                 let (derived_from, derivation) = match &e.instrument {
                     Instrument::Derived { parent, how } => {
@@ -664,7 +734,7 @@ impl Collector {
                         }
                         self.collect_summary(i, e, s, now_ms, out);
                     }
-                    Instrument::Recorded(_) | Instrument::Derived { .. } => {}
+                    Instrument::Recorded(_) | Instrument::Derived { .. } | Instrument::Removed => {}
                 }
             }
         });

@@ -240,6 +240,9 @@ pub struct AlertManager {
     next_notification_id: u64,
     next_event_id: u64,
     next_silence_id: u64,
+    /// Series past the engine's staleness horizon: their condition does not
+    /// hold (except for absence rules), and their resolves say `Stale`.
+    stale: HashSet<SeriesKey>,
 }
 
 impl std::fmt::Debug for AlertManager {
@@ -269,6 +272,7 @@ impl Default for AlertManager {
             next_notification_id: 1,
             next_event_id: 1,
             next_silence_id: 1,
+            stale: HashSet::new(),
         }
     }
 }
@@ -433,6 +437,15 @@ impl AlertManager {
             }
         }
         dropped
+    }
+
+    /// Sets the series that are stale (silent past the engine's staleness
+    /// horizon): for every rule but absence rules their condition no longer
+    /// holds, so pending alerts reset and firing ones resolve (after their
+    /// `keep_firing_for`) with [`ResolveReason::Stale`]. The engine also
+    /// keeps them out of the view, so their idle alerts are forgotten.
+    pub(crate) fn set_stale(&mut self, stale: HashSet<SeriesKey>) {
+        self.stale = stale;
     }
 
     /// The rules, in the order they were added.
@@ -837,7 +850,8 @@ impl AlertManager {
                     let since = now_ms.saturating_sub(c.lookback_ms());
                     &series[series.partition_point(|x| x.timestamp_ms < since)..]
                 };
-                let retired = synthetic && !selected.is_empty();
+                let retired = (synthetic && !selected.is_empty())
+                    || (!absent && !self.stale.is_empty() && self.stale.contains(&key));
                 let scores = |c: &Condition| {
                     let since = now_ms.saturating_sub(c.lookback_ms());
                     let key = &key;
@@ -1011,7 +1025,10 @@ impl AlertManager {
         }
         inst.state = AlertState::Resolved;
         let id = self.take_notification_id();
-        let n = self.build_notification(id, i, &inst, NotificationKind::Resolved, now_ms);
+        let mut n = self.build_notification(id, i, &inst, NotificationKind::Resolved, now_ms);
+        if let Some(r) = n.resolution.as_mut() {
+            r.reason = reason;
+        }
         let (title, message) = self.render(i, &inst);
         let event = AlertEvent {
             id: self.take_event_id(),
@@ -1144,7 +1161,13 @@ impl AlertManager {
                 duration_ms: resolved.saturating_sub(inst.firing_since_ms.unwrap_or(resolved)),
                 peak_value: inst.peak,
                 last_value: inst.value,
-                reason: inst.resolve_reason,
+                reason: if inst.resolve_reason == ResolveReason::Recovered
+                    && self.stale.contains(&inst.key)
+                {
+                    ResolveReason::Stale
+                } else {
+                    inst.resolve_reason
+                },
             }
         });
         let announces = matches!(kind, NotificationKind::Firing | NotificationKind::Repeat);

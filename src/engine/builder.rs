@@ -105,6 +105,7 @@ struct Alerting {
     flush_timeout: Duration,
     shutdown_grace: Duration,
     stuck_timeout: Duration,
+    staleness: Option<Duration>,
 }
 
 impl Default for Alerting {
@@ -123,6 +124,7 @@ impl Default for Alerting {
             flush_timeout: super::DEFAULT_NOTIFY_FLUSH_TIMEOUT,
             shutdown_grace: crate::dispatch::DEFAULT_SHUTDOWN_GRACE,
             stuck_timeout: crate::dispatch::DEFAULT_STUCK_TIMEOUT,
+            staleness: None,
         }
     }
 }
@@ -549,6 +551,33 @@ impl EngineBuilder {
         self
     }
 
+    /// A series whose newest sample is older than `horizon` (by the engine's
+    /// clock) is stale: it drops out of rule evaluation, and its alerts are
+    /// dropped, each whose firing was announced getting a resolve with
+    /// [`ResolveReason::Stale`](crate::alert::ResolveReason::Stale). Absence
+    /// rules keep watching it. A new sample makes it fresh again, with new
+    /// alerts (a `for` starts over). Prometheus' equivalent is its 5 minute
+    /// lookback: set 5 minutes to resolve like it does.
+    ///
+    /// Defaults to off: a silent series stays in evaluation and its alerts
+    /// follow their rule's no-data policy.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let engine = watchpost::Engine::builder()
+    ///     .without_system_source()
+    ///     .staleness_horizon(Duration::from_mins(5))
+    ///     .build()?;
+    /// assert!(watchpost::Engine::builder().staleness_horizon(Duration::ZERO).build().is_err());
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn staleness_horizon(mut self, horizon: Duration) -> Self {
+        self.alerting.staleness = Some(horizon);
+        self
+    }
+
     /// Validates the settings, registers every source and starts the worker thread.
     ///
     /// # Errors
@@ -578,6 +607,7 @@ impl EngineBuilder {
         let metrics = SelfMetrics {
             ingested: r.counter("watchpost_samples_ingested_total", &[])?,
             dropped: r.counter("watchpost_samples_dropped_total", &[])?,
+            out_of_order: r.counter("watchpost_samples_out_of_order_total", &[])?,
             nonfinite: r.counter("watchpost_nonfinite_dropped_total", &[])?,
             record_nonfinite: crate::metric::Counter::detached(),
             source_errors: r.counter("watchpost_source_errors_total", &[])?,
@@ -649,6 +679,7 @@ impl EngineBuilder {
             alerts: parking_lot::Mutex::new(alerts),
             notify: dispatcher.handle(),
             notify_flush_timeout: self.alerting.flush_timeout,
+            staleness_ms: self.alerting.staleness.map(to_ms),
         });
         let (nudge_tx, nudge_rx) = crossbeam_channel::bounded(1);
         let (control_tx, control_rx) = crossbeam_channel::unbounded();
@@ -767,6 +798,9 @@ impl EngineBuilder {
                     reason: format!("must be at least 1 ms, got {d:?} for {severity}"),
                 });
             }
+        }
+        if self.alerting.staleness.is_some_and(|h| h.as_millis() == 0) {
+            return Err(zero("staleness_horizon", "1 ms"));
         }
         Ok(())
     }

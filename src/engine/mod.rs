@@ -43,9 +43,15 @@ thread_local! {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Record {
     pub(crate) id: SeriesId,
+    /// Given by the caller (`record_at`): dropped and counted if older than
+    /// the series' newest sample, rather than inserted in place.
+    pub(crate) explicit: bool,
     pub(crate) timestamp_ms: i64,
     pub(crate) value: f64,
 }
+
+/// How far ahead of the engine clock [`Monitor::record_at`] accepts a sample: 10 minutes.
+const RECORD_AT_MAX_AHEAD_MS: i64 = 10 * 60 * 1000;
 
 pub(crate) enum Control {
     Flush(Sender<()>),
@@ -58,6 +64,8 @@ pub(crate) enum Control {
 pub(crate) struct SelfMetrics {
     pub(crate) ingested: Counter,
     pub(crate) dropped: Counter,
+    /// `record_at` samples older than their series' newest sample.
+    pub(crate) out_of_order: Counter,
     pub(crate) nonfinite: Counter,
     pub(crate) record_nonfinite: Counter,
     pub(crate) source_errors: Counter,
@@ -99,6 +107,8 @@ pub(crate) struct Shared {
     pub(crate) notify: crate::dispatch::DispatcherHandle,
     /// How long `flush()` waits for each handler.
     pub(crate) notify_flush_timeout: Duration,
+    /// A series silent for longer than this drops out of rule evaluation.
+    pub(crate) staleness_ms: Option<i64>,
 }
 
 /// Which detector each series gets.
@@ -484,6 +494,122 @@ impl Monitor {
         Ok(())
     }
 
+    /// Records an observation of series `name{labels}` at `timestamp` rather
+    /// than at the clock's time now: backfill, imported data, replayed
+    /// scenarios. Otherwise as [`record`](Self::record) (queued, never blocks,
+    /// non-finite values dropped and counted).
+    ///
+    /// The policy for timestamps (see `docs/alerts.md`, "Explicit timestamps"):
+    ///
+    /// - more than 10 minutes (600 s) ahead of the engine clock: refused here, with
+    ///   [`Error::SampleRejected`] naming the series and the timestamp;
+    /// - older than the newest sample the series holds when the worker
+    ///   ingests it: dropped and counted in
+    ///   [`EngineStats::samples_out_of_order`] and
+    ///   `watchpost_samples_out_of_order_total` (history is never reordered);
+    /// - at the same timestamp as the newest sample: replaces its value;
+    /// - ahead of the clock (within the 10 minutes): stored, and seen by the
+    ///   alert rules once the clock reaches it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SampleRejected`] for a timestamp too far ahead; invalid name
+    /// or labels, a name registered as another kind, or the series cap reached.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use chrono::{TimeDelta, Utc};
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// let now = Utc::now();
+    /// engine.record_at("imported", &[("src", "csv")], now - TimeDelta::minutes(2), 1.0)?;
+    /// engine.record_at("imported", &[("src", "csv")], now - TimeDelta::minutes(1), 2.0)?;
+    /// engine.record_at("imported", &[("src", "csv")], now - TimeDelta::minutes(3), 0.5)?; // late
+    /// let err = engine.record_at("imported", &[], now + TimeDelta::hours(1), 3.0).unwrap_err();
+    /// assert!(err.to_string().starts_with("sample of imported at "));
+    /// engine.flush()?;
+    /// assert_eq!(engine.latest_with("imported", &[("src", "csv")]).unwrap().value, 2.0);
+    /// assert_eq!(engine.stats().samples_out_of_order, 1);
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn record_at(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        timestamp: chrono::DateTime<chrono::Utc>,
+        value: f64,
+    ) -> Result<()> {
+        let timestamp_ms = timestamp.timestamp_millis();
+        let now = self.shared.clock.now_ms();
+        if timestamp_ms > now.saturating_add(RECORD_AT_MAX_AHEAD_MS) {
+            let series = crate::key::SeriesKey::new(name, labels)?.to_string();
+            return Err(Error::SampleRejected {
+                series,
+                timestamp: timestamp.to_rfc3339(),
+                reason: format!(
+                    "{}.{:03} s ahead of the engine clock ({}); at most 600 s ahead is accepted",
+                    (timestamp_ms - now) / 1000,
+                    (timestamp_ms - now) % 1000,
+                    crate::clock::ms_to_datetime(now).to_rfc3339()
+                ),
+            });
+        }
+        let id = self.shared.registry.recorded(name, labels)?;
+        if !value.is_finite() {
+            self.shared.metrics.record_nonfinite.inc();
+            return Ok(());
+        }
+        self.enqueue(Record { id, explicit: true, timestamp_ms, value });
+        Ok(())
+    }
+
+    /// Removes series `name{labels}`: its history, its anomaly detector and
+    /// the series derived from it go, and its alerts are dropped, each whose
+    /// firing was announced getting a resolve with
+    /// [`ResolveReason::SeriesRemoved`](crate::alert::ResolveReason::SeriesRemoved).
+    /// Returns whether the series existed.
+    ///
+    /// Handles to a removed series keep working but feed nothing, and
+    /// samples of it still queued are discarded. Registering or recording
+    /// the name and labels again starts a new, empty series. A removed
+    /// series frees its place under the series caps; the registry keeps
+    /// a small tombstone per removed series (its name, labels and kind).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] if `name` is a derived series (`x_total:rate`):
+    /// remove the series it is derived from.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// engine.record("room_users", &[("room", "closed")], 3.0)?;
+    /// engine.flush()?;
+    /// assert!(engine.remove_series("room_users", &[("room", "closed")])?);
+    /// assert!(engine.latest_with("room_users", &[("room", "closed")]).is_none());
+    /// assert!(!engine.remove_series("room_users", &[("room", "closed")])?);
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn remove_series(&self, name: &str, labels: &[(&str, &str)]) -> Result<bool> {
+        let Some(removed) = self.shared.registry.remove(name, labels)? else { return Ok(false) };
+        {
+            let mut history = self.shared.history.write();
+            for (id, _) in &removed {
+                history.remove(*id);
+            }
+        }
+        let now = self.shared.clock.now_ms();
+        {
+            let mut alerts = self.shared.alerts.lock();
+            for (_, key) in &removed {
+                alerts.resolve_series(key, crate::alert::ResolveReason::SeriesRemoved, now);
+            }
+        }
+        let _ = self.control.send(Control::Evaluate);
+        Ok(true)
+    }
+
     /// A [`Recorder`] for series `name{labels}`: `record()` with the lookup done once.
     ///
     /// # Errors
@@ -509,13 +635,18 @@ impl Monitor {
             self.shared.metrics.record_nonfinite.inc();
             return;
         }
+        let timestamp_ms = self.shared.clock.now_ms();
+        self.enqueue(Record { id, explicit: false, timestamp_ms, value });
+    }
+
+    #[inline]
+    fn enqueue(&self, record: Record) {
         let shared = &*self.shared;
         if shared.closed.load(Ordering::Acquire) {
             shared.metrics.dropped.inc();
             return;
         }
-        let timestamp_ms = shared.clock.now_ms();
-        if shared.records.push(Record { id, timestamp_ms, value }).is_err() {
+        if shared.records.push(record).is_err() {
             shared.metrics.dropped.inc();
         }
         // Past a quarter full, ask the worker to drain before the next tick.
@@ -681,6 +812,7 @@ impl Monitor {
             history_samples: self.shared.history.read().total_samples() as u64,
             samples_coalesced: m.coalesced.get(),
             worker_panics: m.worker_panics.get(),
+            samples_out_of_order: m.out_of_order.get(),
         }
     }
 

@@ -34,6 +34,11 @@ pub(crate) struct SeriesCache {
     /// Series ids by metric name and by key, for the alert manager's view.
     by_name: HashMap<String, Vec<SeriesId>>,
     ids: HashMap<SeriesKey, SeriesId>,
+    /// Series removed from the registry: their queued samples are discarded.
+    removed: Vec<bool>,
+    /// Series past the staleness horizon at the last evaluation: hidden from
+    /// the rules (see `EngineBuilder::staleness_horizon`).
+    stale: Vec<bool>,
 }
 
 impl SeriesCache {
@@ -52,9 +57,14 @@ impl SeriesCache {
                 })
                 .collect();
             self.keys = entries.iter().map(|e| Arc::clone(&e.key)).collect();
+            self.removed =
+                entries.iter().map(|e| matches!(e.instrument, Instrument::Removed)).collect();
             self.by_name.clear();
             self.ids.clear();
             for (i, e) in entries.iter().enumerate() {
+                if self.removed[i] {
+                    continue;
+                }
                 let id = SeriesId(u32::try_from(i).expect("fewer than 2^32 series"));
                 self.by_name.entry(e.key.name().to_owned()).or_default().push(id);
                 self.ids.insert((*e.key).clone(), id);
@@ -69,12 +79,47 @@ impl SeriesCache {
                     // watched themselves: their rates and quantiles are
                     let cumulative = !matches!(e.instrument, Instrument::Derived { .. })
                         && e.kind != MetricKind::Gauge;
-                    if cumulative { None } else { detection.default.clone() }
+                    if cumulative || matches!(e.instrument, Instrument::Removed) {
+                        None
+                    } else {
+                        detection.default.clone()
+                    }
                 })
                 .collect();
         });
         self.detectors.resize_with(self.plan.len(), || None);
+        for (detector, removed) in self.detectors.iter_mut().zip(&self.removed) {
+            if *removed {
+                *detector = None;
+            }
+        }
+        self.stale.resize(self.keys.len(), false);
         self.generation = Some(generation);
+    }
+
+    /// Marks the series whose newest sample is older than `cutoff_ms` stale;
+    /// returns the stale keys if they changed since the last call.
+    fn update_stale(
+        &mut self,
+        history: &History,
+        cutoff_ms: i64,
+    ) -> Option<std::collections::HashSet<SeriesKey>> {
+        let mut changed = false;
+        for (i, stale) in self.stale.iter_mut().enumerate() {
+            let id = SeriesId(u32::try_from(i).expect("fewer than 2^32 series"));
+            let now_stale =
+                !self.removed[i] && history.newest_ms(id).is_some_and(|t| t < cutoff_ms);
+            changed |= now_stale != *stale;
+            *stale = now_stale;
+        }
+        changed.then(|| {
+            self.stale
+                .iter()
+                .zip(&self.keys)
+                .filter(|(stale, _)| **stale)
+                .map(|(_, key)| (**key).clone())
+                .collect()
+        })
     }
 
     /// Pushes one sample into history and, when it is the series' newest,
@@ -139,7 +184,12 @@ impl SeriesView for EngineView<'_> {
         self.cache
             .by_name
             .get(name)
-            .map(|ids| ids.iter().map(|id| (*self.cache.keys[id.index()]).clone()).collect())
+            .map(|ids| {
+                ids.iter()
+                    .filter(|id| !self.cache.stale[id.index()])
+                    .map(|id| (*self.cache.keys[id.index()]).clone())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -180,6 +230,8 @@ pub(crate) struct Tally {
     kept: u64,
     dropped: u64,
     coalesced: u64,
+    /// `record_at()` samples older than their series' newest.
+    late: u64,
 }
 
 /// The text of a panic's payload.
@@ -261,9 +313,15 @@ impl Worker {
         self.cache.refresh(shared);
         let notifications = {
             let history = shared.history.read();
-            let view = EngineView { cache: &self.cache, history: &history };
-            let mut alerts = shared.alerts.lock();
             let now_ms = shared.clock.now_ms();
+            let stale = shared
+                .staleness_ms
+                .and_then(|h| self.cache.update_stale(&history, now_ms.saturating_sub(h)));
+            let mut alerts = shared.alerts.lock();
+            if let Some(stale) = stale {
+                alerts.set_stale(stale);
+            }
+            let view = EngineView { cache: &self.cache, history: &history };
             let out = alerts.evaluate(now_ms, &view);
             #[allow(clippy::cast_precision_loss)]
             shared.metrics.alerts_firing.set(alerts.firing_count() as f64);
@@ -281,8 +339,10 @@ impl Worker {
         let m = &self.shared.metrics;
         m.ingested.add(t.kept);
         m.coalesced.add(t.coalesced);
+        m.out_of_order.add(t.late);
         // records of a batch cut short by a panic were not all ingested: dropped
-        let unfinished = if panicked { t.taken.saturating_sub(t.kept + t.dropped) } else { 0 };
+        let unfinished =
+            if panicked { t.taken.saturating_sub(t.kept + t.dropped + t.late) } else { 0 };
         m.dropped.add(t.dropped + unfinished);
         usize::try_from(t.taken).unwrap_or(usize::MAX)
     }
@@ -300,25 +360,44 @@ impl Worker {
         self.tally.taken = self.batch.len() as u64;
         let shared = &*self.shared;
         self.cache.refresh(shared);
-        // Recorded series also show their latest value through their gauge.
-        for r in &self.batch {
-            if let Some(Some(g)) = self.cache.gauges.get(r.id.index()) {
-                g.set(r.value);
-            }
-        }
         let mut history = shared.history.write();
         for r in self.batch.drain(..) {
-            let sample = Sample::new(r.timestamp_ms, r.value);
+            let i = r.id.index();
             let t = &mut self.tally;
-            match self.cache.push(shared, &mut history, r.id, sample) {
-                Pushed::Dropped => t.dropped += 1,
+            if self.cache.removed.get(i).copied().unwrap_or(false) {
+                t.dropped += 1;
+                continue;
+            }
+            let newest = history.newest_ms(r.id);
+            // record_at: a sample older than the newest is dropped, never inserted
+            if r.explicit && newest.is_some_and(|n| n > r.timestamp_ms) {
+                t.late += 1;
+                continue;
+            }
+            let sample = Sample::new(r.timestamp_ms, r.value);
+            let kept = match self.cache.push(shared, &mut history, r.id, sample) {
+                Pushed::Dropped => {
+                    t.dropped += 1;
+                    false
+                }
                 // history keeps one value per series and millisecond: the
                 // earlier observation is overwritten, and that is counted
                 Pushed::Replaced => {
                     t.kept += 1;
                     t.coalesced += 1;
+                    true
                 }
-                Pushed::Appended | Pushed::Inserted => t.kept += 1,
+                Pushed::Appended | Pushed::Inserted => {
+                    t.kept += 1;
+                    true
+                }
+            };
+            // Recorded series also show their latest value through their gauge.
+            if kept
+                && newest.is_none_or(|n| n <= r.timestamp_ms)
+                && let Some(Some(g)) = self.cache.gauges.get(i)
+            {
+                g.set(r.value);
             }
         }
     }

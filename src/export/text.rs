@@ -73,7 +73,7 @@ fn build_layout(entries: &[Entry], generation: u64) -> Layout {
     let mut order: Vec<usize> = entries
         .iter()
         .enumerate()
-        .filter(|(_, e)| !matches!(e.instrument, Instrument::Derived { .. }))
+        .filter(|(_, e)| !matches!(e.instrument, Instrument::Derived { .. } | Instrument::Removed))
         .map(|(i, _)| i)
         .collect();
     order.sort_by(|a, b| entries[*a].key.cmp(&entries[*b].key));
@@ -305,7 +305,7 @@ fn write_family(
                 }
                 write_sum_count(out, format, family, series, s.sum(), s.count());
             }
-            Instrument::Derived { .. } => {}
+            Instrument::Derived { .. } | Instrument::Removed => {}
         }
     }
 }

@@ -13,4 +13,5 @@ mod http;
 mod lifecycle;
 mod props;
 mod settings;
+mod staleness;
 mod util;
