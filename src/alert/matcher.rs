@@ -335,14 +335,16 @@ fn anchored(name: &str, pattern: &str) -> Result<Regex> {
         field: "matcher",
         reason: format!("regex {pattern:?} for label {name:?} is invalid: {e}"),
     };
-    let compile = |p: &str| RegexBuilder::new(p).size_limit(REGEX_SIZE_LIMIT).build();
+    let compile = |p: &str| {
+        RegexBuilder::new(p).size_limit(REGEX_SIZE_LIMIT).dfa_size_limit(REGEX_SIZE_LIMIT).build()
+    };
     compile(pattern).map_err(invalid)?;
     compile(&format!("^(?s:{pattern})$")).map_err(invalid)
 }
 
 /// Most heap a matcher's compiled regular expression may take (the `regex`
 /// crate's default is 10 MiB).
-const REGEX_SIZE_LIMIT: usize = 1 << 20;
+const REGEX_SIZE_LIMIT: usize = 1 << 18;
 
 /// Label names for matchers: the label grammar, plus the reserved `__name__`.
 fn is_matcher_name(name: &str) -> bool {
