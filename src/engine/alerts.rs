@@ -138,7 +138,10 @@ impl Monitor {
     /// ```
     /// use watchpost::alert::{Matcher, Silence};
     /// let engine = watchpost::Engine::builder().without_system_source().build()?;
-    /// let id = engine.add_silence(Silence::new(vec![Matcher::equal("mount", "/")], 0, 86_400_000)?)?;
+    /// let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    /// let now_ms = i64::try_from(now.as_millis()).unwrap();
+    /// let silence = Silence::new(vec![Matcher::equal("mount", "/")], now_ms, now_ms + 3_600_000)?;
+    /// let id = engine.add_silence(silence)?;
     /// assert_eq!(engine.silences()[0].id(), id);
     /// # Ok::<(), watchpost::Error>(())
     /// ```
