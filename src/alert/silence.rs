@@ -475,7 +475,9 @@ mod tests {
         let many = vec![Matcher::equal("room", "a"); Silence::MAX_MATCHERS + 1];
         let err = Silence::new(many, 0, 1).unwrap_err().to_string();
         assert!(err.contains("17 matchers"), "{err}");
-        assert!(Silence::new(vec![Matcher::equal("room", "a"); Silence::MAX_MATCHERS], 0, 1).is_ok());
+        assert!(
+            Silence::new(vec![Matcher::equal("room", "a"); Silence::MAX_MATCHERS], 0, 1).is_ok()
+        );
 
         let value = "v".repeat(Silence::MAX_MATCHER_LEN - 3);
         assert!(Silence::new(vec![Matcher::equal("abc", &value)], 0, 1).is_ok());
@@ -498,8 +500,9 @@ mod tests {
         let err = mgr.add_silence(comment).unwrap_err().to_string();
         assert!(err.contains("silence.comment") && err.contains("61440 bytes"), "{err}");
         assert!(err.len() < 200, "{err}");
-        let creator =
-            Silence::new(room(), 0, 1).unwrap().created_by("y".repeat(Silence::MAX_CREATED_BY_LEN + 1));
+        let creator = Silence::new(room(), 0, 1)
+            .unwrap()
+            .created_by("y".repeat(Silence::MAX_CREATED_BY_LEN + 1));
         let err = mgr.add_silence(creator).unwrap_err().to_string();
         assert!(err.contains("silence.created_by") && err.contains("257 bytes"), "{err}");
         assert_eq!(mgr.silences().len(), 1);
