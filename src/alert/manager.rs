@@ -25,9 +25,9 @@ pub const DEFAULT_HISTORY_CAPACITY: usize = 1_000;
 /// # Examples
 ///
 /// ```
-/// assert_eq!(watchpost::alert::MAX_SILENCES, 1_000);
+/// assert_eq!(watchpost::alert::MAX_SILENCES, 500);
 /// ```
-pub const MAX_SILENCES: usize = 1_000;
+pub const MAX_SILENCES: usize = 500;
 
 /// Expired silences are listed for this long after they end, then forgotten.
 pub const SILENCE_RETENTION: Duration = Duration::from_hours(24);

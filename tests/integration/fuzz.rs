@@ -113,11 +113,11 @@ proptest! {
 
     #[test]
     fn silence_creation(
-        matchers in prop::collection::vec(("[a-z]{1,4}", op(), 0usize..1_100), 0..20),
+        matchers in prop::collection::vec(("[a-z]{1,4}", op(), 0usize..300), 0..12),
         starts in instant(),
         length in prop_oneof![any::<i64>(), 0i64..(400 * 86_400_000)],
-        creator_len in 0usize..300,
-        comment_len in 0usize..5_000,
+        creator_len in 0usize..200,
+        comment_len in 0usize..1_200,
     ) {
         let matchers: Vec<Matcher> = matchers
             .iter()
