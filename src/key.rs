@@ -218,10 +218,24 @@ impl fmt::Display for Labels {
 /// assert_eq!(key.to_string(), r#"messages_total{room="general"}"#);
 /// # Ok::<(), watchpost::Error>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct SeriesKey {
     name: String,
     labels: Labels,
+}
+
+/// Reads `{"name": …, "labels": {…}}` and validates it as [`SeriesKey::new`] does.
+impl<'de> Deserialize<'de> for SeriesKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Raw {
+            name: String,
+            labels: Labels,
+        }
+        let Raw { name, labels } = Raw::deserialize(deserializer)?;
+        validate_metric_name(&name).map_err(serde::de::Error::custom)?;
+        Ok(SeriesKey { name, labels })
+    }
 }
 
 impl SeriesKey {

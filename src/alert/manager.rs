@@ -18,6 +18,16 @@ use crate::key::SeriesKey;
 /// Default number of events kept in the history (Netdata keeps 1 000 in memory).
 pub const DEFAULT_HISTORY_CAPACITY: usize = 1_000;
 
+/// Most silences an [`AlertManager`] keeps (running, pending and recently
+/// ended); see [`AlertManager::add_silence`].
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(watchpost::alert::MAX_SILENCES, 500);
+/// ```
+pub const MAX_SILENCES: usize = 500;
+
 /// Expired silences are listed for this long after they end, then forgotten.
 pub const SILENCE_RETENTION: Duration = Duration::from_hours(24);
 
@@ -572,21 +582,53 @@ impl AlertManager {
 
     /// Adds a silence and returns its id.
     ///
+    /// At most [`MAX_SILENCES`] are kept. When that many are stored, the one
+    /// that ended first is forgotten if it ended by the new silence's start;
+    /// otherwise the new silence is refused.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) if its creator or
+    /// comment is longer than [`Silence::MAX_CREATED_BY_LEN`] or
+    /// [`Silence::MAX_COMMENT_LEN`] bytes, or if [`MAX_SILENCES`] silences
+    /// have not ended yet.
+    ///
     /// # Examples
     ///
     /// ```
     /// use watchpost::alert::{AlertManager, Matcher, Silence};
     /// let mut mgr = AlertManager::with_default_rules();
-    /// let id = mgr.add_silence(Silence::new(vec![Matcher::equal("severity", "warning")], 0, 60_000)?);
+    /// let id = mgr.add_silence(Silence::new(vec![Matcher::equal("severity", "warning")], 0, 60_000)?)?;
     /// assert_eq!(mgr.silences()[0].id(), id);
+    /// let long = Silence::new(vec![Matcher::equal("room", "a")], 0, 1)?.comment("x".repeat(5_000));
+    /// assert!(mgr.add_silence(long).is_err());
     /// # Ok::<(), watchpost::Error>(())
     /// ```
-    pub fn add_silence(&mut self, mut silence: Silence) -> SilenceId {
+    pub fn add_silence(&mut self, mut silence: Silence) -> Result<SilenceId> {
+        silence.validate_text()?;
+        if self.silences.len() >= MAX_SILENCES {
+            let first_end = self.silences.iter().enumerate().min_by_key(|(_, s)| s.ends_at_ms);
+            match first_end {
+                Some((i, s)) if s.ends_at_ms <= silence.starts_at_ms => {
+                    self.silences.remove(i);
+                }
+                _ => {
+                    return Err(crate::Error::InvalidConfig {
+                        field: "silence",
+                        reason: format!(
+                            "{} silences have not ended by {} ms; at most {MAX_SILENCES}, expire one first",
+                            self.silences.len(),
+                            silence.starts_at_ms
+                        ),
+                    });
+                }
+            }
+        }
         let id = SilenceId(self.next_silence_id);
         self.next_silence_id += 1;
         silence.id = id;
         self.silences.push(silence);
-        id
+        Ok(id)
     }
 
     /// All silences, active, future and recently expired (kept for
@@ -608,7 +650,7 @@ impl AlertManager {
     /// ```
     /// use watchpost::alert::{AlertManager, Matcher, Silence};
     /// let mut mgr = AlertManager::default();
-    /// let id = mgr.add_silence(Silence::new(vec![Matcher::equal("room", "a")], 0, 60_000)?);
+    /// let id = mgr.add_silence(Silence::new(vec![Matcher::equal("room", "a")], 0, 60_000)?)?;
     /// assert!(mgr.expire_silence(id, 10));
     /// assert!(mgr.silences()[0].is_expired(10));
     /// assert!(!mgr.expire_silence(id, 20));

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use regex::Regex;
+use regex::{Regex, RegexBuilder};
 
 use crate::error::{Error, Result};
 
@@ -55,12 +55,18 @@ impl fmt::Display for MatchOp {
 ///
 /// A label that is absent has the value `""`, so `room!="x"` matches a series
 /// without a `room` label and `room=""` selects exactly those series. Regular
-/// expressions are anchored at both ends, as in Prometheus: `room=~"gen.*"`
-/// matches `general` but not `in-general`.
+/// expressions are anchored at both ends, as in Prometheus: the pattern must
+/// be a valid expression on its own and is compiled as `^(?s:pattern)$`, so
+/// `room=~"gen.*"` matches `general` but not `in-general`, no pattern can
+/// escape the anchors (`gen)|(x` is rejected), and `.` matches a newline, as
+/// in Prometheus 3.
 ///
-/// Besides its series' labels, an alert carries `alertname` (the rule name),
-/// `severity` and `__name__` (the metric name); silences and inhibit rules may
-/// match on those too.
+/// The printed form (`Display`) parses back to the same matcher: the value is
+/// quoted, with `\`, `"` and a newline escaped as `\\`, `\"` and `\n`.
+///
+/// Besides its series' labels (without `__name__`, as in Prometheus), an
+/// alert carries `alertname` (the rule name), `severity` and the rule's
+/// labels; silences and inhibit rules may match on those too.
 ///
 /// # Examples
 ///
@@ -105,12 +111,7 @@ impl Matcher {
             });
         }
         let regex = match op {
-            MatchOp::Regex | MatchOp::NotRegex => {
-                Some(Regex::new(&format!("^(?:{value})$")).map_err(|e| Error::InvalidConfig {
-                    field: "matcher",
-                    reason: format!("regex {value:?} for label {name:?} is invalid: {e}"),
-                })?)
-            }
+            MatchOp::Regex | MatchOp::NotRegex => Some(anchored(name, value)?),
             MatchOp::Equal | MatchOp::NotEqual => None,
         };
         Ok(Matcher { name: name.to_owned(), op, value: value.to_owned(), regex })
@@ -246,15 +247,28 @@ impl PartialEq for Matcher {
 
 impl fmt::Display for Matcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}{:?}", self.name, self.op, self.value)
+        write!(f, "{}{}\"", self.name, self.op)?;
+        for c in self.value.chars() {
+            match c {
+                '\\' => f.write_str("\\\\")?,
+                '"' => f.write_str("\\\"")?,
+                '\n' => f.write_str("\\n")?,
+                c => fmt::Write::write_char(f, c)?,
+            }
+        }
+        f.write_str("\"")
     }
 }
 
 impl FromStr for Matcher {
     type Err = Error;
 
-    /// Parses `name=value`, `name!="value"`, `name=~"regex"` or `name!~"regex"`.
-    /// Double quotes around the value are optional; inside them `\"` and `\\` are escapes.
+    /// Parses `name="value"`, `name!="value"`, `name=~"regex"` or `name!~"regex"`,
+    /// as Alertmanager does. Spaces around the name, the operator and the value
+    /// are ignored. Double quotes around the value are optional; `\"`, `\\` and
+    /// `\n` are escapes for `"`, `\` and a newline, any other backslash is kept
+    /// as it is (so `=~"a\.b"` is the regex `a\.b`), and a `"` inside the value
+    /// must be escaped.
     fn from_str(s: &str) -> Result<Self> {
         let bad = |why: &str| Error::InvalidConfig {
             field: "matcher",
@@ -275,28 +289,62 @@ impl FromStr for Matcher {
             return Err(bad("has an unknown operator"));
         };
         let raw = raw.trim();
-        let value = if let Some(inner) = raw.strip_prefix('"') {
-            let inner = inner.strip_suffix('"').ok_or_else(|| bad("has an unterminated quote"))?;
-            let mut out = String::with_capacity(inner.len());
-            let mut chars = inner.chars();
-            while let Some(c) = chars.next() {
-                if c == '\\' {
-                    match chars.next() {
-                        Some('n') => out.push('\n'),
-                        Some(other) => out.push(other),
-                        None => return Err(bad("ends with a lone backslash")),
-                    }
-                } else {
-                    out.push(c);
-                }
-            }
-            out
-        } else {
-            raw.to_owned()
+        let (quoted, body) = match raw.strip_prefix('"') {
+            Some(inner) => (true, inner),
+            None => (false, raw),
         };
+        let mut value = String::with_capacity(body.len());
+        let mut closed = false;
+        let mut chars = body.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some('n') => value.push('\n'),
+                    Some(c @ ('"' | '\\')) => value.push(c),
+                    Some(c) => {
+                        value.push('\\');
+                        value.push(c);
+                    }
+                    None if quoted => return Err(bad("has an unterminated quote")),
+                    None => value.push('\\'),
+                },
+                '"' if quoted => {
+                    if !chars.as_str().is_empty() {
+                        return Err(bad("has text after the closing quote"));
+                    }
+                    closed = true;
+                }
+                '"' => return Err(bad("has an unescaped quote in an unquoted value")),
+                c => value.push(c),
+            }
+        }
+        if quoted && !closed {
+            return Err(bad("has an unterminated quote"));
+        }
         Matcher::new(name, op, &value)
     }
 }
+
+/// Compiles `pattern` anchored at both ends, with `.` matching a newline.
+///
+/// The pattern is first compiled on its own, so that a pattern whose
+/// parentheses do not balance (`gen)|(x`) cannot close the anchoring group and
+/// match outside the anchors.
+fn anchored(name: &str, pattern: &str) -> Result<Regex> {
+    let invalid = |e: regex::Error| Error::InvalidConfig {
+        field: "matcher",
+        reason: format!("regex {pattern:?} for label {name:?} is invalid: {e}"),
+    };
+    let compile = |p: &str| {
+        RegexBuilder::new(p).size_limit(REGEX_SIZE_LIMIT).dfa_size_limit(REGEX_SIZE_LIMIT).build()
+    };
+    compile(pattern).map_err(invalid)?;
+    compile(&format!("^(?s:{pattern})$")).map_err(invalid)
+}
+
+/// Most heap a matcher's compiled regular expression may take (the `regex`
+/// crate's default is 10 MiB).
+const REGEX_SIZE_LIMIT: usize = 1 << 18;
 
 /// Label names for matchers: the label grammar, plus the reserved `__name__`.
 fn is_matcher_name(name: &str) -> bool {
@@ -316,6 +364,8 @@ pub(crate) fn all_match<'a>(matchers: &[Matcher], get: impl Fn(&str) -> Option<&
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -360,5 +410,117 @@ mod tests {
         let m = Matcher::regex("room", "a\"b|c").unwrap();
         let back: Matcher = m.to_string().parse().unwrap();
         assert_eq!(back, m);
+    }
+
+    #[test]
+    fn a_pattern_cannot_escape_the_anchors() {
+        // compiled as `^(?:gen)|(x)$` this matched every value starting with "gen"
+        // or ending with "x", such as "in-box"
+        let err = Matcher::regex("room", "gen)|(x").unwrap_err().to_string();
+        assert!(err.contains(r#""gen)|(x""#), "{err}");
+        assert!(r#"room=~"gen)|(x""#.parse::<Matcher>().is_err());
+        // flags set by the pattern stay inside the anchoring group
+        let m = Matcher::regex("room", "(?m)gen").unwrap();
+        assert!(!m.matches(Some("gen\nx")));
+        assert!(!m.matches(Some("x\ngen")));
+    }
+
+    #[test]
+    fn dot_matches_a_newline_as_in_prometheus_3() {
+        let m = Matcher::regex("msg", "a.b").unwrap();
+        assert!(m.matches(Some("a\nb")));
+        assert!(Matcher::regex("msg", ".*").unwrap().matches(Some("two\nlines")));
+        // a pattern may still turn it off
+        assert!(!Matcher::regex("msg", "(?-s)a.b").unwrap().matches(Some("a\nb")));
+    }
+
+    #[test]
+    fn printed_values_escape_only_backslash_quote_and_newline() {
+        let m = Matcher::equal("v", "tab\there \"q\" back\\slash\nnl\r\u{1b}é");
+        assert_eq!(m.to_string(), "v=\"tab\there \\\"q\\\" back\\\\slash\\nnl\r\u{1b}é\"");
+        assert_eq!(m.to_string().parse::<Matcher>().unwrap(), m);
+    }
+
+    #[test]
+    fn parses_escapes_as_alertmanager_does() {
+        let cases = [
+            (r#"a="x\"y""#, "x\"y"),
+            (r#"a="x\\y""#, "x\\y"),
+            (r#"a="x\ny""#, "x\ny"),
+            // any other escape keeps its backslash, so regexes read naturally
+            (r#"a="x\.y""#, "x\\.y"),
+            (r#"a="x\ty""#, "x\\ty"),
+            (r"a=x\", "x\\"),
+            (r#"a = "  spaced  "  "#, "  spaced  "),
+            (r#"a="""#, ""),
+        ];
+        for (text, value) in cases {
+            assert_eq!(text.parse::<Matcher>().unwrap().value(), value, "{text}");
+        }
+        for text in [r#"a="x"y""#, r#"a="x\""#, r#"a="x"#, r#"a=x"y"#, r#"a="x" y"#] {
+            let err = text.parse::<Matcher>().unwrap_err().to_string();
+            assert!(err.contains(&format!("{text:?}")), "{err}");
+        }
+    }
+
+    fn any_op() -> impl Strategy<Value = MatchOp> {
+        prop_oneof![
+            Just(MatchOp::Equal),
+            Just(MatchOp::NotEqual),
+            Just(MatchOp::Regex),
+            Just(MatchOp::NotRegex)
+        ]
+    }
+
+    /// Arbitrary Unicode, with the characters that need escaping made common.
+    fn any_value() -> impl Strategy<Value = String> {
+        let special = prop_oneof![
+            Just('"'),
+            Just('\\'),
+            Just('\n'),
+            Just('\r'),
+            Just('\t'),
+            Just(' '),
+            Just('='),
+            Just('~'),
+            Just('!'),
+            any::<char>()
+        ];
+        prop::collection::vec(special, 0..24).prop_map(|cs| cs.into_iter().collect())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn print_then_parse_gives_the_same_matcher(
+            name in "[a-zA-Z_][a-zA-Z0-9_]{0,12}",
+            op in any_op(),
+            raw in any_value(),
+            literal in any::<bool>(),
+            probe in any_value(),
+        ) {
+            // half the regex cases are the value escaped (always valid), the rest
+            // whatever of the raw value compiles
+            let value = if literal && matches!(op, MatchOp::Regex | MatchOp::NotRegex) {
+                regex::escape(&raw)
+            } else {
+                raw.clone()
+            };
+            let Ok(m) = Matcher::new(&name, op, &value) else {
+                prop_assume!(false);
+                unreachable!()
+            };
+            let text = m.to_string();
+            let back: Matcher = text.parse().map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+            prop_assert_eq!(&back, &m);
+            prop_assert_eq!(back.to_string(), text);
+            for v in [probe.as_str(), raw.as_str(), value.as_str(), ""] {
+                prop_assert_eq!(back.matches(Some(v)), m.matches(Some(v)));
+            }
+            if literal && op == MatchOp::Regex {
+                prop_assert!(m.matches(Some(&raw)));
+            }
+        }
     }
 }

@@ -66,7 +66,7 @@ pub use self::condition::{Aggregate, CompareOp, Condition};
 pub use self::defaults::default_rules;
 pub use self::manager::{
     ActiveAlert, AlertEvent, AlertEventKind, AlertManager, DEFAULT_CRITICAL_REPEAT,
-    DEFAULT_HISTORY_CAPACITY, SILENCE_RETENTION,
+    DEFAULT_HISTORY_CAPACITY, MAX_SILENCES, SILENCE_RETENTION,
 };
 pub use self::matcher::{MatchOp, Matcher};
 pub use self::notify::{

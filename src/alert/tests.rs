@@ -442,9 +442,12 @@ fn inhibit_rule_never_inhibits_itself() {
 #[test]
 fn silence_mutes_then_announces_when_it_ends() {
     let mut r = Rig::one(rule("r").above(80.0));
-    let id = r.mgr.add_silence(
-        Silence::new(vec![Matcher::equal("host", "a")], 0, 10 * MIN).unwrap().created_by("ana"),
-    );
+    let id = r
+        .mgr
+        .add_silence(
+            Silence::new(vec![Matcher::equal("host", "a")], 0, 10 * MIN).unwrap().created_by("ana"),
+        )
+        .unwrap();
     assert_eq!(r.push(0, 90.0), none());
     let a = &r.mgr.active_alerts()[0];
     assert_eq!((a.state, a.silenced_by), (AlertState::Firing, Some(id)));
@@ -465,14 +468,18 @@ fn silence_mutes_then_announces_when_it_ends() {
 fn silence_does_not_swallow_resolve_of_announced_firing() {
     let mut r = Rig::one(rule("r").above(80.0));
     assert_eq!(r.push(0, 90.0), n("r", Firing));
-    r.mgr.add_silence(Silence::new(vec![Matcher::equal("alertname", "r")], 0, 60 * MIN).unwrap());
+    r.mgr
+        .add_silence(Silence::new(vec![Matcher::equal("alertname", "r")], 0, 60 * MIN).unwrap())
+        .unwrap();
     assert_eq!(r.push(SEC, 10.0), n("r", Resolved));
 }
 
 #[test]
 fn future_silence_starts_later() {
     let mut r = Rig::one(rule("r").above(80.0));
-    r.mgr.add_silence(Silence::new(vec![Matcher::equal("host", "a")], MIN, 2 * MIN).unwrap());
+    r.mgr
+        .add_silence(Silence::new(vec![Matcher::equal("host", "a")], MIN, 2 * MIN).unwrap())
+        .unwrap();
     assert_eq!(r.push(0, 90.0), n("r", Firing));
     assert_eq!(r.push(SEC, 10.0), n("r", Resolved));
     assert_eq!(r.push(MIN, 90.0), none());
@@ -818,7 +825,7 @@ proptest! {
         if let Some((start, len)) = silence {
             r.mgr.add_silence(
                 Silence::new(vec![Matcher::equal("host", "a")], start * SEC, (start + len) * SEC).unwrap(),
-            );
+            ).unwrap();
         }
         let mut open = std::collections::HashMap::<String, bool>::new();
         let mut t = 0;

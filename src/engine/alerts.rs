@@ -128,27 +128,37 @@ impl Monitor {
     /// the engine's clock) and returns its id. Alerts it matches keep their
     /// state but send nothing while it is active.
     ///
+    /// # Errors
+    ///
+    /// As [`AlertManager::add_silence`](crate::alert::AlertManager::add_silence):
+    /// a creator or comment over its length limit, or too many silences.
+    ///
     /// # Examples
     ///
     /// ```
     /// use watchpost::alert::{Matcher, Silence};
     /// let engine = watchpost::Engine::builder().without_system_source().build()?;
-    /// let id = engine.add_silence(Silence::new(vec![Matcher::equal("mount", "/")], 0, i64::MAX / 2)?);
+    /// let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    /// let now_ms = i64::try_from(now.as_millis()).unwrap();
+    /// let silence = Silence::new(vec![Matcher::equal("mount", "/")], now_ms, now_ms + 3_600_000)?;
+    /// let id = engine.add_silence(silence)?;
     /// assert_eq!(engine.silences()[0].id(), id);
     /// # Ok::<(), watchpost::Error>(())
     /// ```
-    pub fn add_silence(&self, silence: Silence) -> SilenceId {
-        let id = self.shared.alerts.lock().add_silence(silence);
+    pub fn add_silence(&self, silence: Silence) -> Result<SilenceId> {
+        let id = self.shared.alerts.lock().add_silence(silence)?;
         self.evaluate_soon();
-        id
+        Ok(id)
     }
 
     /// Silences the alerts `matchers` select from now for `duration`.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) for no matchers
-    /// or a zero duration.
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) for no matchers,
+    /// a zero duration or one longer than
+    /// [`Silence::MAX_DURATION_MS`](crate::alert::Silence::MAX_DURATION_MS),
+    /// or as [`add_silence`](Self::add_silence).
     ///
     /// # Examples
     ///
@@ -170,7 +180,7 @@ impl Monitor {
         }
         let now = self.clock_now_ms();
         let end = now.saturating_add(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX));
-        Ok(self.add_silence(Silence::new(matchers, now, end)?))
+        self.add_silence(Silence::new(matchers, now, end)?)
     }
 
     /// Every silence: active, future, and expired within the last

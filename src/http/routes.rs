@@ -271,11 +271,10 @@ async fn create_silence(
             return error(StatusCode::BAD_REQUEST, format!("invalid body: {}", e.body_text()));
         }
     };
-    match parse_silence(req, monitor.clock_now_ms()) {
-        Ok(silence) => {
-            let id = monitor.add_silence(silence);
-            (StatusCode::CREATED, axum::Json(json!({ "id": id.0 }))).into_response()
-        }
+    match parse_silence(req, monitor.clock_now_ms())
+        .and_then(|s| monitor.add_silence(s).map_err(|e| e.to_string()))
+    {
+        Ok(id) => (StatusCode::CREATED, axum::Json(json!({ "id": id.0 }))).into_response(),
         Err(e) => error(StatusCode::BAD_REQUEST, e),
     }
 }

@@ -118,7 +118,7 @@ fn users_replace_and_drop_defaults() -> watchpost::Result<()> {
 fn silences_are_created_listed_and_expired() -> watchpost::Result<()> {
     let mut mgr = AlertManager::with_default_rules();
     let matcher: Matcher = r#"host=~"chat-.*""#.parse()?;
-    let id = mgr.add_silence(Silence::new(vec![matcher], 0, 3_600 * SEC)?.comment("deploy"));
+    let id = mgr.add_silence(Silence::new(vec![matcher], 0, 3_600 * SEC)?.comment("deploy"))?;
     assert_eq!(mgr.silences().len(), 1);
     assert_eq!(mgr.silences()[0].why(), "deploy");
 

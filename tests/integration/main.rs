@@ -8,6 +8,7 @@ mod dashboard;
 mod detection;
 mod engine_alerts;
 mod export;
+mod fuzz;
 #[cfg(feature = "http")]
 mod http;
 mod lifecycle;
