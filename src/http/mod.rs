@@ -64,19 +64,25 @@
 //! # Ok::<(), watchpost::Error>(())
 //! ```
 
+mod host;
 mod routes;
+mod scrape;
 mod server;
 
 pub use server::{
-    DEFAULT_BODY_LIMIT, DEFAULT_HEALTH_CHECK_INTERVAL, DEFAULT_SHUTDOWN_TIMEOUT, HttpServer,
+    DEFAULT_BODY_LIMIT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_HEALTH_CHECK_INTERVAL,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_SCRAPE_CACHE_TTL, DEFAULT_SHUTDOWN_TIMEOUT, HttpServer,
     HttpServerBuilder, HttpServerGuard,
 };
 
 use crate::engine::Monitor;
+use crate::error::{Error, Result};
 
-/// Every route, without a bearer token, with the default body limit: for
-/// merging into an application's own axum router.
-/// [`HttpServerBuilder::router`] makes one with a token and other limits.
+/// Every route with the defaults, for merging into an application's own axum
+/// router: no bearer token (reading routes open, mutating routes `403`),
+/// requests addressed to `localhost` or a loopback address only, the default
+/// body limit and scrape cache. [`HttpServerBuilder::router`] makes one with
+/// a token, other host names and other limits.
 ///
 /// # Examples
 ///
@@ -87,7 +93,46 @@ use crate::engine::Monitor;
 /// # Ok::<(), watchpost::Error>(())
 /// ```
 pub fn router(monitor: Monitor) -> axum::Router {
-    HttpServer::builder().router(monitor)
+    let access = routes::Access {
+        token: None,
+        body_limit: DEFAULT_BODY_LIMIT,
+        hosts: host::AllowedHosts::loopback(),
+        scrape_cache: std::sync::Arc::new(scrape::ScrapeCache::new(DEFAULT_SCRAPE_CACHE_TTL)),
+    };
+    routes::build(monitor, access)
+}
+
+/// A fresh bearer token from the operating system's random source: 32 bytes
+/// as 64 hexadecimal digits. For a server started without a configured
+/// token; show it once (a URL `http://host:port/#token=…` opens the dashboard
+/// with it) and keep it out of logs.
+///
+/// # Errors
+///
+/// [`Error::InvalidConfig`] (field `bearer_token`) if the operating system
+/// has no random bytes to give.
+///
+/// # Examples
+///
+/// ```
+/// let token = watchpost::http::random_token()?;
+/// assert_eq!(token.len(), 64);
+/// assert_ne!(token, watchpost::http::random_token()?);
+/// let builder = watchpost::http::HttpServer::builder().bearer_token(token);
+/// # let _ = builder;
+/// # Ok::<(), watchpost::Error>(())
+/// ```
+pub fn random_token() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| Error::InvalidConfig {
+        field: "bearer_token",
+        reason: format!("cannot draw a random token: {e}"),
+    })?;
+    Ok(bytes.iter().fold(String::with_capacity(64), |mut hex, b| {
+        use std::fmt::Write as _;
+        let _ = write!(hex, "{b:02x}");
+        hex
+    }))
 }
 
 /// The HTML dashboard served at `GET /`: one self-contained page.
