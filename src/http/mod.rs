@@ -31,13 +31,32 @@
 //!
 //! # Access
 //!
-//! With a [bearer token](HttpServerBuilder::bearer_token), every route except
-//! `GET /health` and `GET /` answers `401` unless the request carries
-//! `Authorization: Bearer <token>`. `/health` stays open for liveness probes
-//! and `/` is a static page without data; the page reads the token from the
-//! URL fragment (`http://host:port/#token=…`, which browsers never send to the
-//! server) and sends it with its API calls. Request bodies are limited
-//! ([`HttpServerBuilder::body_limit`], `413` beyond it); the routes read none.
+//! Closed by default:
+//!
+//! - **Writes need a token.** Without a [bearer token](HttpServerBuilder::bearer_token)
+//!   the routes that change state (`POST /api/alerts/ack`, `POST /api/silences`,
+//!   `DELETE /api/silences/{id}`) answer `403`; the reading routes are open.
+//!   [`random_token`] makes a token to show once at start.
+//! - **With a token**, every route except `GET /health` and `GET /` answers
+//!   `401` unless the request carries `Authorization: Bearer <token>`.
+//!   `/health` stays open for liveness probes and `/` is a static page without
+//!   data; the page reads the token from the URL fragment
+//!   (`http://host:port/#token=…`, which browsers never send to the server)
+//!   and sends it with its API calls.
+//! - **Host names are checked.** A request whose `Host` is not `localhost`, a
+//!   loopback address, the bound address or a name given to
+//!   [`HttpServerBuilder::allow_host`] gets `421 Misdirected Request`, so a
+//!   page elsewhere cannot reach the server through DNS rebinding.
+//! - **Slow clients are cut off.** The standalone server closes a connection
+//!   that has not sent its request headers within
+//!   [`HttpServerBuilder::header_read_timeout`] (5 s), and serves at most
+//!   [`HttpServerBuilder::max_connections`] (128) at once; more wait in the
+//!   listen backlog. Request bodies are limited
+//!   ([`HttpServerBuilder::body_limit`], `413` beyond it).
+//! - **Heavy routes run off the async worker** (on tokio's blocking pool), so
+//!   `/health` answers while a snapshot or a scrape renders, and scrapes that
+//!   arrive together share one rendering
+//!   ([`HttpServerBuilder::scrape_cache_ttl`], 500 ms).
 //!
 //! # Examples
 //!
@@ -46,8 +65,9 @@
 //! ```no_run
 //! use watchpost::http::HttpServer;
 //! let engine = watchpost::Engine::builder().build()?;
-//! let server = HttpServer::builder().bearer_token("s3cret").start(engine.monitor())?;
-//! println!("dashboard at {}", server.url());
+//! let token = watchpost::http::random_token()?;
+//! let server = HttpServer::builder().bearer_token(token.clone()).start(engine.monitor())?;
+//! println!("dashboard at {}#token={token}", server.url());
 //! // ... run the application ...
 //! drop(server); // stops the server and joins its thread
 //! # Ok::<(), watchpost::Error>(())

@@ -105,7 +105,8 @@ mod tests {
                 || now,
                 |out| {
                     let n = renders.fetch_add(1, Ordering::SeqCst);
-                    out.push_str(&format!("render {n}"));
+                    out.push_str("render ");
+                    out.push_str(&n.to_string());
                 },
             )
         };

@@ -326,17 +326,17 @@ impl HttpServerBuilder {
     }
 
     fn routes(&self, monitor: Monitor, hosts: AllowedHosts) -> Result<axum::Router> {
-        if let Some(token) = &self.bearer_token {
-            if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err(Error::InvalidConfig {
-                    field: "bearer_token",
-                    reason: format!(
-                        "a token of {} bytes: expected at least one byte, all visible ASCII \
-                         without spaces",
-                        token.len()
-                    ),
-                });
-            }
+        if let Some(token) = &self.bearer_token
+            && (token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(Error::InvalidConfig {
+                field: "bearer_token",
+                reason: format!(
+                    "a token of {} bytes: expected at least one byte, all visible ASCII \
+                     without spaces",
+                    token.len()
+                ),
+            });
         }
         let access = Access {
             token: self.bearer_token.clone(),
@@ -479,13 +479,10 @@ async fn serve(
             accepted = listener.accept() => accepted,
             _ = &mut stopped => break,
         };
-        let stream = match accepted {
-            Ok((stream, _peer)) => stream,
-            Err(_) => {
-                // out of file descriptors, say: give closing connections a moment
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
+        let Ok((stream, _peer)) = accepted else {
+            // out of file descriptors, say: give closing connections a moment
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
         };
         let service = TowerToHyperService::new(app.clone());
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));

@@ -588,6 +588,8 @@ fn requests_for_other_hosts_are_misdirected() {
 fn slow_clients_are_cut_off_and_connections_limited() {
     let (engine, _clock) = manual_engine();
     let timeout = Duration::from_millis(300);
+    // tokio's timer has millisecond resolution: allow a little early
+    let at_least = Duration::from_millis(250);
     let server = start(&engine, |b| b.header_read_timeout(timeout).max_connections(2));
     let addr = server.local_addr();
     let started = Instant::now();
@@ -605,17 +607,14 @@ fn slow_clients_are_cut_off_and_connections_limited() {
         let mut rest = Vec::new();
         s.read_to_end(&mut rest).expect("closed by the server, not by our read timeout");
         let closed_after = started.elapsed();
-        assert!(closed_after >= timeout - Duration::from_millis(50), "{closed_after:?}");
+        assert!(closed_after >= at_least, "{closed_after:?}");
         assert!(closed_after < Duration::from_secs(5), "{closed_after:?}");
         // a request still incomplete never gets an answer of the route
         assert!(!String::from_utf8_lossy(&rest).contains("\"ok\""));
     }
     let (answer, answered_after) = waiting.join().unwrap();
     assert_eq!(answer.status, 200);
-    assert!(
-        answered_after >= timeout - Duration::from_millis(50),
-        "served early: {answered_after:?}"
-    );
+    assert!(answered_after >= at_least, "served early: {answered_after:?}");
     assert_eq!(get(addr, "/health").status, 200);
 
     for (configure, needle) in [
