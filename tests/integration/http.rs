@@ -673,3 +673,99 @@ fn scrapes_share_a_rendering_within_the_ttl() {
     jobs.inc();
     assert!(get(uncached.local_addr(), "/metrics").body.contains("jobs_total 4\n"));
 }
+
+/// The figures in docs/http.md: 200 000 series; `/health` latency while
+/// `/api/series` and `/metrics` run, and `/metrics` latency under 50
+/// concurrent scrapers. Run with
+/// `cargo test --release --all-features --test integration http::load_figures -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, for release builds"]
+fn load_figures() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let engine = Engine::builder().without_system_source().series_cap(300_000).build().unwrap();
+    let gauges: Vec<_> = (0..200_000)
+        .map(|i| engine.gauge_with("load_gauge", &[("i", &i.to_string())]).unwrap())
+        .collect();
+    for (i, g) in gauges.iter().enumerate() {
+        #[allow(clippy::cast_precision_loss)]
+        g.set(i as f64);
+    }
+    engine.flush().unwrap();
+    let server = HttpServer::builder().health_check_interval(None).start(engine.monitor()).unwrap();
+    let addr = server.local_addr();
+
+    let timed = |path: &str| {
+        let t = Instant::now();
+        let r = get(addr, path);
+        assert_eq!(r.status, 200, "{path}");
+        t.elapsed()
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let health_worst = Arc::new(Mutex::new(Duration::ZERO));
+    let prober = {
+        let (stop, worst) = (stop.clone(), health_worst.clone());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                assert_eq!(get(addr, "/health").status, 200);
+                let e = t.elapsed();
+                let mut w = worst.lock().unwrap();
+                *w = (*w).max(e);
+                n += 1;
+            }
+            n
+        })
+    };
+    let series: Vec<Duration> =
+        (0..20).map(|i| timed(&format!("/api/series?name=load_gauge&labels=i:{i}"))).collect();
+    let metrics: Vec<Duration> = (0..5).map(|_| timed("/metrics")).collect();
+    let dashboard = timed("/api/dashboard");
+    stop.store(true, Ordering::Relaxed);
+    let health_probes = prober.join().unwrap();
+    eprintln!(
+        "200000 series: /api/series worst {:?}, /metrics worst {:?}, /api/dashboard {:?}; \
+         /health worst {:?} over {health_probes} probes meanwhile",
+        series.iter().max().unwrap(),
+        metrics.iter().max().unwrap(),
+        dashboard,
+        health_worst.lock().unwrap()
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let scrapers: Vec<_> = (0..50)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut latencies = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    assert_eq!(get(addr, "/metrics").status, 200);
+                    latencies.push(t.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(10));
+    stop.store(true, Ordering::Relaxed);
+    let mut all: Vec<Duration> = scrapers.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    all.sort();
+    let p = |q: f64| {
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
+        all[((all.len() - 1) as f64 * q) as usize]
+    };
+    eprintln!(
+        "50 scrapers for 10 s, 200000 series: {} scrapes, p50 {:?}, p99 {:?}, max {:?}",
+        all.len(),
+        p(0.5),
+        p(0.99),
+        all.last().unwrap()
+    );
+}
