@@ -212,34 +212,35 @@ async fn blocking<T: Send + 'static>(
         .map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "the request failed"))
 }
 
+/// Runs `f`, which builds a response (JSON is serialized as it is built), on
+/// the blocking pool: serializing a snapshot of many series takes long.
+async fn respond_blocking(f: impl FnOnce() -> Response + Send + 'static) -> Response {
+    blocking(f).await.unwrap_or_else(|response| response)
+}
+
 async fn health_detailed(State(monitor): State<Monitor>) -> Response {
-    match blocking(move || monitor.health()).await {
-        Ok(report) => {
-            let status = if report.status == Status::Unhealthy {
-                StatusCode::SERVICE_UNAVAILABLE
-            } else {
-                StatusCode::OK
-            };
-            (status, axum::Json(report)).into_response()
-        }
-        Err(response) => response,
-    }
+    respond_blocking(move || {
+        let report = monitor.health();
+        let status = if report.status == Status::Unhealthy {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::OK
+        };
+        (status, axum::Json(report)).into_response()
+    })
+    .await
 }
 
 async fn dashboard(State(monitor): State<Monitor>) -> Response {
-    match blocking(move || monitor.dashboard()).await {
-        Ok(d) => axum::Json(d).into_response(),
-        Err(response) => response,
-    }
+    respond_blocking(move || axum::Json(monitor.dashboard()).into_response()).await
 }
 
 async fn alerts(State(monitor): State<Monitor>) -> Response {
-    match blocking(move || monitor.alert_views()).await {
-        Ok((active, recent)) => {
-            axum::Json(json!({ "active": active, "recent": recent })).into_response()
-        }
-        Err(response) => response,
-    }
+    respond_blocking(move || {
+        let (active, recent) = monitor.alert_views();
+        axum::Json(json!({ "active": active, "recent": recent })).into_response()
+    })
+    .await
 }
 
 /// Body of `POST /api/alerts/ack`.
@@ -280,9 +281,9 @@ struct SilenceView {
 }
 
 async fn silences(State(monitor): State<Monitor>) -> Response {
-    let list = blocking(move || {
+    respond_blocking(move || {
         let now = monitor.clock_now_ms();
-        monitor
+        let list: Vec<SilenceView> = monitor
             .silences()
             .iter()
             .map(|s| SilenceView {
@@ -295,12 +296,10 @@ async fn silences(State(monitor): State<Monitor>) -> Response {
                 active: s.is_active(now),
                 expired: s.is_expired(now),
             })
-            .collect::<Vec<_>>()
-    });
-    match list.await {
-        Ok(list) => axum::Json(json!({ "silences": list })).into_response(),
-        Err(response) => response,
-    }
+            .collect();
+        axum::Json(json!({ "silences": list })).into_response()
+    })
+    .await
 }
 
 /// Body of `POST /api/silences`.
@@ -459,7 +458,7 @@ async fn series(
         Ok(Query(query)) => query,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid query string: {e}")),
     };
-    blocking(move || series_answer(&monitor, &query)).await.unwrap_or_else(|response| response)
+    respond_blocking(move || series_answer(&monitor, &query)).await
 }
 
 /// The answer of `/api/series`; on the blocking pool, as copying a long
