@@ -137,7 +137,9 @@ Options:
                       PATH as JSON Lines, one object per line (created or truncated)
   --serve ADDR        serve /metrics, the JSON API and the live dashboard page on
                       ADDR (for example 127.0.0.1:9898) while the chat runs; needs
-                      the example built with --features http
+                      the example built with --features http. Every route but
+                      /health and / needs the bearer token printed at start
+                      (generated, or taken from WATCHPOST_HTTP_TOKEN)
   -h, --help          print this help";
 
 // ---------------------------------------------------------------------------
@@ -386,10 +388,20 @@ fn serve(
     engine: &Engine,
 ) -> watchpost::Result<Option<watchpost::http::HttpServerGuard>> {
     let Some(addr) = config.serve else { return Ok(None) };
-    let server = watchpost::http::HttpServer::builder().addr(addr).start(engine.monitor())?;
+    // Closed by default: silences and acknowledgements need a token, so the
+    // demo has one, shown once here and never logged again.
+    let token = match std::env::var("WATCHPOST_HTTP_TOKEN") {
+        Ok(token) if !token.is_empty() => token,
+        _ => watchpost::http::random_token()?,
+    };
+    let server = watchpost::http::HttpServer::builder()
+        .addr(addr)
+        .bearer_token(token.clone())
+        .start(engine.monitor())?;
     eprintln!(
-        "chat_server: monitoring on {} (dashboard page; /metrics for Prometheus)",
-        server.url()
+        "chat_server: monitoring on {url} (dashboard page: {url}#token={token}; /metrics for \
+         Prometheus, with that token as 'Authorization: Bearer')",
+        url = server.url()
     );
     Ok(Some(server))
 }

@@ -11,7 +11,9 @@
 //! The engine has every kind of instrument, a health check, and one gauge
 //! whose label value is hostile HTML (`<script>alert(1)</script>`): the
 //! exposition escapes what its format requires and the dashboard page shows
-//! it as text.
+//! it as text. The server runs without a bearer token, so it is closed to
+//! writes: the example checks that creating a silence is refused (`403`) and
+//! that a request for another host name is misdirected (`421`).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -92,13 +94,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = HttpServer::builder().addr(options.addr).start(engine.monitor())?;
     eprintln!("http_exporter: serving on {}", server.url());
 
-    let body = scrape(server.local_addr(), "/metrics")?;
+    let addr = server.local_addr();
+    let host = addr.to_string();
+    let (status, body) = send(addr, "GET /metrics", &host, "")?;
+    assert_eq!(status, 200, "{body}");
     assert!(body.contains("http_requests_total{route=\"/\"} 3\n"), "{body}");
     assert!(body.contains("request_duration_seconds_bucket{le=\"+Inf\"} 3\n"), "{body}");
     assert!(body.contains("label_probe{value=\"<script>alert(1)</script>\"} 1.0\n"), "{body}");
     if options.print {
         std::io::stdout().write_all(body.as_bytes())?;
     }
+    // closed by default: no token, no writes
+    let silence = r#"{"matchers": ["alertname=~\".*\""], "duration_seconds": 60}"#;
+    let (status, answer) = send(addr, "POST /api/silences", &host, silence)?;
+    assert_eq!(status, 403, "{answer}");
+    assert!(engine.silences().is_empty());
+    // a page on evil.example whose name resolves here is not served (DNS rebinding)
+    let (status, answer) = send(addr, "GET /metrics", "evil.example", "")?;
+    assert_eq!(status, 421, "{answer}");
 
     // Keep the numbers moving while the page is watched.
     let end = Instant::now() + options.hold;
@@ -115,19 +128,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// `GET path` over a plain TCP connection; the body of a 200 answer.
-fn scrape(addr: SocketAddr, path: &str) -> Result<String, Box<dyn std::error::Error>> {
+/// `request` (method and path) for `host`, with a JSON `body`, over a plain
+/// TCP connection; the status and the body of the answer.
+fn send(
+    addr: SocketAddr,
+    request: &str,
+    host: &str,
+    body: &str,
+) -> Result<(u16, String), Box<dyn std::error::Error>> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        stream,
+        "{request} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
     let mut raw = String::new();
     stream.read_to_string(&mut raw)?;
     let (head, body) = raw.split_once("\r\n\r\n").ok_or("no end of headers")?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return Err(format!("unexpected answer: {head}").into());
-    }
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or("no status")?;
     if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
         return Err("unexpected chunked answer".into());
     }
-    Ok(body.to_owned())
+    Ok((status, body.to_owned()))
 }

@@ -151,13 +151,30 @@ wait_for 30 "the demo's URL" url_from_log "$WORK/chat.log"
 DEMO=$(url_from_log "$WORK/chat.log")
 DEMO_HOSTPORT=${DEMO#http://}
 DEMO_HOSTPORT=${DEMO_HOSTPORT%/}
+# the bearer token the demo generated and printed once
+TOKEN=$(grep -oE '#token=[0-9a-f]+' "$WORK/chat.log" | head -1 | cut -d= -f2)
+[[ -n $TOKEN ]] || fail "the demo did not print its bearer token"
+AUTH="Authorization: Bearer $TOKEN"
 say "demo serving on $DEMO"
 wait_for 15 "demo /health" curl -fsS --max-time 2 "${DEMO}health"
 
-curl -fsS --max-time 5 "${DEMO}metrics" >"$OUT/chat_server.prom"
+# closed by default: no token, no data and no silences; another Host, nothing at all
+status() { curl -sS -o /dev/null -w '%{http_code}' --max-time 5 "$@"; }
+SILENCE='{"matchers": ["alertname=~\".*\""], "duration_seconds": 60}'
+[[ $(status "${DEMO}metrics") == 401 ]] || fail "/metrics answered without the token"
+[[ $(status -X POST -H 'Content-Type: application/json' -d "$SILENCE" "${DEMO}api/silences") == 401 ]] \
+  || fail "a silence was accepted without the token"
+[[ $(status -H "$AUTH" -H 'Host: evil.example' "${DEMO}metrics") == 421 ]] || fail "Host: evil.example was served"
+HARMLESS='{"matchers": ["room=\"nowhere\""], "duration_seconds": 60}'
+SILENCE_ID=$(curl -fsS --max-time 5 -H "$AUTH" -H 'Content-Type: application/json' -d "$HARMLESS" "${DEMO}api/silences" \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])') || fail "creating a silence with the token"
+[[ $(status -X DELETE -H "$AUTH" "${DEMO}api/silences/$SILENCE_ID") == 200 ]] || fail "expiring the silence"
+say "access: 401 without the token, 421 for another Host, silence $SILENCE_ID created and expired with it"
+
+curl -fsS --max-time 5 -H "$AUTH" "${DEMO}metrics" >"$OUT/chat_server.prom"
 grep -q '^messages_total{room="general"} ' "$OUT/chat_server.prom" || fail "demo /metrics lacks messages_total"
 promtool_check "$OUT/chat_server.prom"
-curl -fsS --max-time 5 -H 'Accept: application/openmetrics-text; version=1.0.0' "${DEMO}metrics" >"$OUT/chat_server.om"
+curl -fsS --max-time 5 -H "$AUTH" -H 'Accept: application/openmetrics-text; version=1.0.0' "${DEMO}metrics" >"$OUT/chat_server.om"
 [[ $(tail -1 "$OUT/chat_server.om") == "# EOF" ]] || fail "OpenMetrics output does not end with # EOF"
 
 PROM_PORT=$(free_port)
@@ -168,6 +185,8 @@ global:
   scrape_timeout: 1s
 scrape_configs:
   - job_name: chat
+    authorization:
+      credentials: "$TOKEN"
     static_configs:
       - targets: ["$DEMO_HOSTPORT"]
 EOF
@@ -181,7 +200,7 @@ wait_for 30 "prometheus to be ready" curl -fsS --max-time 2 "$PROM/-/ready"
 
 say "chromium: the demo's page"
 DOM="$OUT/chat_server_dom.html"
-chromium_run "$DEMO" --virtual-time-budget=5000 --dump-dom >"$DOM" || fail "chromium --dump-dom (see $WORK/chromium.log)"
+chromium_run "${DEMO}#token=$TOKEN" --virtual-time-budget=5000 --dump-dom >"$DOM" || fail "chromium --dump-dom (see $WORK/chromium.log)"
 python3 - "$DOM" <<'PY' || fail "the demo's page"
 import re, sys
 dom = open(sys.argv[1], encoding="utf-8").read()
@@ -241,7 +260,7 @@ python3 -c 'import json,sys; t=json.loads(sys.argv[1])["data"]["activeTargets"];
   || fail "scrape target unhealthy: $targets"
 
 # by now the charts have a few points
-chromium_run "$DEMO" --virtual-time-budget=5000 --window-size=1280,900 \
+chromium_run "${DEMO}#token=$TOKEN" --virtual-time-budget=5000 --window-size=1280,900 \
   --screenshot="$OUT/dashboard.png" >/dev/null || fail "chromium --screenshot"
 [[ -s "$OUT/dashboard.png" ]] || fail "no screenshot"
 say "screenshot: $OUT/dashboard.png"

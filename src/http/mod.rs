@@ -31,13 +31,32 @@
 //!
 //! # Access
 //!
-//! With a [bearer token](HttpServerBuilder::bearer_token), every route except
-//! `GET /health` and `GET /` answers `401` unless the request carries
-//! `Authorization: Bearer <token>`. `/health` stays open for liveness probes
-//! and `/` is a static page without data; the page reads the token from the
-//! URL fragment (`http://host:port/#token=…`, which browsers never send to the
-//! server) and sends it with its API calls. Request bodies are limited
-//! ([`HttpServerBuilder::body_limit`], `413` beyond it); the routes read none.
+//! Closed by default:
+//!
+//! - **Writes need a token.** Without a [bearer token](HttpServerBuilder::bearer_token)
+//!   the routes that change state (`POST /api/alerts/ack`, `POST /api/silences`,
+//!   `DELETE /api/silences/{id}`) answer `403`; the reading routes are open.
+//!   [`random_token`] makes a token to show once at start.
+//! - **With a token**, every route except `GET /health` and `GET /` answers
+//!   `401` unless the request carries `Authorization: Bearer <token>`.
+//!   `/health` stays open for liveness probes and `/` is a static page without
+//!   data; the page reads the token from the URL fragment
+//!   (`http://host:port/#token=…`, which browsers never send to the server)
+//!   and sends it with its API calls.
+//! - **Host names are checked.** A request whose `Host` is not `localhost`, a
+//!   loopback address, the bound address or a name given to
+//!   [`HttpServerBuilder::allow_host`] gets `421 Misdirected Request`, so a
+//!   page elsewhere cannot reach the server through DNS rebinding.
+//! - **Slow clients are cut off.** The standalone server closes a connection
+//!   that has not sent its request headers within
+//!   [`HttpServerBuilder::header_read_timeout`] (5 s), and serves at most
+//!   [`HttpServerBuilder::max_connections`] (128) at once; more wait in the
+//!   listen backlog. Request bodies are limited
+//!   ([`HttpServerBuilder::body_limit`], `413` beyond it).
+//! - **Heavy routes run off the async worker** (on tokio's blocking pool), so
+//!   `/health` answers while a snapshot or a scrape renders, and scrapes that
+//!   arrive together share one rendering
+//!   ([`HttpServerBuilder::scrape_cache_ttl`], 500 ms).
 //!
 //! # Examples
 //!
@@ -46,8 +65,9 @@
 //! ```no_run
 //! use watchpost::http::HttpServer;
 //! let engine = watchpost::Engine::builder().build()?;
-//! let server = HttpServer::builder().bearer_token("s3cret").start(engine.monitor())?;
-//! println!("dashboard at {}", server.url());
+//! let token = watchpost::http::random_token()?;
+//! let server = HttpServer::builder().bearer_token(token.clone()).start(engine.monitor())?;
+//! println!("dashboard at {}#token={token}", server.url());
 //! // ... run the application ...
 //! drop(server); // stops the server and joins its thread
 //! # Ok::<(), watchpost::Error>(())
@@ -64,19 +84,25 @@
 //! # Ok::<(), watchpost::Error>(())
 //! ```
 
+mod host;
 mod routes;
+mod scrape;
 mod server;
 
 pub use server::{
-    DEFAULT_BODY_LIMIT, DEFAULT_HEALTH_CHECK_INTERVAL, DEFAULT_SHUTDOWN_TIMEOUT, HttpServer,
+    DEFAULT_BODY_LIMIT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_HEALTH_CHECK_INTERVAL,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_SCRAPE_CACHE_TTL, DEFAULT_SHUTDOWN_TIMEOUT, HttpServer,
     HttpServerBuilder, HttpServerGuard,
 };
 
 use crate::engine::Monitor;
+use crate::error::{Error, Result};
 
-/// Every route, without a bearer token, with the default body limit: for
-/// merging into an application's own axum router.
-/// [`HttpServerBuilder::router`] makes one with a token and other limits.
+/// Every route with the defaults, for merging into an application's own axum
+/// router: no bearer token (reading routes open, mutating routes `403`),
+/// requests addressed to `localhost` or a loopback address only, the default
+/// body limit and scrape cache. [`HttpServerBuilder::router`] makes one with
+/// a token, other host names and other limits.
 ///
 /// # Examples
 ///
@@ -87,7 +113,46 @@ use crate::engine::Monitor;
 /// # Ok::<(), watchpost::Error>(())
 /// ```
 pub fn router(monitor: Monitor) -> axum::Router {
-    HttpServer::builder().router(monitor)
+    let access = routes::Access {
+        token: None,
+        body_limit: DEFAULT_BODY_LIMIT,
+        hosts: host::AllowedHosts::loopback(),
+        scrape_cache: std::sync::Arc::new(scrape::ScrapeCache::new(DEFAULT_SCRAPE_CACHE_TTL)),
+    };
+    routes::build(monitor, access)
+}
+
+/// A fresh bearer token from the operating system's random source: 32 bytes
+/// as 64 hexadecimal digits. For a server started without a configured
+/// token; show it once (a URL `http://host:port/#token=…` opens the dashboard
+/// with it) and keep it out of logs.
+///
+/// # Errors
+///
+/// [`Error::InvalidConfig`] (field `bearer_token`) if the operating system
+/// has no random bytes to give.
+///
+/// # Examples
+///
+/// ```
+/// let token = watchpost::http::random_token()?;
+/// assert_eq!(token.len(), 64);
+/// assert_ne!(token, watchpost::http::random_token()?);
+/// let builder = watchpost::http::HttpServer::builder().bearer_token(token);
+/// # let _ = builder;
+/// # Ok::<(), watchpost::Error>(())
+/// ```
+pub fn random_token() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| Error::InvalidConfig {
+        field: "bearer_token",
+        reason: format!("cannot draw a random token: {e}"),
+    })?;
+    Ok(bytes.iter().fold(String::with_capacity(64), |mut hex, b| {
+        use std::fmt::Write as _;
+        let _ = write!(hex, "{b:02x}");
+        hex
+    }))
 }
 
 /// The HTML dashboard served at `GET /`: one self-contained page.

@@ -7,14 +7,16 @@ use axum::Router;
 use axum::extract::Path;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{FromRef, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::host::AllowedHosts;
+use super::scrape::ScrapeCache;
 use crate::engine::Monitor;
 use crate::export::{self, Format};
 use crate::health::Status;
@@ -27,18 +29,50 @@ const DEFAULT_WINDOW_SECS: f64 = 300.0;
 /// Longest window `/api/series` accepts: 30 days.
 const MAX_WINDOW_SECS: f64 = 30.0 * 86_400.0;
 
+/// What the routes enforce, from [`HttpServerBuilder`](super::HttpServerBuilder).
+#[derive(Debug)]
+pub(super) struct Access {
+    /// Required on every route but `/health` and `/`; without one the
+    /// mutating routes are disabled.
+    pub(super) token: Option<Arc<str>>,
+    pub(super) body_limit: usize,
+    pub(super) hosts: AllowedHosts,
+    pub(super) scrape_cache: Arc<ScrapeCache>,
+}
+
+/// The handlers' state: the monitor, and the scrape cache for `/metrics`.
+#[derive(Debug, Clone)]
+pub(super) struct Api {
+    monitor: Monitor,
+    scrape: Arc<ScrapeCache>,
+}
+
+impl FromRef<Api> for Monitor {
+    fn from_ref(api: &Api) -> Monitor {
+        api.monitor.clone()
+    }
+}
+
 /// Builds every route with the given access rules.
-pub(super) fn build(monitor: Monitor, token: Option<Arc<str>>, body_limit: usize) -> Router {
+pub(super) fn build(monitor: Monitor, access: Access) -> Router {
+    let Access { token, body_limit, hosts, scrape_cache } = access;
+    let api = Api { monitor, scrape: scrape_cache };
+    // Closed by default: without a token nobody may change state.
+    let (ack, create, expire) = if token.is_some() {
+        (post(acknowledge), post(create_silence), delete(expire_silence))
+    } else {
+        (post(writes_disabled), post(writes_disabled), delete(writes_disabled))
+    };
     let protected = Router::new()
         .route("/metrics", get(metrics))
         .route("/health/detailed", get(health_detailed))
         .route("/api/dashboard", get(dashboard))
         .route("/api/alerts", get(alerts))
-        .route("/api/alerts/ack", post(acknowledge))
-        .route("/api/silences", get(silences).post(create_silence))
-        .route("/api/silences/{id}", delete(expire_silence))
+        .route("/api/alerts/ack", ack)
+        .route("/api/silences", get(silences).merge(create))
+        .route("/api/silences/{id}", expire)
         .route("/api/series", get(series))
-        .with_state(monitor);
+        .with_state(api);
     let protected = match token {
         Some(token) => protected.layer(middleware::from_fn_with_state(token, require_token)),
         None => protected,
@@ -48,8 +82,44 @@ pub(super) fn build(monitor: Monitor, token: Option<Arc<str>>, body_limit: usize
         .route("/health", get(liveness))
         .merge(protected)
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(Arc::new(hosts), check_host))
         .layer(middleware::map_response(common_headers))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit))
+}
+
+/// `421` unless the request names this server, in its `Host` header and in
+/// the authority of an absolute request URI (when it has one).
+async fn check_host(
+    State(hosts): State<Arc<AllowedHosts>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let mut given = request.headers().get_all(header::HOST).iter();
+    let verdict = match (given.next(), given.next()) {
+        (None, _) if request.uri().authority().is_none() => Err("missing Host header".to_owned()),
+        (Some(_), Some(_)) => Err("more than one Host header".to_owned()),
+        (host, _) => host
+            .map(|h| h.to_str().map_err(|_| "invalid Host header".to_owned()))
+            .into_iter()
+            .chain(request.uri().authority().map(|a| Ok(a.as_str())))
+            .try_for_each(|authority| hosts.check(authority?)),
+    };
+    match verdict {
+        Ok(()) => next.run(request).await,
+        Err(reason) => error(StatusCode::MISDIRECTED_REQUEST, reason),
+    }
+}
+
+/// Stands in for the mutating routes when the server has no bearer token.
+async fn writes_disabled(method: Method, uri: Uri) -> Response {
+    error(
+        StatusCode::FORBIDDEN,
+        format!(
+            "{method} {} changes state and is disabled: the server has no bearer token \
+             (HttpServerBuilder::bearer_token)",
+            uri.path()
+        ),
+    )
 }
 
 /// `{"error": message}` with `status`.
@@ -112,12 +182,25 @@ async fn liveness() -> Response {
     axum::Json(json!({ "status": "ok" })).into_response()
 }
 
-async fn metrics(State(monitor): State<Monitor>, headers: HeaderMap) -> Response {
+/// Off the async worker, and shared with the scrapes that arrive within the
+/// scrape cache's TTL or while it renders.
+async fn metrics(State(api): State<Api>, headers: HeaderMap) -> Response {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let format = Format::from_accept(accept);
-    let mut body = String::new();
-    export::encode(monitor.registry(), format, &mut body);
-    ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
+    let Api { monitor, scrape } = api;
+    let rendered = blocking(move || {
+        scrape.get(
+            format,
+            || monitor.clock_now_ms(),
+            |out| {
+                export::encode(monitor.registry(), format, out);
+            },
+        )
+    });
+    match rendered.await {
+        Ok(body) => ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
+        Err(response) => response,
+    }
 }
 
 /// Runs `f` on the blocking pool: it may wait on locks or, for health checks, on timeouts.
@@ -129,34 +212,35 @@ async fn blocking<T: Send + 'static>(
         .map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "the request failed"))
 }
 
+/// Runs `f`, which builds a response (JSON is serialized as it is built), on
+/// the blocking pool: serializing a snapshot of many series takes long.
+async fn respond_blocking(f: impl FnOnce() -> Response + Send + 'static) -> Response {
+    blocking(f).await.unwrap_or_else(|response| response)
+}
+
 async fn health_detailed(State(monitor): State<Monitor>) -> Response {
-    match blocking(move || monitor.health()).await {
-        Ok(report) => {
-            let status = if report.status == Status::Unhealthy {
-                StatusCode::SERVICE_UNAVAILABLE
-            } else {
-                StatusCode::OK
-            };
-            (status, axum::Json(report)).into_response()
-        }
-        Err(response) => response,
-    }
+    respond_blocking(move || {
+        let report = monitor.health();
+        let status = if report.status == Status::Unhealthy {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::OK
+        };
+        (status, axum::Json(report)).into_response()
+    })
+    .await
 }
 
 async fn dashboard(State(monitor): State<Monitor>) -> Response {
-    match blocking(move || monitor.dashboard()).await {
-        Ok(d) => axum::Json(d).into_response(),
-        Err(response) => response,
-    }
+    respond_blocking(move || axum::Json(monitor.dashboard()).into_response()).await
 }
 
 async fn alerts(State(monitor): State<Monitor>) -> Response {
-    match blocking(move || monitor.alert_views()).await {
-        Ok((active, recent)) => {
-            axum::Json(json!({ "active": active, "recent": recent })).into_response()
-        }
-        Err(response) => response,
-    }
+    respond_blocking(move || {
+        let (active, recent) = monitor.alert_views();
+        axum::Json(json!({ "active": active, "recent": recent })).into_response()
+    })
+    .await
 }
 
 /// Body of `POST /api/alerts/ack`.
@@ -197,22 +281,25 @@ struct SilenceView {
 }
 
 async fn silences(State(monitor): State<Monitor>) -> Response {
-    let now = monitor.clock_now_ms();
-    let list: Vec<SilenceView> = monitor
-        .silences()
-        .iter()
-        .map(|s| SilenceView {
-            id: s.id().0,
-            matchers: s.matchers().iter().map(ToString::to_string).collect(),
-            starts_at: crate::clock::ms_to_datetime(s.starts_at_ms()),
-            ends_at: crate::clock::ms_to_datetime(s.ends_at_ms()),
-            created_by: s.creator().to_owned(),
-            comment: s.why().to_owned(),
-            active: s.is_active(now),
-            expired: s.is_expired(now),
-        })
-        .collect();
-    axum::Json(json!({ "silences": list })).into_response()
+    respond_blocking(move || {
+        let now = monitor.clock_now_ms();
+        let list: Vec<SilenceView> = monitor
+            .silences()
+            .iter()
+            .map(|s| SilenceView {
+                id: s.id().0,
+                matchers: s.matchers().iter().map(ToString::to_string).collect(),
+                starts_at: crate::clock::ms_to_datetime(s.starts_at_ms()),
+                ends_at: crate::clock::ms_to_datetime(s.ends_at_ms()),
+                created_by: s.creator().to_owned(),
+                comment: s.why().to_owned(),
+                active: s.is_active(now),
+                expired: s.is_expired(now),
+            })
+            .collect();
+        axum::Json(json!({ "silences": list })).into_response()
+    })
+    .await
 }
 
 /// Body of `POST /api/silences`.
@@ -271,11 +358,14 @@ async fn create_silence(
             return error(StatusCode::BAD_REQUEST, format!("invalid body: {}", e.body_text()));
         }
     };
-    match parse_silence(req, monitor.clock_now_ms())
-        .and_then(|s| monitor.add_silence(s).map_err(|e| e.to_string()))
-    {
-        Ok(id) => (StatusCode::CREATED, axum::Json(json!({ "id": id.0 }))).into_response(),
-        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    let created = blocking(move || {
+        parse_silence(req, monitor.clock_now_ms())
+            .and_then(|silence| monitor.add_silence(silence).map_err(|e| e.to_string()))
+    });
+    match created.await {
+        Ok(Ok(id)) => (StatusCode::CREATED, axum::Json(json!({ "id": id.0 }))).into_response(),
+        Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e),
+        Err(response) => response,
     }
 }
 
@@ -283,10 +373,10 @@ async fn expire_silence(State(monitor): State<Monitor>, Path(id): Path<String>) 
     let Ok(id) = id.parse::<u64>() else {
         return error(StatusCode::BAD_REQUEST, format!("invalid silence id {id:?}"));
     };
-    if monitor.expire_silence(crate::alert::SilenceId(id)) {
-        axum::Json(json!({ "expired": id })).into_response()
-    } else {
-        error(StatusCode::NOT_FOUND, format!("no running or pending silence {id}"))
+    match blocking(move || monitor.expire_silence(crate::alert::SilenceId(id))).await {
+        Ok(true) => axum::Json(json!({ "expired": id })).into_response(),
+        Ok(false) => error(StatusCode::NOT_FOUND, format!("no running or pending silence {id}")),
+        Err(response) => response,
     }
 }
 
@@ -369,6 +459,12 @@ async fn series(
         Ok(Query(query)) => query,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid query string: {e}")),
     };
+    respond_blocking(move || series_answer(&monitor, &query)).await
+}
+
+/// The answer of `/api/series`; on the blocking pool, as copying a long
+/// window takes a while.
+fn series_answer(monitor: &Monitor, query: &SeriesQuery) -> Response {
     let Some(name) = query.name.as_deref().filter(|n| !n.is_empty()) else {
         return error(StatusCode::BAD_REQUEST, "missing query parameter name");
     };
@@ -384,7 +480,12 @@ async fn series(
         Ok(w) => w,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    let Some(info) = monitor.series().into_iter().find(|s| s.key == key) else {
+    // one index lookup, not a listing of every series
+    let registry = monitor.registry();
+    let kind = registry
+        .lookup(name, &labels)
+        .and_then(|id| registry.with_entries(|entries| entries.get(id.index()).map(|e| e.kind)));
+    let Some(kind) = kind else {
         return error(StatusCode::NOT_FOUND, format!("no series {key}"));
     };
     let samples = monitor.history_with(name, &labels, Duration::from_secs_f64(window));
@@ -392,7 +493,7 @@ async fn series(
         series: key.to_string(),
         name: key.name().to_owned(),
         labels: key.labels().clone(),
-        kind: info.kind,
+        kind,
         window_seconds: window,
         samples: samples.into_iter().map(SamplePoint::from).collect(),
     })

@@ -6,8 +6,14 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::sync::{Semaphore, watch};
 
+use super::host::AllowedHosts;
+use super::routes::{self, Access};
+use super::scrape::ScrapeCache;
 use crate::engine::Monitor;
 use crate::error::{Error, Result};
 
@@ -17,6 +23,15 @@ pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 pub const DEFAULT_HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 /// Default time requests in flight get to finish when the server stops: 5 s.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default time a client has to send a request's headers, counted from the
+/// connection's start or the end of its previous response: 5 s.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default number of connections the standalone server serves at once: 128.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 128;
+/// Default time a rendering of `/metrics` is reused for later scrapes: 500 ms.
+pub const DEFAULT_SCRAPE_CACHE_TTL: Duration = Duration::from_millis(500);
+/// Largest accepted [`HttpServerBuilder::max_connections`]: 65 536.
+const MAX_CONNECTIONS_LIMIT: usize = 1 << 16;
 
 /// The standalone HTTP server; see [`HttpServer::builder`].
 ///
@@ -60,7 +75,11 @@ impl HttpServer {
 /// let server = HttpServer::builder()
 ///     .addr("127.0.0.1:0".parse().unwrap())
 ///     .bearer_token("s3cret")
+///     .allow_host("metrics.example.com")
 ///     .body_limit(16 * 1024)
+///     .header_read_timeout(Duration::from_secs(2))
+///     .max_connections(32)
+///     .scrape_cache_ttl(Duration::from_millis(250))
 ///     .health_check_interval(Some(Duration::from_secs(30)))
 ///     .start(engine.monitor())?;
 /// assert_ne!(server.local_addr().port(), 0);
@@ -71,7 +90,11 @@ impl HttpServer {
 pub struct HttpServerBuilder {
     addr: SocketAddr,
     bearer_token: Option<Arc<str>>,
+    allowed_hosts: Vec<String>,
     body_limit: usize,
+    header_read_timeout: Duration,
+    max_connections: usize,
+    scrape_cache_ttl: Duration,
     health_check_interval: Option<Duration>,
     shutdown_timeout: Duration,
 }
@@ -81,7 +104,11 @@ impl Default for HttpServerBuilder {
         HttpServerBuilder {
             addr: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)),
             bearer_token: None,
+            allowed_hosts: Vec::new(),
             body_limit: DEFAULT_BODY_LIMIT,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            scrape_cache_ttl: DEFAULT_SCRAPE_CACHE_TTL,
             health_check_interval: Some(DEFAULT_HEALTH_CHECK_INTERVAL),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
         }
@@ -93,7 +120,11 @@ impl fmt::Debug for HttpServerBuilder {
         f.debug_struct("HttpServerBuilder")
             .field("addr", &self.addr)
             .field("bearer_token", &self.bearer_token.as_ref().map(|_| "<redacted>"))
+            .field("allowed_hosts", &self.allowed_hosts)
             .field("body_limit", &self.body_limit)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("scrape_cache_ttl", &self.scrape_cache_ttl)
             .field("health_check_interval", &self.health_check_interval)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .finish()
@@ -119,9 +150,13 @@ impl HttpServerBuilder {
     }
 
     /// Requires `Authorization: Bearer <token>` on every route except
-    /// `GET /health` and `GET /` (see [the module docs](crate::http#access)).
+    /// `GET /health` and `GET /` (see [the module docs](crate::http#access)),
+    /// and enables the routes that change state (acknowledging alerts,
+    /// creating and expiring silences), which answer `403` without a token.
+    /// The token is visible ASCII (no spaces); [`random_token`](super::random_token)
+    /// makes one.
     ///
-    /// Defaults to no token.
+    /// Defaults to no token: reading routes open, mutating routes disabled.
     ///
     /// # Examples
     ///
@@ -131,6 +166,82 @@ impl HttpServerBuilder {
     /// ```
     pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
         self.bearer_token = Some(Arc::from(token.into()));
+        self
+    }
+
+    /// Another host name (or IP address) the server answers to. Requests
+    /// whose `Host` names anything else get `421 Misdirected Request`, which
+    /// keeps pages on other sites out even when their name resolves to this
+    /// server (DNS rebinding). Give the name clients use when the server is
+    /// reached through one (`metrics.example.com`, without a port; ports are
+    /// not compared). May be called several times.
+    ///
+    /// Always allowed: `localhost`, loopback addresses and the address the
+    /// server is bound to (every IP address when bound to `0.0.0.0` or `::`,
+    /// since an IP address never comes from a DNS answer).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = watchpost::http::HttpServer::builder().allow_host("watchpost.internal");
+    /// # let _ = b;
+    /// ```
+    pub fn allow_host(mut self, host: impl Into<String>) -> Self {
+        self.allowed_hosts.push(host.into());
+        self
+    }
+
+    /// How long a client may take to send a request's headers, from the
+    /// moment the connection opens or its previous response was sent; then
+    /// the connection is closed. This closes half-sent requests and idle
+    /// keep-alive connections, so slow clients cannot hold
+    /// [`max_connections`](Self::max_connections) for long.
+    ///
+    /// Defaults to [`DEFAULT_HEADER_READ_TIMEOUT`] (5 s); must be above zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let b = watchpost::http::HttpServer::builder().header_read_timeout(Duration::from_secs(2));
+    /// # let _ = b;
+    /// ```
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+
+    /// How many connections the standalone server serves at once. Beyond it,
+    /// new connections wait in the listen backlog until one closes.
+    ///
+    /// Defaults to [`DEFAULT_MAX_CONNECTIONS`] (128); from 1 to 65 536.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = watchpost::http::HttpServer::builder().max_connections(16);
+    /// # let _ = b;
+    /// ```
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections;
+        self
+    }
+
+    /// How long a rendering of `/metrics` answers later scrapes, in engine
+    /// clock time. Scrapes that arrive while one renders always share it;
+    /// [`Duration::ZERO`] keeps only that sharing.
+    ///
+    /// Defaults to [`DEFAULT_SCRAPE_CACHE_TTL`] (500 ms).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let b = watchpost::http::HttpServer::builder().scrape_cache_ttl(Duration::ZERO);
+    /// # let _ = b;
+    /// ```
+    pub fn scrape_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.scrape_cache_ttl = ttl;
         self
     }
 
@@ -182,20 +293,77 @@ impl HttpServerBuilder {
         self
     }
 
-    /// The routes with this builder's token and body limit, for merging into
-    /// an application's own axum router.
+    /// The routes with this builder's token, host names, body limit and
+    /// scrape cache, for merging into an application's own axum router. The
+    /// connection settings ([`header_read_timeout`](Self::header_read_timeout),
+    /// [`max_connections`](Self::max_connections)) belong to the application's
+    /// server then.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for an empty bearer token or one with
+    /// characters other than visible ASCII (field `bearer_token`), or a host
+    /// given to [`allow_host`](Self::allow_host) that is not a host name or an
+    /// IP address (field `allowed_hosts`).
     ///
     /// # Examples
     ///
     /// ```
     /// let engine = watchpost::Engine::builder().without_system_source().build()?;
-    /// let routes = watchpost::http::HttpServer::builder().bearer_token("t").router(engine.monitor());
+    /// let routes = watchpost::http::HttpServer::builder().bearer_token("t").router(engine.monitor())?;
     /// let app = axum::Router::new().nest("/monitoring", routes);
     /// # let _ = app;
     /// # Ok::<(), watchpost::Error>(())
     /// ```
-    pub fn router(&self, monitor: Monitor) -> axum::Router {
-        super::routes::build(monitor, self.bearer_token.clone(), self.body_limit)
+    pub fn router(&self, monitor: Monitor) -> Result<axum::Router> {
+        let hosts = self.hosts()?;
+        self.routes(monitor, hosts)
+    }
+
+    fn hosts(&self) -> Result<AllowedHosts> {
+        AllowedHosts::new(&self.allowed_hosts)
+            .map_err(|reason| Error::InvalidConfig { field: "allowed_hosts", reason })
+    }
+
+    fn routes(&self, monitor: Monitor, hosts: AllowedHosts) -> Result<axum::Router> {
+        if let Some(token) = &self.bearer_token
+            && (token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(Error::InvalidConfig {
+                field: "bearer_token",
+                reason: format!(
+                    "a token of {} bytes: expected at least one byte, all visible ASCII \
+                     without spaces",
+                    token.len()
+                ),
+            });
+        }
+        let access = Access {
+            token: self.bearer_token.clone(),
+            body_limit: self.body_limit,
+            hosts,
+            scrape_cache: Arc::new(ScrapeCache::new(self.scrape_cache_ttl)),
+        };
+        Ok(routes::build(monitor, access))
+    }
+
+    fn check_connection_limits(&self) -> Result<()> {
+        if self.header_read_timeout.is_zero() {
+            return Err(Error::InvalidConfig {
+                field: "header_read_timeout",
+                reason: "0 s: expected a duration above zero".to_owned(),
+            });
+        }
+        if !(1..=MAX_CONNECTIONS_LIMIT).contains(&self.max_connections) {
+            return Err(Error::InvalidConfig {
+                field: "max_connections",
+                reason: format!(
+                    "{}: expected from 1 to {MAX_CONNECTIONS_LIMIT}",
+                    self.max_connections
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Binds the address and starts serving on a new thread named
@@ -203,7 +371,9 @@ impl HttpServerBuilder {
     ///
     /// # Errors
     ///
-    /// - [`Error::InvalidConfig`] (field `addr`) if the address cannot be bound.
+    /// - [`Error::InvalidConfig`] if the address cannot be bound (field
+    ///   `addr`), or for a setting out of range (`header_read_timeout`,
+    ///   `max_connections`, and those [`router`](Self::router) checks).
     /// - [`Error::Spawn`] if the runtime or the thread cannot be started.
     ///
     /// # Examples
@@ -216,6 +386,14 @@ impl HttpServerBuilder {
     /// # Ok::<(), watchpost::Error>(())
     /// ```
     pub fn start(self, monitor: Monitor) -> Result<HttpServerGuard> {
+        self.check_connection_limits()?;
+        let hosts = self.hosts()?.with_bind_ip(self.addr.ip());
+        let app = self.routes(monitor.clone(), hosts)?;
+        self.serve_app(monitor, app)
+    }
+
+    /// [`start`](Self::start) with the routes already built.
+    fn serve_app(self, monitor: Monitor, app: axum::Router) -> Result<HttpServerGuard> {
         let bind_error = |e: std::io::Error| Error::InvalidConfig {
             field: "addr",
             reason: format!("cannot listen on {}: {e}", self.addr),
@@ -234,14 +412,18 @@ impl HttpServerBuilder {
             let _context = runtime.enter();
             tokio::net::TcpListener::from_std(listener).map_err(Error::Spawn)?
         };
-        let app = self.router(monitor.clone());
         let (stop_tx, stop_rx) = watch::channel(false);
         let interval = self.health_check_interval.filter(|d| !d.is_zero());
-        let grace = self.shutdown_timeout;
+        let limits = Limits {
+            header_read_timeout: self.header_read_timeout,
+            max_connections: self.max_connections,
+            grace: self.shutdown_timeout,
+        };
         let thread = thread::Builder::new()
             .name("watchpost-http".into())
             .spawn(move || {
-                runtime.block_on(serve(listener, app, monitor, interval, grace, stop_rx));
+                let grace = limits.grace;
+                runtime.block_on(serve(listener, app, monitor, interval, limits, stop_rx));
                 runtime.shutdown_timeout(grace);
             })
             .map_err(Error::Spawn)?;
@@ -249,12 +431,23 @@ impl HttpServerBuilder {
     }
 }
 
+/// The standalone server's connection settings.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    header_read_timeout: Duration,
+    max_connections: usize,
+    grace: Duration,
+}
+
+/// Accepts while a connection slot is free; serves each connection with
+/// hyper's HTTP/1 server (with the header read timeout) on its own task; on
+/// stop, closes the listener and lets the connections finish, up to `grace`.
 async fn serve(
     listener: tokio::net::TcpListener,
     app: axum::Router,
     monitor: Monitor,
     health_interval: Option<Duration>,
-    grace: Duration,
+    limits: Limits,
     stop: watch::Receiver<bool>,
 ) {
     if let Some(every) = health_interval {
@@ -268,17 +461,40 @@ async fn serve(
             }
         });
     }
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
-    let server = axum::serve(listener, app).with_graceful_shutdown(stopped(stop.clone()));
-    let deadline = async {
-        stopped(stop).await;
-        tokio::time::sleep(grace).await;
-    };
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut stop = stop;
+    let stopped = stop.wait_for(|stop| *stop);
+    tokio::pin!(stopped);
+    loop {
+        // A slot first: beyond the limit, connections wait in the backlog.
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => slot,
+            _ = &mut stopped => break,
+        };
+        let Ok(slot) = slot else { break }; // never closed
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = &mut stopped => break,
+        };
+        let Ok((stream, _peer)) = accepted else {
+            // out of file descriptors, say: give closing connections a moment
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            let _ = connection.await; // a client that went away or timed out
+            drop(slot);
+        });
+    }
+    drop(listener);
     tokio::select! {
-        _ = server => {}
-        () = deadline => {} // requests still in flight after the grace period are dropped
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(limits.grace) => {} // requests still in flight are dropped
     }
 }
 
@@ -370,5 +586,59 @@ impl fmt::Debug for HttpServerGuard {
             .field("local_addr", &self.local_addr)
             .field("running", &self.thread.is_some())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpStream};
+    use std::time::Instant;
+
+    use super::*;
+    use crate::export::Format;
+
+    fn get(addr: SocketAddr, path: &str) -> String {
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw).expect("an answer within 10 s");
+        raw
+    }
+
+    /// A rendering of `/metrics` that cannot finish (its slot is held) waits on
+    /// the blocking pool: the single async worker keeps answering `/health`
+    /// and the other routes meanwhile.
+    #[test]
+    fn a_stuck_rendering_does_not_stall_the_server() {
+        let engine = crate::Engine::builder().without_system_source().build().unwrap();
+        engine.counter("jobs_total").unwrap().add(2);
+        let cache = Arc::new(ScrapeCache::new(Duration::ZERO));
+        let builder = HttpServer::builder().health_check_interval(None);
+        let access = Access {
+            token: None,
+            body_limit: DEFAULT_BODY_LIMIT,
+            hosts: AllowedHosts::loopback(),
+            scrape_cache: Arc::clone(&cache),
+        };
+        let app = routes::build(engine.monitor(), access);
+        let server = builder.serve_app(engine.monitor(), app).unwrap();
+        let addr = server.local_addr();
+
+        let held = cache.hold(Format::Prometheus);
+        let scrape = thread::spawn(move || get(addr, "/metrics"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while cache.waiting() < 1 {
+            assert!(Instant::now() < deadline, "the scrape never reached the cache");
+            thread::yield_now();
+        }
+        assert!(get(addr, "/health").starts_with("HTTP/1.1 200"));
+        assert!(get(addr, "/api/alerts").starts_with("HTTP/1.1 200"));
+        assert!(!scrape.is_finished(), "the scrape waits for the rendering");
+        drop(held);
+        let scraped = scrape.join().unwrap();
+        assert!(scraped.starts_with("HTTP/1.1 200"), "{scraped}");
+        assert!(scraped.contains("jobs_total 2\n"), "{scraped}");
     }
 }

@@ -187,7 +187,7 @@ fn bearer_token() {
     for (method, path) in
         [("POST", "/api/silences"), ("DELETE", "/api/silences/1"), ("POST", "/api/alerts/ack")]
     {
-        assert_eq!(send_json(addr, method, path, "{}").status, 401, "{method} {path}");
+        assert_eq!(send_json_as(addr, method, path, "{}", &[]).status, 401, "{method} {path}");
     }
     assert_eq!(get(addr, "/api/silences").status, 401);
     let ok = request(addr, "GET", "/metrics", &[("Authorization", "Bearer s3cret")]);
@@ -348,24 +348,52 @@ fn router_merges_into_an_application() {
     });
     assert_eq!(get(addr, "/hello").body, "hello");
     assert_eq!(get(addr, "/metrics").status, 200);
+    // the merged routes check the Host too, and keep their mutating routes closed
+    let rebound = format!(
+        "GET /metrics HTTP/1.1\r\nHost: evil.example:{}\r\nConnection: close\r\n\r\n",
+        addr.port()
+    );
+    assert_eq!(send_raw(addr, &rebound).status, 421);
+    assert_eq!(send_json_as(addr, "POST", "/api/silences", "{}", &[]).status, 403);
     stop.send(()).unwrap();
     thread.join().unwrap();
 }
 
-/// Sends `body` as JSON with `method`.
+const TOKEN: &str = "s3cret";
+const AUTH: &[(&str, &str)] = &[("Authorization", "Bearer s3cret")];
+
+/// Sends `body` as JSON with `method`, with the test token.
 fn send_json(addr: SocketAddr, method: &str, path: &str, body: &str) -> Response {
-    let mut stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect");
-    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    let head = format!(
+    send_json_as(addr, method, path, body, AUTH)
+}
+
+/// Sends `body` as JSON with `method` and `headers`.
+fn send_json_as(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> Response {
+    let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+         Content-Type: application/json\r\nContent-Length: {}\r\n",
         body.len()
     );
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("read the response");
-    parse(&raw)
+    for (k, v) in headers {
+        let _ = write!(head, "{k}: {v}\r\n");
+    }
+    send_raw(addr, &format!("{head}\r\n{body}"))
+}
+
+/// Sends `raw` as it is and reads the whole response.
+fn send_raw(addr: SocketAddr, raw: &str) -> Response {
+    let mut stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect");
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    stream.write_all(raw.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).expect("read the response");
+    parse(&answer)
 }
 
 #[test]
@@ -373,7 +401,7 @@ fn silences_and_acknowledgements_over_http() {
     let (engine, clock) = manual_engine();
     let (tx, rx) = crossbeam_channel::unbounded();
     engine.add_notifier("inbox", watchpost::alert::ChannelNotifier::new(tx)).unwrap();
-    let server = start(&engine, |b| b);
+    let server = start(&engine, |b| b.bearer_token(TOKEN));
     let addr = server.local_addr();
 
     // a silence on /data, then the disk alert fires muted
@@ -388,7 +416,7 @@ fn silences_and_acknowledgements_over_http() {
     engine.gauge_with("system_disk_usage", &[("mount", "/data")]).unwrap().set(95.0);
     engine.flush().unwrap();
     assert_eq!(rx.try_iter().count(), 0, "silenced");
-    let list = get(addr, "/api/silences").json();
+    let list = request(addr, "GET", "/api/silences", AUTH).json();
     let s = &list["silences"][0];
     assert_eq!((s["id"].as_u64(), s["active"].as_bool()), (Some(id), Some(true)));
     assert_eq!(s["matchers"][0], "mount=\"/data\"");
@@ -397,13 +425,13 @@ fn silences_and_acknowledgements_over_http() {
 
     // expiring it announces the firing
     clock.advance(Duration::from_mins(1));
-    assert_eq!(request(addr, "DELETE", &format!("/api/silences/{id}"), &[]).status, 200);
+    assert_eq!(request(addr, "DELETE", &format!("/api/silences/{id}"), AUTH).status, 200);
     engine.flush().unwrap();
     let fired: Vec<_> = rx.try_iter().collect();
     assert_eq!(fired.len(), 1);
-    assert_eq!(request(addr, "DELETE", &format!("/api/silences/{id}"), &[]).status, 404);
-    assert_eq!(request(addr, "DELETE", "/api/silences/x", &[]).status, 400);
-    assert_eq!(get(addr, "/api/silences").json()["silences"][0]["expired"], true);
+    assert_eq!(request(addr, "DELETE", &format!("/api/silences/{id}"), AUTH).status, 404);
+    assert_eq!(request(addr, "DELETE", "/api/silences/x", AUTH).status, 400);
+    assert_eq!(request(addr, "GET", "/api/silences", AUTH).json()["silences"][0]["expired"], true);
 
     // acknowledge by id; a second time is a 404
     let body = format!(r#"{{"id": "{}"}}"#, fired[0].alert_id.replace('"', "\\\""));
@@ -425,4 +453,338 @@ fn silences_and_acknowledgements_over_http() {
         assert_eq!(r.status, 400, "{body}: {}", r.body);
         assert!(r.json()["error"].as_str().unwrap().contains(needle), "{body}: {}", r.body);
     }
+}
+
+/// Without a token nobody can silence, acknowledge or expire: the routes
+/// answer 403 and change nothing, while the reading routes stay open.
+#[test]
+fn mutating_routes_are_closed_without_a_token() {
+    let (engine, _clock) = manual_engine();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    engine.add_notifier("inbox", watchpost::alert::ChannelNotifier::new(tx)).unwrap();
+    let server = start(&engine, |b| b);
+    let addr = server.local_addr();
+
+    let silence_all = r#"{"matchers": ["alertname=~\".*\""], "duration_seconds": 3600}"#;
+    let refused = send_json_as(addr, "POST", "/api/silences", silence_all, &[]);
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let reason = refused.json()["error"].as_str().unwrap().to_owned();
+    assert!(reason.contains("POST /api/silences") && reason.contains("bearer token"), "{reason}");
+    assert!(engine.silences().is_empty());
+
+    engine.gauge_with("system_disk_usage", &[("mount", "/data")]).unwrap().set(95.0);
+    engine.flush().unwrap();
+    let fired: Vec<_> = rx.try_iter().collect();
+    assert_eq!(fired.len(), 1, "not silenced");
+    let ack = format!(r#"{{"id": "{}"}}"#, fired[0].alert_id.replace('"', "\\\""));
+    assert_eq!(send_json_as(addr, "POST", "/api/alerts/ack", &ack, &[]).status, 403);
+    assert!(!engine.active_alerts()[0].acknowledged);
+    assert_eq!(request(addr, "DELETE", "/api/silences/1", &[]).status, 403);
+    // a token in the request does not open a server that has none
+    assert_eq!(send_json(addr, "POST", "/api/silences", silence_all).status, 403);
+    assert!(engine.silences().is_empty());
+
+    // reading stays as documented
+    assert_eq!(get(addr, "/api/silences").status, 200);
+    assert_eq!(get(addr, "/api/alerts").json()["active"].as_array().unwrap().len(), 1);
+    assert_eq!(get(addr, "/metrics").status, 200);
+    drop(server);
+
+    // with a token: 401 without it, 201 with it
+    let server = start(&engine, |b| b.bearer_token(TOKEN));
+    let addr = server.local_addr();
+    assert_eq!(send_json_as(addr, "POST", "/api/silences", silence_all, &[]).status, 401);
+    assert_eq!(send_json(addr, "POST", "/api/silences", silence_all).status, 201);
+    assert_eq!(engine.silences().len(), 1);
+}
+
+#[test]
+fn random_tokens_open_the_mutating_routes() {
+    let (engine, _clock) = manual_engine();
+    let token = watchpost::http::random_token().unwrap();
+    assert!(token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()), "{token}");
+    let server = start(&engine, |b| b.bearer_token(token.clone()));
+    let auth = format!("Bearer {token}");
+    let body = r#"{"matchers": ["room=\"dev\""], "duration_seconds": 60}"#;
+    let created = send_json_as(
+        server.local_addr(),
+        "POST",
+        "/api/silences",
+        body,
+        &[("Authorization", &auth)],
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+
+    for bad in ["", "two words", "tab\there", "ünïcode"] {
+        let err = HttpServer::builder().bearer_token(bad).start(engine.monitor()).unwrap_err();
+        assert!(err.to_string().contains("invalid bearer_token"), "{bad:?}: {err}");
+    }
+}
+
+/// DNS rebinding: a page on evil.example whose name resolves to 127.0.0.1
+/// still sends `Host: evil.example`.
+#[test]
+fn requests_for_other_hosts_are_misdirected() {
+    let (engine, _clock) = manual_engine();
+    let server = start(&engine, |b| b.bearer_token(TOKEN).allow_host("metrics.example.com"));
+    let addr = server.local_addr();
+    let port = addr.port();
+    let send = |method: &str, path: &str, host: &str| {
+        let body = r#"{"matchers": ["a=\"b\""], "duration_seconds": 60}"#;
+        send_raw(
+            addr,
+            &format!(
+                "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\
+                 Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+    };
+    for host in
+        ["evil.example", &format!("evil.example:{port}"), "localhost.evil.example", "10.9.8.7"]
+    {
+        for (method, path) in
+            [("GET", "/metrics"), ("GET", "/health"), ("GET", "/"), ("POST", "/api/silences")]
+        {
+            let r = send(method, path, host);
+            assert_eq!(r.status, 421, "{method} {path} Host: {host}: {}", r.body);
+            assert!(
+                r.json()["error"].as_str().unwrap().contains(&format!("{host:?}")),
+                "{}",
+                r.body
+            );
+        }
+    }
+    assert!(engine.silences().is_empty());
+    for host in [
+        format!("127.0.0.1:{port}"),
+        "127.0.0.1".to_owned(),
+        format!("localhost:{port}"),
+        "LOCALHOST".to_owned(),
+        format!("[::1]:{port}"),
+        "metrics.example.com".to_owned(),
+        format!("metrics.example.com:{port}"),
+    ] {
+        assert_eq!(send("GET", "/metrics", &host).status, 200, "{host}");
+    }
+    assert_eq!(send("POST", "/api/silences", "localhost").status, 201);
+    // the authority of an absolute request URI is checked too
+    let absolute = format!(
+        "GET http://evil.example/metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
+         Authorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n"
+    );
+    assert_eq!(send_raw(addr, &absolute).status, 421);
+    let missing = send_raw(addr, "GET /health HTTP/1.0\r\n\r\n");
+    assert_eq!(missing.status, 421);
+    assert_eq!(missing.json()["error"], "missing Host header");
+
+    let err = HttpServer::builder().allow_host("metrics.example.com:9898").start(engine.monitor());
+    let err = err.unwrap_err().to_string();
+    assert!(err.contains("allowed_hosts") && err.contains("\"metrics.example.com:9898\""), "{err}");
+}
+
+/// A client that never finishes its headers is cut off after the header read
+/// timeout; connections beyond the limit wait for a free slot; the server
+/// answers again afterwards.
+#[test]
+fn slow_clients_are_cut_off_and_connections_limited() {
+    let (engine, _clock) = manual_engine();
+    let timeout = Duration::from_millis(300);
+    // tokio's timer has millisecond resolution: allow a little early
+    let at_least = Duration::from_millis(250);
+    let server = start(&engine, |b| b.header_read_timeout(timeout).max_connections(2));
+    let addr = server.local_addr();
+    let started = Instant::now();
+    let half_sent: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).unwrap();
+            s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+            write!(s, "GET /health HTTP/1.1\r\nHost: {addr}\r\nX-Slow: ").unwrap();
+            s
+        })
+        .collect();
+    // both slots are taken: a complete request waits for one
+    let waiting = std::thread::spawn(move || (get(addr, "/health"), started.elapsed()));
+    for mut s in half_sent {
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).expect("closed by the server, not by our read timeout");
+        let closed_after = started.elapsed();
+        assert!(closed_after >= at_least, "{closed_after:?}");
+        assert!(closed_after < Duration::from_secs(5), "{closed_after:?}");
+        // a request still incomplete never gets an answer of the route
+        assert!(!String::from_utf8_lossy(&rest).contains("\"ok\""));
+    }
+    let (answer, answered_after) = waiting.join().unwrap();
+    assert_eq!(answer.status, 200);
+    assert!(answered_after >= at_least, "served early: {answered_after:?}");
+    assert_eq!(get(addr, "/health").status, 200);
+
+    for (configure, needle) in [
+        (HttpServer::builder().max_connections(0), "invalid max_connections: 0"),
+        (HttpServer::builder().max_connections(1 << 20), "invalid max_connections: 1048576"),
+        (HttpServer::builder().header_read_timeout(Duration::ZERO), "invalid header_read_timeout"),
+    ] {
+        let err = configure.start(engine.monitor()).unwrap_err().to_string();
+        assert!(err.contains(needle), "{err}");
+    }
+}
+
+/// An idle keep-alive connection is closed after the header read timeout
+/// too, so it does not hold a slot.
+#[test]
+fn idle_keep_alive_connections_are_closed() {
+    let (engine, _clock) = manual_engine();
+    let server =
+        start(&engine, |b| b.header_read_timeout(Duration::from_millis(200)).max_connections(1));
+    let addr = server.local_addr();
+    let mut kept = TcpStream::connect_timeout(&addr, IO_TIMEOUT).unwrap();
+    kept.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    write!(kept, "GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    kept.read_to_end(&mut raw).expect("answered, then closed when idle");
+    assert!(String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 200"));
+    assert_eq!(get(addr, "/health").status, 200, "the slot is free again");
+}
+
+/// Scrapes within the cache TTL (engine clock time) share one rendering.
+#[test]
+fn scrapes_share_a_rendering_within_the_ttl() {
+    let (engine, clock) = manual_engine();
+    let jobs = engine.counter("jobs_total").unwrap();
+    jobs.inc();
+    let server = start(&engine, |b| b);
+    let addr = server.local_addr();
+    assert!(get(addr, "/metrics").body.contains("jobs_total 1\n"));
+    jobs.inc();
+    let bodies: Vec<String> = (0..8)
+        .map(|_| std::thread::spawn(move || get(addr, "/metrics").body))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    assert!(bodies.iter().all(|b| b.contains("jobs_total 1\n")), "rendered again within the TTL");
+    clock.advance(watchpost::http::DEFAULT_SCRAPE_CACHE_TTL);
+    assert!(get(addr, "/metrics").body.contains("jobs_total 2\n"));
+    // OpenMetrics has its own rendering
+    let om = request(addr, "GET", "/metrics", &[("Accept", "application/openmetrics-text")]);
+    assert!(om.body.contains("jobs_total 2\n") && om.body.ends_with("# EOF\n"), "{}", om.body);
+
+    let uncached = start(&engine, |b| b.scrape_cache_ttl(Duration::ZERO));
+    jobs.inc();
+    assert!(get(uncached.local_addr(), "/metrics").body.contains("jobs_total 3\n"));
+    jobs.inc();
+    assert!(get(uncached.local_addr(), "/metrics").body.contains("jobs_total 4\n"));
+}
+
+/// The figures in docs/http.md: 200 000 series; `/health` latency while
+/// `/api/series` and `/metrics` run, and `/metrics` latency under 50
+/// concurrent scrapers. Run with
+/// `cargo test --release --all-features --test integration http::load_figures -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, for release builds"]
+fn load_figures() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let engine = Engine::builder().without_system_source().series_cap(300_000).build().unwrap();
+    let gauges: Vec<_> = (0..200_000)
+        .map(|i| engine.gauge_with("load_gauge", &[("i", &i.to_string())]).unwrap())
+        .collect();
+    for (i, g) in gauges.iter().enumerate() {
+        #[allow(clippy::cast_precision_loss)]
+        g.set(i as f64);
+    }
+    engine.flush().unwrap();
+    let server = HttpServer::builder().health_check_interval(None).start(engine.monitor()).unwrap();
+    let addr = server.local_addr();
+
+    let timed = |path: &str| {
+        let t = Instant::now();
+        let r = get(addr, path);
+        assert_eq!(r.status, 200, "{path}");
+        t.elapsed()
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let health_worst = Arc::new(Mutex::new(Duration::ZERO));
+    let prober = {
+        let (stop, worst) = (stop.clone(), health_worst.clone());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                assert_eq!(get(addr, "/health").status, 200);
+                let e = t.elapsed();
+                let mut w = worst.lock().unwrap();
+                *w = (*w).max(e);
+                n += 1;
+            }
+            n
+        })
+    };
+    let series: Vec<Duration> =
+        (0..20).map(|i| timed(&format!("/api/series?name=load_gauge&labels=i:{i}"))).collect();
+    let metrics: Vec<Duration> = (0..5).map(|_| timed("/metrics")).collect();
+    let dashboard = timed("/api/dashboard");
+    stop.store(true, Ordering::Relaxed);
+    let health_probes = prober.join().unwrap();
+    eprintln!(
+        "200000 series: /api/series worst {:?}, /metrics worst {:?}, /api/dashboard {:?}; \
+         /health worst {:?} over {health_probes} probes meanwhile",
+        series.iter().max().unwrap(),
+        metrics.iter().max().unwrap(),
+        dashboard,
+        health_worst.lock().unwrap()
+    );
+
+    scrape_under_load(addr, "200000 series");
+    drop(server);
+    drop(gauges);
+    let small = Engine::builder().without_system_source().build().unwrap();
+    let _counters: Vec<_> = (0..1_000)
+        .map(|i| small.counter_with("small_total", &[("i", &i.to_string())]).unwrap())
+        .collect();
+    let server = HttpServer::builder().health_check_interval(None).start(small.monitor()).unwrap();
+    scrape_under_load(server.local_addr(), "1000 series");
+}
+
+/// 50 threads scraping `/metrics` back to back for 10 s; prints the latencies.
+fn scrape_under_load(addr: SocketAddr, what: &str) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let scrapers: Vec<_> = (0..50)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut latencies = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    assert_eq!(get(addr, "/metrics").status, 200);
+                    latencies.push(t.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(10));
+    stop.store(true, Ordering::Relaxed);
+    let mut all: Vec<Duration> = scrapers.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    all.sort();
+    let p = |q: f64| {
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
+        all[((all.len() - 1) as f64 * q) as usize]
+    };
+    eprintln!(
+        "50 scrapers for 10 s, {what}: {} scrapes, p50 {:?}, p99 {:?}, max {:?}",
+        all.len(),
+        p(0.5),
+        p(0.99),
+        all.last().unwrap()
+    );
 }
