@@ -45,6 +45,7 @@ mod history;
 mod key;
 mod kind;
 mod metric;
+pub mod notify;
 mod registry;
 mod source;
 pub mod stats;
