@@ -60,9 +60,10 @@ pub use crate::source::SystemSource;
 pub use crate::{
     clock::{Clock, SystemClock},
     engine::{
-        DEFAULT_HISTORY_CAPACITY, DEFAULT_NOTIFY_FLUSH_TIMEOUT, DEFAULT_RECENT_ALERT_EVENTS,
-        DEFAULT_RECORD_QUEUE_CAPACITY, DEFAULT_SAMPLE_INTERVAL, DEFAULT_SERIES_CAP, Engine,
-        EngineBuilder, Monitor, Recorder,
+        DEFAULT_HISTORY_CAPACITY, DEFAULT_MAX_LABEL_VALUE_LENGTH, DEFAULT_MAX_LABELS,
+        DEFAULT_MAX_NAME_LENGTH, DEFAULT_NOTIFY_FLUSH_TIMEOUT, DEFAULT_RECENT_ALERT_EVENTS,
+        DEFAULT_RECORD_QUEUE_CAPACITY, DEFAULT_SAMPLE_INTERVAL, DEFAULT_SERIES_CAP,
+        DEFAULT_TOTAL_SERIES_CAP, Engine, EngineBuilder, Monitor, Recorder,
     },
     error::{Error, Result},
     health::HealthCheck,

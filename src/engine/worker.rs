@@ -2,7 +2,7 @@ use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, select};
 
@@ -33,45 +33,40 @@ pub(crate) struct SeriesCache {
     detectors: Vec<Option<Box<dyn Detector>>>,
     /// Series ids by metric name and by key, for the alert manager's view.
     by_name: HashMap<String, Vec<SeriesId>>,
-    ids: HashMap<SeriesKey, SeriesId>,
+    ids: HashMap<Arc<SeriesKey>, SeriesId>,
 }
 
 impl SeriesCache {
+    /// Takes in the series registered since the last call. Entries are only
+    /// ever appended (a recorded series becoming sampled changes nothing
+    /// here), so this reads the new ones only.
     fn refresh(&mut self, shared: &Shared) {
         let generation = shared.registry.generation();
         if self.generation == Some(generation) {
             return;
         }
         let detection = &shared.detection;
+        let seen = self.keys.len();
         shared.registry.with_entries(|entries| {
-            self.gauges = entries
-                .iter()
-                .map(|e| match &e.instrument {
+            for (i, e) in entries.iter().enumerate().skip(seen) {
+                let id = SeriesId(u32::try_from(i).expect("fewer than 2^32 series"));
+                self.gauges.push(match &e.instrument {
                     Instrument::Recorded(g) | Instrument::Gauge(g) => Some(g.clone()),
                     _ => None,
-                })
-                .collect();
-            self.keys = entries.iter().map(|e| Arc::clone(&e.key)).collect();
-            self.by_name.clear();
-            self.ids.clear();
-            for (i, e) in entries.iter().enumerate() {
-                let id = SeriesId(u32::try_from(i).expect("fewer than 2^32 series"));
+                });
+                self.keys.push(Arc::clone(&e.key));
                 self.by_name.entry(e.key.name().to_owned()).or_default().push(id);
-                self.ids.insert((*e.key).clone(), id);
-            }
-            self.plan = entries
-                .iter()
-                .map(|e| {
-                    if let Some(choice) = detection.per_metric.get(e.key.name()) {
-                        return choice.clone();
-                    }
+                self.ids.insert(Arc::clone(&e.key), id);
+                self.plan.push(if let Some(choice) = detection.per_metric.get(e.key.name()) {
+                    choice.clone()
+                } else {
                     // cumulative series (counter totals, observation counts) are not
                     // watched themselves: their rates and quantiles are
                     let cumulative = !matches!(e.instrument, Instrument::Derived { .. })
                         && e.kind != MetricKind::Gauge;
                     if cumulative { None } else { detection.default.clone() }
-                })
-                .collect();
+                });
+            }
         });
         self.detectors.resize_with(self.plan.len(), || None);
         self.generation = Some(generation);
@@ -156,7 +151,21 @@ impl SeriesView for EngineView<'_> {
 /// Most records ingested under one history lock.
 const BATCH: usize = 4_096;
 
-/// The one collector loop: `select!` over the ticker, the record queue and control messages.
+/// The tick after one due at `due` that ran until `now`: the next point of the
+/// `interval` grid, skipping the ones already past (a tick late by more than an
+/// interval is not followed by a burst of catch-up ticks).
+fn next_deadline(due: Instant, interval: Duration, now: Instant) -> Instant {
+    let next = due + interval;
+    if next > now {
+        return next;
+    }
+    let behind = now.duration_since(due).as_nanos();
+    let step = interval.as_nanos().max(1);
+    let skipped = u32::try_from(behind / step).unwrap_or(u32::MAX);
+    due.checked_add(interval.saturating_mul(skipped.saturating_add(1))).unwrap_or(now + interval)
+}
+
+/// The one collector loop: a tick deadline, the record queue's nudges and control messages.
 pub(crate) struct Worker {
     pub(crate) shared: Arc<Shared>,
     pub(crate) control: Receiver<Control>,
@@ -171,11 +180,21 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
+    /// Runs until shutdown. Each wakeup does a bounded amount of work: a
+    /// drain takes at most what was queued when it started (never "until the
+    /// queue is empty", which a fast producer never lets happen), so the
+    /// tick, whose deadline is checked before every wait, runs on time under
+    /// any ingest load; the queue absorbs the rest and counts its overflow.
     pub(crate) fn run(mut self) {
-        let ticker = crossbeam_channel::tick(self.interval);
+        let mut next_tick = Instant::now() + self.interval;
         loop {
+            let now = Instant::now();
+            if now >= next_tick {
+                self.tick();
+                next_tick = next_deadline(next_tick, self.interval, Instant::now());
+                continue;
+            }
             select! {
-                recv(ticker) -> _ => self.tick(),
                 recv(self.nudge) -> r => match r {
                     Ok(()) => {
                         if self.drain() > 0 {
@@ -196,6 +215,7 @@ impl Worker {
                     }
                     Ok(Control::Shutdown) | Err(_) => break,
                 },
+                default(next_tick - now) => {}
             }
         }
         self.shared.closed.store(true, Ordering::Release);
@@ -203,15 +223,22 @@ impl Worker {
         self.tick();
     }
 
-    /// Ingests everything in the record queue; returns how many records it took.
+    /// Ingests the records queued when it starts, and no more (records
+    /// arriving meanwhile wait for the next wakeup); returns how many it took.
+    /// The queue is first in, first out, so this takes everything recorded
+    /// before the call.
     fn drain(&mut self) -> usize {
+        let mut budget = self.shared.records.len();
         let mut taken = 0;
-        loop {
-            taken += self.ingest_queued();
-            if self.shared.records.is_empty() {
-                break taken;
+        while budget > 0 {
+            let n = self.ingest_queued(budget.min(BATCH));
+            if n == 0 {
+                break;
             }
+            taken += n;
+            budget -= n;
         }
+        taken
     }
 
     /// Evaluates every alert rule at the clock's current time and hands the
@@ -234,9 +261,9 @@ impl Worker {
         }
     }
 
-    /// Ingests up to `BATCH` queued records under one lock; returns how many it took.
-    fn ingest_queued(&mut self) -> usize {
-        while self.batch.len() < BATCH {
+    /// Ingests up to `limit` queued records under one lock; returns how many it took.
+    fn ingest_queued(&mut self, limit: usize) -> usize {
+        while self.batch.len() < limit {
             match self.shared.records.pop() {
                 Some(r) => self.batch.push(r),
                 None => break,
