@@ -182,9 +182,10 @@ pub(crate) struct Worker {
 impl Worker {
     /// Runs until shutdown. Each wakeup does a bounded amount of work: a
     /// drain takes at most what was queued when it started (never "until the
-    /// queue is empty", which a fast producer never lets happen), so the
-    /// tick, whose deadline is checked before every wait, runs on time under
-    /// any ingest load; the queue absorbs the rest and counts its overflow.
+    /// queue is empty", which a fast producer never lets happen) and a
+    /// nudged one stops when the tick is due, so the tick, whose deadline is
+    /// checked before every wait, runs on time under any ingest load; the
+    /// queue absorbs the rest and counts its overflow.
     pub(crate) fn run(mut self) {
         let mut next_tick = Instant::now() + self.interval;
         loop {
@@ -197,7 +198,7 @@ impl Worker {
             select! {
                 recv(self.nudge) -> r => match r {
                     Ok(()) => {
-                        if self.drain() > 0 {
+                        if self.drain(Some(next_tick)) > 0 {
                             self.evaluate_alerts();
                         }
                     }
@@ -205,12 +206,12 @@ impl Worker {
                 },
                 recv(self.control) -> msg => match msg {
                     Ok(Control::Flush(done)) => {
-                        self.drain();
+                        self.drain(None);
                         self.tick();
                         let _ = done.send(());
                     }
                     Ok(Control::Evaluate) => {
-                        self.drain();
+                        self.drain(None);
                         self.evaluate_alerts();
                     }
                     Ok(Control::Shutdown) | Err(_) => break,
@@ -219,15 +220,15 @@ impl Worker {
             }
         }
         self.shared.closed.store(true, Ordering::Release);
-        self.drain();
+        self.drain(None);
         self.tick();
     }
 
     /// Ingests the records queued when it starts, and no more (records
-    /// arriving meanwhile wait for the next wakeup); returns how many it took.
-    /// The queue is first in, first out, so this takes everything recorded
-    /// before the call.
-    fn drain(&mut self) -> usize {
+    /// arriving meanwhile wait for the next wakeup), stopping early at
+    /// `until`; returns how many it took. The queue is first in, first out,
+    /// so without `until` this takes everything recorded before the call.
+    fn drain(&mut self, until: Option<Instant>) -> usize {
         let mut budget = self.shared.records.len();
         let mut taken = 0;
         while budget > 0 {
@@ -237,6 +238,9 @@ impl Worker {
             }
             taken += n;
             budget -= n;
+            if until.is_some_and(|t| Instant::now() >= t) {
+                break;
+            }
         }
         taken
     }
@@ -298,11 +302,18 @@ impl Worker {
         taken
     }
 
-    /// Ingests the queue, samples every instrument, then evaluates the alert rules.
+    /// Samples every instrument, evaluates the alert rules, then ingests the queue.
+    ///
+    /// Sampling and evaluation come first so that they keep the interval
+    /// under any ingest load; the drain that follows is bounded by a quarter
+    /// of the interval (what it leaves waits in the queue), and the rules are
+    /// evaluated again when it took anything.
     fn tick(&mut self) {
-        self.drain();
         self.sample();
         self.evaluate_alerts();
+        if self.drain(Some(Instant::now() + self.interval / 4)) > 0 {
+            self.evaluate_alerts();
+        }
     }
 
     /// Runs the sources, samples every instrument and appends the readings to history.

@@ -11,5 +11,6 @@ mod export;
 #[cfg(feature = "http")]
 mod http;
 mod lifecycle;
+mod load;
 mod props;
 mod util;
