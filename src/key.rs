@@ -66,11 +66,8 @@ impl KeyLimits {
     ///
     /// Errors quote at most the first 64 bytes of an over-long name.
     pub(crate) fn check(&self, name: &str, pairs: &[(&str, &str)]) -> Result<()> {
-        let too_long = |n: &str| Error::NameTooLong {
-            name: shorten(n),
-            len: n.len(),
-            limit: self.name_bytes,
-        };
+        let too_long =
+            |n: &str| Error::NameTooLong { name: shorten(n), len: n.len(), limit: self.name_bytes };
         if name.len() > self.name_bytes {
             return Err(too_long(name));
         }

@@ -297,9 +297,10 @@ impl Registry {
     /// # Ok::<(), watchpost::Error>(())
     /// ```
     pub fn gauge(&self, name: &str, labels: &[(&str, &str)]) -> Result<Gauge> {
-        let (_, entry) = self.get_or_register(name, labels, MetricKind::Gauge, None, false, || {
-            Instrument::Gauge(Gauge::detached())
-        })?;
+        let (_, entry) =
+            self.get_or_register(name, labels, MetricKind::Gauge, None, false, || {
+                Instrument::Gauge(Gauge::detached())
+            })?;
         match entry {
             Instrument::Gauge(g) | Instrument::Recorded(g) => Ok(g),
             _ => unreachable!("kind checked at registration"),
@@ -361,9 +362,10 @@ impl Registry {
     /// # Ok::<(), watchpost::Error>(())
     /// ```
     pub fn summary(&self, name: &str, labels: &[(&str, &str)]) -> Result<Summary> {
-        let (_, entry) = self.get_or_register(name, labels, MetricKind::Summary, None, false, || {
-            Instrument::Summary(Summary::detached())
-        })?;
+        let (_, entry) =
+            self.get_or_register(name, labels, MetricKind::Summary, None, false, || {
+                Instrument::Summary(Summary::detached())
+            })?;
         match entry {
             Instrument::Summary(s) => Ok(s),
             _ => unreachable!("kind checked at registration"),
@@ -543,11 +545,31 @@ impl Registry {
                 });
             }
         }
+        let instrument = make();
+        let parent =
+            self.append(&mut names, key, kind, bounds, &instrument, derivations, dnames)?;
+        drop(names);
+        Ok((parent, instrument))
+    }
+
+    /// Appends series `key` and its derived series (already checked), and
+    /// returns the id of `key`.
+    #[allow(clippy::too_many_arguments)]
+    fn append(
+        &self,
+        names: &mut Names,
+        key: SeriesKey,
+        kind: MetricKind,
+        bounds: Option<&[f64]>,
+        instrument: &Instrument,
+        derivations: &[Derivation],
+        dnames: Vec<String>,
+    ) -> Result<SeriesId> {
+        let name = key.name().to_owned();
         // Ids are handed out in order while `names` is held.
-        let too_many = || Error::TotalSeriesExceeded { name: name.to_owned(), limit: names.total };
+        let too_many = || Error::TotalSeriesExceeded { name: name.clone(), limit: names.total };
         u32::try_from(names.total + 1 + derivations.len()).map_err(|_| too_many())?;
         let parent = SeriesId(u32::try_from(names.total).map_err(|_| too_many())?);
-        let instrument = make();
         let mut new = Vec::with_capacity(1 + derivations.len());
         let mut parent_entry =
             Entry { key: Arc::new(key), kind, instrument: instrument.clone(), derived: Vec::new() };
@@ -580,7 +602,14 @@ impl Registry {
             .map(|e| {
                 let pairs: Vec<(&str, &str)> = e.key.labels().iter().collect();
                 let h = lookup_hash(&self.hasher, e.key.name(), &pairs);
-                (h, Slot { key: Arc::clone(&e.key), kind: e.kind, instrument: e.instrument.clone() })
+                (
+                    h,
+                    Slot {
+                        key: Arc::clone(&e.key),
+                        kind: e.kind,
+                        instrument: e.instrument.clone(),
+                    },
+                )
             })
             .collect();
         {
@@ -597,8 +626,7 @@ impl Registry {
                 index.slots.push(slot);
             }
         }
-        drop(names);
-        Ok((parent, instrument))
+        Ok(parent)
     }
 
     /// Sets the description of metric `name`, shown as its `# HELP` line by

@@ -40,7 +40,7 @@ fn bytes_per_series(configure: impl FnOnce(EngineBuilder) -> EngineBuilder, samp
         for t in 0..samples {
             for (i, r) in recorders.iter().enumerate() {
                 // a steady series with a little texture: no anomaly storm
-                r.record(100.0 + f64::from((t + i as u32) % 5));
+                r.record(100.0 + ((t as usize + i) % 5) as f64);
             }
             clock.advance(Duration::from_secs(1));
             if t % 100 == 99 {

@@ -211,9 +211,9 @@ impl EngineBuilder {
     /// (a counter brings a `:rate` series, a histogram or summary four more),
     /// and the engine's own `watchpost_*` series too. A registration that
     /// would pass it fails with [`Error::TotalSeriesExceeded`] and is counted
-    /// (`reason="total_series_cap"`). With the default history and detector a
-    /// series costs about 24 KiB when its history is full (see
-    /// `docs/reliability.md`), so the default bounds history at about 2.4 GiB.
+    /// (`reason="total_series_cap"`). With the default history (1 000
+    /// samples) and detector a series holds about 49 KB once its history is
+    /// full (see `docs/reliability.md` for how to size an engine).
     ///
     /// Defaults to [`DEFAULT_TOTAL_SERIES_CAP`] (100 000).
     ///

@@ -15,7 +15,7 @@ use crate::util::{T0, builder};
 struct TickCounter(Arc<AtomicU64>);
 
 impl Source for TickCounter {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "tick_counter"
     }
     fn register(&mut self, _registry: &Registry) -> watchpost::Result<()> {
@@ -92,9 +92,8 @@ fn a_full_speed_producer_does_not_starve_ticks_flush_or_alerts() {
         // Ticks keep coming: 10 of them take 2 s at the nominal rate.
         let before = ticks.load(Ordering::Relaxed);
         let started = Instant::now();
-        let ticked = wait_for(Duration::from_secs(30), || {
-            ticks.load(Ordering::Relaxed) >= before + 10
-        });
+        let ticked =
+            wait_for(Duration::from_secs(30), || ticks.load(Ordering::Relaxed) >= before + 10);
         let ten_ticks = started.elapsed();
 
         // flush() is a bounded rendezvous, not "once the producer stops".
@@ -193,7 +192,9 @@ fn the_total_series_cap_is_reached_and_counted_everywhere() {
     assert_eq!(stats.series_rejected_by_reason.series_cap, 0);
     assert_eq!(stats.series_rejected, refused);
     let text = engine.prometheus_text();
-    let line = format!("watchpost_registrations_rejected_total{{reason=\"total_series_cap\"}} {refused}\n");
+    let line = format!(
+        "watchpost_registrations_rejected_total{{reason=\"total_series_cap\"}} {refused}\n"
+    );
     assert!(text.contains(&line), "{text}");
     let gauge = text
         .lines()
