@@ -110,6 +110,18 @@ impl Reject {
     }
 }
 
+/// Who asks for a series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// A handle (counter, gauge, histogram, summary).
+    Handle,
+    /// `record()`: the series is fed by the queue, not sampled.
+    Record,
+    /// The engine's own instruments: exempt from the per-name cap and the
+    /// name and label limits (not from the total cap).
+    Engine,
+}
+
 /// Caps and limits a registry enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Limits {
@@ -261,19 +273,30 @@ impl Registry {
     /// # Ok::<(), watchpost::Error>(())
     /// ```
     pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> Result<Counter> {
-        self.counter_from(name, labels, Counter::detached)
+        self.counter_as(name, labels, Origin::Handle, Counter::detached)
     }
 
     /// Registers the counter `name` with `labels` as `make()` (the engine's
-    /// own counters, which it creates before it has a registry), or fetches it.
+    /// own counters, which it creates before it has a registry), or fetches
+    /// it. Exempt from the per-name cap and the name and label limits.
     pub(crate) fn counter_from(
         &self,
         name: &str,
         labels: &[(&str, &str)],
         make: impl FnOnce() -> Counter,
     ) -> Result<Counter> {
+        self.counter_as(name, labels, Origin::Engine, make)
+    }
+
+    fn counter_as(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        origin: Origin,
+        make: impl FnOnce() -> Counter,
+    ) -> Result<Counter> {
         let (_, entry) =
-            self.get_or_register(name, labels, MetricKind::Counter, None, false, || {
+            self.get_or_register(name, labels, MetricKind::Counter, None, origin, || {
                 Instrument::Counter(make())
             })?;
         match entry {
@@ -298,7 +321,7 @@ impl Registry {
     /// ```
     pub fn gauge(&self, name: &str, labels: &[(&str, &str)]) -> Result<Gauge> {
         let (_, entry) =
-            self.get_or_register(name, labels, MetricKind::Gauge, None, false, || {
+            self.get_or_register(name, labels, MetricKind::Gauge, None, Origin::Handle, || {
                 Instrument::Gauge(Gauge::detached())
             })?;
         match entry {
@@ -337,10 +360,14 @@ impl Registry {
     ) -> Result<Histogram> {
         let bounds = bounds.unwrap_or(&DEFAULT_BUCKETS);
         crate::metric::validate_bounds(bounds)?;
-        let (_, entry) =
-            self.get_or_register(name, labels, MetricKind::Histogram, Some(bounds), false, || {
-                Instrument::Histogram(Histogram::with_bounds(bounds).expect("bounds validated"))
-            })?;
+        let (_, entry) = self.get_or_register(
+            name,
+            labels,
+            MetricKind::Histogram,
+            Some(bounds),
+            Origin::Handle,
+            || Instrument::Histogram(Histogram::with_bounds(bounds).expect("bounds validated")),
+        )?;
         match entry {
             Instrument::Histogram(h) => Ok(h),
             _ => unreachable!("kind checked at registration"),
@@ -363,7 +390,7 @@ impl Registry {
     /// ```
     pub fn summary(&self, name: &str, labels: &[(&str, &str)]) -> Result<Summary> {
         let (_, entry) =
-            self.get_or_register(name, labels, MetricKind::Summary, None, false, || {
+            self.get_or_register(name, labels, MetricKind::Summary, None, Origin::Handle, || {
                 Instrument::Summary(Summary::detached())
             })?;
         match entry {
@@ -427,9 +454,10 @@ impl Registry {
                 };
             }
         }
-        let (id, _) = self.get_or_register(name, labels, MetricKind::Gauge, None, true, || {
-            Instrument::Recorded(Gauge::detached())
-        })?;
+        let (id, _) =
+            self.get_or_register(name, labels, MetricKind::Gauge, None, Origin::Record, || {
+                Instrument::Recorded(Gauge::detached())
+            })?;
         Ok(id)
     }
 
@@ -440,7 +468,7 @@ impl Registry {
         name: &str,
         kind: MetricKind,
         bounds: Option<&[f64]>,
-        by_record: bool,
+        origin: Origin,
     ) -> Result<Instrument> {
         let (registered, instrument) = {
             let index = self.index.read();
@@ -457,7 +485,7 @@ impl Registry {
         }
         // A handle asked for a series so far fed only by record(): it is now sampled.
         if let Instrument::Recorded(g) = &instrument
-            && !by_record
+            && origin != Origin::Record
         {
             let _names = self.names.lock();
             let sampled = Instrument::Gauge(g.clone());
@@ -475,13 +503,15 @@ impl Registry {
         labels: &[(&str, &str)],
         kind: MetricKind,
         bounds: Option<&[f64]>,
-        by_record: bool,
+        origin: Origin,
         make: impl FnOnce() -> Instrument,
     ) -> Result<(SeriesId, Instrument)> {
         if let Some(id) = self.lookup(name, labels) {
-            return Ok((id, self.existing(id, name, kind, bounds, by_record)?));
+            return Ok((id, self.existing(id, name, kind, bounds, origin)?));
         }
-        if let Err(e) = self.limits.key.check(name, labels) {
+        if let Err(e) = self.limits.key.check(name, labels)
+            && origin != Origin::Engine
+        {
             let reason = match e {
                 Error::LabelValueTooLong { .. } => Reject::LabelValueTooLong,
                 Error::TooManyLabels { .. } => Reject::TooManyLabels,
@@ -494,7 +524,7 @@ impl Registry {
         // Another thread may have registered it between our lookup and the lock.
         if let Some(id) = self.lookup(name, labels) {
             drop(names);
-            return Ok((id, self.existing(id, name, kind, bounds, by_record)?));
+            return Ok((id, self.existing(id, name, kind, bounds, origin)?));
         }
         match names.by_name.get(name) {
             Some(info) if info.kind != kind || info.derived => {
@@ -507,7 +537,7 @@ impl Registry {
             Some(info) if info.bounds.as_deref().is_some_and(|b| Some(b) != bounds) => {
                 return Err(Error::BucketMismatch { name: name.to_owned() });
             }
-            Some(info) if info.series >= self.limits.per_name => {
+            Some(info) if info.series >= self.limits.per_name && origin != Origin::Engine => {
                 return Err(self.reject(
                     Reject::SeriesCap,
                     Error::CardinalityExceeded {
