@@ -218,8 +218,12 @@ pub struct EngineStats {
     pub samples_dropped: u64,
     /// Non-finite values dropped by handles and `record()`.
     pub nonfinite_dropped: u64,
-    /// Registrations refused by a series cap.
+    /// Registrations refused by a series cap or a name or label limit
+    /// (the sum of `series_rejected_by_reason`).
     pub series_rejected: u64,
+    /// Registrations refused, by reason.
+    #[serde(default)]
+    pub series_rejected_by_reason: SeriesRejections,
     /// Samples waiting in the `record()` queue.
     pub queue_depth: u64,
     /// How long the last collection took, in milliseconds (by the engine's clock).
@@ -237,6 +241,33 @@ pub struct EngineStats {
     /// `record_at()` samples dropped for being older than their series' newest sample.
     #[serde(default)]
     pub samples_out_of_order: u64,
+}
+
+/// Registrations refused, by reason (also exposed as
+/// `watchpost_registrations_rejected_total{reason="…"}`, with these field names
+/// as the reasons).
+///
+/// # Examples
+///
+/// ```
+/// let engine = watchpost::Engine::builder().without_system_source().max_labels(1).build()?;
+/// assert!(engine.gauge_with("g", &[("a", "1"), ("b", "2")]).is_err());
+/// let r = engine.stats().series_rejected_by_reason;
+/// assert_eq!((r.too_many_labels, r.series_cap), (1, 0));
+/// # Ok::<(), watchpost::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeriesRejections {
+    /// The metric name already had as many series as the per-name cap allows.
+    pub series_cap: u64,
+    /// The engine already held as many series as the total cap allows.
+    pub total_series_cap: u64,
+    /// A metric name or label name was over the length limit.
+    pub name_too_long: u64,
+    /// A label value was over the length limit.
+    pub label_value_too_long: u64,
+    /// A series had more labels than the limit.
+    pub too_many_labels: u64,
 }
 
 /// What to put into a snapshot.

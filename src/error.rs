@@ -67,6 +67,46 @@ pub enum Error {
         /// The cap in force.
         limit: usize,
     },
+    /// The engine already holds as many series as its total cap allows
+    /// (see [`EngineBuilder::total_series_cap`](crate::EngineBuilder::total_series_cap)).
+    TotalSeriesExceeded {
+        /// The metric name whose registration was refused.
+        name: String,
+        /// The cap in force.
+        limit: usize,
+    },
+    /// A metric name or label name is longer than the engine allows
+    /// (see [`EngineBuilder::max_name_length`](crate::EngineBuilder::max_name_length)).
+    NameTooLong {
+        /// The start of the rejected name.
+        name: String,
+        /// Its length in bytes.
+        len: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// A label value is longer than the engine allows
+    /// (see [`EngineBuilder::max_label_value_length`](crate::EngineBuilder::max_label_value_length)).
+    LabelValueTooLong {
+        /// The metric the label was given for.
+        metric: String,
+        /// The label whose value was rejected.
+        label: String,
+        /// The value's length in bytes.
+        len: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// A series has more labels than the engine allows
+    /// (see [`EngineBuilder::max_labels`](crate::EngineBuilder::max_labels)).
+    TooManyLabels {
+        /// The metric the labels were given for.
+        metric: String,
+        /// How many labels were given.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// The engine has been shut down, so the request cannot be served.
     ShutDown,
     /// A thread could not be spawned.
@@ -120,6 +160,20 @@ impl fmt::Display for Error {
             }
             Error::CardinalityExceeded { name, limit } => {
                 write!(f, "metric {name:?} already has {limit} series, its cardinality cap")
+            }
+            Error::TotalSeriesExceeded { name, limit } => write!(
+                f,
+                "metric {name:?} refused: the engine already holds {limit} series, its total series cap"
+            ),
+            Error::NameTooLong { name, len, limit } => {
+                write!(f, "name {name:?} is {len} bytes long, over the limit of {limit}")
+            }
+            Error::LabelValueTooLong { metric, label, len, limit } => write!(
+                f,
+                "value of label {label:?} on metric {metric:?} is {len} bytes long, over the limit of {limit}"
+            ),
+            Error::TooManyLabels { metric, count, limit } => {
+                write!(f, "metric {metric:?} has {count} labels, over the limit of {limit}")
             }
             Error::ShutDown => f.write_str("the engine has been shut down"),
             Error::Spawn(e) => write!(f, "could not spawn an engine thread: {e}"),

@@ -44,6 +44,70 @@ pub(crate) fn is_valid_label_name(label: &str) -> bool {
     ok && !label.starts_with("__")
 }
 
+/// Size limits on the parts of a series key, checked before a series is
+/// registered so that a label carrying a request body cannot eat the heap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KeyLimits {
+    /// Longest metric name or label name, in bytes.
+    pub(crate) name_bytes: usize,
+    /// Longest label value, in bytes.
+    pub(crate) label_value_bytes: usize,
+    /// Most labels on one series.
+    pub(crate) labels: usize,
+}
+
+impl KeyLimits {
+    /// No limits (registries made outside an engine, in tests).
+    #[cfg(test)]
+    pub(crate) const NONE: KeyLimits =
+        KeyLimits { name_bytes: usize::MAX, label_value_bytes: usize::MAX, labels: usize::MAX };
+
+    /// Checks the sizes of `name` and `pairs` (not their grammar).
+    ///
+    /// Errors quote at most the first 64 bytes of an over-long name.
+    pub(crate) fn check(&self, name: &str, pairs: &[(&str, &str)]) -> Result<()> {
+        let too_long =
+            |n: &str| Error::NameTooLong { name: shorten(n), len: n.len(), limit: self.name_bytes };
+        if name.len() > self.name_bytes {
+            return Err(too_long(name));
+        }
+        if pairs.len() > self.labels {
+            return Err(Error::TooManyLabels {
+                metric: name.to_owned(),
+                count: pairs.len(),
+                limit: self.labels,
+            });
+        }
+        for (k, v) in pairs {
+            if k.len() > self.name_bytes {
+                return Err(too_long(k));
+            }
+            if v.len() > self.label_value_bytes {
+                return Err(Error::LabelValueTooLong {
+                    metric: name.to_owned(),
+                    label: (*k).to_owned(),
+                    len: v.len(),
+                    limit: self.label_value_bytes,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The first 64 bytes of `s` (cut at a character boundary), with `…` if cut.
+fn shorten(s: &str) -> String {
+    const KEEP: usize = 64;
+    if s.len() <= KEEP {
+        return s.to_owned();
+    }
+    let mut end = KEEP;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
 /// A sorted, validated set of label pairs: part of a series' identity.
 ///
 /// # Examples
@@ -384,6 +448,25 @@ mod tests {
         assert!(e.contains("\"bad-label\""), "{e}");
         let e = Labels::new("m", &[("a", "1"), ("a", "2")]).unwrap_err().to_string();
         assert!(e.contains("\"a\""), "{e}");
+    }
+
+    #[test]
+    fn limits_name_the_offending_part() {
+        let l = KeyLimits { name_bytes: 8, label_value_bytes: 4, labels: 2 };
+        assert!(l.check("abcdefgh", &[("k", "1234")]).is_ok());
+        let e = l.check("abcdefghi", &[]).unwrap_err();
+        assert!(matches!(e, Error::NameTooLong { len: 9, limit: 8, .. }), "{e}");
+        let e = l.check("m", &[("labelname", "x")]).unwrap_err();
+        assert!(e.to_string().contains("\"labelname\" is 9 bytes long"), "{e}");
+        let e = l.check("m", &[("k", "12345")]).unwrap_err().to_string();
+        assert_eq!(e, "value of label \"k\" on metric \"m\" is 5 bytes long, over the limit of 4");
+        let e = l.check("m", &[("a", ""), ("b", ""), ("c", "")]).unwrap_err();
+        assert!(matches!(e, Error::TooManyLabels { count: 3, limit: 2, .. }), "{e}");
+        // a huge name is quoted by its start only, cut at a character boundary
+        let long = "é".repeat(1000);
+        let e = KeyLimits { name_bytes: 256, ..l }.check(&long, &[]).unwrap_err().to_string();
+        assert!(e.len() < 200 && e.contains("…") && e.contains("2000 bytes"), "{e}");
+        assert!(KeyLimits::NONE.check(&long, &[("k", &long)]).is_ok());
     }
 
     #[test]

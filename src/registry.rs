@@ -4,14 +4,14 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use foldhash::fast::RandomState;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::key::{SeriesId, SeriesKey, lookup_hash};
+use crate::key::{KeyLimits, SeriesId, SeriesKey, lookup_hash};
 use crate::kind::MetricKind;
 use crate::metric::histogram_quantile;
 use crate::metric::{Counter, DEFAULT_BUCKETS, Gauge, Histogram, Summary};
@@ -80,15 +80,96 @@ struct NameInfo {
     derived: bool,
 }
 
+/// Why a registration was refused (the `reason` label of
+/// `watchpost_registrations_rejected_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reject {
+    /// The metric name reached its per-name series cap.
+    SeriesCap,
+    /// The engine reached its total series cap.
+    TotalSeriesCap,
+    /// A metric name or label name over the length limit.
+    NameTooLong,
+    /// A label value over the length limit.
+    LabelValueTooLong,
+    /// More labels than the limit.
+    TooManyLabels,
+}
+
+impl Reject {
+    pub(crate) const ALL: [Reject; 5] = [
+        Reject::SeriesCap,
+        Reject::TotalSeriesCap,
+        Reject::NameTooLong,
+        Reject::LabelValueTooLong,
+        Reject::TooManyLabels,
+    ];
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Reject::SeriesCap => "series_cap",
+            Reject::TotalSeriesCap => "total_series_cap",
+            Reject::NameTooLong => "name_too_long",
+            Reject::LabelValueTooLong => "label_value_too_long",
+            Reject::TooManyLabels => "too_many_labels",
+        }
+    }
+}
+
+/// Who asks for a series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// A handle (counter, gauge, histogram, summary).
+    Handle,
+    /// `record()`: the series is fed by the queue, not sampled.
+    Record,
+    /// The engine's own instruments: exempt from the per-name cap and the
+    /// name and label limits (not from the total cap).
+    Engine,
+}
+
+/// Caps and limits a registry enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// Series per metric name (derived series counted under their own names).
+    pub(crate) per_name: usize,
+    /// Series in the whole registry, derived ones included.
+    pub(crate) total: usize,
+    /// Sizes of names and labels.
+    pub(crate) key: KeyLimits,
+}
+
+/// What a lookup by name and labels needs of a series.
+struct Slot {
+    key: Arc<SeriesKey>,
+    kind: MetricKind,
+    instrument: Instrument,
+}
+
+/// The lookup side of the registry: written only for one insert at a time
+/// and read only for one lookup at a time, so a lookup never waits long.
 #[derive(Default)]
-struct Inner {
-    index: HashMap<u64, Vec<SeriesId>>,
-    entries: Vec<Entry>,
-    names: HashMap<String, NameInfo>,
-    /// Entries that are [`Instrument::Removed`].
-    removed: usize,
-    /// Non-finite values counted by the instruments of removed series.
-    removed_nonfinite: u64,
+struct Index {
+    by_hash: HashMap<u64, Vec<SeriesId>>,
+    slots: Vec<Slot>,
+}
+
+impl Index {
+    fn find(&self, name: &str, labels: &[(&str, &str)], h: u64) -> Option<SeriesId> {
+        self.by_hash
+            .get(&h)?
+            .iter()
+            .copied()
+            .find(|id| self.slots[id.index()].key.matches(name, labels))
+    }
+}
+
+/// Metric names and the number of series: held for the whole of a
+/// registration, which it serialises.
+#[derive(Default)]
+struct Names {
+    by_name: HashMap<String, NameInfo>,
+    total: usize,
 }
 
 /// Describes one series: its identity, kind and, for derived series, what it derives from.
@@ -119,7 +200,14 @@ pub struct SeriesInfo {
 ///
 /// Obtain it from [`Monitor::registry`](crate::Monitor::registry) or in
 /// [`Source::register`](crate::Source::register). A metric name keeps one
-/// kind; each name has a cap on its number of series.
+/// kind; each name has a cap on its number of series, the registry a cap on
+/// its total, and names and labels have length limits (see
+/// [`EngineBuilder`](crate::EngineBuilder)).
+///
+/// Registering never stalls recording: lookups (`record()`, fetching an
+/// existing handle) use an index that is only ever locked for one lookup or
+/// one insert, never while the series are read in bulk (sampling,
+/// exposition).
 ///
 /// # Examples
 ///
@@ -132,29 +220,50 @@ pub struct SeriesInfo {
 /// # Ok::<(), watchpost::Error>(())
 /// ```
 pub struct Registry {
-    inner: RwLock<Inner>,
+    index: RwLock<Index>,
+    /// Every series in id order, for the readers that walk them all.
+    entries: RwLock<Vec<Entry>>,
+    names: Mutex<Names>,
+    /// Number of live series (entries not removed), readable without a lock.
+    len: AtomicUsize,
+    /// Non-finite values counted by the instruments of removed series.
+    removed_nonfinite: AtomicU64,
+    /// Number of series removed so far (entries changed in place).
+    removed: AtomicUsize,
     /// Bumped on every change to the entries, so readers can cache them.
     generation: AtomicU64,
-    series_cap: usize,
-    rejected: Counter,
+    limits: Limits,
+    /// Refused registrations, by reason (in the order of [`Reject::ALL`]).
+    rejected: [Counter; 5],
     hasher: RandomState,
     /// HELP texts given with [`Registry::describe`], by metric name.
     help: RwLock<HashMap<String, Arc<str>>>,
     /// Per-registry state of the layers above (exposition caches, health
     /// checks), one value per type, created on first use.
-    extensions: parking_lot::Mutex<Vec<Arc<dyn Any + Send + Sync>>>,
+    extensions: Mutex<Vec<Arc<dyn Any + Send + Sync>>>,
 }
 
 impl Registry {
+    /// A registry with a per-name cap of `series_cap` and no other limit.
+    #[cfg(test)]
     pub(crate) fn new(series_cap: usize) -> Self {
+        Self::with_limits(Limits { per_name: series_cap, total: usize::MAX, key: KeyLimits::NONE })
+    }
+
+    pub(crate) fn with_limits(limits: Limits) -> Self {
         Registry {
-            inner: RwLock::new(Inner::default()),
+            index: RwLock::new(Index::default()),
+            entries: RwLock::new(Vec::new()),
+            names: Mutex::new(Names::default()),
+            len: AtomicUsize::new(0),
+            removed_nonfinite: AtomicU64::new(0),
+            removed: AtomicUsize::new(0),
             generation: AtomicU64::new(0),
-            series_cap,
-            rejected: Counter::detached(),
+            limits,
+            rejected: std::array::from_fn(|_| Counter::detached()),
             hasher: RandomState::default(),
             help: RwLock::new(HashMap::new()),
-            extensions: parking_lot::Mutex::new(Vec::new()),
+            extensions: Mutex::new(Vec::new()),
         }
     }
 
@@ -162,7 +271,8 @@ impl Registry {
     ///
     /// # Errors
     ///
-    /// Invalid name or labels, a name registered as another kind, or the name's series cap reached.
+    /// Invalid name or labels, a name registered as another kind, a name or
+    /// label over its length limit, or a series cap reached.
     ///
     /// # Examples
     ///
@@ -175,9 +285,32 @@ impl Registry {
     /// # Ok::<(), watchpost::Error>(())
     /// ```
     pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> Result<Counter> {
-        let entry = self.get_or_register(name, labels, MetricKind::Counter, None, false, || {
-            Instrument::Counter(Counter::detached())
-        })?;
+        self.counter_as(name, labels, Origin::Handle, Counter::detached)
+    }
+
+    /// Registers the counter `name` with `labels` as `make()` (the engine's
+    /// own counters, which it creates before it has a registry), or fetches
+    /// it. Exempt from the per-name cap and the name and label limits.
+    pub(crate) fn counter_from(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        make: impl FnOnce() -> Counter,
+    ) -> Result<Counter> {
+        self.counter_as(name, labels, Origin::Engine, make)
+    }
+
+    fn counter_as(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        origin: Origin,
+        make: impl FnOnce() -> Counter,
+    ) -> Result<Counter> {
+        let (_, entry) =
+            self.get_or_register(name, labels, MetricKind::Counter, None, origin, || {
+                Instrument::Counter(make())
+            })?;
         match entry {
             Instrument::Counter(c) => Ok(c),
             _ => unreachable!("kind checked at registration"),
@@ -188,7 +321,8 @@ impl Registry {
     ///
     /// # Errors
     ///
-    /// Invalid name or labels, a name registered as another kind, or the name's series cap reached.
+    /// Invalid name or labels, a name registered as another kind, a name or
+    /// label over its length limit, or a series cap reached.
     ///
     /// # Examples
     ///
@@ -198,9 +332,10 @@ impl Registry {
     /// # Ok::<(), watchpost::Error>(())
     /// ```
     pub fn gauge(&self, name: &str, labels: &[(&str, &str)]) -> Result<Gauge> {
-        let entry = self.get_or_register(name, labels, MetricKind::Gauge, None, false, || {
-            Instrument::Gauge(Gauge::detached())
-        })?;
+        let (_, entry) =
+            self.get_or_register(name, labels, MetricKind::Gauge, None, Origin::Handle, || {
+                Instrument::Gauge(Gauge::detached())
+            })?;
         match entry {
             Instrument::Gauge(g) | Instrument::Recorded(g) => Ok(g),
             _ => unreachable!("kind checked at registration"),
@@ -217,7 +352,8 @@ impl Registry {
     /// # Errors
     ///
     /// Invalid name, labels or bounds; a name registered as another kind or
-    /// with other bounds; or the name's series cap reached.
+    /// with other bounds; a name or label over its length limit; or a series
+    /// cap reached.
     ///
     /// # Examples
     ///
@@ -236,10 +372,14 @@ impl Registry {
     ) -> Result<Histogram> {
         let bounds = bounds.unwrap_or(&DEFAULT_BUCKETS);
         crate::metric::validate_bounds(bounds)?;
-        let entry =
-            self.get_or_register(name, labels, MetricKind::Histogram, Some(bounds), false, || {
-                Instrument::Histogram(Histogram::with_bounds(bounds).expect("bounds validated"))
-            })?;
+        let (_, entry) = self.get_or_register(
+            name,
+            labels,
+            MetricKind::Histogram,
+            Some(bounds),
+            Origin::Handle,
+            || Instrument::Histogram(Histogram::with_bounds(bounds).expect("bounds validated")),
+        )?;
         match entry {
             Instrument::Histogram(h) => Ok(h),
             _ => unreachable!("kind checked at registration"),
@@ -250,7 +390,8 @@ impl Registry {
     ///
     /// # Errors
     ///
-    /// Invalid name or labels, a name registered as another kind, or the name's series cap reached.
+    /// Invalid name or labels, a name registered as another kind, a name or
+    /// label over its length limit, or a series cap reached.
     ///
     /// # Examples
     ///
@@ -260,16 +401,18 @@ impl Registry {
     /// # Ok::<(), watchpost::Error>(())
     /// ```
     pub fn summary(&self, name: &str, labels: &[(&str, &str)]) -> Result<Summary> {
-        let entry = self.get_or_register(name, labels, MetricKind::Summary, None, false, || {
-            Instrument::Summary(Summary::detached())
-        })?;
+        let (_, entry) =
+            self.get_or_register(name, labels, MetricKind::Summary, None, Origin::Handle, || {
+                Instrument::Summary(Summary::detached())
+            })?;
         match entry {
             Instrument::Summary(s) => Ok(s),
             _ => unreachable!("kind checked at registration"),
         }
     }
 
-    /// How many registrations were refused because a name reached its series cap.
+    /// How many registrations were refused: by a series cap (per name or
+    /// total) or a name or label over its limit.
     ///
     /// # Examples
     ///
@@ -281,45 +424,89 @@ impl Registry {
     /// # Ok::<(), watchpost::Error>(())
     /// ```
     pub fn rejected_series(&self) -> u64 {
-        self.rejected.get()
+        self.rejected.iter().map(Counter::get).sum()
+    }
+
+    /// Refused registrations for `reason`.
+    pub(crate) fn rejected_for(&self, reason: Reject) -> u64 {
+        self.rejection_counter(reason).get()
+    }
+
+    /// The counter of refused registrations for `reason`.
+    pub(crate) fn rejection_counter(&self, reason: Reject) -> Counter {
+        let i = Reject::ALL.iter().position(|r| *r == reason).expect("every reason is listed");
+        self.rejected[i].clone()
+    }
+
+    fn reject(&self, reason: Reject, err: Error) -> Error {
+        self.rejection_counter(reason).inc();
+        err
     }
 
     /// Id of an existing series, without allocating.
     pub(crate) fn lookup(&self, name: &str, labels: &[(&str, &str)]) -> Option<SeriesId> {
         let h = lookup_hash(&self.hasher, name, labels);
-        let inner = self.inner.read();
-        inner
-            .index
-            .get(&h)?
-            .iter()
-            .copied()
-            .find(|id| inner.entries[id.index()].key.matches(name, labels))
+        self.index.read().find(name, labels, h)
     }
 
     /// Id of the series `record()` writes to, registering it on first use.
     pub(crate) fn recorded(&self, name: &str, labels: &[(&str, &str)]) -> Result<SeriesId> {
         let h = lookup_hash(&self.hasher, name, labels);
         {
-            let inner = self.inner.read();
-            let found = inner.index.get(&h).and_then(|ids| {
-                ids.iter().copied().find(|id| inner.entries[id.index()].key.matches(name, labels))
-            });
-            if let Some(id) = found {
-                let e = &inner.entries[id.index()];
-                return match &e.instrument {
+            let index = self.index.read();
+            if let Some(id) = index.find(name, labels, h) {
+                let slot = &index.slots[id.index()];
+                return match &slot.instrument {
                     Instrument::Gauge(_) | Instrument::Recorded(_) => Ok(id),
                     _ => Err(Error::KindMismatch {
                         name: name.to_owned(),
-                        registered: e.kind,
+                        registered: slot.kind,
                         requested: MetricKind::Gauge,
                     }),
                 };
             }
         }
-        self.get_or_register(name, labels, MetricKind::Gauge, None, true, || {
-            Instrument::Recorded(Gauge::detached())
-        })?;
-        Ok(self.lookup(name, labels).expect("just registered"))
+        let (id, _) =
+            self.get_or_register(name, labels, MetricKind::Gauge, None, Origin::Record, || {
+                Instrument::Recorded(Gauge::detached())
+            })?;
+        Ok(id)
+    }
+
+    /// The instrument of existing series `id`, checked against what is asked for.
+    fn existing(
+        &self,
+        id: SeriesId,
+        name: &str,
+        kind: MetricKind,
+        bounds: Option<&[f64]>,
+        origin: Origin,
+    ) -> Result<Instrument> {
+        let (registered, instrument) = {
+            let index = self.index.read();
+            let slot = &index.slots[id.index()];
+            (slot.kind, slot.instrument.clone())
+        };
+        if registered != kind || matches!(instrument, Instrument::Derived { .. }) {
+            return Err(Error::KindMismatch { name: name.to_owned(), registered, requested: kind });
+        }
+        if let (Some(b), Instrument::Histogram(h)) = (bounds, &instrument)
+            && h.bounds() != b
+        {
+            return Err(Error::BucketMismatch { name: name.to_owned() });
+        }
+        // A handle asked for a series so far fed only by record(): it is now sampled.
+        if let Instrument::Recorded(g) = &instrument
+            && origin != Origin::Record
+        {
+            let _names = self.names.lock();
+            let sampled = Instrument::Gauge(g.clone());
+            self.entries.write()[id.index()].instrument = sampled.clone();
+            self.index.write().slots[id.index()].instrument = sampled.clone();
+            self.generation.fetch_add(1, Ordering::Release);
+            return Ok(sampled);
+        }
+        Ok(instrument)
     }
 
     fn get_or_register(
@@ -328,47 +515,30 @@ impl Registry {
         labels: &[(&str, &str)],
         kind: MetricKind,
         bounds: Option<&[f64]>,
-        by_record: bool,
+        origin: Origin,
         make: impl FnOnce() -> Instrument,
-    ) -> Result<Instrument> {
+    ) -> Result<(SeriesId, Instrument)> {
         if let Some(id) = self.lookup(name, labels) {
-            let mut inner = self.inner.write();
-            let entry = &mut inner.entries[id.index()];
-            if entry.kind != kind || matches!(entry.instrument, Instrument::Derived { .. }) {
-                return Err(Error::KindMismatch {
-                    name: name.to_owned(),
-                    registered: entry.kind,
-                    requested: kind,
-                });
-            }
-            // A handle asked for a series so far fed only by record(): it is now sampled.
-            if let Instrument::Recorded(g) = &entry.instrument
-                && !by_record
-            {
-                entry.instrument = Instrument::Gauge(g.clone());
-                self.generation.fetch_add(1, Ordering::Release);
-            }
-            if let (Some(b), Instrument::Histogram(h)) = (bounds, &entry.instrument)
-                && h.bounds() != b
-            {
-                return Err(Error::BucketMismatch { name: name.to_owned() });
-            }
-            return Ok(entry.instrument.clone());
+            return Ok((id, self.existing(id, name, kind, bounds, origin)?));
+        }
+        if let Err(e) = self.limits.key.check(name, labels)
+            && origin != Origin::Engine
+        {
+            let reason = match e {
+                Error::LabelValueTooLong { .. } => Reject::LabelValueTooLong,
+                Error::TooManyLabels { .. } => Reject::TooManyLabels,
+                _ => Reject::NameTooLong,
+            };
+            return Err(self.reject(reason, e));
         }
         let key = SeriesKey::new(name, labels)?;
-        let mut inner = self.inner.write();
-        // Another thread may have registered it between our lookup and the write lock.
-        let h = lookup_hash(&self.hasher, name, labels);
-        if let Some(id) = inner
-            .index
-            .get(&h)
-            .and_then(|ids| ids.iter().copied().find(|id| *inner.entries[id.index()].key == key))
-        {
-            drop(inner);
-            let _ = id;
-            return self.get_or_register(name, labels, kind, bounds, by_record, make);
+        let mut names = self.names.lock();
+        // Another thread may have registered it between our lookup and the lock.
+        if let Some(id) = self.lookup(name, labels) {
+            drop(names);
+            return Ok((id, self.existing(id, name, kind, bounds, origin)?));
         }
-        match inner.names.get(name) {
+        match names.by_name.get(name) {
             Some(info) if info.kind != kind || info.derived => {
                 return Err(Error::KindMismatch {
                     name: name.to_owned(),
@@ -379,12 +549,14 @@ impl Registry {
             Some(info) if info.bounds.as_deref().is_some_and(|b| Some(b) != bounds) => {
                 return Err(Error::BucketMismatch { name: name.to_owned() });
             }
-            Some(info) if info.series >= self.series_cap => {
-                self.rejected.inc();
-                return Err(Error::CardinalityExceeded {
-                    name: name.to_owned(),
-                    limit: self.series_cap,
-                });
+            Some(info) if info.series >= self.limits.per_name && origin != Origin::Engine => {
+                return Err(self.reject(
+                    Reject::SeriesCap,
+                    Error::CardinalityExceeded {
+                        name: name.to_owned(),
+                        limit: self.limits.per_name,
+                    },
+                ));
             }
             _ => {}
         }
@@ -395,65 +567,111 @@ impl Registry {
                 &[Derivation::CountRate, QUANTILES[0], QUANTILES[1], QUANTILES[2]]
             }
         };
+        if names.total.saturating_add(1 + derivations.len()) > self.limits.total {
+            return Err(self.reject(
+                Reject::TotalSeriesCap,
+                Error::TotalSeriesExceeded { name: name.to_owned(), limit: self.limits.total },
+            ));
+        }
         // Derived names must not clash with a user's metric of another kind.
-        for d in derivations {
-            let dname = format!("{name}:{}", d.suffix());
-            if let Some(info) = inner.names.get(&dname)
+        let dnames: Vec<String> =
+            derivations.iter().map(|d| format!("{name}:{}", d.suffix())).collect();
+        for dname in &dnames {
+            if let Some(info) = names.by_name.get(dname)
                 && !info.derived
             {
                 return Err(Error::KindMismatch {
-                    name: dname,
+                    name: dname.clone(),
                     registered: info.kind,
                     requested: MetricKind::Gauge,
                 });
             }
         }
         let instrument = make();
-        self.generation.fetch_add(1, Ordering::Release);
         let parent =
-            Self::push_entry(&mut inner, &self.hasher, key.clone(), kind, instrument.clone());
-        let info = inner.names.entry(name.to_owned()).or_insert(NameInfo {
-            kind,
-            bounds: bounds.map(<[f64]>::to_vec),
-            series: 0,
-            derived: false,
-        });
-        info.series += 1;
-        for &d in derivations {
-            let dname = format!("{name}:{}", d.suffix());
-            let dkey = SeriesKey::from_parts(dname.clone(), key.labels().clone());
-            let id = Self::push_entry(
-                &mut inner,
-                &self.hasher,
-                dkey,
-                MetricKind::Gauge,
-                Instrument::Derived { parent, how: d },
-            );
-            inner.entries[parent.index()].derived.push((d, id));
-            let dinfo = inner.names.entry(dname).or_insert(NameInfo {
-                kind: MetricKind::Gauge,
-                bounds: None,
-                series: 0,
-                derived: true,
-            });
-            dinfo.series += 1;
-        }
-        Ok(instrument)
+            self.append(&mut names, key, kind, bounds, &instrument, derivations, dnames)?;
+        drop(names);
+        Ok((parent, instrument))
     }
 
-    fn push_entry(
-        inner: &mut Inner,
-        hasher: &RandomState,
+    /// Appends series `key` and its derived series (already checked), and
+    /// returns the id of `key`.
+    #[allow(clippy::too_many_arguments)]
+    fn append(
+        &self,
+        names: &mut Names,
         key: SeriesKey,
         kind: MetricKind,
-        instrument: Instrument,
-    ) -> SeriesId {
-        let id = SeriesId(u32::try_from(inner.entries.len()).expect("fewer than 2^32 series"));
-        let pairs: Vec<(&str, &str)> = key.labels().iter().collect();
-        let h = lookup_hash(hasher, key.name(), &pairs);
-        inner.index.entry(h).or_default().push(id);
-        inner.entries.push(Entry { key: Arc::new(key), kind, instrument, derived: Vec::new() });
-        id
+        bounds: Option<&[f64]>,
+        instrument: &Instrument,
+        derivations: &[Derivation],
+        dnames: Vec<String>,
+    ) -> Result<SeriesId> {
+        let name = key.name().to_owned();
+        // Ids are handed out in order while `names` is held.
+        // Removed series keep their ids, so the next id is the number of entries.
+        let next = self.entries.read().len();
+        let too_many = || Error::TotalSeriesExceeded { name: name.clone(), limit: names.total };
+        u32::try_from(next + 1 + derivations.len()).map_err(|_| too_many())?;
+        let parent = SeriesId(u32::try_from(next).map_err(|_| too_many())?);
+        let mut new = Vec::with_capacity(1 + derivations.len());
+        let mut parent_entry =
+            Entry { key: Arc::new(key), kind, instrument: instrument.clone(), derived: Vec::new() };
+        for (i, (&d, dname)) in derivations.iter().zip(dnames).enumerate() {
+            let id = SeriesId(parent.0 + 1 + u32::try_from(i).expect("at most 4 derivations"));
+            parent_entry.derived.push((d, id));
+            let dkey = SeriesKey::from_parts(dname, parent_entry.key.labels().clone());
+            new.push(Entry {
+                key: Arc::new(dkey),
+                kind: MetricKind::Gauge,
+                instrument: Instrument::Derived { parent, how: d },
+                derived: Vec::new(),
+            });
+        }
+        new.insert(0, parent_entry);
+        for e in &new {
+            let info = names.by_name.entry(e.key.name().to_owned()).or_insert(NameInfo {
+                kind: e.kind,
+                bounds: bounds.filter(|_| e.kind == MetricKind::Histogram).map(<[f64]>::to_vec),
+                series: 0,
+                derived: matches!(e.instrument, Instrument::Derived { .. }),
+            });
+            info.series += 1;
+        }
+        names.total += new.len();
+        // Entries first, then the generation, then the index: whoever finds
+        // the new id by a lookup also sees the entries and the new generation.
+        let slots: Vec<(u64, Slot)> = new
+            .iter()
+            .map(|e| {
+                let pairs: Vec<(&str, &str)> = e.key.labels().iter().collect();
+                let h = lookup_hash(&self.hasher, e.key.name(), &pairs);
+                (
+                    h,
+                    Slot {
+                        key: Arc::clone(&e.key),
+                        kind: e.kind,
+                        instrument: e.instrument.clone(),
+                    },
+                )
+            })
+            .collect();
+        {
+            let mut entries = self.entries.write();
+            let added = new.len();
+            entries.extend(new);
+            self.len.fetch_add(added, Ordering::Release);
+        }
+        self.generation.fetch_add(1, Ordering::Release);
+        {
+            let mut index = self.index.write();
+            for (h, slot) in slots {
+                let id = SeriesId(u32::try_from(index.slots.len()).expect("checked above"));
+                index.by_hash.entry(h).or_default().push(id);
+                index.slots.push(slot);
+            }
+        }
+        Ok(parent)
     }
 
     /// Removes series `name{labels}` and the series derived from it; returns
@@ -464,23 +682,25 @@ impl Registry {
         name: &str,
         labels: &[(&str, &str)],
     ) -> Result<Option<Vec<RemovedSeries>>> {
+        // serialised with registrations
+        let mut names = self.names.lock();
         let Some(id) = self.lookup(name, labels) else { return Ok(None) };
-        let mut inner = self.inner.write();
-        if let Instrument::Derived { parent, .. } = inner.entries[id.index()].instrument {
+        let mut entries = self.entries.write();
+        if let Instrument::Derived { parent, .. } = entries[id.index()].instrument {
             return Err(Error::InvalidConfig {
                 field: "remove_series.name",
                 reason: format!(
                     "{} is derived from {}; remove that series instead",
-                    inner.entries[id.index()].key,
-                    inner.entries[parent.index()].key
+                    entries[id.index()].key,
+                    entries[parent.index()].key
                 ),
             });
         }
         let mut ids = vec![id];
-        ids.extend(inner.entries[id.index()].derived.iter().map(|(_, d)| *d));
+        ids.extend(entries[id.index()].derived.iter().map(|(_, d)| *d));
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            let entry = &mut inner.entries[id.index()];
+            let entry = &mut entries[id.index()];
             let nonfinite = match &entry.instrument {
                 Instrument::Gauge(g) | Instrument::Recorded(g) => g.dropped(),
                 Instrument::Histogram(h) => h.dropped(),
@@ -490,25 +710,32 @@ impl Registry {
             entry.instrument = Instrument::Removed;
             entry.derived.clear();
             let key = Arc::clone(&entry.key);
-            inner.removed += 1;
-            inner.removed_nonfinite += nonfinite;
-            let pairs: Vec<(&str, &str)> = key.labels().iter().collect();
-            let h = lookup_hash(&self.hasher, key.name(), &pairs);
-            if let Some(bucket) = inner.index.get_mut(&h) {
-                bucket.retain(|x| *x != id);
-                if bucket.is_empty() {
-                    inner.index.remove(&h);
-                }
-            }
-            if let Some(info) = inner.names.get_mut(key.name()) {
+            self.removed_nonfinite.fetch_add(nonfinite, Ordering::Relaxed);
+            self.len.fetch_sub(1, Ordering::Release);
+            self.removed.fetch_add(1, Ordering::Release);
+            names.total = names.total.saturating_sub(1);
+            if let Some(info) = names.by_name.get_mut(key.name()) {
                 info.series = info.series.saturating_sub(1);
                 if info.series == 0 {
-                    inner.names.remove(key.name());
+                    names.by_name.remove(key.name());
                 }
             }
             out.push((id, key));
         }
+        drop(entries);
         self.generation.fetch_add(1, Ordering::Release);
+        let mut index = self.index.write();
+        for (id, key) in &out {
+            let pairs: Vec<(&str, &str)> = key.labels().iter().collect();
+            let h = lookup_hash(&self.hasher, key.name(), &pairs);
+            if let Some(bucket) = index.by_hash.get_mut(&h) {
+                bucket.retain(|x| x != id);
+                if bucket.is_empty() {
+                    index.by_hash.remove(&h);
+                }
+            }
+            index.slots[id.index()].instrument = Instrument::Removed;
+        }
         Ok(Some(out))
     }
 
@@ -556,16 +783,16 @@ impl Registry {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// Runs `f` over every entry under the read lock.
+    /// Runs `f` over every entry under the read lock of the entries (which
+    /// delays registrations, never lookups).
     pub(crate) fn with_entries<R>(&self, f: impl FnOnce(&[Entry]) -> R) -> R {
-        f(&self.inner.read().entries)
+        f(&self.entries.read())
     }
 
     /// Non-finite values dropped by all instruments so far.
     pub(crate) fn nonfinite_total(&self) -> u64 {
-        let inner = self.inner.read();
-        inner
-            .entries
+        self.entries
+            .read()
             .iter()
             .map(|e| match &e.instrument {
                 Instrument::Gauge(g) | Instrument::Recorded(g) => g.dropped(),
@@ -574,47 +801,51 @@ impl Registry {
                 Instrument::Counter(_) | Instrument::Derived { .. } | Instrument::Removed => 0,
             })
             .sum::<u64>()
-            + inner.removed_nonfinite
+            + self.removed_nonfinite.load(Ordering::Relaxed)
+    }
+
+    /// Number of series removed so far: readers that cache entries by
+    /// position read them all again when it changes.
+    pub(crate) fn removed_count(&self) -> usize {
+        self.removed.load(Ordering::Acquire)
     }
 
     /// Number of series, derived ones included (removed ones not).
     pub(crate) fn len(&self) -> usize {
-        let inner = self.inner.read();
-        inner.entries.len() - inner.removed
+        self.len.load(Ordering::Acquire)
     }
 
     /// Id, key and kind of every series, sorted by name and labels.
     pub(crate) fn infos_with_ids(&self) -> Vec<(SeriesId, Arc<SeriesKey>, MetricKind)> {
-        let inner = self.inner.read();
-        let mut out: Vec<_> = inner
-            .entries
+        let entries = self.entries.read();
+        let mut out: Vec<_> = entries
             .iter()
             .enumerate()
             .filter(|(_, e)| !matches!(e.instrument, Instrument::Removed))
             .map(|(i, e)| (SeriesId(u32::try_from(i).expect("fits")), Arc::clone(&e.key), e.kind))
             .collect();
-        drop(inner);
+        drop(entries);
         out.sort_by(|a, b| a.1.cmp(&b.1));
         out
     }
 
     /// Every series, sorted by name and labels.
     pub(crate) fn infos(&self) -> Vec<SeriesInfo> {
-        let inner = self.inner.read();
-        let mut out: Vec<SeriesInfo> = inner
-            .entries
+        let entries = self.entries.read();
+        let mut out: Vec<SeriesInfo> = entries
             .iter()
             .filter(|e| !matches!(e.instrument, Instrument::Removed))
             .map(|e| {
                 let (derived_from, derivation) = match &e.instrument {
                     Instrument::Derived { parent, how } => {
-                        (Some((*inner.entries[parent.index()].key).clone()), Some(*how))
+                        (Some((*entries[parent.index()].key).clone()), Some(*how))
                     }
                     _ => (None, None),
                 };
                 SeriesInfo { key: (*e.key).clone(), kind: e.kind, derived_from, derivation }
             })
             .collect();
+        drop(entries);
         out.sort_by(|a, b| a.key.cmp(&b.key));
         out
     }
@@ -624,7 +855,7 @@ impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registry")
             .field("series", &self.len())
-            .field("series_cap", &self.series_cap)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
@@ -855,6 +1086,91 @@ mod tests {
         // label order does not matter
         let g = r.gauge("g", &[("a", "1"), ("b", "2")]).unwrap();
         assert!(g.same_as(&r.gauge("g", &[("b", "2"), ("a", "1")]).unwrap()));
+    }
+
+    #[test]
+    fn total_cap_counts_derived_series_and_is_counted_by_reason() {
+        let r = Registry::with_limits(Limits { per_name: 100, total: 7, key: KeyLimits::NONE });
+        let _c = r.counter("a_total", &[]).unwrap(); // 2 series: the total and its rate
+        let _h = r.histogram("h", &[], None).unwrap(); // 5 series: 7 in all
+        let e = r.gauge("g", &[]).unwrap_err();
+        assert!(matches!(e, Error::TotalSeriesExceeded { limit: 7, .. }), "{e}");
+        assert!(e.to_string().contains("\"g\""), "{e}");
+        assert!(r.recorded("g", &[("k", "v")]).is_err());
+        assert_eq!(r.len(), 7);
+        assert_eq!(r.rejected_for(Reject::TotalSeriesCap), 2);
+        assert_eq!(r.rejected_for(Reject::SeriesCap), 0);
+        // existing series are still served
+        assert!(r.counter("a_total", &[]).is_ok());
+        // a histogram needs 5 free slots, not 1
+        let r = Registry::with_limits(Limits { per_name: 100, total: 4, key: KeyLimits::NONE });
+        assert!(r.histogram("h", &[], None).is_err());
+        assert_eq!(r.len(), 0);
+    }
+
+    #[test]
+    fn length_limits_are_counted_by_reason() {
+        let key = KeyLimits { name_bytes: 16, label_value_bytes: 8, labels: 2 };
+        let r = Registry::with_limits(Limits { per_name: 100, total: 100, key });
+        assert!(matches!(r.gauge(&"n".repeat(17), &[]), Err(Error::NameTooLong { .. })));
+        assert!(r.gauge("g", &[(&"l".repeat(17), "v")]).is_err());
+        let big = "x".repeat(1 << 20);
+        assert!(matches!(r.recorded("g", &[("user", &big)]), Err(Error::LabelValueTooLong { .. })));
+        assert!(matches!(
+            r.counter("c", &[("a", "1"), ("b", "2"), ("c", "3")]),
+            Err(Error::TooManyLabels { .. })
+        ));
+        assert_eq!(r.rejected_for(Reject::NameTooLong), 2);
+        assert_eq!(r.rejected_for(Reject::LabelValueTooLong), 1);
+        assert_eq!(r.rejected_for(Reject::TooManyLabels), 1);
+        assert_eq!(r.rejected_series(), 4);
+        assert_eq!(r.len(), 0);
+        assert!(r.gauge("g", &[("user", "12345678")]).is_ok()); // at the limit is fine
+    }
+
+    #[test]
+    fn a_registration_waiting_on_a_bulk_reader_does_not_stall_lookups() {
+        use std::sync::mpsc;
+        use std::time::{Duration, Instant};
+        let registry = Registry::new(100);
+        let r = &registry;
+        let recorded = r.recorded("orders", &[("shop", "eu")]).unwrap();
+        let counter = r.counter("jobs_total", &[]).unwrap();
+        let (held_tx, held_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let (done_tx, done_rx) = mpsc::channel();
+        std::thread::scope(|s| {
+            // A reader of every series (sampling, exposition) holds them ...
+            s.spawn(move || {
+                r.with_entries(|_| {
+                    held_tx.send(()).unwrap();
+                    let _ = release_rx.recv_timeout(Duration::from_secs(20));
+                });
+            });
+            held_rx.recv().unwrap();
+            // ... so a new registration waits for it, holding its place in line
+            let registering = s.spawn(|| r.gauge("new_series", &[]).unwrap());
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !r.entries.is_locked_exclusive() {
+                assert!(Instant::now() < deadline, "the registration never queued");
+                std::thread::yield_now();
+            }
+            // record() and fetching existing handles still answer at once
+            s.spawn(move || {
+                let id = r.recorded("orders", &[("shop", "eu")]).unwrap();
+                let c = r.counter("jobs_total", &[]).unwrap();
+                let missing = r.lookup("new_series", &[]);
+                done_tx.send((id, c, missing)).unwrap();
+            });
+            let got = done_rx.recv_timeout(Duration::from_secs(20));
+            release_tx.send(()).unwrap();
+            let (id, c, missing) = got.expect("a lookup waited for the registration");
+            assert_eq!(id, recorded);
+            assert!(c.same_as(&counter));
+            assert_eq!(missing, None);
+            let _g = registering.join().unwrap();
+        });
+        assert!(r.lookup("new_series", &[]).is_some());
     }
 
     #[test]

@@ -22,6 +22,14 @@ pub const DEFAULT_SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
 pub const DEFAULT_HISTORY_CAPACITY: usize = 1_000;
 /// Default cap on series per metric name: 1 000.
 pub const DEFAULT_SERIES_CAP: usize = 1_000;
+/// Default cap on series in the whole engine, derived ones included: 100 000.
+pub const DEFAULT_TOTAL_SERIES_CAP: usize = 100_000;
+/// Default limit on the length of a metric name or label name: 256 bytes.
+pub const DEFAULT_MAX_NAME_LENGTH: usize = 256;
+/// Default limit on the length of a label value: 1 024 bytes.
+pub const DEFAULT_MAX_LABEL_VALUE_LENGTH: usize = 1_024;
+/// Default limit on the number of labels of one series: 32.
+pub const DEFAULT_MAX_LABELS: usize = 32;
 /// Default capacity of the `record()` queue: 65 536 samples.
 pub const DEFAULT_RECORD_QUEUE_CAPACITY: usize = 65_536;
 /// Default number of alert history events in the dashboard: 50.
@@ -77,6 +85,7 @@ pub struct EngineBuilder {
     history_capacity: usize,
     history_max_age: Option<Duration>,
     series_cap: usize,
+    limits: crate::registry::Limits,
     record_queue_capacity: usize,
     summary_window: Duration,
     clock: Arc<dyn Clock>,
@@ -168,6 +177,15 @@ impl Default for EngineBuilder {
             history_capacity: DEFAULT_HISTORY_CAPACITY,
             history_max_age: None,
             series_cap: DEFAULT_SERIES_CAP,
+            limits: crate::registry::Limits {
+                per_name: DEFAULT_SERIES_CAP,
+                total: DEFAULT_TOTAL_SERIES_CAP,
+                key: crate::key::KeyLimits {
+                    name_bytes: DEFAULT_MAX_NAME_LENGTH,
+                    label_value_bytes: DEFAULT_MAX_LABEL_VALUE_LENGTH,
+                    labels: DEFAULT_MAX_LABELS,
+                },
+            },
             record_queue_capacity: DEFAULT_RECORD_QUEUE_CAPACITY,
             summary_window: Duration::from_mins(1),
             clock: Arc::new(SystemClock),
@@ -223,6 +241,67 @@ impl EngineBuilder {
     /// Defaults to 1 000.
     pub fn series_cap(mut self, series: usize) -> Self {
         self.series_cap = series;
+        self
+    }
+
+    /// Maximum number of series in the whole engine, derived ones included
+    /// (a counter brings a `:rate` series, a histogram or summary four more),
+    /// and the engine's own `watchpost_*` series too. A registration that
+    /// would pass it fails with [`Error::TotalSeriesExceeded`] and is counted
+    /// (`reason="total_series_cap"`). With the default history (1 000
+    /// samples) and detector a series holds about 49 KB once its history is
+    /// full (see `docs/reliability.md` for how to size an engine).
+    ///
+    /// Defaults to [`DEFAULT_TOTAL_SERIES_CAP`] (100 000).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let engine = watchpost::Engine::builder().without_system_source().total_series_cap(100).build()?;
+    /// let refused = (0..100).filter(|i| engine.gauge(&format!("g{i}")).is_err()).count();
+    /// assert!(refused > 0);
+    /// assert_eq!(engine.stats().series_rejected_by_reason.total_series_cap, refused as u64);
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn total_series_cap(mut self, series: usize) -> Self {
+        self.limits.total = series;
+        self
+    }
+
+    /// Longest metric name or label name accepted, in bytes; a longer one
+    /// fails with [`Error::NameTooLong`] and is counted (`reason="name_too_long"`).
+    ///
+    /// Defaults to [`DEFAULT_MAX_NAME_LENGTH`] (256).
+    pub fn max_name_length(mut self, bytes: usize) -> Self {
+        self.limits.key.name_bytes = bytes;
+        self
+    }
+
+    /// Longest label value accepted, in bytes; a longer one fails with
+    /// [`Error::LabelValueTooLong`] and is counted (`reason="label_value_too_long"`).
+    ///
+    /// Defaults to [`DEFAULT_MAX_LABEL_VALUE_LENGTH`] (1 024).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let engine = watchpost::Engine::builder().without_system_source().max_label_value_length(8).build()?;
+    /// let err = engine.record("logins", &[("user", "a-very-long-id")], 1.0).unwrap_err();
+    /// assert!(err.to_string().contains("14 bytes long, over the limit of 8"));
+    /// assert_eq!(engine.stats().series_rejected_by_reason.label_value_too_long, 1);
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn max_label_value_length(mut self, bytes: usize) -> Self {
+        self.limits.key.label_value_bytes = bytes;
+        self
+    }
+
+    /// Most labels one series may have; more fail with
+    /// [`Error::TooManyLabels`] and are counted (`reason="too_many_labels"`).
+    ///
+    /// Defaults to [`DEFAULT_MAX_LABELS`] (32).
+    pub fn max_labels(mut self, labels: usize) -> Self {
+        self.limits.key.labels = labels;
         self
     }
 
@@ -602,8 +681,20 @@ impl EngineBuilder {
     pub fn build(mut self) -> Result<Engine> {
         self.validate()?;
         let to_ms = duration_ms;
-        let registry = Registry::new(self.series_cap);
+        self.validate_limits()?;
+        let registry = Registry::with_limits(crate::registry::Limits {
+            per_name: self.series_cap,
+            ..self.limits
+        });
         let r = &registry;
+        for reason in crate::registry::Reject::ALL {
+            let counter = r.rejection_counter(reason);
+            let _registered = r.counter_from(
+                "watchpost_registrations_rejected_total",
+                &[("reason", reason.as_str())],
+                || counter,
+            )?;
+        }
         let metrics = SelfMetrics {
             ingested: r.counter("watchpost_samples_ingested_total", &[])?,
             dropped: r.counter("watchpost_samples_dropped_total", &[])?,
@@ -695,6 +786,7 @@ impl EngineBuilder {
             last_nonfinite: 0,
             cache: super::worker::SeriesCache::default(),
             tally: super::worker::Tally::default(),
+            batch_limit: 0,
         };
         let join = thread::Builder::new()
             .name("watchpost-worker".into())
@@ -714,6 +806,25 @@ impl EngineBuilder {
 }
 
 impl EngineBuilder {
+    /// Checks the series cap and the name and label limits.
+    fn validate_limits(&self) -> Result<()> {
+        let key = &self.limits.key;
+        for (field, value, min) in [
+            ("total_series_cap", self.limits.total, 64),
+            ("max_name_length", key.name_bytes, 64),
+            ("max_label_value_length", key.label_value_bytes, 1),
+            ("max_labels", key.labels, 1),
+        ] {
+            if value < min {
+                return Err(Error::InvalidConfig {
+                    field,
+                    reason: format!("must be at least {min}, got {value}"),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Checks every setting that can be checked before anything starts.
     fn validate(&self) -> Result<()> {
         let zero = |field: &'static str, what: &str| Error::InvalidConfig {
@@ -813,6 +924,7 @@ impl fmt::Debug for EngineBuilder {
             .field("history_capacity", &self.history_capacity)
             .field("history_max_age", &self.history_max_age)
             .field("series_cap", &self.series_cap)
+            .field("limits", &self.limits)
             .field("record_queue_capacity", &self.record_queue_capacity)
             .field("summary_window", &self.summary_window)
             .field("system_source", &self.system_source)

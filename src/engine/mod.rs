@@ -17,9 +17,10 @@ use parking_lot::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use builder::{
-    DEFAULT_HISTORY_CAPACITY, DEFAULT_RECENT_ALERT_EVENTS, DEFAULT_RECORD_QUEUE_CAPACITY,
-    DEFAULT_SAMPLE_INTERVAL, DEFAULT_SERIES_CAP, EngineBuilder, MAX_NOTIFICATION_QUEUE_CAPACITY,
-    MAX_RECORD_QUEUE_CAPACITY,
+    DEFAULT_HISTORY_CAPACITY, DEFAULT_MAX_LABEL_VALUE_LENGTH, DEFAULT_MAX_LABELS,
+    DEFAULT_MAX_NAME_LENGTH, DEFAULT_RECENT_ALERT_EVENTS, DEFAULT_RECORD_QUEUE_CAPACITY,
+    DEFAULT_SAMPLE_INTERVAL, DEFAULT_SERIES_CAP, DEFAULT_TOTAL_SERIES_CAP, EngineBuilder,
+    MAX_NOTIFICATION_QUEUE_CAPACITY, MAX_RECORD_QUEUE_CAPACITY,
 };
 
 use crate::clock::Clock;
@@ -807,12 +808,26 @@ impl Monitor {
                 },
             nonfinite_dropped: self.shared.registry.nonfinite_total() + m.record_nonfinite.get(),
             series_rejected: self.shared.registry.rejected_series(),
+            series_rejected_by_reason: self.series_rejections(),
             queue_depth: self.shared.records.len() as u64,
             last_collection_duration_ms: m.collection_seconds.get() * 1000.0,
             history_samples: self.shared.history.read().total_samples() as u64,
             samples_coalesced: m.coalesced.get(),
             worker_panics: m.worker_panics.get(),
             samples_out_of_order: m.out_of_order.get(),
+        }
+    }
+
+    /// Refused registrations by reason.
+    fn series_rejections(&self) -> crate::dashboard::SeriesRejections {
+        use crate::registry::Reject;
+        let r = &self.shared.registry;
+        crate::dashboard::SeriesRejections {
+            series_cap: r.rejected_for(Reject::SeriesCap),
+            total_series_cap: r.rejected_for(Reject::TotalSeriesCap),
+            name_too_long: r.rejected_for(Reject::NameTooLong),
+            label_value_too_long: r.rejected_for(Reject::LabelValueTooLong),
+            too_many_labels: r.rejected_for(Reject::TooManyLabels),
         }
     }
 

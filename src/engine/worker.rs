@@ -2,7 +2,7 @@ use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, select};
 
@@ -33,59 +33,65 @@ pub(crate) struct SeriesCache {
     detectors: Vec<Option<Box<dyn Detector>>>,
     /// Series ids by metric name and by key, for the alert manager's view.
     by_name: HashMap<String, Vec<SeriesId>>,
-    ids: HashMap<SeriesKey, SeriesId>,
+    ids: HashMap<Arc<SeriesKey>, SeriesId>,
     /// Series removed from the registry: their queued samples are discarded.
     removed: Vec<bool>,
+    /// The registry's count of removed series when this cache was built.
+    removed_seen: usize,
     /// Series past the staleness horizon at the last evaluation: hidden from
     /// the rules (see `EngineBuilder::staleness_horizon`).
     stale: Vec<bool>,
 }
 
 impl SeriesCache {
+    /// Takes in the series registered since the last call. Entries are only
+    /// ever appended (a recorded series becoming sampled changes nothing
+    /// here), so this reads the new ones only.
     fn refresh(&mut self, shared: &Shared) {
         let generation = shared.registry.generation();
         if self.generation == Some(generation) {
             return;
         }
         let detection = &shared.detection;
-        shared.registry.with_entries(|entries| {
-            self.gauges = entries
-                .iter()
-                .map(|e| match &e.instrument {
-                    Instrument::Recorded(g) | Instrument::Gauge(g) => Some(g.clone()),
-                    _ => None,
-                })
-                .collect();
-            self.keys = entries.iter().map(|e| Arc::clone(&e.key)).collect();
-            self.removed =
-                entries.iter().map(|e| matches!(e.instrument, Instrument::Removed)).collect();
+        let removed_now = shared.registry.removed_count();
+        if removed_now != self.removed_seen {
+            // a removal changes entries in place: read them all again (the
+            // detectors of the series still there are kept)
+            self.gauges.clear();
+            self.keys.clear();
+            self.plan.clear();
+            self.removed.clear();
             self.by_name.clear();
             self.ids.clear();
-            for (i, e) in entries.iter().enumerate() {
-                if self.removed[i] {
+            self.removed_seen = removed_now;
+        }
+        let seen = self.keys.len();
+        shared.registry.with_entries(|entries| {
+            for (i, e) in entries.iter().enumerate().skip(seen) {
+                let id = SeriesId(u32::try_from(i).expect("fewer than 2^32 series"));
+                self.gauges.push(match &e.instrument {
+                    Instrument::Recorded(g) | Instrument::Gauge(g) => Some(g.clone()),
+                    _ => None,
+                });
+                self.keys.push(Arc::clone(&e.key));
+                let removed = matches!(e.instrument, Instrument::Removed);
+                self.removed.push(removed);
+                if removed {
+                    self.plan.push(None);
                     continue;
                 }
-                let id = SeriesId(u32::try_from(i).expect("fewer than 2^32 series"));
                 self.by_name.entry(e.key.name().to_owned()).or_default().push(id);
-                self.ids.insert((*e.key).clone(), id);
-            }
-            self.plan = entries
-                .iter()
-                .map(|e| {
-                    if let Some(choice) = detection.per_metric.get(e.key.name()) {
-                        return choice.clone();
-                    }
+                self.ids.insert(Arc::clone(&e.key), id);
+                self.plan.push(if let Some(choice) = detection.per_metric.get(e.key.name()) {
+                    choice.clone()
+                } else {
                     // cumulative series (counter totals, observation counts) are not
                     // watched themselves: their rates and quantiles are
                     let cumulative = !matches!(e.instrument, Instrument::Derived { .. })
                         && e.kind != MetricKind::Gauge;
-                    if cumulative || matches!(e.instrument, Instrument::Removed) {
-                        None
-                    } else {
-                        detection.default.clone()
-                    }
-                })
-                .collect();
+                    if cumulative { None } else { detection.default.clone() }
+                });
+            }
         });
         self.detectors.resize_with(self.plan.len(), || None);
         for (detector, removed) in self.detectors.iter_mut().zip(&self.removed) {
@@ -207,7 +213,21 @@ impl SeriesView for EngineView<'_> {
 /// Most records ingested under one history lock.
 const BATCH: usize = 4_096;
 
-/// The one collector loop: `select!` over the ticker, the record queue and control messages.
+/// The tick after one due at `due` that ran until `now`: the next point of the
+/// `interval` grid, skipping the ones already past (a tick late by more than an
+/// interval is not followed by a burst of catch-up ticks).
+fn next_deadline(due: Instant, interval: Duration, now: Instant) -> Instant {
+    let next = due + interval;
+    if next > now {
+        return next;
+    }
+    let behind = now.duration_since(due).as_nanos();
+    let step = interval.as_nanos().max(1);
+    let skipped = u32::try_from(behind / step).unwrap_or(u32::MAX);
+    due.checked_add(interval.saturating_mul(skipped.saturating_add(1))).unwrap_or(now + interval)
+}
+
+/// The one collector loop: a tick deadline, the record queue's nudges and control messages.
 pub(crate) struct Worker {
     pub(crate) shared: Arc<Shared>,
     pub(crate) control: Receiver<Control>,
@@ -221,6 +241,8 @@ pub(crate) struct Worker {
     pub(crate) cache: SeriesCache,
     /// The batch being ingested, so a panic in the middle loses no count.
     pub(crate) tally: Tally,
+    /// Most records the current batch takes.
+    pub(crate) batch_limit: usize,
 }
 
 /// What became of the records of the batch being ingested.
@@ -244,14 +266,25 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 impl Worker {
+    /// Runs until shutdown. Each wakeup does a bounded amount of work: a
+    /// drain takes at most what was queued when it started (never "until the
+    /// queue is empty", which a fast producer never lets happen) and a
+    /// nudged one stops when the tick is due, so the tick, whose deadline is
+    /// checked before every wait, runs on time under any ingest load; the
+    /// queue absorbs the rest and counts its overflow.
     pub(crate) fn run(mut self) {
-        let ticker = crossbeam_channel::tick(self.interval);
+        let mut next_tick = Instant::now() + self.interval;
         loop {
+            let now = Instant::now();
+            if now >= next_tick {
+                self.tick();
+                next_tick = next_deadline(next_tick, self.interval, Instant::now());
+                continue;
+            }
             select! {
-                recv(ticker) -> _ => self.tick(),
                 recv(self.nudge) -> r => match r {
                     Ok(()) => {
-                        if self.drain() > 0 {
+                        if self.drain(Some(next_tick)) > 0 {
                             self.evaluate_alerts();
                         }
                     }
@@ -259,32 +292,43 @@ impl Worker {
                 },
                 recv(self.control) -> msg => match msg {
                     Ok(Control::Flush(done)) => {
-                        self.drain();
+                        self.drain(None);
                         self.tick();
                         let _ = done.send(());
                     }
                     Ok(Control::Evaluate) => {
-                        self.drain();
+                        self.drain(None);
                         self.evaluate_alerts();
                     }
                     Ok(Control::Shutdown) | Err(_) => break,
                 },
+                default(next_tick - now) => {}
             }
         }
         self.shared.closed.store(true, Ordering::Release);
-        self.drain();
+        self.drain(None);
         self.tick();
     }
 
-    /// Ingests everything in the record queue; returns how many records it took.
-    fn drain(&mut self) -> usize {
+    /// Ingests the records queued when it starts, and no more (records
+    /// arriving meanwhile wait for the next wakeup), stopping early at
+    /// `until`; returns how many it took. The queue is first in, first out,
+    /// so without `until` this takes everything recorded before the call.
+    fn drain(&mut self, until: Option<Instant>) -> usize {
+        let mut budget = self.shared.records.len();
         let mut taken = 0;
-        loop {
-            taken += self.ingest_queued();
-            if self.shared.records.is_empty() {
-                break taken;
+        while budget > 0 {
+            let n = self.ingest_queued(budget.min(BATCH));
+            if n == 0 {
+                break;
+            }
+            taken += n;
+            budget -= n;
+            if until.is_some_and(|t| Instant::now() >= t) {
+                break;
             }
         }
+        taken
     }
 
     /// Runs one step of the worker, catching a panic in it (a clock, source,
@@ -332,8 +376,9 @@ impl Worker {
         }
     }
 
-    /// Ingests up to `BATCH` queued records under one lock; returns how many it took.
-    fn ingest_queued(&mut self) -> usize {
+    /// Ingests up to `limit` queued records under one lock; returns how many it took.
+    fn ingest_queued(&mut self, limit: usize) -> usize {
+        self.batch_limit = limit;
         let panicked = self.guarded(Self::ingest_batch);
         let t = std::mem::take(&mut self.tally);
         let m = &self.shared.metrics;
@@ -348,7 +393,7 @@ impl Worker {
     }
 
     fn ingest_batch(&mut self) {
-        while self.batch.len() < BATCH {
+        while self.batch.len() < self.batch_limit {
             match self.shared.records.pop() {
                 Some(r) => self.batch.push(r),
                 None => break,
@@ -402,11 +447,18 @@ impl Worker {
         }
     }
 
-    /// Ingests the queue, samples every instrument, then evaluates the alert rules.
+    /// Samples every instrument, evaluates the alert rules, then ingests the queue.
+    ///
+    /// Sampling and evaluation come first so that they keep the interval
+    /// under any ingest load; the drain that follows is bounded by a quarter
+    /// of the interval (what it leaves waits in the queue), and the rules are
+    /// evaluated again when it took anything.
     fn tick(&mut self) {
-        self.drain();
         let _ = self.guarded(Self::sample);
         self.evaluate_alerts();
+        if self.drain(Some(Instant::now() + self.interval / 4)) > 0 {
+            self.evaluate_alerts();
+        }
     }
 
     /// Runs the sources, samples every instrument and appends the readings to history.

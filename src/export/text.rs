@@ -158,7 +158,10 @@ fn builtin_help(name: &str) -> Option<&'static str> {
         }
         "watchpost_nonfinite_dropped_total" => "Non-finite values dropped by handles and record().",
         "watchpost_source_errors_total" => "Source collections that panicked.",
-        "watchpost_series_rejected" => "Registrations refused by a series cap.",
+        "watchpost_series_rejected" => {
+            "Registrations refused by a series cap or a name or label limit."
+        }
+        "watchpost_registrations_rejected_total" => "Registrations refused, by reason.",
         "watchpost_record_queue_depth" => "Samples waiting in the record() queue.",
         "watchpost_series" => "Series in the registry, derived ones included.",
         "watchpost_collection_duration_seconds" => "How long the last collection took.",

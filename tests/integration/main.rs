@@ -12,6 +12,7 @@ mod fuzz;
 #[cfg(feature = "http")]
 mod http;
 mod lifecycle;
+mod load;
 mod props;
 mod settings;
 mod staleness;
