@@ -687,44 +687,7 @@ impl EngineBuilder {
             ..self.limits
         });
         let r = &registry;
-        for reason in crate::registry::Reject::ALL {
-            let counter = r.rejection_counter(reason);
-            let _registered = r.counter_from(
-                "watchpost_registrations_rejected_total",
-                &[("reason", reason.as_str())],
-                || counter,
-            )?;
-        }
-        let metrics = SelfMetrics {
-            ingested: r.counter("watchpost_samples_ingested_total", &[])?,
-            dropped: r.counter("watchpost_samples_dropped_total", &[])?,
-            out_of_order: r.counter("watchpost_samples_out_of_order_total", &[])?,
-            nonfinite: r.counter("watchpost_nonfinite_dropped_total", &[])?,
-            record_nonfinite: crate::metric::Counter::detached(),
-            source_errors: r.counter("watchpost_source_errors_total", &[])?,
-            rejected: r.gauge("watchpost_series_rejected", &[])?,
-            queue_depth: r.gauge("watchpost_record_queue_depth", &[])?,
-            series: r.gauge("watchpost_series", &[])?,
-            collection_seconds: r.gauge("watchpost_collection_duration_seconds", &[])?,
-            alerts_firing: r.gauge("watchpost_alerts_firing", &[])?,
-            coalesced: r.counter("watchpost_coalesced_samples_total", &[])?,
-            clock_jumps: r.counter("watchpost_clock_jumps_total", &[])?,
-            worker_panics: r.counter("watchpost_worker_panics_total", &[])?,
-            last_worker_panic: parking_lot::Mutex::new(None),
-        };
-        for (name, help) in [
-            (
-                "watchpost_coalesced_samples_total",
-                "Recorded samples that replaced one of their series at the same millisecond.",
-            ),
-            (
-                "watchpost_clock_jumps_total",
-                "Collections at which the clock went backwards or leapt; their rates were skipped.",
-            ),
-            ("watchpost_worker_panics_total", "Panics the worker caught and survived."),
-        ] {
-            r.describe(name, help)?;
-        }
+        let metrics = self_metrics(r)?;
         let alerts = self.alerting.manager()?;
         let mut dispatcher = crate::dispatch::Dispatcher::builder()
             .capacity(self.alerting.queue_capacity)
@@ -942,4 +905,47 @@ impl fmt::Debug for EngineBuilder {
             .field("notifiers", &self.alerting.notifiers.iter().map(|(n, _)| n).collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
+}
+
+/// Registers the engine's own series (`watchpost_*`) with their HELP texts.
+fn self_metrics(r: &Registry) -> Result<SelfMetrics> {
+    for reason in crate::registry::Reject::ALL {
+        let counter = r.rejection_counter(reason);
+        let _registered = r.counter_from(
+            "watchpost_registrations_rejected_total",
+            &[("reason", reason.as_str())],
+            || counter,
+        )?;
+    }
+    let metrics = SelfMetrics {
+        ingested: r.counter("watchpost_samples_ingested_total", &[])?,
+        dropped: r.counter("watchpost_samples_dropped_total", &[])?,
+        out_of_order: r.counter("watchpost_samples_out_of_order_total", &[])?,
+        nonfinite: r.counter("watchpost_nonfinite_dropped_total", &[])?,
+        record_nonfinite: crate::metric::Counter::detached(),
+        source_errors: r.counter("watchpost_source_errors_total", &[])?,
+        rejected: r.gauge("watchpost_series_rejected", &[])?,
+        queue_depth: r.gauge("watchpost_record_queue_depth", &[])?,
+        series: r.gauge("watchpost_series", &[])?,
+        collection_seconds: r.gauge("watchpost_collection_duration_seconds", &[])?,
+        alerts_firing: r.gauge("watchpost_alerts_firing", &[])?,
+        coalesced: r.counter("watchpost_coalesced_samples_total", &[])?,
+        clock_jumps: r.counter("watchpost_clock_jumps_total", &[])?,
+        worker_panics: r.counter("watchpost_worker_panics_total", &[])?,
+        last_worker_panic: parking_lot::Mutex::new(None),
+    };
+    for (name, help) in [
+        (
+            "watchpost_coalesced_samples_total",
+            "Recorded samples that replaced one of their series at the same millisecond.",
+        ),
+        (
+            "watchpost_clock_jumps_total",
+            "Collections at which the clock went backwards or leapt; their rates were skipped.",
+        ),
+        ("watchpost_worker_panics_total", "Panics the worker caught and survived."),
+    ] {
+        r.describe(name, help)?;
+    }
+    Ok(metrics)
 }
