@@ -84,6 +84,7 @@
 //! # Ok::<(), watchpost::Error>(())
 //! ```
 
+mod assets;
 mod host;
 mod routes;
 mod scrape;

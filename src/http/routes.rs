@@ -79,6 +79,7 @@ pub(super) fn build(monitor: Monitor, access: Access) -> Router {
     };
     Router::new()
         .route("/", get(page))
+        .route("/assets/{file}", get(super::assets::asset))
         .route("/health", get(liveness))
         .merge(protected)
         .fallback(not_found)
@@ -167,7 +168,7 @@ async fn page() -> Response {
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (
                 header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+                "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; \
                  img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'; \
                  frame-ancestors 'none'",
             ),

@@ -195,6 +195,19 @@ fn bearer_token() {
     // liveness and the static page stay open
     assert_eq!(get(addr, "/health").status, 200);
     assert_eq!(get(addr, "/").status, 200);
+    // and so do the page's vendored scripts, which it loads from its own origin
+    let script = get(addr, "/assets/uPlot.iife.min.js");
+    assert_eq!(script.status, 200);
+    assert_eq!(script.header("content-type"), Some("text/javascript; charset=utf-8"));
+    assert!(script.body.contains("uPlot"));
+    assert_eq!(
+        get(addr, "/assets/uPlot.min.css").header("content-type"),
+        Some("text/css; charset=utf-8")
+    );
+    assert_eq!(get(addr, "/assets/nope.js").json()["error"], "no asset \"nope.js\"");
+    let csp = get(addr, "/").header("content-security-policy").unwrap().to_owned();
+    assert!(csp.contains("script-src 'self'") && csp.contains("style-src 'self'"), "{csp}");
+    assert!(watchpost::http::DASHBOARD_HTML.contains("src=\"assets/uPlot.iife.min.js\""));
 }
 
 #[test]

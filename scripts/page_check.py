@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Checks the dashboard page's DOM as dumped by headless Chromium (scripts/interop.sh).
+
+Usage: page_check.py MODE DOM.html [JSON...] with MODE basic, notoken, spike,
+after, narrow or dark; exits non-zero with the failed assertion."""
+import json, re, sys
+from html.parser import HTMLParser
+
+class Dom(HTMLParser):
+    def __init__(self, text):
+        super().__init__()
+        self.elements = []
+        self.feed(text)
+    def handle_starttag(self, tag, attrs):
+        self.elements.append((tag, dict(attrs)))
+    def by_id(self, ident):
+        return next((a for _, a in self.elements if a.get("id") == ident), None)
+    def charts(self):
+        return {a["data-series"]: a for _, a in self.elements
+                if "chart" in a.get("class", "").split() and "data-series" in a}
+
+mode, path = sys.argv[1], sys.argv[2]
+raw = open(path, encoding="utf-8").read()
+dom = Dom(raw)
+body = next(a for t, a in dom.elements if t == "body")
+drawn = int(body.get("data-drawn", "0"))
+assert drawn >= 1 or mode == "notoken", "the page never drew data"
+charts = dom.charts()
+def chart(key):
+    assert key in charts, "no chart of %s among %s" % (key, sorted(charts))
+    return charts[key]
+def worst_firing(alerts):
+    order = ["info", "warning", "error", "critical"]
+    firing = [order.index(a["labels"].get("severity", "info")) for a in alerts if a["state"] == "firing"]
+    return order[max(firing)] if firing else None
+
+if mode == "basic":
+    for name in ["active_users", "messages_total:rate", "message_latency_seconds:p99",
+                 'room_occupancy{room="general"}', "System status", "Alert history", "Anomalies"]:
+        assert name.replace('"', "&quot;") in raw or name in raw, "missing " + name
+    assert len(charts) >= 3, "charts: %s" % sorted(charts)
+    for key, c in charts.items():
+        assert "data-anomaly-markers" in c, key
+        assert c["data-source"] == "series", "%s not read from /api/series: %s" % (key, c)
+        assert c["data-window"] == "300", c
+    cpu = chart("system_cpu_usage")
+    assert cpu["data-unit"] == "%" and 0 <= float(cpu["data-y-min"]) and float(cpu["data-y-max"]) <= 100, cpu
+    assert chart("message_latency_seconds:p99")["data-unit"] == "s"
+    assert chart('messages_total:rate{room="general"}')["data-unit"] == "/s"
+    assert not any(k.startswith("messages_total{") for k in charts), "a counter charted as its running total"
+    own = dom.by_id("charts-self")
+    assert int(own.get("data-count", "0")) >= 1, "no chart of watchpost's own metrics"
+    assert all(k.startswith("watchpost_") for k in charts if k not in raw.split('id="charts-self"')[0]), \
+        "an application chart in watchpost's section"
+    assert dom.by_id("overall")["data-status"] not in ("", "unknown"), dom.by_id("overall")
+    for ident in ["alert-history", "anomalies", "alerts", "window", "token-form"]:
+        assert dom.by_id(ident) is not None, ident
+    print("page ok: drawn %d times, %d charts (%d own)" % (drawn, len(charts), int(own["data-count"])))
+elif mode == "notoken":
+    conn = dom.by_id("conn")
+    assert conn["data-http-status"] == "401", conn
+    assert "hidden" not in dom.by_id("token-form"), "the token form is hidden after a 401"
+    assert "hidden" not in dom.by_id("notice") and "401 Unauthorized" in raw, "no 401 notice"
+    print("no token: 401 shown, token form open")
+elif mode == "spike":
+    alerts_before, alerts_after, dashboard = (json.load(open(p)) for p in sys.argv[3:6])
+    markers = {k: int(c["data-anomaly-markers"]) for k, c in charts.items()}
+    flagged = {a["series"] for a in dashboard["anomalies"]} & set(charts)
+    assert flagged, "no charted series has an anomaly yet: %s" % [a["series"] for a in dashboard["anomalies"]]
+    assert all(markers[k] >= 1 for k in flagged), "anomalies without markers: %s" % {k: markers[k] for k in flagged}
+    badge = dom.by_id("overall")
+    expected = {worst_firing(a["active"]) for a in (alerts_before, alerts_after)}
+    if None in expected:
+        assert badge["data-source"] == "summary" or expected != {None}, badge
+    assert badge["data-status"] in expected or (None in expected and badge["data-source"] == "summary"), \
+        "badge %s, worst firing %s" % (badge, expected)
+    p90 = chart("message_latency_seconds:p90")
+    if any(e["rule"] == "slow_messages" for e in dashboard["recent_alert_events"]):
+        assert "0.02" in p90["data-thresholds"].split(), "no threshold line: %s" % p90
+    items = [a for t, a in dom.elements if t == "li" and "data-alert-id" in a]
+    assert len(items) == len(alerts_after["active"]) or len(items) == len(alerts_before["active"]), items
+    if items:
+        assert raw.count(">Acknowledge</button>") + raw.count(">Silence 1 h</button>") >= 1, "no ack/silence buttons"
+    print("spike ok: markers %s, badge %s (%s), p90 thresholds %r, %d active alerts" % (
+        {k: markers[k] for k in flagged}, badge["data-status"], badge["data-source"],
+        p90["data-thresholds"], len(items)))
+elif mode == "after":
+    p90 = chart("message_latency_seconds:p90")
+    span, lo, hi = float(p90["data-span-seconds"]), float(p90["data-y-min"]), float(p90["data-y-max"])
+    assert span >= 20, "p90 chart spans %s s only" % span
+    assert hi >= 0.02 and lo < 0.01, "p90 y-range %s..%s does not show before and during the spike" % (lo, hi)
+    history = dom.by_id("alert-history")
+    assert int(history["data-count"]) >= 1, history
+    print("after the spike ok: p90 over %.0f s, y %.4f..%.4f s, %s alert events" % (span, lo, hi, history["data-count"]))
+elif mode == "narrow":
+    # headless Chromium lays --dump-dom out at least 485 px wide (its minimum
+    # window); the screenshots are taken at the asked width
+    assert int(body["data-client-width"]) <= 500, body
+    assert int(body["data-scroll-width"]) <= int(body["data-client-width"]), "overflows: %s" % body
+    print("narrow ok: content %s px in a %s px viewport" % (body["data-scroll-width"], body["data-client-width"]))
+elif mode == "dark":
+    assert body["data-scheme"] == "dark", body
+    print("dark scheme ok")
+else:
+    sys.exit("unknown mode " + mode)
