@@ -245,7 +245,7 @@ impl Router {
     /// and waits until every receiver has delivered everything it was
     /// handed, at most the flush timeout. Returns `false` if a receiver was
     /// still busy then; a receiver that missed a deadline is not waited for
-    /// again until it catches up.
+    /// again until the delivery it was late on returns.
     ///
     /// # Examples
     ///
@@ -438,8 +438,11 @@ struct LaneState {
     busy: bool,
     stop: bool,
     exited: bool,
-    /// A wait gave up on this lane; later waits skip it until it is idle.
-    late: bool,
+    /// Counts the batches taken; the one in hand while `busy`.
+    batch: u64,
+    /// The batch a wait gave up on; later waits skip the lane while it is
+    /// still in that batch.
+    late_batch: Option<u64>,
 }
 
 impl Lane {
@@ -493,6 +496,7 @@ impl Lane {
                     return;
                 }
                 state.busy = true;
+                state.batch += 1;
                 std::mem::take(&mut state.pending)
             };
             for group in &batch {
@@ -507,9 +511,6 @@ impl Lane {
             }
             let mut state = self.state.lock();
             state.busy = false;
-            if state.pending.is_empty() {
-                state.late = false;
-            }
             drop(state);
             self.idle.notify_all();
         }
@@ -518,8 +519,8 @@ impl Lane {
     /// Waits until the lane has nothing to do, at most until `deadline`.
     fn wait_idle(&self, deadline: Option<Instant>) -> bool {
         let mut state = self.state.lock();
-        if state.late {
-            return !(state.busy || !state.pending.is_empty());
+        if state.busy && state.late_batch == Some(state.batch) {
+            return false;
         }
         while (state.busy || !state.pending.is_empty()) && !state.exited {
             let timed_out = match deadline {
@@ -530,7 +531,7 @@ impl Lane {
                 }
             };
             if timed_out && (state.busy || !state.pending.is_empty()) {
-                state.late = true;
+                state.late_batch = Some(state.batch);
                 return false;
             }
         }

@@ -13,6 +13,7 @@ mod fuzz;
 mod http;
 mod lifecycle;
 mod props;
+mod routing;
 mod settings;
 mod staleness;
 mod util;
