@@ -203,7 +203,8 @@ impl RouterBuilder {
 /// );
 /// let engine = watchpost::Engine::builder()
 ///     .without_system_source()
-///     .rule(AlertRule::builder("hot", "temp").above(30.0).build()?)
+///     .without_default_alert_rules()
+///     .alert_rule(AlertRule::builder("hot", "temp").above(30.0).build()?)
 ///     .notifier("router", Arc::clone(&router))
 ///     .build()?;
 /// engine.record("temp", &[("room", "lab")], 35.0)?;
