@@ -61,7 +61,10 @@ impl GroupBy {
         let names: Vec<String> = names.into_iter().map(|s| s.as_ref().to_owned()).collect();
         if names.iter().any(|n| n == "...") {
             if names.len() > 1 {
-                return Err(invalid("group_by", format!("\"...\" must stand alone, got {names:?}")));
+                return Err(invalid(
+                    "group_by",
+                    format!("\"...\" must stand alone, got {names:?}"),
+                ));
             }
             return Ok(GroupBy::All);
         }
@@ -81,13 +84,15 @@ impl GroupBy {
     }
 
     /// The group labels of an alert with labels `labels`.
-    pub(crate) fn group_labels(&self, labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    pub(crate) fn group_labels(
+        &self,
+        labels: &BTreeMap<String, String>,
+    ) -> BTreeMap<String, String> {
         match self {
             GroupBy::All => labels.clone(),
-            GroupBy::Labels(names) => names
-                .iter()
-                .filter_map(|n| labels.get(n).map(|v| (n.clone(), v.clone())))
-                .collect(),
+            GroupBy::Labels(names) => {
+                names.iter().filter_map(|n| labels.get(n).map(|v| (n.clone(), v.clone()))).collect()
+            }
         }
     }
 }
@@ -141,7 +146,11 @@ pub struct Route {
     continue_: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     group_by: Option<Vec<String>>,
-    #[serde(rename = "group_wait_ms", serialize_with = "ms", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "group_wait_ms",
+        serialize_with = "ms",
+        skip_serializing_if = "Option::is_none"
+    )]
     group_wait: Option<Duration>,
     #[serde(
         rename = "group_interval_ms",
@@ -331,7 +340,10 @@ impl RouteTree {
     {
         let known: HashSet<String> = receivers.into_iter().map(|s| s.as_ref().to_owned()).collect();
         if !root.matchers.is_empty() {
-            return Err(invalid("route", "the root route matches every alert: it takes no matchers".into()));
+            return Err(invalid(
+                "route",
+                "the root route matches every alert: it takes no matchers".into(),
+            ));
         }
         if root.continue_ {
             return Err(invalid("route", "the root route cannot set continue".into()));
@@ -351,18 +363,21 @@ impl RouteTree {
             children: Vec::new(),
         };
         let mut tree = RouteTree { nodes: Vec::new() };
-        tree.add(&root, &defaults, &known)?;
+        tree.add(root, &defaults, &known)?;
         Ok(tree)
     }
 
-    fn add(&mut self, route: &Route, parent: &Node, known: &HashSet<String>) -> Result<usize> {
-        let receiver = route.receiver.clone().unwrap_or_else(|| parent.receiver.clone());
+    fn add(&mut self, route: Route, parent: &Node, known: &HashSet<String>) -> Result<usize> {
+        let receiver = route.receiver.unwrap_or_else(|| parent.receiver.clone());
         if !known.contains(&receiver) {
             let mut names: Vec<&String> = known.iter().collect();
             names.sort();
-            return Err(invalid("route", format!("unknown receiver {receiver:?} (known: {names:?})")));
+            return Err(invalid(
+                "route",
+                format!("unknown receiver {receiver:?} (known: {names:?})"),
+            ));
         }
-        let group_by = match &route.group_by {
+        let group_by = match route.group_by {
             None => parent.group_by.clone(),
             Some(names) => GroupBy::labels(names)?,
         };
@@ -371,14 +386,20 @@ impl RouteTree {
                 None => Ok(inherited),
                 Some(d) if d > MAX_DURATION => Err(invalid(
                     field,
-                    format!("{d:?} is longer than the longest supported duration ({MAX_DURATION:?})"),
+                    format!(
+                        "{d:?} is longer than the longest supported duration ({MAX_DURATION:?})"
+                    ),
                 )),
                 Some(d) => Ok(duration_ms(d)),
             }
         };
-        let repeat_interval_ms = dur("repeat_interval", route.repeat_interval, parent.repeat_interval_ms)?;
+        let repeat_interval_ms =
+            dur("repeat_interval", route.repeat_interval, parent.repeat_interval_ms)?;
         if repeat_interval_ms <= 0 {
-            return Err(invalid("repeat_interval", format!("{:?} must be at least 1 ms", route.repeat_interval.unwrap_or_default())));
+            return Err(invalid(
+                "repeat_interval",
+                format!("{:?} must be at least 1 ms", route.repeat_interval.unwrap_or_default()),
+            ));
         }
         let mut path = parent.path.clone();
         if !path.is_empty() || self.nodes.is_empty() {
@@ -392,18 +413,22 @@ impl RouteTree {
         }
         let node = Node {
             path,
-            matchers: route.matchers.clone(),
+            matchers: route.matchers,
             continue_: route.continue_,
             receiver,
             group_by,
             group_wait_ms: dur("group_wait", route.group_wait, parent.group_wait_ms)?,
-            group_interval_ms: dur("group_interval", route.group_interval, parent.group_interval_ms)?,
+            group_interval_ms: dur(
+                "group_interval",
+                route.group_interval,
+                parent.group_interval_ms,
+            )?,
             repeat_interval_ms,
             children: Vec::new(),
         };
         let id = self.nodes.len();
         self.nodes.push(node.clone());
-        for child in &route.children {
+        for child in route.children {
             let c = self.add(child, &node, known)?;
             self.nodes[id].children.push(c);
         }
@@ -537,11 +562,13 @@ mod tests {
             .receiver("ops")
             .group_by(["alertname"])
             .group_wait(Duration::from_secs(30))
-            .repeat_interval(Duration::from_secs(600))
+            .repeat_interval(Duration::from_mins(10))
             .child(
                 Route::matching([Matcher::equal("team", "db")])
-                    .group_interval(Duration::from_secs(60))
-                    .child(Route::matching([Matcher::equal("severity", "critical")]).receiver("pager")),
+                    .group_interval(Duration::from_mins(1))
+                    .child(
+                        Route::matching([Matcher::equal("severity", "critical")]).receiver("pager"),
+                    ),
             );
         let tree = RouteTree::new(root, ["ops", "pager"]).unwrap();
         let ids = tree.routes_for(&labels(&[("team", "db"), ("severity", "critical")]));
@@ -549,7 +576,10 @@ mod tests {
         let n = tree.node(ids[0]);
         assert_eq!(n.receiver, "pager");
         assert_eq!(n.group_by, GroupBy::Labels(vec!["alertname".into()]));
-        assert_eq!((n.group_wait_ms, n.group_interval_ms, n.repeat_interval_ms), (30_000, 60_000, 600_000));
+        assert_eq!(
+            (n.group_wait_ms, n.group_interval_ms, n.repeat_interval_ms),
+            (30_000, 60_000, 600_000)
+        );
         assert_eq!(n.path, r#"{}/{team="db"}/{severity="critical"}"#);
         // team=db without critical stops at the middle route, which inherits the receiver.
         let mid = tree.routes_for(&labels(&[("team", "db")]));
@@ -563,10 +593,20 @@ mod tests {
         let err = |r: Route| RouteTree::new(r, ["ops"]).unwrap_err().to_string();
         assert!(err(Route::builder()).contains("needs a receiver"));
         assert!(err(Route::builder().receiver("nobody")).contains("\"nobody\""));
-        assert!(err(Route::matching([Matcher::equal("a", "b")]).receiver("ops")).contains("no matchers"));
-        assert!(err(Route::builder().receiver("ops").group_by(["ok", "not ok"])).contains("\"not ok\""));
-        assert!(err(Route::builder().receiver("ops").group_by(["...", "a"])).contains("stand alone"));
-        assert!(err(Route::builder().receiver("ops").repeat_interval(Duration::ZERO)).contains("repeat_interval"));
+        assert!(
+            err(Route::matching([Matcher::equal("a", "b")]).receiver("ops"))
+                .contains("no matchers")
+        );
+        assert!(
+            err(Route::builder().receiver("ops").group_by(["ok", "not ok"])).contains("\"not ok\"")
+        );
+        assert!(
+            err(Route::builder().receiver("ops").group_by(["...", "a"])).contains("stand alone")
+        );
+        assert!(
+            err(Route::builder().receiver("ops").repeat_interval(Duration::ZERO))
+                .contains("repeat_interval")
+        );
         let long = MAX_DURATION + Duration::from_secs(1);
         assert!(err(Route::builder().receiver("ops").group_wait(long)).contains("group_wait"));
         assert!(

@@ -65,7 +65,7 @@ pub struct RouterBuilder {
 
 impl std::fmt::Debug for RouterBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<&str> = self.receivers.iter().map(|r| r.name()).collect();
+        let names: Vec<&str> = self.receivers.iter().map(Receiver::name).collect();
         f.debug_struct("RouterBuilder")
             .field("root", &self.root)
             .field("receivers", &names)
@@ -131,7 +131,7 @@ impl RouterBuilder {
                 });
             }
         }
-        let tree = RouteTree::new(self.root, self.receivers.iter().map(|r| r.name()))?;
+        let tree = RouteTree::new(self.root, self.receivers.iter().map(Receiver::name))?;
         let shared = Arc::new(Shared {
             grouper: Mutex::new(Grouper::new(tree)),
             clock: self.clock,
@@ -149,7 +149,9 @@ impl RouterBuilder {
             router.workers.push(h.map_err(Error::Spawn)?);
         }
         let s = Arc::clone(&router.shared);
-        let h = thread::Builder::new().name("watchpost-router-timer".into()).spawn(move || s.run_timer());
+        let h = thread::Builder::new()
+            .name("watchpost-router-timer".into())
+            .spawn(move || s.run_timer());
         router.timer = Some(h.map_err(Error::Spawn)?);
         Ok(router)
     }
@@ -524,12 +526,11 @@ impl Lane {
             return false;
         }
         while (state.busy || !state.pending.is_empty()) && !state.exited {
-            let timed_out = match deadline {
-                Some(d) => self.idle.wait_until(&mut state, d).timed_out(),
-                None => {
-                    self.idle.wait(&mut state);
-                    false
-                }
+            let timed_out = if let Some(d) = deadline {
+                self.idle.wait_until(&mut state, d).timed_out()
+            } else {
+                self.idle.wait(&mut state);
+                false
             };
             if timed_out && (state.busy || !state.pending.is_empty()) {
                 state.late_batch = Some(state.batch);

@@ -62,8 +62,12 @@ fn step(clock: &ManualClock, engine: &Engine, router: &Router, by: Duration) {
 fn group_wait_collects_siblings_into_one_message() {
     let clock = ManualClock::at_millis(T0);
     let (ops, rx) = inbox("ops");
-    let root = Route::builder().receiver("ops").group_by(["alertname"]).group_wait(Duration::from_secs(30));
-    let router = Arc::new(Router::builder(root).receiver(ops).clock(clock.clone()).build().unwrap());
+    let root = Route::builder()
+        .receiver("ops")
+        .group_by(["alertname"])
+        .group_wait(Duration::from_secs(30));
+    let router =
+        Arc::new(Router::builder(root).receiver(ops).clock(clock.clone()).build().unwrap());
     let engine = engine(&clock, &router);
 
     engine.record("temp", &[("room", "a")], 35.0).unwrap();
@@ -91,9 +95,10 @@ fn group_interval_batches_changes_and_repeat_interval_resends() {
     let root = Route::builder()
         .receiver("ops")
         .group_by(["alertname"])
-        .group_interval(Duration::from_secs(60))
-        .repeat_interval(Duration::from_secs(600));
-    let router = Arc::new(Router::builder(root).receiver(ops).clock(clock.clone()).build().unwrap());
+        .group_interval(Duration::from_mins(1))
+        .repeat_interval(Duration::from_mins(10));
+    let router =
+        Arc::new(Router::builder(root).receiver(ops).clock(clock.clone()).build().unwrap());
     let engine = engine(&clock, &router);
 
     engine.record("temp", &[("room", "a")], 35.0).unwrap();
@@ -133,7 +138,13 @@ fn continue_routes_deliver_to_two_receivers() {
         .child(Route::matching([Matcher::equal("team", "db")]).receiver("db").continue_(true))
         .child(Route::matching([Matcher::equal("alertname", "slow_query")]).receiver("all"));
     let router = Arc::new(
-        Router::builder(root).receiver(ops).receiver(db).receiver(all).clock(clock.clone()).build().unwrap(),
+        Router::builder(root)
+            .receiver(ops)
+            .receiver(db)
+            .receiver(all)
+            .clock(clock.clone())
+            .build()
+            .unwrap(),
     );
     let engine = engine(&clock, &router);
 
@@ -185,8 +196,9 @@ fn zero_timings_deliver_the_resolve_at_the_transition() {
 fn shutdown_sends_what_waits_for_group_wait() {
     let clock = ManualClock::at_millis(T0);
     let (ops, rx) = inbox("ops");
-    let root = Route::builder().receiver("ops").group_wait(Duration::from_secs(300));
-    let router = Arc::new(Router::builder(root).receiver(ops).clock(clock.clone()).build().unwrap());
+    let root = Route::builder().receiver("ops").group_wait(Duration::from_mins(5));
+    let router =
+        Arc::new(Router::builder(root).receiver(ops).clock(clock.clone()).build().unwrap());
     let engine = engine(&clock, &router);
     engine.record("temp", &[("room", "a")], 35.0).unwrap();
     step(&clock, &engine, &router, Duration::from_secs(1));
@@ -203,7 +215,7 @@ struct Hang {
 }
 
 impl Receiver for Hang {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "hang"
     }
     fn send(&self, _: &AlertGroup) -> NotifyResult {
@@ -220,7 +232,7 @@ struct Fail {
 }
 
 impl Receiver for Fail {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "fail"
     }
     fn send(&self, _: &AlertGroup) -> NotifyResult {
@@ -301,7 +313,12 @@ fn a_panicking_receiver_is_counted_and_keeps_its_thread() {
         .child(Route::matching([]).receiver("fail").continue_(true))
         .child(Route::matching([]).receiver("ops"));
     let router = Arc::new(
-        Router::builder(root).receiver(Fail { panic: true }).receiver(ops).clock(clock.clone()).build().unwrap(),
+        Router::builder(root)
+            .receiver(Fail { panic: true })
+            .receiver(ops)
+            .clock(clock.clone())
+            .build()
+            .unwrap(),
     );
     let engine = engine(&clock, &router);
     for v in [35.0, 20.0] {
