@@ -90,6 +90,8 @@ mod docs {
     struct Dashboard;
     #[doc = include_str!("../docs/http.md")]
     struct Http;
+    #[doc = include_str!("../docs/notify.md")]
+    struct Notify;
     #[doc = include_str!("../docs/reliability.md")]
     struct Reliability;
 }

@@ -288,3 +288,13 @@ impl<R: Receiver> Notifier for ReceiverNotifier<R> {
         }
     }
 }
+
+mod group;
+mod route;
+mod router;
+
+pub use self::group::Grouper;
+pub use self::route::{
+    DEFAULT_GROUP_INTERVAL, DEFAULT_GROUP_WAIT, DEFAULT_REPEAT_INTERVAL, GroupBy, Route, RouteTree,
+};
+pub use self::router::{DEFAULT_ROUTER_FLUSH_TIMEOUT, Router, RouterBuilder, RouterStats};

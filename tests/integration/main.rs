@@ -14,6 +14,7 @@ mod http;
 mod lifecycle;
 mod load;
 mod props;
+mod routing;
 mod settings;
 mod staleness;
 mod util;
