@@ -926,7 +926,9 @@ impl Monitor {
         (
             alerts.active_alerts().iter().map(crate::alert::AlertView::from).collect(),
             alerts
-                .recent_events(self.shared.dashboard.recent_alert_events)
+                .recent_events_where(self.shared.dashboard.recent_alert_events, |e| {
+                    !crate::alert::is_quiet(e)
+                })
                 .iter()
                 .map(crate::alert::AlertEventView::from)
                 .collect(),
@@ -944,7 +946,7 @@ impl Monitor {
     /// ```
     /// let engine = watchpost::Engine::builder().without_system_source().build()?;
     /// let json: serde_json::Value = serde_json::from_str(&engine.dashboard_json()?)?;
-    /// assert_eq!(json["schema_version"], 1);
+    /// assert_eq!(json["schema_version"], 2);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn dashboard_json(&self) -> Result<String> {

@@ -151,7 +151,7 @@ fn liveness_dashboard_alerts_and_page() {
     assert_eq!(dashboard.status, 200);
     assert_eq!(dashboard.header("content-type"), Some("application/json"));
     let d = dashboard.json();
-    assert_eq!(d["schema_version"], 1);
+    assert_eq!(d["schema_version"], 2);
     assert_eq!(d["recent_metrics"]["active_users"].as_array().unwrap().len(), 2);
 
     let alerts = get(addr, "/api/alerts").json();
@@ -1019,4 +1019,58 @@ fn scrape_under_load(addr: SocketAddr, what: &str) {
         p(0.99),
         all.last().unwrap()
     );
+}
+
+#[test]
+fn alerts_carry_each_fact_once_and_leave_quiet_transitions_out() {
+    use watchpost::alert::{Aggregate, AlertRule, CompareOp};
+    let (engine, clock) = manual_engine();
+    engine
+        .add_alert_rule(
+            AlertRule::builder("big_orders", "order_value")
+                .threshold(Aggregate::Last, Duration::from_secs(10), CompareOp::Gt, 100.0)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    let server = start(&engine, |b| b);
+    let addr = server.local_addr();
+    // a series that comes and goes: inactive → no_data → inactive, twice
+    for _ in 0..2 {
+        engine.record("order_value", &[], 5.0).unwrap();
+        engine.flush().unwrap();
+        clock.advance(Duration::from_secs(30));
+        engine.flush().unwrap();
+    }
+    engine.record("order_value", &[], 500.0).unwrap();
+    engine.flush().unwrap();
+
+    let full: Vec<String> = engine
+        .alert_history(Duration::from_hours(1))
+        .iter()
+        .map(|e| format!("{:?}", e.kind))
+        .collect();
+    assert!(full.len() >= 4, "the full history keeps the quiet transitions: {full:?}");
+    assert!(full.iter().any(|k| k.contains("NoData")), "{full:?}");
+
+    let alerts = get(addr, "/api/alerts").json();
+    let recent = alerts["recent"].as_array().unwrap();
+    assert_eq!(recent.len(), 1, "only the firing: {recent:?}");
+    let firing = &recent[0];
+    assert_eq!(firing["event"], "state_changed");
+    assert_eq!(firing["from_state"], "no_data");
+    assert_eq!(firing["state"], "firing");
+    assert_eq!(firing["notified"], "firing");
+    assert_eq!(firing["labels"]["severity"], "warning");
+    let active = &alerts["active"][0];
+    assert_eq!(active["state"], "firing");
+    assert_eq!(active["labels"]["severity"], "warning");
+    for redundant in ["level", "resolved"] {
+        assert!(active.get(redundant).is_none(), "{redundant} in {active}");
+        assert!(firing.get(redundant).is_none(), "{redundant} in {firing}");
+    }
+    // the dashboard shows the same views
+    let d = get(addr, "/api/dashboard").json();
+    assert_eq!(d["recent_alert_events"], alerts["recent"]);
+    assert_eq!(d["active_alerts"], alerts["active"]);
 }
