@@ -9,7 +9,7 @@ use crate::alert::rule::{
 };
 use crate::analysis::ForecastCondition;
 
-/// Builds an [`AlertRule`]; every setter documents its default.
+/// Builds an [`AlertRule`](crate::alert::AlertRule); every setter documents its default.
 ///
 /// A condition is required: [`condition`](Self::condition),
 /// [`threshold`](Self::threshold), [`above`](Self::above),
@@ -434,7 +434,7 @@ impl RuleBuilder {
         self
     }
 
-    /// The title template (see [`Template`]). Default: [`DEFAULT_TITLE`].
+    /// The title template (see [`Template`](crate::alert::Template)). Default: [`DEFAULT_TITLE`].
     ///
     /// # Examples
     ///
@@ -446,7 +446,7 @@ impl RuleBuilder {
         self
     }
 
-    /// The message template (see [`Template`]). Default: [`DEFAULT_MESSAGE`].
+    /// The message template (see [`Template`](crate::alert::Template)). Default: [`DEFAULT_MESSAGE`].
     ///
     /// # Examples
     ///

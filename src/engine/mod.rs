@@ -200,6 +200,9 @@ impl Engine {
     /// (10 s by default) is left running, detached, and what it has not taken
     /// counts as dropped.
     ///
+    /// Blocks until the worker and the handlers finish; from async code call it
+    /// through `tokio::task::spawn_blocking` (see [the guide](crate::guide::http#calling-the-engine-from-async-code)).
+    ///
     /// # Errors
     ///
     /// [`Error::WorkerPanicked`] if the worker thread or the dispatcher panicked.
@@ -673,6 +676,9 @@ impl Monitor {
     /// (wall time, 5 s by default); later flushes do not wait for it until it
     /// has caught up.
     ///
+    /// Blocks; from async code call it through `tokio::task::spawn_blocking`
+    /// (see [the guide](crate::guide::http#calling-the-engine-from-async-code)).
+    ///
     /// # Errors
     ///
     /// [`Error::ShutDown`] if the engine is no longer running.
@@ -819,6 +825,10 @@ impl Monitor {
     /// A dashboard snapshot: system status, recent points, statistics, engine
     /// figures, active alerts and recent alert events, anomalies, performance summary.
     ///
+    /// Computes statistics and trends over every series (milliseconds for
+    /// thousands): from async code call it through `tokio::task::spawn_blocking`
+    /// (see [the guide](crate::guide::http#calling-the-engine-from-async-code)).
+    ///
     /// # Examples
     ///
     /// ```
@@ -937,6 +947,9 @@ impl Monitor {
 
     /// The dashboard snapshot as pretty-printed JSON (layout in `docs/dashboard.md`).
     ///
+    /// Like [`dashboard`](Self::dashboard), call it through
+    /// `tokio::task::spawn_blocking` from async code.
+    ///
     /// # Errors
     ///
     /// [`Error::Json`] if serialization fails (it does not for finite data).
@@ -1011,6 +1024,9 @@ impl Monitor {
     /// Runs every health check in parallel, each on its own thread and
     /// bounded by its timeout, and reports (see [`health`](crate::health)).
     /// Blocks for at most the longest timeout.
+    ///
+    /// From async code call it through `tokio::task::spawn_blocking` (see
+    /// [the guide](crate::guide::http#calling-the-engine-from-async-code)).
     ///
     /// # Examples
     ///

@@ -722,12 +722,11 @@ fn series_selection(
     let answer = |key: &SeriesKey, kind: MetricKind| {
         let pairs: Vec<(&str, &str)> = key.labels().iter().collect();
         let samples = monitor.history_with(name, &pairs, Duration::from_secs_f64(window));
-        let (samples, truncated) = match step_ms {
-            Some(step) => (downsample(&samples, step), false),
-            None => {
-                let cut = samples.len().saturating_sub(MAX_POINTS);
-                (samples.into_iter().skip(cut).map(SamplePoint::from).collect(), cut > 0)
-            }
+        let (samples, truncated) = if let Some(step) = step_ms {
+            (downsample(&samples, step), false)
+        } else {
+            let cut = samples.len().saturating_sub(MAX_POINTS);
+            (samples.into_iter().skip(cut).map(SamplePoint::from).collect(), cut > 0)
         };
         SeriesAnswer {
             series: key.to_string(),
