@@ -29,7 +29,8 @@ use crate::clock::ms_to_datetime;
 /// let wire: Vec<AlertView> = mgr.active_alerts().iter().map(AlertView::from).collect();
 /// assert_eq!(wire[0].metric_name, "system_disk_usage");
 /// assert_eq!(wire[0].current_value, Some(93.0));
-/// assert_eq!(wire[0].labels["severity"], "critical");
+/// assert_eq!(wire[0].labels["severity"], "warning"); // the severity is a label
+/// assert_eq!(wire[0].state, AlertState::Pending); // `resolved` would repeat it
 /// let json = serde_json::to_string(&wire)?;
 /// assert_eq!(serde_json::from_str::<Vec<AlertView>>(&json)?, wire);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
