@@ -354,6 +354,6 @@ while kill -0 "$CHAT_PID" 2>/dev/null; do
   sleep 0.5
 done
 wait "$CHAT_PID" || fail "chat_server exited with an error: $(tail -5 "$WORK/chat.log")"
-grep -q '"schema_version": 1' "$OUT/chat_server_dashboard.json" || fail "the demo's final dashboard"
+grep -q '"schema_version": 2' "$OUT/chat_server_dashboard.json" || fail "the demo's final dashboard"
 grep -q 'monitoring on http://127.0.0.1:' "$WORK/chat.log" || fail "the demo did not print its URL"
 say "all interop checks passed in $((SECONDS - started)) s; artifacts in $OUT"

@@ -21,7 +21,7 @@ use crate::registry::Registry;
 use crate::stats::{Summary, summarize_owned};
 
 /// Version of the dashboard JSON layout; bumped on any rename or removal.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// A snapshot of everything a dashboard shows.
 ///

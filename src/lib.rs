@@ -1,3 +1,7 @@
+// The README and the guides link to each other by their paths in the
+// repository (`docs/alerts.md`), as reference links; these definitions come
+// first, so in rustdoc the same links lead to the `guide` modules.
+#![doc = include_str!("guide_links.md")]
 #![doc = include_str!("../README.md")]
 //!
 //! # Metric kinds
@@ -24,7 +28,21 @@
 //! # Dashboard JSON
 //!
 //! [`dashboard::Dashboard`] is versioned ([`dashboard::SCHEMA_VERSION`]); the
-//! layout is documented in `docs/dashboard.md`.
+//! layout is documented in [`guide::dashboard`].
+//!
+//! # Guides
+//!
+//! The guides in the repository's `docs/` are rendered here too:
+//! [`guide::alerts`], [`guide::anomaly`], [`guide::analysis`],
+//! [`guide::dashboard`], [`guide::http`] and [`guide::reliability`]. Their
+//! Rust examples run as doc tests.
+//!
+//! # Blocking calls and async code
+//!
+//! Recording never blocks: handle updates are atomics and
+//! [`Monitor::record`] drops and counts when its queue is full. A few calls
+//! do wait, and belong on a blocking thread in async code: see
+//! [the guide](guide::http#calling-the-engine-from-async-code).
 //!
 //! # Minimum Rust version
 //!
@@ -77,21 +95,29 @@ pub use crate::{
     source::Source,
 };
 
-/// The Rust examples in `docs/` compile and run as doc tests.
-#[cfg(doctest)]
-mod docs {
+/// The guides from the repository's `docs/` directory. Their Rust examples
+/// compile and run as doc tests.
+#[allow(clippy::doc_markdown, reason = "prose written for GitHub and rustdoc alike")]
+pub mod guide {
+    #[doc = include_str!("guide_links.md")]
     #[doc = include_str!("../docs/alerts.md")]
-    struct Alerts;
+    pub mod alerts {}
+    #[doc = include_str!("guide_links.md")]
     #[doc = include_str!("../docs/analysis.md")]
-    struct Analysis;
+    pub mod analysis {}
+    #[doc = include_str!("guide_links.md")]
     #[doc = include_str!("../docs/anomaly.md")]
-    struct Anomaly;
+    pub mod anomaly {}
+    #[doc = include_str!("guide_links.md")]
     #[doc = include_str!("../docs/dashboard.md")]
-    struct Dashboard;
+    pub mod dashboard {}
+    #[doc = include_str!("guide_links.md")]
     #[doc = include_str!("../docs/http.md")]
-    struct Http;
+    pub mod http {}
+    #[doc = include_str!("guide_links.md")]
     #[doc = include_str!("../docs/notify.md")]
-    struct Notify;
+    pub mod notify {}
+    #[doc = include_str!("guide_links.md")]
     #[doc = include_str!("../docs/reliability.md")]
-    struct Reliability;
+    pub mod reliability {}
 }

@@ -766,6 +766,18 @@ impl AlertManager {
         self.history.range(start..).cloned().collect()
     }
 
+    /// The newest `n` history events that `keep` accepts, oldest first.
+    pub(crate) fn recent_events_where(
+        &self,
+        n: usize,
+        keep: impl Fn(&AlertEvent) -> bool,
+    ) -> Vec<AlertEvent> {
+        let mut out: Vec<AlertEvent> =
+            self.history.iter().rev().filter(|e| keep(e)).take(n).cloned().collect();
+        out.reverse();
+        out
+    }
+
     /// Evaluates every rule at `now_ms` over `view`, advances every alert
     /// instance, and returns the notifications to deliver, in cause order:
     /// resolves first (with the inhibition they end), then firings and the

@@ -82,7 +82,8 @@ pub use self::silence::{InhibitRule, Silence, SilenceId};
 pub use self::state::AlertState;
 pub use self::template::Template;
 pub use self::view::{MemoryView, SeriesView};
-pub use self::wire::{AlertEventView, AlertView};
+pub(crate) use self::wire::is_quiet;
+pub use self::wire::{AlertEventView, AlertView, EventKind};
 
 #[cfg(test)]
 mod tests;

@@ -1,8 +1,10 @@
 //! Serde wire types for dashboards and JSON APIs: active alerts and recent events.
 //!
-//! They keep the seed's field names (`id`, `level`, `title`, `message`,
-//! `metric_name`, `current_value`, `threshold`, `labels`, `timestamp`,
-//! `resolved`) and add state and timestamps. Every float is finite or `null`.
+//! They keep the seed's field names (`id`, `title`, `message`, `metric_name`,
+//! `current_value`, `threshold`, `labels`, `timestamp`) and add state and
+//! timestamps. Each fact is given once (dashboard schema 2): the severity is
+//! `labels.severity`, whether an alert is over is its `state`. Every float is
+//! finite or `null`.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +13,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::alert::manager::{ActiveAlert, AlertEvent, AlertEventKind};
 use crate::alert::notify::NotificationKind;
-use crate::alert::rule::Severity;
 use crate::alert::state::AlertState;
 use crate::clock::ms_to_datetime;
 
@@ -28,6 +29,8 @@ use crate::clock::ms_to_datetime;
 /// let wire: Vec<AlertView> = mgr.active_alerts().iter().map(AlertView::from).collect();
 /// assert_eq!(wire[0].metric_name, "system_disk_usage");
 /// assert_eq!(wire[0].current_value, Some(93.0));
+/// assert_eq!(wire[0].labels["severity"], "warning"); // the severity is a label
+/// assert_eq!(wire[0].state, AlertState::Pending); // `resolved` would repeat it
 /// let json = serde_json::to_string(&wire)?;
 /// assert_eq!(serde_json::from_str::<Vec<AlertView>>(&json)?, wire);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -39,9 +42,7 @@ pub struct AlertView {
     pub id: String,
     /// The rule's name.
     pub rule: String,
-    /// The severity.
-    pub level: Severity,
-    /// The current state.
+    /// The current state (`resolved` and `inactive` mean it is over).
     pub state: AlertState,
     /// While `state` is `no_data`: the state it paused in (`firing` means it
     /// still counts as firing); `null` otherwise.
@@ -61,12 +62,11 @@ pub struct AlertView {
     pub threshold: Option<f64>,
     /// The worst value since it started firing.
     pub peak_value: Option<f64>,
-    /// The alert's labels.
+    /// The alert's labels, `alertname` and `severity` (`info`, `warning`,
+    /// `error` or `critical`) included.
     pub labels: BTreeMap<String, String>,
     /// When the current state began.
     pub timestamp: DateTime<Utc>,
-    /// Whether it is resolved (or inactive).
-    pub resolved: bool,
     /// When the condition started holding.
     pub pending_since: Option<DateTime<Utc>>,
     /// When it started firing.
@@ -90,7 +90,6 @@ impl From<&ActiveAlert> for AlertView {
         AlertView {
             id: a.alert_id.clone(),
             rule: a.rule.clone(),
-            level: a.severity,
             state: a.state,
             paused_from: a.paused_from,
             title: a.title.clone(),
@@ -102,7 +101,6 @@ impl From<&ActiveAlert> for AlertView {
             peak_value: finite(a.peak_value),
             labels: a.labels.clone(),
             timestamp: ms_to_datetime(a.state_since_ms),
-            resolved: matches!(a.state, AlertState::Resolved | AlertState::Inactive),
             pending_since: a.pending_since_ms.map(ms_to_datetime),
             firing_since: a.firing_since_ms.map(ms_to_datetime),
             resolved_at: a.resolved_at_ms.map(ms_to_datetime),
@@ -131,7 +129,8 @@ impl From<&ActiveAlert> for AlertView {
 /// mgr.evaluate(1_000, &view);
 /// let events: Vec<AlertEventView> = mgr.recent_events(10).iter().map(AlertEventView::from).collect();
 /// assert_eq!(events.len(), 2);
-/// assert_eq!((events[0].event.as_str(), events[1].resolved), ("firing", true));
+/// assert_eq!((events[0].event, events[0].state), (EventKind::StateChanged, AlertState::Firing));
+/// assert_eq!((events[1].from_state, events[1].state), (Some(AlertState::Firing), AlertState::Resolved));
 /// # Ok::<(), watchpost::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -142,15 +141,11 @@ pub struct AlertEventView {
     pub alert_id: String,
     /// The rule's name.
     pub rule: String,
-    /// The severity.
-    pub level: Severity,
-    /// What happened: a state name (`pending`, `firing`, `recovering`,
-    /// `resolved`, `inactive`, `no_data`), `flapping_started`,
-    /// `flapping_stopped`, `acknowledged`, or `notified_<kind>`.
-    pub event: String,
-    /// The state before, for state changes.
+    /// What happened.
+    pub event: EventKind,
+    /// The state before, for state changes; `null` otherwise.
     pub from_state: Option<AlertState>,
-    /// The state after the event.
+    /// The state after the event (the new state, for a state change).
     pub state: AlertState,
     /// The rendered title.
     pub title: String,
@@ -168,26 +163,49 @@ pub struct AlertEventView {
     pub labels: BTreeMap<String, String>,
     /// When it happened.
     pub timestamp: DateTime<Utc>,
-    /// Whether the event resolved the alert.
-    pub resolved: bool,
-    /// The notification sent for it, if any.
+    /// The notification sent for it, if any (for a `notified` event, the one
+    /// it records).
     pub notified: Option<NotificationKind>,
+}
+
+/// What an [`AlertEventView`] records.
+///
+/// # Examples
+///
+/// ```
+/// use watchpost::alert::EventKind;
+/// assert_eq!(serde_json::to_string(&EventKind::StateChanged)?, r#""state_changed""#);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EventKind {
+    /// The alert moved from `from_state` to `state`.
+    StateChanged,
+    /// Flap detection started muting it.
+    FlappingStarted,
+    /// Flap detection stopped muting it.
+    FlappingStopped,
+    /// It was acknowledged.
+    Acknowledged,
+    /// A notification no state change explains (a repeat, say): its kind is `notified`.
+    Notified,
 }
 
 impl From<&AlertEvent> for AlertEventView {
     fn from(e: &AlertEvent) -> Self {
         let (event, from_state) = match e.kind {
-            AlertEventKind::StateChanged { from, to } => (to.as_str().to_owned(), Some(from)),
-            AlertEventKind::FlappingStarted => ("flapping_started".to_owned(), None),
-            AlertEventKind::FlappingStopped => ("flapping_stopped".to_owned(), None),
-            AlertEventKind::Acknowledged => ("acknowledged".to_owned(), None),
-            AlertEventKind::Notified(kind) => (format!("notified_{kind}"), None),
+            AlertEventKind::StateChanged { from, .. } => (EventKind::StateChanged, Some(from)),
+            AlertEventKind::FlappingStarted => (EventKind::FlappingStarted, None),
+            AlertEventKind::FlappingStopped => (EventKind::FlappingStopped, None),
+            AlertEventKind::Acknowledged => (EventKind::Acknowledged, None),
+            AlertEventKind::Notified(_) => (EventKind::Notified, None),
         };
         AlertEventView {
             id: e.id,
             alert_id: e.alert_id.clone(),
             rule: e.rule.clone(),
-            level: e.severity,
             event,
             from_state,
             state: e.state,
@@ -199,10 +217,22 @@ impl From<&AlertEvent> for AlertEventView {
             threshold: finite(e.threshold),
             labels: e.labels.clone(),
             timestamp: ms_to_datetime(e.at_ms),
-            resolved: e.state == AlertState::Resolved,
             notified: e.notified,
         }
     }
+}
+
+/// Whether the dashboard and `/api/alerts` leave `e` out of their recent
+/// events: a state change between states in which nothing is alerting
+/// (`inactive`, `no_data`, or from `resolved` to either), such as a rule's
+/// series going quiet and coming back. The full history
+/// (`Monitor::alert_history`) keeps them.
+pub(crate) fn is_quiet(e: &AlertEvent) -> bool {
+    use AlertState::{Inactive, NoData, Resolved};
+    matches!(
+        e.kind,
+        AlertEventKind::StateChanged { from: Inactive | NoData | Resolved, to: Inactive | NoData }
+    )
 }
 
 fn finite(v: Option<f64>) -> Option<f64> {

@@ -334,6 +334,9 @@ impl Monitor {
     /// [`MAX_DURATION`](crate::MAX_DURATION) saturates to it); returns whether all were.
     /// Returns `true` at once after shutdown (everything was delivered then).
     ///
+    /// Blocks; from async code call it through `tokio::task::spawn_blocking`
+    /// (see [the guide](crate::guide::http#calling-the-engine-from-async-code)).
+    ///
     /// # Examples
     ///
     /// ```

@@ -201,6 +201,9 @@ impl Engine {
     /// (10 s by default) is left running, detached, and what it has not taken
     /// counts as dropped.
     ///
+    /// Blocks until the worker and the handlers finish; from async code call it
+    /// through `tokio::task::spawn_blocking` (see [the guide](crate::guide::http#calling-the-engine-from-async-code)).
+    ///
     /// # Errors
     ///
     /// [`Error::WorkerPanicked`] if the worker thread or the dispatcher panicked.
@@ -674,6 +677,9 @@ impl Monitor {
     /// (wall time, 5 s by default); later flushes do not wait for it until it
     /// has caught up.
     ///
+    /// Blocks; from async code call it through `tokio::task::spawn_blocking`
+    /// (see [the guide](crate::guide::http#calling-the-engine-from-async-code)).
+    ///
     /// # Errors
     ///
     /// [`Error::ShutDown`] if the engine is no longer running.
@@ -834,6 +840,10 @@ impl Monitor {
     /// A dashboard snapshot: system status, recent points, statistics, engine
     /// figures, active alerts and recent alert events, anomalies, performance summary.
     ///
+    /// Computes statistics and trends over every series (milliseconds for
+    /// thousands): from async code call it through `tokio::task::spawn_blocking`
+    /// (see [the guide](crate::guide::http#calling-the-engine-from-async-code)).
+    ///
     /// # Examples
     ///
     /// ```
@@ -941,7 +951,9 @@ impl Monitor {
         (
             alerts.active_alerts().iter().map(crate::alert::AlertView::from).collect(),
             alerts
-                .recent_events(self.shared.dashboard.recent_alert_events)
+                .recent_events_where(self.shared.dashboard.recent_alert_events, |e| {
+                    !crate::alert::is_quiet(e)
+                })
                 .iter()
                 .map(crate::alert::AlertEventView::from)
                 .collect(),
@@ -949,6 +961,9 @@ impl Monitor {
     }
 
     /// The dashboard snapshot as pretty-printed JSON (layout in `docs/dashboard.md`).
+    ///
+    /// Like [`dashboard`](Self::dashboard), call it through
+    /// `tokio::task::spawn_blocking` from async code.
     ///
     /// # Errors
     ///
@@ -959,7 +974,7 @@ impl Monitor {
     /// ```
     /// let engine = watchpost::Engine::builder().without_system_source().build()?;
     /// let json: serde_json::Value = serde_json::from_str(&engine.dashboard_json()?)?;
-    /// assert_eq!(json["schema_version"], 1);
+    /// assert_eq!(json["schema_version"], 2);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn dashboard_json(&self) -> Result<String> {
@@ -1024,6 +1039,9 @@ impl Monitor {
     /// Runs every health check in parallel, each on its own thread and
     /// bounded by its timeout, and reports (see [`health`](crate::health)).
     /// Blocks for at most the longest timeout.
+    ///
+    /// From async code call it through `tokio::task::spawn_blocking` (see
+    /// [the guide](crate::guide::http#calling-the-engine-from-async-code)).
     ///
     /// # Examples
     ///

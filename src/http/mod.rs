@@ -22,7 +22,9 @@
 //! | `GET /api/alerts` | `{"active": [...], "recent": [...]}`: the dashboard's `active_alerts` and `recent_alert_events` |
 //! | `POST /api/alerts/ack` | `{"id": "rule/series"}`: acknowledge an active alert |
 //! | `GET /api/silences`, `POST /api/silences`, `DELETE /api/silences/{id}` | list, create (`{"matchers": [...], "duration_seconds": n}`) and expire silences |
-//! | `GET /api/series?name=…&labels=k:v,…&window=SECONDS` | the history of one series over the last `window` seconds (default 300); `400` on bad input, `404` for an unknown series |
+//! | `GET /api/series?name=…&labels=k:v,…&window=SECONDS&step=SECONDS` | the history of the series whose label set is exactly `labels` over the last `window` seconds (default 300), downsampled to one point per `step` (mean, min, max, count) if given; `400` on bad input, `404` for an unknown series |
+//! | `GET /api/series?name=…&labels=k:v&match=subset` | an array: every series of `name` whose labels include `labels` |
+//! | `GET /api/series/list?name=…&labels=k:v` (or `/api/series` without `name`) | the series that exist: `[{series, name, labels, kind}]` |
 //! | `GET /` | the HTML dashboard: no CDN, no request beyond this server; polls `/api/dashboard` every 2 s |
 //!
 //! Errors are JSON: `{"error": "…"}`. Every response carries

@@ -72,6 +72,7 @@ pub(super) fn build(monitor: Monitor, access: Access) -> Router {
         .route("/api/silences", get(silences).merge(create))
         .route("/api/silences/{id}", expire)
         .route("/api/series", get(series))
+        .route("/api/series/list", get(series_list))
         .with_state(api);
     let protected = match token {
         Some(token) => protected.layer(middleware::from_fn_with_state(token, require_token)),
@@ -381,15 +382,55 @@ async fn expire_silence(State(monitor): State<Monitor>, Path(id): Path<String>) 
     }
 }
 
-/// Query of `/api/series`.
+/// Most points one series of `/api/series` carries: raw samples beyond it
+/// are cut to the newest, and a `step` may not ask for more buckets.
+const MAX_POINTS: usize = 1_000;
+/// Most series one `/api/series?match=subset` answer carries.
+const MAX_SELECTED_SERIES: usize = 100;
+/// Most series one listing (`/api/series` without `name`, `/api/series/list`) carries.
+const MAX_LISTED_SERIES: usize = 10_000;
+/// Finest `step` accepted, in seconds (history is kept in milliseconds).
+const MIN_STEP_SECS: f64 = 0.001;
+
+/// Query of `/api/series` and `/api/series/list`.
 #[derive(Debug, Deserialize)]
 pub(super) struct SeriesQuery {
     name: Option<String>,
     labels: Option<String>,
     window: Option<String>,
+    step: Option<String>,
+    #[serde(rename = "match")]
+    matching: Option<String>,
 }
 
-/// Answer of `/api/series`.
+/// How `labels` selects series of `name`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Match {
+    /// The series whose label set is exactly `labels`: one object.
+    Exact,
+    /// Every series whose labels include `labels`: an array.
+    Subset,
+}
+
+fn parse_match(text: Option<&str>) -> Result<Match, String> {
+    match text {
+        None | Some("exact") => Ok(Match::Exact),
+        Some("subset") => Ok(Match::Subset),
+        Some(other) => Err(format!("invalid match {other:?}: expected exact or subset")),
+    }
+}
+
+/// One entry of a series listing.
+#[derive(Debug, Serialize)]
+struct SeriesListing {
+    /// `name{labels}`.
+    series: String,
+    name: String,
+    labels: Labels,
+    kind: MetricKind,
+}
+
+/// Answer of `/api/series` for one series.
 #[derive(Debug, Serialize)]
 struct SeriesAnswer {
     /// `name{labels}`.
@@ -398,6 +439,13 @@ struct SeriesAnswer {
     labels: Labels,
     kind: MetricKind,
     window_seconds: f64,
+    /// The bucket width, when the samples were downsampled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    step_seconds: Option<f64>,
+    /// Present (`true`) when the window held more than [`MAX_POINTS`] raw
+    /// samples and only the newest are returned.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    truncated: bool,
     samples: Vec<SamplePoint>,
 }
 
@@ -405,15 +453,25 @@ struct SeriesAnswer {
 struct SamplePoint {
     timestamp: chrono::DateTime<chrono::Utc>,
     timestamp_ms: i64,
+    /// The sample's value; for a bucket, the mean of its samples.
     value: f64,
-    /// The anomaly score, where the series has a detector.
+    /// The anomaly score, where the series has a detector; for a bucket, the highest.
     #[serde(skip_serializing_if = "Option::is_none")]
     score: Option<f64>,
-    /// The expected band, once the detector has learnt one.
+    /// The expected band, once the detector has learnt one (raw samples only).
     #[serde(skip_serializing_if = "Option::is_none")]
     lower: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     upper: Option<f64>,
+    /// For a bucket: the smallest sample.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    min: Option<f64>,
+    /// For a bucket: the largest sample.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max: Option<f64>,
+    /// For a bucket: how many samples it holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    count: Option<usize>,
 }
 
 impl From<Sample> for SamplePoint {
@@ -425,8 +483,79 @@ impl From<Sample> for SamplePoint {
             score: s.anomaly_score,
             lower: s.expected_band.map(|b| b.0),
             upper: s.expected_band.map(|b| b.1),
+            min: None,
+            max: None,
+            count: None,
         }
     }
+}
+
+/// A step bucket being filled.
+struct Bucket {
+    index: i64,
+    sum: f64,
+    min: f64,
+    max: f64,
+    count: usize,
+    score: Option<f64>,
+}
+
+impl Bucket {
+    fn start(index: i64, s: &Sample) -> Self {
+        Bucket { index, sum: s.value, min: s.value, max: s.value, count: 1, score: s.anomaly_score }
+    }
+
+    fn add(&mut self, s: &Sample) {
+        self.sum += s.value;
+        self.min = self.min.min(s.value);
+        self.max = self.max.max(s.value);
+        self.count += 1;
+        self.score = match (self.score, s.anomaly_score) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+    }
+
+    fn point(self, step_ms: i64) -> SamplePoint {
+        let at = self.index.saturating_mul(step_ms);
+        #[allow(clippy::cast_precision_loss, reason = "at most MAX_HISTORY_CAPACITY samples")]
+        let mean = self.sum / self.count as f64;
+        SamplePoint {
+            timestamp: crate::clock::ms_to_datetime(at),
+            timestamp_ms: at,
+            // the mean of finite values can overflow to ±∞; the extremes bound it
+            value: if mean.is_finite() { mean } else { mean.clamp(self.min, self.max) },
+            score: self.score,
+            lower: None,
+            upper: None,
+            min: Some(self.min),
+            max: Some(self.max),
+            count: Some(self.count),
+        }
+    }
+}
+
+/// One point per `step_ms` bucket that holds samples. Buckets are aligned
+/// to multiples of the step since the Unix epoch (so consecutive polls agree)
+/// and stamped with their start; a point carries the mean, min, max and
+/// count of its samples and their highest anomaly score. `samples` are
+/// oldest first, as history returns them.
+fn downsample(samples: &[Sample], step_ms: i64) -> Vec<SamplePoint> {
+    let mut points = Vec::new();
+    let mut open: Option<Bucket> = None;
+    for s in samples {
+        let index = s.timestamp_ms.div_euclid(step_ms);
+        match &mut open {
+            Some(b) if b.index == index => b.add(s),
+            _ => {
+                if let Some(done) = open.replace(Bucket::start(index, s)) {
+                    points.push(done.point(step_ms));
+                }
+            }
+        }
+    }
+    points.extend(open.map(|b| b.point(step_ms)));
+    points
 }
 
 /// Parses `k:v,k2:v2` (a value may contain `:` but not `,`).
@@ -452,6 +581,35 @@ fn parse_window(text: Option<&str>) -> Result<f64, String> {
     }
 }
 
+/// The step in milliseconds, if one is asked for: at least [`MIN_STEP_SECS`],
+/// at most the window, and coarse enough that the window has at most
+/// [`MAX_POINTS`] buckets.
+fn parse_step(text: Option<&str>, window: f64) -> Result<Option<i64>, String> {
+    let Some(text) = text else { return Ok(None) };
+    let step = match text.trim().parse::<f64>() {
+        Ok(s) if (MIN_STEP_SECS..=window).contains(&s) => s,
+        _ => {
+            return Err(format!(
+                "invalid step {text:?}: expected a number of seconds from {MIN_STEP_SECS} \
+                 to the window ({window})"
+            ));
+        }
+    };
+    // a window that does not start on a bucket edge touches one bucket more
+    let buckets = (window / step).ceil() + 1.0;
+    #[allow(clippy::cast_precision_loss, reason = "a small constant")]
+    let max = MAX_POINTS as f64;
+    if buckets > max {
+        return Err(format!(
+            "invalid step {text:?}: {buckets} buckets over a window of {window} seconds, \
+             more than {MAX_POINTS}; use a step of at least {} seconds",
+            (window / (max - 1.0) * 1000.0).ceil() / 1000.0
+        ));
+    }
+    #[allow(clippy::cast_possible_truncation, reason = "at most 30 days in ms")]
+    Ok(Some(((step * 1000.0).round() as i64).max(1)))
+}
+
 async fn series(
     State(monitor): State<Monitor>,
     query: Result<Query<SeriesQuery>, QueryRejection>,
@@ -460,45 +618,184 @@ async fn series(
         Ok(Query(query)) => query,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid query string: {e}")),
     };
-    respond_blocking(move || series_answer(&monitor, &query)).await
+    respond_blocking(move || {
+        if query.name.as_deref().is_some_and(|n| !n.is_empty()) {
+            series_answer(&monitor, &query)
+        } else {
+            series_listing(&monitor, &query)
+        }
+    })
+    .await
 }
 
-/// The answer of `/api/series`; on the blocking pool, as copying a long
-/// window takes a while.
-fn series_answer(monitor: &Monitor, query: &SeriesQuery) -> Response {
-    let Some(name) = query.name.as_deref().filter(|n| !n.is_empty()) else {
-        return error(StatusCode::BAD_REQUEST, "missing query parameter name");
+async fn series_list(
+    State(monitor): State<Monitor>,
+    query: Result<Query<SeriesQuery>, QueryRejection>,
+) -> Response {
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid query string: {e}")),
     };
-    let labels = match parse_labels(query.labels.as_deref().unwrap_or_default()) {
+    respond_blocking(move || series_listing(&monitor, &query)).await
+}
+
+/// `labels` of the query, validated (names, duplicates) for metric `name`.
+fn query_labels<'q>(query: &'q SeriesQuery, name: &str) -> Result<Vec<(&'q str, &'q str)>, String> {
+    let labels = parse_labels(query.labels.as_deref().unwrap_or_default())?;
+    Labels::new(name, &labels).map_err(|e| e.to_string())?;
+    Ok(labels)
+}
+
+/// Whether `key` has every label of `wanted`.
+fn has_labels(key: &SeriesKey, wanted: &[(&str, &str)]) -> bool {
+    wanted.iter().all(|(k, v)| key.labels().get(k) == Some(*v))
+}
+
+/// Every series (of `name`, if given) whose labels include `labels`, sorted
+/// by name and labels: `[{series, name, labels, kind}]`.
+fn series_listing(monitor: &Monitor, query: &SeriesQuery) -> Response {
+    let name = query.name.as_deref().filter(|n| !n.is_empty());
+    for (param, given) in [
+        ("window", query.window.is_some()),
+        ("step", query.step.is_some()),
+        ("match", query.matching.is_some()),
+    ] {
+        if given {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("query parameter {param} needs name: a listing has no samples"),
+            );
+        }
+    }
+    if let Some(name) = name
+        && let Err(e) = crate::key::validate_metric_name(name)
+    {
+        return error(StatusCode::BAD_REQUEST, e.to_string());
+    }
+    let labels = match query_labels(query, name.unwrap_or_default()) {
         Ok(labels) => labels,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    let key = match SeriesKey::new(name, &labels) {
-        Ok(key) => key,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    let listing: Vec<SeriesListing> = monitor
+        .registry()
+        .infos_with_ids()
+        .into_iter()
+        .filter(|(_, key, _)| name.is_none_or(|n| key.name() == n) && has_labels(key, &labels))
+        .map(|(_, key, kind)| SeriesListing {
+            series: key.to_string(),
+            name: key.name().to_owned(),
+            labels: key.labels().clone(),
+            kind,
+        })
+        .collect();
+    if listing.len() > MAX_LISTED_SERIES {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{} series match, more than {MAX_LISTED_SERIES}: narrow the listing with name \
+                 and labels",
+                listing.len()
+            ),
+        );
+    }
+    axum::Json(listing).into_response()
+}
+
+/// The answer of `/api/series` with a `name`; on the blocking pool, as
+/// copying a long window takes a while.
+fn series_answer(monitor: &Monitor, query: &SeriesQuery) -> Response {
+    match series_selection(monitor, query) {
+        Ok(response) => response,
+        Err((status, message)) => error(status, message),
+    }
+}
+
+fn series_selection(
+    monitor: &Monitor,
+    query: &SeriesQuery,
+) -> Result<Response, (StatusCode, String)> {
+    let bad = |e: String| (StatusCode::BAD_REQUEST, e);
+    let name = query.name.as_deref().unwrap_or_default();
+    crate::key::validate_metric_name(name).map_err(|e| bad(e.to_string()))?;
+    let labels = query_labels(query, name).map_err(bad)?;
+    let window = parse_window(query.window.as_deref()).map_err(bad)?;
+    let step_ms = parse_step(query.step.as_deref(), window).map_err(bad)?;
+    let answer = |key: &SeriesKey, kind: MetricKind| {
+        let pairs: Vec<(&str, &str)> = key.labels().iter().collect();
+        let samples = monitor.history_with(name, &pairs, Duration::from_secs_f64(window));
+        let (samples, truncated) = if let Some(step) = step_ms {
+            (downsample(&samples, step), false)
+        } else {
+            let cut = samples.len().saturating_sub(MAX_POINTS);
+            (samples.into_iter().skip(cut).map(SamplePoint::from).collect(), cut > 0)
+        };
+        SeriesAnswer {
+            series: key.to_string(),
+            name: key.name().to_owned(),
+            labels: key.labels().clone(),
+            kind,
+            window_seconds: window,
+            #[allow(clippy::cast_precision_loss, reason = "at most 30 days in ms")]
+            step_seconds: step_ms.map(|s| s as f64 / 1000.0),
+            truncated,
+            samples,
+        }
     };
-    let window = match parse_window(query.window.as_deref()) {
-        Ok(w) => w,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
-    };
-    // one index lookup, not a listing of every series
     let registry = monitor.registry();
-    let kind = registry
-        .lookup(name, &labels)
-        .and_then(|id| registry.with_entries(|entries| entries.get(id.index()).map(|e| e.kind)));
-    let Some(kind) = kind else {
-        return error(StatusCode::NOT_FOUND, format!("no series {key}"));
-    };
-    let samples = monitor.history_with(name, &labels, Duration::from_secs_f64(window));
-    axum::Json(SeriesAnswer {
-        series: key.to_string(),
-        name: key.name().to_owned(),
-        labels: key.labels().clone(),
-        kind,
-        window_seconds: window,
-        samples: samples.into_iter().map(SamplePoint::from).collect(),
-    })
-    .into_response()
+    match parse_match(query.matching.as_deref()).map_err(bad)? {
+        Match::Exact => {
+            let key = SeriesKey::new(name, &labels).map_err(|e| bad(e.to_string()))?;
+            // one index lookup, not a listing of every series
+            let kind = registry.lookup(name, &labels).and_then(|id| {
+                registry.with_entries(|entries| entries.get(id.index()).map(|e| e.kind))
+            });
+            match kind {
+                Some(kind) => Ok(axum::Json(answer(&key, kind)).into_response()),
+                None => Err((StatusCode::NOT_FOUND, not_found_hint(monitor, &key))),
+            }
+        }
+        Match::Subset => {
+            let selected: Vec<(Arc<SeriesKey>, MetricKind)> = registry
+                .infos_with_ids()
+                .into_iter()
+                .filter(|(_, key, _)| key.name() == name && has_labels(key, &labels))
+                .map(|(_, key, kind)| (key, kind))
+                .collect();
+            if selected.len() > MAX_SELECTED_SERIES {
+                return Err(bad(format!(
+                    "labels select {} series of {name}, more than {MAX_SELECTED_SERIES}: \
+                     give more labels",
+                    selected.len()
+                )));
+            }
+            let answers: Vec<SeriesAnswer> =
+                selected.iter().map(|(key, kind)| answer(key, *kind)).collect();
+            Ok(axum::Json(answers).into_response())
+        }
+    }
+}
+
+/// `no series <key>`, and how to reach the series of that name that exist.
+fn not_found_hint(monitor: &Monitor, key: &SeriesKey) -> String {
+    let same_name = monitor.registry().with_entries(|entries| {
+        entries
+            .iter()
+            .filter(|e| {
+                e.key.name() == key.name()
+                    && !matches!(e.instrument, crate::registry::Instrument::Removed)
+            })
+            .count()
+    });
+    if same_name == 0 {
+        format!("no series {key}")
+    } else {
+        format!(
+            "no series {key}; {} has {same_name} series with other labels: select them with \
+             match=subset, or list them at /api/series/list?name={}",
+            key.name(),
+            key.name()
+        )
+    }
 }
 
 #[cfg(test)]
@@ -521,5 +818,57 @@ mod tests {
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+
+    fn sample(at_ms: i64, value: f64, score: Option<f64>) -> Sample {
+        Sample { timestamp_ms: at_ms, value, anomaly_score: score, expected_band: None }
+    }
+
+    #[test]
+    fn downsampling_gives_one_point_per_aligned_bucket() {
+        let samples = [
+            sample(9_500, 1.0, Some(0.1)),
+            sample(10_000, 2.0, Some(0.9)),
+            sample(12_000, 6.0, Some(0.2)),
+            sample(19_999, 4.0, None),
+            sample(35_000, -1.0, None),
+        ];
+        let points = downsample(&samples, 10_000);
+        let got: Vec<_> = points
+            .iter()
+            .map(|p| (p.timestamp_ms, p.value, p.min, p.max, p.count, p.score))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0, 1.0, Some(1.0), Some(1.0), Some(1), Some(0.1)),
+                (10_000, 4.0, Some(2.0), Some(6.0), Some(3), Some(0.9)),
+                (30_000, -1.0, Some(-1.0), Some(-1.0), Some(1), None),
+            ]
+        );
+        assert!(downsample(&[], 1_000).is_empty());
+        // before the epoch, buckets still align downwards
+        assert_eq!(downsample(&[sample(-1, 1.0, None)], 1_000)[0].timestamp_ms, -1_000);
+        // a mean of huge finite values stays finite
+        let huge = downsample(&[sample(0, f64::MAX, None), sample(1, f64::MAX, None)], 1_000);
+        assert_eq!(huge[0].value, f64::MAX);
+    }
+
+    #[test]
+    fn steps_and_match_modes() {
+        assert_eq!(parse_step(None, 300.0).unwrap(), None);
+        assert_eq!(parse_step(Some("10"), 300.0).unwrap(), Some(10_000));
+        assert_eq!(parse_step(Some("0.5"), 300.0).unwrap(), Some(500));
+        // 300 s in steps of 0.3 s is 1 001 buckets: one too many
+        let err = parse_step(Some("0.3"), 300.0).unwrap_err();
+        assert!(err.contains("\"0.3\"") && err.contains("at least 0.301"), "{err}");
+        assert_eq!(parse_step(Some("0.301"), 300.0).unwrap(), Some(301));
+        for bad in ["0", "-1", "NaN", "inf", "soon", "301", "0.0001"] {
+            let err = parse_step(Some(bad), 300.0).unwrap_err();
+            assert!(err.contains(&format!("{bad:?}")), "{err}");
+        }
+        assert_eq!(parse_match(None).unwrap(), Match::Exact);
+        assert_eq!(parse_match(Some("subset")).unwrap(), Match::Subset);
+        assert!(parse_match(Some("prefix")).unwrap_err().contains("\"prefix\""));
     }
 }

@@ -157,7 +157,6 @@ fn dashboard_wire_types_keep_seed_fields() -> Result<(), Box<dyn std::error::Err
     let a = &json[0];
     for field in [
         "id",
-        "level",
         "title",
         "message",
         "metric_name",
@@ -165,12 +164,14 @@ fn dashboard_wire_types_keep_seed_fields() -> Result<(), Box<dyn std::error::Err
         "threshold",
         "labels",
         "timestamp",
-        "resolved",
         "state",
     ] {
         assert!(a.get(field).is_some(), "missing {field} in {a}");
     }
-    assert_eq!(a["level"], "error");
+    assert_eq!(a["labels"]["severity"], "error");
+    for redundant in ["level", "resolved"] {
+        assert!(a.get(redundant).is_none(), "{redundant} in {a}");
+    }
     assert_eq!(a["state"], "firing");
     assert_eq!(a["title"], "Room general busy");
     assert_eq!(a["message"], "120 msg/s > 100");
@@ -180,6 +181,7 @@ fn dashboard_wire_types_keep_seed_fields() -> Result<(), Box<dyn std::error::Err
         mgr.history_since(0).iter().map(AlertEventView::from).collect();
     let back: Vec<AlertEventView> = serde_json::from_str(&serde_json::to_string(&events)?)?;
     assert_eq!(back, events);
-    assert_eq!(events[0].event, "firing");
+    assert_eq!(events[0].event, watchpost::alert::EventKind::StateChanged);
+    assert_eq!(events[0].state, AlertState::Firing);
     Ok(())
 }

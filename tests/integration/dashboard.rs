@@ -64,7 +64,7 @@ fn dashboard_matches_the_golden_file() {
 #[test]
 fn dashboard_has_the_documented_shape() {
     let json: Value = serde_json::from_str(&scripted_dashboard()).unwrap();
-    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["schema_version"], 2);
     assert_eq!(json["generated_at"], "2026-01-01T00:00:05Z");
     assert_eq!(json["uptime_seconds"], 5.0);
     for key in ["cpu_usage", "memory_usage", "disk_usage", "timestamp"] {
@@ -99,9 +99,11 @@ fn dashboard_has_the_documented_shape() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["event"].as_str().unwrap(), e["timestamp"].as_str().unwrap()))
+        .map(|e| (e["state"].as_str().unwrap(), e["timestamp"].as_str().unwrap()))
         .collect();
     assert_eq!(events, [("pending", "2026-01-01T00:00:03Z"), ("firing", "2026-01-01T00:00:04Z")]);
+    assert_eq!(json["recent_alert_events"][1]["event"], "state_changed");
+    assert_eq!(json["recent_alert_events"][1]["notified"], "firing");
     assert!(json["performance_summary"].is_object());
     let engine = &json["engine"];
     for key in [

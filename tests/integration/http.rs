@@ -151,7 +151,7 @@ fn liveness_dashboard_alerts_and_page() {
     assert_eq!(dashboard.status, 200);
     assert_eq!(dashboard.header("content-type"), Some("application/json"));
     let d = dashboard.json();
-    assert_eq!(d["schema_version"], 1);
+    assert_eq!(d["schema_version"], 2);
     assert_eq!(d["recent_metrics"]["active_users"].as_array().unwrap().len(), 2);
 
     let alerts = get(addr, "/api/alerts").json();
@@ -294,8 +294,6 @@ fn series_queries() {
     assert!(v["samples"][0].get("score").is_none(), "{}", v["samples"][0]);
 
     for (query, needle) in [
-        ("", "missing query parameter name"),
-        ("?name=", "missing query parameter name"),
         ("?name=bad%20name", "invalid metric name"),
         ("?name=messages_total&labels=room", "invalid labels"),
         ("?name=messages_total&labels=__x:1", "invalid label name"),
@@ -308,6 +306,240 @@ fn series_queries() {
     }
     let unknown = get(addr, "/api/series?name=messages_total&labels=room:nowhere");
     assert_eq!(unknown.status, 404);
+}
+
+/// Two rooms of one counter, with a spike at one sample of `general`.
+fn two_rooms() -> (Engine, ManualClock) {
+    let (engine, clock) = manual_engine();
+    let general = engine.counter_with("messages_total", &[("room", "general")]).unwrap();
+    let dev = engine.counter_with("messages_total", &[("room", "dev"), ("team", "core")]).unwrap();
+    engine.gauge("active_users").unwrap().set(3.0);
+    for step in 0..12u64 {
+        general.add(if step == 7 { 50 } else { 1 });
+        dev.add(2);
+        clock.advance(Duration::from_secs(5));
+        engine.flush().unwrap();
+    }
+    (engine, clock)
+}
+
+#[test]
+fn series_listing() {
+    let (engine, _clock) = two_rooms();
+    let server = start(&engine, |b| b);
+    let addr = server.local_addr();
+    let names = |v: &Value| -> Vec<String> {
+        v.as_array().unwrap().iter().map(|s| s["series"].as_str().unwrap().to_owned()).collect()
+    };
+
+    // without a name: every series, sorted, with name, labels and kind
+    let all = get(addr, "/api/series");
+    assert_eq!(all.status, 200, "{}", all.body);
+    let all = all.json();
+    let listed = names(&all);
+    let mut sorted = listed.clone();
+    sorted.sort();
+    assert!(listed.contains(&"active_users".to_owned()), "{listed:?}");
+    assert!(listed.contains(&"messages_total:rate{room=\"dev\",team=\"core\"}".to_owned()));
+    let general = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["series"] == "messages_total{room=\"general\"}")
+        .unwrap();
+    assert_eq!(
+        *general,
+        serde_json::json!({
+            "series": "messages_total{room=\"general\"}",
+            "name": "messages_total",
+            "labels": {"room": "general"},
+            "kind": "counter",
+        })
+    );
+    assert_eq!(get(addr, "/api/series/list").json(), all);
+
+    // filtered by name, and by a label subset
+    let rates = get(addr, "/api/series/list?name=messages_total:rate").json();
+    assert_eq!(
+        names(&rates),
+        [
+            "messages_total:rate{room=\"dev\",team=\"core\"}",
+            "messages_total:rate{room=\"general\"}"
+        ]
+    );
+    assert_eq!(get(addr, "/api/series?name=&labels=team:core").json().as_array().unwrap().len(), 2);
+    let core = get(addr, "/api/series/list?labels=team:core").json();
+    assert_eq!(
+        names(&core),
+        [
+            "messages_total{room=\"dev\",team=\"core\"}",
+            "messages_total:rate{room=\"dev\",team=\"core\"}"
+        ]
+    );
+    assert_eq!(get(addr, "/api/series/list?name=nothing_here").json(), serde_json::json!([]));
+
+    for (query, needle) in [
+        ("/api/series/list?name=bad%20name", "invalid metric name"),
+        ("/api/series/list?labels=room", "invalid labels"),
+        ("/api/series/list?labels=__x:1", "invalid label name"),
+        ("/api/series/list?labels=a:1,a:2", "\"a\""),
+        ("/api/series?window=60", "window needs name"),
+        ("/api/series/list?step=5", "step needs name"),
+    ] {
+        let bad = get(addr, query);
+        assert_eq!(bad.status, 400, "{query}: {}", bad.body);
+        assert!(bad.json()["error"].as_str().unwrap().contains(needle), "{query}: {}", bad.body);
+    }
+}
+
+#[test]
+fn series_selection_by_label_subset() {
+    let (engine, _clock) = two_rooms();
+    let server = start(&engine, |b| b);
+    let addr = server.local_addr();
+
+    // the issue: a derived series asked for without its labels is a 404 that says what exists
+    let missing = get(addr, "/api/series?name=messages_total:rate");
+    assert_eq!(missing.status, 404);
+    let message = missing.json()["error"].as_str().unwrap().to_owned();
+    assert!(message.contains("has 2 series with other labels"), "{message}");
+    assert!(message.contains("match=subset"), "{message}");
+    let none = get(addr, "/api/series?name=nothing_here").json();
+    assert_eq!(none["error"], "no series nothing_here");
+
+    // match=subset: every series of the name whose labels include the given ones, as an array
+    let both = get(addr, "/api/series?name=messages_total:rate&match=subset&window=600");
+    assert_eq!(both.status, 200, "{}", both.body);
+    let both = both.json();
+    let both = both.as_array().unwrap();
+    assert_eq!(both.len(), 2);
+    assert_eq!(both[0]["labels"], serde_json::json!({"room": "dev", "team": "core"}));
+    assert_eq!(both[1]["series"], "messages_total:rate{room=\"general\"}");
+    assert_eq!(both[0]["samples"].as_array().unwrap().len(), 11);
+    assert_eq!(both[0]["samples"][0]["value"], 0.4); // 2 per 5 s
+
+    let core = get(addr, "/api/series?name=messages_total&labels=team:core&match=subset").json();
+    let core = core.as_array().unwrap();
+    assert_eq!(core.len(), 1);
+    assert_eq!(core[0]["series"], "messages_total{room=\"dev\",team=\"core\"}");
+    assert_eq!(core[0]["kind"], "counter");
+    // the same series asked for by a subset is not found by exact match
+    assert_eq!(get(addr, "/api/series?name=messages_total&labels=team:core").status, 404);
+    // the single-object answer is unchanged when the full label set is given
+    let exact = get(addr, "/api/series?name=messages_total&labels=room:dev,team:core").json();
+    assert_eq!(exact["samples"], core[0]["samples"]);
+    assert_eq!(
+        get(addr, "/api/series?name=messages_total&labels=room:x&match=subset").json(),
+        serde_json::json!([])
+    );
+    let bad = get(addr, "/api/series?name=messages_total&match=prefix");
+    assert_eq!(bad.status, 400);
+    assert!(bad.json()["error"].as_str().unwrap().contains("invalid match \"prefix\""));
+}
+
+#[test]
+fn series_selection_is_capped() {
+    let (engine, _clock) = manual_engine();
+    for i in 0..101 {
+        engine.gauge_with("per_user", &[("user", &i.to_string())]).unwrap().set(1.0);
+    }
+    engine.flush().unwrap();
+    let server = start(&engine, |b| b);
+    let too_many = get(server.local_addr(), "/api/series?name=per_user&match=subset");
+    assert_eq!(too_many.status, 400);
+    let message = too_many.json()["error"].as_str().unwrap().to_owned();
+    assert!(message.contains("101 series of per_user, more than 100"), "{message}");
+    let one = get(server.local_addr(), "/api/series?name=per_user&labels=user:7&match=subset");
+    assert_eq!(one.json().as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn series_steps() {
+    let (engine, _clock) = two_rooms();
+    let server = start(&engine, |b| b);
+    let addr = server.local_addr();
+    // general's total goes 1, 2, ..., 7, 57, 58, ... 61 at T0 + 5 s, 10 s, ... 60 s
+    let raw = get(addr, "/api/series?name=messages_total&labels=room:general&window=600").json();
+    let raw: Vec<f64> =
+        raw["samples"].as_array().unwrap().iter().map(|s| s["value"].as_f64().unwrap()).collect();
+    assert_eq!(raw.len(), 12);
+
+    let stepped =
+        get(addr, "/api/series?name=messages_total&labels=room:general&window=600&step=20");
+    assert_eq!(stepped.status, 200, "{}", stepped.body);
+    let stepped = stepped.json();
+    assert_eq!(stepped["step_seconds"], 20.0);
+    let points = stepped["samples"].as_array().unwrap();
+    // buckets aligned to 20 s since the epoch, stamped with their start; T0 is on an edge
+    let starts: Vec<i64> = points.iter().map(|p| p["timestamp_ms"].as_i64().unwrap()).collect();
+    assert_eq!(starts, [T0, T0 + 20_000, T0 + 40_000, T0 + 60_000]);
+    let expect = [&raw[0..3], &raw[3..7], &raw[7..11], &raw[11..12]];
+    for (point, bucket) in points.iter().zip(expect) {
+        #[allow(clippy::cast_precision_loss)]
+        let mean = bucket.iter().sum::<f64>() / bucket.len() as f64;
+        assert_eq!(point["value"].as_f64().unwrap(), mean, "{point}");
+        assert_eq!(point["min"].as_f64().unwrap(), bucket[0], "{point}");
+        assert_eq!(point["max"].as_f64().unwrap(), *bucket.last().unwrap(), "{point}");
+        assert_eq!(point["count"].as_u64().unwrap(), bucket.len() as u64, "{point}");
+    }
+    // the rate's spike is kept as a bucket's max, and its highest score too
+    let rate =
+        get(addr, "/api/series?name=messages_total:rate&labels=room:general&window=600&step=60")
+            .json();
+    let spike = rate["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["max"].as_f64().unwrap())
+        .fold(f64::MIN, f64::max);
+    assert_eq!(spike, 10.0); // 50 in 5 s
+    assert!(rate["samples"][0]["score"].as_f64().is_some(), "{rate}");
+    // and with match=subset, every series is downsampled
+    let subset =
+        get(addr, "/api/series?name=messages_total&match=subset&window=600&step=600").json();
+    for s in subset.as_array().unwrap() {
+        let points = s["samples"].as_array().unwrap();
+        assert!(points.len() <= 2, "{s}");
+        assert_eq!(points.iter().map(|p| p["count"].as_u64().unwrap()).sum::<u64>(), 12);
+    }
+
+    for (query, needle) in [
+        ("&window=300&step=0.2", "use a step of at least 0.301 seconds"),
+        ("&window=300&step=301", "invalid step \"301\""),
+        ("&step=0", "invalid step \"0\""),
+        ("&step=fast", "invalid step \"fast\""),
+    ] {
+        let bad = get(addr, &format!("/api/series?name=messages_total&labels=room:general{query}"));
+        assert_eq!(bad.status, 400, "{query}: {}", bad.body);
+        assert!(bad.json()["error"].as_str().unwrap().contains(needle), "{query}: {}", bad.body);
+    }
+}
+
+#[test]
+fn raw_series_are_capped_at_the_newest_points() {
+    let clock = ManualClock::at_millis(T0);
+    let engine = crate::util::eager(builder(&clock)).history_capacity(1_500).build().unwrap();
+    for i in 0..1_200u32 {
+        engine.record("queue_depth", &[], f64::from(i)).unwrap();
+        clock.advance(Duration::from_millis(100));
+    }
+    engine.flush().unwrap();
+    let server = start(&engine, |b| b);
+    let addr = server.local_addr();
+    let raw = get(addr, "/api/series?name=queue_depth&window=600").json();
+    assert_eq!(raw["truncated"], true);
+    let samples = raw["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 1_000);
+    assert_eq!(samples[0]["value"], 200.0);
+    assert_eq!(samples[999]["value"], 1_199.0);
+    // a window that fits is not flagged
+    let short = get(addr, "/api/series?name=queue_depth&window=10").json();
+    assert!(short.get("truncated").is_none(), "{short}");
+    // a step covers the whole window
+    let stepped = get(addr, "/api/series?name=queue_depth&window=600&step=60").json();
+    let counts: u64 =
+        stepped["samples"].as_array().unwrap().iter().map(|p| p["count"].as_u64().unwrap()).sum();
+    assert_eq!(counts, 1_200);
 }
 
 #[test]
@@ -800,4 +1032,58 @@ fn scrape_under_load(addr: SocketAddr, what: &str) {
         p(0.99),
         all.last().unwrap()
     );
+}
+
+#[test]
+fn alerts_carry_each_fact_once_and_leave_quiet_transitions_out() {
+    use watchpost::alert::{Aggregate, AlertRule, CompareOp};
+    let (engine, clock) = manual_engine();
+    engine
+        .add_alert_rule(
+            AlertRule::builder("big_orders", "order_value")
+                .threshold(Aggregate::Last, Duration::from_secs(10), CompareOp::Gt, 100.0)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    let server = start(&engine, |b| b);
+    let addr = server.local_addr();
+    // a series that comes and goes: inactive → no_data → inactive, twice
+    for _ in 0..2 {
+        engine.record("order_value", &[], 5.0).unwrap();
+        engine.flush().unwrap();
+        clock.advance(Duration::from_secs(30));
+        engine.flush().unwrap();
+    }
+    engine.record("order_value", &[], 500.0).unwrap();
+    engine.flush().unwrap();
+
+    let full: Vec<String> = engine
+        .alert_history(Duration::from_hours(1))
+        .iter()
+        .map(|e| format!("{:?}", e.kind))
+        .collect();
+    assert!(full.len() >= 4, "the full history keeps the quiet transitions: {full:?}");
+    assert!(full.iter().any(|k| k.contains("NoData")), "{full:?}");
+
+    let alerts = get(addr, "/api/alerts").json();
+    let recent = alerts["recent"].as_array().unwrap();
+    assert_eq!(recent.len(), 1, "only the firing: {recent:?}");
+    let firing = &recent[0];
+    assert_eq!(firing["event"], "state_changed");
+    assert_eq!(firing["from_state"], "no_data");
+    assert_eq!(firing["state"], "firing");
+    assert_eq!(firing["notified"], "firing");
+    assert_eq!(firing["labels"]["severity"], "warning");
+    let active = &alerts["active"][0];
+    assert_eq!(active["state"], "firing");
+    assert_eq!(active["labels"]["severity"], "warning");
+    for redundant in ["level", "resolved"] {
+        assert!(active.get(redundant).is_none(), "{redundant} in {active}");
+        assert!(firing.get(redundant).is_none(), "{redundant} in {firing}");
+    }
+    // the dashboard shows the same views
+    let d = get(addr, "/api/dashboard").json();
+    assert_eq!(d["recent_alert_events"], alerts["recent"]);
+    assert_eq!(d["active_alerts"], alerts["active"]);
 }
