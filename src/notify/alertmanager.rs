@@ -73,7 +73,7 @@ struct Inner {
     max_active: usize,
     /// The alerts still firing, by alert id, and when they were last sent.
     active: Mutex<BTreeMap<String, Notification>>,
-    last_resend: Mutex<Option<DateTime<Utc>>>,
+    last_resend: Mutex<DateTime<Utc>>,
 }
 
 /// Settings of an [`AlertmanagerReceiver`].
@@ -332,11 +332,11 @@ impl AlertmanagerBuilder {
             generator_url: self.generator_url,
             http: Http::new(self.delivery),
             tracker,
-            clock: self.clock,
+            clock: Arc::clone(&self.clock),
             resend_interval: self.resend_interval,
             max_active: self.max_active,
             active: Mutex::new(BTreeMap::new()),
-            last_resend: Mutex::new(None),
+            last_resend: Mutex::new(self.clock.now()),
         });
         let (stop, stopped) = bounded::<()>(0);
         let worker = Arc::clone(&inner);
@@ -397,14 +397,10 @@ impl Inner {
             let mut last = self.last_resend.lock();
             let interval =
                 chrono::Duration::from_std(self.resend_interval).unwrap_or(chrono::Duration::MAX);
-            match *last {
-                Some(at) if now.signed_duration_since(at) < interval => return 0,
-                None => {
-                    *last = Some(now);
-                    return 0;
-                }
-                _ => *last = Some(now),
+            if now.signed_duration_since(*last) < interval {
+                return 0;
             }
+            *last = now;
         }
         let active: Vec<Notification> = self.active.lock().values().cloned().collect();
         if active.is_empty() {

@@ -13,6 +13,8 @@ mod fuzz;
 mod http;
 mod lifecycle;
 mod props;
+#[cfg(all(feature = "notify", feature = "http"))]
+mod receivers;
 mod settings;
 mod staleness;
 mod util;
