@@ -33,7 +33,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             (other, _) => {
                 return Err(Box::new(Error::InvalidConfig {
                     field: "arguments",
-                    reason: format!("unexpected {other:?}: --alertmanager URL... [--smtp HOST:PORT]"),
+                    reason: format!(
+                        "unexpected {other:?}: --alertmanager URL... [--smtp HOST:PORT]"
+                    ),
                 }));
             }
         }

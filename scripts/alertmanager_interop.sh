@@ -166,6 +166,8 @@ try:
     assert active["labels"]["room"] == "lab" and active["labels"]["severity"] == "critical", active
     assert active["annotations"]["summary"] == "lab is hot", active
     assert active["generatorURL"] == "http://127.0.0.1/watchpost", active
+    # the fingerprint watchpost's webhook receiver computes (src/notify/payload.rs)
+    assert active["fingerprint"] == "aebfddb2816582ab", active
     say(f"active in Alertmanager: {active['labels']}, startsAt {active['startsAt']}")
     firing = wait_for("the firing webhook", lambda: hook_with("firing"))[0]
     assert firing["alerts"][0]["annotations"]["summary"] == "lab is hot", firing

@@ -89,6 +89,9 @@ mod docs {
     struct Dashboard;
     #[doc = include_str!("../docs/http.md")]
     struct Http;
+    #[cfg(feature = "notify")]
+    #[doc = include_str!("../docs/notify.md")]
+    struct Notify;
     #[doc = include_str!("../docs/reliability.md")]
     struct Reliability;
 }

@@ -184,5 +184,11 @@ mod tests {
         let a = BTreeMap::from([("a".to_owned(), "b".to_owned())]);
         let b = BTreeMap::from([("a".to_owned(), "c".to_owned())]);
         assert_ne!(fingerprint(&a), fingerprint(&b));
+        // What Alertmanager 0.25 reports for this alert (checked by scripts/alertmanager_interop.sh).
+        let hot = BTreeMap::from(
+            [("alertname", "hot"), ("room", "lab"), ("severity", "critical")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        );
+        assert_eq!(fingerprint(&hot), "aebfddb2816582ab");
     }
 }
