@@ -122,7 +122,7 @@ impl AlertmanagerReceiver {
             generator_url: None,
             delivery: Delivery::default(),
             clock: Arc::new(SystemClock),
-            resend_interval: Duration::from_secs(60),
+            resend_interval: Duration::from_mins(1),
             max_active: 10_000,
         }
     }

@@ -70,7 +70,7 @@ impl Delivery {
     /// assert!(watchpost::notify::Delivery::new(Duration::ZERO, 1).is_err());
     /// ```
     pub fn new(timeout: Duration, retries: u32) -> Result<Self> {
-        if timeout < Duration::from_millis(1) || timeout > Duration::from_secs(600) {
+        if timeout < Duration::from_millis(1) || timeout > Duration::from_mins(10) {
             return Err(Error::InvalidConfig {
                 field: "timeout",
                 reason: format!("{timeout:?} is outside 1 ms ..= 10 min"),
@@ -100,7 +100,7 @@ impl Delivery {
     /// assert!(d.with_backoff(Duration::from_secs(2), Duration::from_secs(1)).is_err());
     /// ```
     pub fn with_backoff(self, initial: Duration, max: Duration) -> Result<Self> {
-        if initial < Duration::from_millis(1) || max < initial || max > Duration::from_secs(600) {
+        if initial < Duration::from_millis(1) || max < initial || max > Duration::from_mins(10) {
             return Err(Error::InvalidConfig {
                 field: "backoff",
                 reason: format!(

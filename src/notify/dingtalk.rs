@@ -1,6 +1,6 @@
 //! DingTalk robot webhooks: a markdown message, signed when a secret is set.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
@@ -161,13 +161,14 @@ fn message(group: &AlertGroup) -> serde_json::Value {
         } else {
             "<font color=\"#2eb886\">RESOLVED</font>"
         };
-        text.push_str(&format!(
+        let _ = write!(
+            text,
             "\n**{state}** {} ({})\n\n> {}\n\n`{}`\n",
             n.title,
             n.severity.as_str(),
             n.message,
             label_list(&n.labels)
-        ));
+        );
     }
     json!({ "msgtype": "markdown", "markdown": { "title": title, "text": text } })
 }

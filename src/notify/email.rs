@@ -1,6 +1,6 @@
 //! Email over SMTP (plain, STARTTLS or TLS) through lettre.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::transport::smtp::authentication::Credentials;
@@ -172,18 +172,19 @@ impl EmailReceiver {
         let mut body = String::new();
         for n in &group.alerts {
             let state = if super::is_firing(n) { "FIRING" } else { "RESOLVED" };
-            body.push_str(&format!(
+            let _ = write!(
+                body,
                 "[{state}] {} ({})\n\n{}\n\n",
                 n.title,
                 n.severity.as_str(),
                 n.message
-            ));
-            body.push_str(&format!("labels: {}\n", label_list(&n.labels)));
+            );
+            let _ = writeln!(body, "labels: {}", label_list(&n.labels));
             if let Some(start) = n.started_at {
-                body.push_str(&format!("started: {}\n", rfc3339(start)));
+                let _ = writeln!(body, "started: {}", rfc3339(start));
             }
             if let Some(r) = n.resolution {
-                body.push_str(&format!("resolved: {}\n", rfc3339(r.resolved_at)));
+                let _ = writeln!(body, "resolved: {}", rfc3339(r.resolved_at));
             }
             body.push('\n');
         }

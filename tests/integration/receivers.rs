@@ -365,7 +365,7 @@ fn alertmanager_gets_v2_alerts_at_every_address_and_active_ones_again_each_inter
     let clock = ManualClock::at_millis(T0);
     let am = AlertmanagerReceiver::builder([a.url(""), b.url("/")])
         .clock(clock.clone())
-        .resend_interval(Duration::from_secs(60))
+        .resend_interval(Duration::from_mins(1))
         .generator_url("http://chat-1:9898/")
         .bearer_token("am-t0ken")
         .delivery(fast())
@@ -404,7 +404,7 @@ fn alertmanager_gets_v2_alerts_at_every_address_and_active_ones_again_each_inter
     let ended = &a.wait_for(3)[2].body[0];
     assert_eq!(ended["endsAt"], "2026-01-01T00:01:00.000Z");
     assert_eq!(am.active(), 0);
-    clock.advance(Duration::from_secs(120));
+    clock.advance(Duration::from_mins(2));
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(a.seen().len(), 3, "a resolved alert is not re-sent");
     assert_eq!(am.stats().sent, 6);
