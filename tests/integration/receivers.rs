@@ -214,6 +214,8 @@ fn webhook_posts_alertmanagers_payload_with_the_bearer_token() {
         .header("x-team", "chat")
         .external_url("http://chat-1:9898/")
         .delivery(fast());
+    let shown = format!("{hook:?}");
+    assert!(!shown.contains("t0ken") && !shown.contains("chat\""), "{shown}");
     let (firing, resolved) = fire_and_resolve();
     hook.send(&AlertGroup::single("oncall", &firing)).unwrap();
     hook.send(&AlertGroup::single("oncall", &resolved)).unwrap();
