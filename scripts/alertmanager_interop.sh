@@ -93,7 +93,7 @@ threading.Thread(target=hook_server.serve_forever, daemon=True).start()
 # The SMTP sink: every message watchpost mails.
 mails = []
 class Sink:
-    async def handle_DATA(self, server, session, envelope):
+    async def handle_DATA(self, server, smtp_state, envelope):
         mails.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
         return "250 OK"
 smtp_port = free_port()

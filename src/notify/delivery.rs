@@ -393,7 +393,7 @@ pub(crate) struct Post<'a> {
     pub(crate) errcode_in_body: bool,
 }
 
-/// The HTTP side of a receiver: an agent with the policy's timeout.
+/// The HTTP side of a receiver: a ureq client with the policy's timeout.
 pub(crate) struct Http {
     agent: ureq::Agent,
     pub(crate) delivery: Delivery,
