@@ -140,6 +140,11 @@ Options:
                       the example built with --features http. Every route but
                       /health and / needs the bearer token printed at start
                       (generated, or taken from WATCHPOST_HTTP_TOKEN)
+  --alertmanager URL  push alerts to the Alertmanager at URL (v2 API, re-sent every
+                      minute while firing); repeatable for an HA pair; needs the
+                      example built with --features notify
+  --webhook URL       post alerts to URL in Alertmanager's webhook format;
+                      repeatable; needs --features notify
   -h, --help          print this help";
 
 // ---------------------------------------------------------------------------
@@ -158,11 +163,22 @@ struct Config {
     serve: Option<SocketAddr>,
     /// Where the JSON Lines alert log goes.
     alerts_log: Option<PathBuf>,
+    /// Alertmanagers (base URLs) that get every alert.
+    alertmanagers: Vec<String>,
+    /// Webhooks that get every alert.
+    webhooks: Vec<String>,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { duration: Duration::from_secs(10), users: 12, serve: None, alerts_log: None }
+        Config {
+            duration: Duration::from_secs(10),
+            users: 12,
+            serve: None,
+            alerts_log: None,
+            alertmanagers: Vec::new(),
+            webhooks: Vec::new(),
+        }
     }
 }
 
@@ -209,6 +225,20 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
                 config.serve = Some(value.parse().map_err(|_| {
                     format!("invalid value '{value}' for --serve: expected an address like 127.0.0.1:9898")
                 })?);
+            }
+            "--alertmanager" | "--webhook" => {
+                let value = flag_value(flag, inline, &mut args)?;
+                if !cfg!(feature = "notify") {
+                    return Err(format!(
+                        "{flag} needs the notify feature: \
+                         cargo run --features notify --example chat_server -- {flag} URL"
+                    ));
+                }
+                if flag == "--alertmanager" {
+                    config.alertmanagers.push(value);
+                } else {
+                    config.webhooks.push(value);
+                }
             }
             _ => return Err(format!("unknown argument '{arg}'")),
         }
@@ -282,6 +312,18 @@ fn run(config: &Config) -> watchpost::Result<()> {
             .map_err(|e| io_error(&format!("cannot create {}", path.display()), &e))?;
         builder = builder.notifier("alerts-log", JsonLinesNotifier::new(io::BufWriter::new(file)));
         eprintln!("chat_server: alert notifications go to {} (JSON Lines)", path.display());
+    }
+    #[cfg(feature = "notify")]
+    {
+        use watchpost::notify::{AlertmanagerReceiver, ReceiverNotifier, WebhookReceiver};
+        if !config.alertmanagers.is_empty() {
+            let am = AlertmanagerReceiver::builder(&config.alertmanagers).build()?;
+            builder = builder.notifier("alertmanager", ReceiverNotifier(am));
+        }
+        for (i, url) in config.webhooks.iter().enumerate() {
+            let hook = WebhookReceiver::new(format!("webhook-{i}"), url)?;
+            builder = builder.notifier(format!("webhook-{i}"), ReceiverNotifier(hook));
+        }
     }
     let engine = builder.build()?;
     let metrics = Arc::new(ChatMetrics::register(&engine.monitor())?);

@@ -116,6 +116,7 @@ pub mod guide {
     pub mod http {}
     #[doc = include_str!("guide_links.md")]
     #[doc = include_str!("../docs/notify.md")]
+    #[cfg(feature = "notify")]
     pub mod notify {}
     #[doc = include_str!("guide_links.md")]
     #[doc = include_str!("../docs/reliability.md")]

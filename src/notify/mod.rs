@@ -234,6 +234,10 @@ pub trait Receiver: Send + Sync + 'static {
     ///
     /// Whatever made the delivery fail after the receiver's own retries.
     fn send(&self, group: &AlertGroup) -> NotifyResult;
+
+    /// Called once when the engine shuts down (through
+    /// [`ReceiverNotifier`] or a router): stop background work. Default: nothing.
+    fn flush(&self) {}
 }
 
 impl<R: Receiver + ?Sized> Receiver for Box<R> {
@@ -243,6 +247,9 @@ impl<R: Receiver + ?Sized> Receiver for Box<R> {
     fn send(&self, group: &AlertGroup) -> NotifyResult {
         (**self).send(group)
     }
+    fn flush(&self) {
+        (**self).flush();
+    }
 }
 
 impl<R: Receiver + ?Sized> Receiver for std::sync::Arc<R> {
@@ -251,6 +258,9 @@ impl<R: Receiver + ?Sized> Receiver for std::sync::Arc<R> {
     }
     fn send(&self, group: &AlertGroup) -> NotifyResult {
         (**self).send(group)
+    }
+    fn flush(&self) {
+        (**self).flush();
     }
 }
 
@@ -287,6 +297,10 @@ impl<R: Receiver> Notifier for ReceiverNotifier<R> {
             _ => Ok(()),
         }
     }
+
+    fn flush(&self) {
+        self.0.flush();
+    }
 }
 
 mod group;
@@ -298,3 +312,31 @@ pub use self::route::{
     DEFAULT_GROUP_INTERVAL, DEFAULT_GROUP_WAIT, DEFAULT_REPEAT_INTERVAL, GroupBy, Route, RouteTree,
 };
 pub use self::router::{DEFAULT_ROUTER_FLUSH_TIMEOUT, Router, RouterBuilder, RouterStats};
+
+#[cfg(feature = "notify")]
+mod alertmanager;
+#[cfg(feature = "notify")]
+mod delivery;
+#[cfg(feature = "notify")]
+mod dingtalk;
+#[cfg(feature = "notify")]
+mod email;
+#[cfg(feature = "notify")]
+mod payload;
+#[cfg(feature = "notify")]
+mod slack;
+#[cfg(feature = "notify")]
+mod webhook;
+
+#[cfg(feature = "notify")]
+pub use self::alertmanager::{AlertmanagerBuilder, AlertmanagerReceiver};
+#[cfg(feature = "notify")]
+pub use self::delivery::{Delivery, DeliveryStats};
+#[cfg(feature = "notify")]
+pub use self::dingtalk::DingTalkReceiver;
+#[cfg(feature = "notify")]
+pub use self::email::{EmailBuilder, EmailReceiver, SmtpSecurity};
+#[cfg(feature = "notify")]
+pub use self::slack::SlackReceiver;
+#[cfg(feature = "notify")]
+pub use self::webhook::WebhookReceiver;

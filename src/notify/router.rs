@@ -318,7 +318,7 @@ impl Notifier for Router {
     }
 
     /// Sends every change still waiting for its group's timer and waits for
-    /// the receivers (at most the flush timeout).
+    /// the receivers (at most the flush timeout), then flushes each receiver.
     fn flush(&self) {
         let now = self.shared.clock.now_ms();
         let mut grouper = self.shared.grouper.lock();
@@ -326,6 +326,10 @@ impl Notifier for Router {
         self.shared.dispatch(waiting);
         drop(grouper);
         self.shared.wait_idle();
+        // stops what the receivers run of their own (an Alertmanager re-send)
+        for lane in &self.shared.lanes {
+            lane.receiver.flush();
+        }
     }
 }
 

@@ -14,6 +14,8 @@ mod http;
 mod lifecycle;
 mod load;
 mod props;
+#[cfg(all(feature = "notify", feature = "http"))]
+mod receivers;
 mod routing;
 mod settings;
 mod staleness;
