@@ -115,6 +115,9 @@ pub mod guide {
     #[doc = include_str!("../docs/http.md")]
     pub mod http {}
     #[doc = include_str!("guide_links.md")]
+    #[doc = include_str!("../docs/integrations.md")]
+    pub mod integrations {}
+    #[doc = include_str!("guide_links.md")]
     #[doc = include_str!("../docs/notify.md")]
     #[cfg(feature = "notify")]
     pub mod notify {}
