@@ -23,6 +23,12 @@ impl Monitor {
         self.shared.clock.now_ms()
     }
 
+    /// The engine's clock.
+    #[cfg(feature = "http")]
+    pub(crate) fn clock(&self) -> std::sync::Arc<dyn crate::clock::Clock> {
+        std::sync::Arc::clone(&self.shared.clock)
+    }
+
     /// Adds an alert rule while running; it is evaluated at once.
     ///
     /// # Errors

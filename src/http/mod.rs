@@ -88,10 +88,15 @@
 
 mod assets;
 mod host;
+mod middleware;
 mod routes;
 mod scrape;
 mod server;
 
+pub use middleware::{
+    HttpMetrics, HttpMetricsLayer, REQUEST_DURATION_SECONDS, REQUESTS_IN_FLIGHT, REQUESTS_TOTAL,
+    RESPONSE_SIZE_BYTES, UNMATCHED_ROUTE,
+};
 pub use server::{
     DEFAULT_BODY_LIMIT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_HEALTH_CHECK_INTERVAL,
     DEFAULT_MAX_CONNECTIONS, DEFAULT_SCRAPE_CACHE_TTL, DEFAULT_SHUTDOWN_TIMEOUT, HttpServer,

@@ -13,6 +13,8 @@ mod fuzz;
 mod http;
 mod lifecycle;
 mod load;
+#[cfg(feature = "http")]
+mod middleware;
 mod props;
 #[cfg(all(feature = "notify", feature = "http"))]
 mod receivers;
