@@ -126,6 +126,7 @@ pub fn router(monitor: Monitor) -> axum::Router {
         body_limit: DEFAULT_BODY_LIMIT,
         hosts: host::AllowedHosts::loopback(),
         scrape_cache: std::sync::Arc::new(scrape::ScrapeCache::new(DEFAULT_SCRAPE_CACHE_TTL)),
+        mount: routes::Mount::default(),
     };
     routes::build(monitor, access)
 }

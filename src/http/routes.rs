@@ -38,7 +38,41 @@ pub(super) struct Access {
     pub(super) body_limit: usize,
     pub(super) hosts: AllowedHosts,
     pub(super) scrape_cache: Arc<ScrapeCache>,
+    pub(super) mount: Mount,
 }
+
+/// Where the routes are mounted, and which the application serves itself.
+#[derive(Debug, Clone)]
+pub(super) struct Mount {
+    /// `""`, or a validated path prefix without a trailing `/` (`/monitor`).
+    pub(super) prefix: String,
+    /// Route paths (without the prefix) left out.
+    pub(super) without: Vec<String>,
+    /// Whether unmatched paths get watchpost's JSON `404`.
+    pub(super) fallback: bool,
+}
+
+impl Default for Mount {
+    fn default() -> Self {
+        Mount { prefix: String::new(), without: Vec::new(), fallback: true }
+    }
+}
+
+/// Every route path, as [`Mount::without`] names them.
+pub(super) const ROUTES: [&str; 12] = [
+    "/",
+    "/assets/{file}",
+    "/health",
+    "/metrics",
+    "/health/detailed",
+    "/api/dashboard",
+    "/api/alerts",
+    "/api/alerts/ack",
+    "/api/silences",
+    "/api/silences/{id}",
+    "/api/series",
+    "/api/series/list",
+];
 
 /// The handlers' state: the monitor, and the scrape cache for `/metrics`.
 #[derive(Debug, Clone)]
@@ -55,7 +89,10 @@ impl FromRef<Api> for Monitor {
 
 /// Builds every route with the given access rules.
 pub(super) fn build(monitor: Monitor, access: Access) -> Router {
-    let Access { token, body_limit, hosts, scrape_cache } = access;
+    let Access { token, body_limit, hosts, scrape_cache, mount } = access;
+    let Mount { prefix, without, fallback } = mount;
+    let wanted = |path: &str| !without.iter().any(|w| w == path);
+    let at = |path: &str| format!("{prefix}{path}");
     let api = Api { monitor, scrape: scrape_cache };
     // Closed by default: without a token nobody may change state.
     let (ack, create, expire) = if token.is_some() {
@@ -63,27 +100,44 @@ pub(super) fn build(monitor: Monitor, access: Access) -> Router {
     } else {
         (post(writes_disabled), post(writes_disabled), delete(writes_disabled))
     };
-    let protected = Router::new()
-        .route("/metrics", get(metrics))
-        .route("/health/detailed", get(health_detailed))
-        .route("/api/dashboard", get(dashboard))
-        .route("/api/alerts", get(alerts))
-        .route("/api/alerts/ack", ack)
-        .route("/api/silences", get(silences).merge(create))
-        .route("/api/silences/{id}", expire)
-        .route("/api/series", get(series))
-        .route("/api/series/list", get(series_list))
-        .with_state(api);
+    let mut protected = Router::new();
+    for (path, handler) in [
+        ("/metrics", get(metrics)),
+        ("/health/detailed", get(health_detailed)),
+        ("/api/dashboard", get(dashboard)),
+        ("/api/alerts", get(alerts)),
+        ("/api/alerts/ack", ack),
+        ("/api/silences", get(silences).merge(create)),
+        ("/api/silences/{id}", expire),
+        ("/api/series", get(series)),
+        ("/api/series/list", get(series_list)),
+    ] {
+        if wanted(path) {
+            protected = protected.route(&at(path), handler);
+        }
+    }
+    let protected = protected.with_state(api);
     let protected = match token {
         Some(token) => protected.layer(middleware::from_fn_with_state(token, require_token)),
         None => protected,
     };
-    Router::new()
-        .route("/", get(page))
-        .route("/assets/{file}", get(super::assets::asset))
-        .route("/health", get(liveness))
-        .merge(protected)
-        .fallback(not_found)
+    let mut open = Router::new();
+    if wanted("/") {
+        open = if prefix.is_empty() {
+            open.route("/", get(page))
+        } else {
+            open.route(&prefix, get(page)).route(&at("/"), get(page))
+        };
+    }
+    if wanted("/assets/{file}") {
+        open = open.route(&at("/assets/{file}"), get(super::assets::asset));
+    }
+    if wanted("/health") {
+        open = open.route(&at("/health"), get(liveness));
+    }
+    let routes = open.merge(protected);
+    let routes = if fallback { routes.fallback(not_found) } else { routes };
+    routes
         .layer(middleware::from_fn_with_state(Arc::new(hosts), check_host))
         .layer(middleware::map_response(common_headers))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit))
@@ -163,21 +217,51 @@ async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "no such route")
 }
 
-async fn page() -> Response {
+/// The page, with a `<base>` when its URL does not end in `/` (`/monitor`,
+/// mounted or nested under a prefix), so that its relative requests
+/// (`api/dashboard`, `assets/…`) go under the prefix rather than to `/api/…`.
+async fn page(request: Request) -> Response {
+    let path = request
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| request.uri().path(), |o| o.0.path());
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (
                 header::CONTENT_SECURITY_POLICY,
                 "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; \
-                 img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'; \
+                 img-src data:; connect-src 'self'; base-uri 'self'; form-action 'none'; \
                  frame-ancestors 'none'",
             ),
             (header::REFERRER_POLICY, "no-referrer"),
         ],
-        super::DASHBOARD_HTML,
+        page_html(path),
     )
         .into_response()
+}
+
+/// [`DASHBOARD_HTML`](super::DASHBOARD_HTML) for the page at `path`. The
+/// `<base>` is relative (`./monitor/`), so it also holds behind a proxy that
+/// mounts the server under another prefix.
+fn page_html(path: &str) -> std::borrow::Cow<'static, str> {
+    let last = path.rsplit('/').next().unwrap_or_default();
+    if last.is_empty() {
+        return std::borrow::Cow::Borrowed(super::DASHBOARD_HTML);
+    }
+    let mut escaped = String::with_capacity(last.len());
+    for c in last.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '"' => escaped.push_str("&quot;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '\'' => escaped.push_str("&#39;"),
+            c => escaped.push(c),
+        }
+    }
+    let base = format!("<head>\n<base href=\"./{escaped}/\">");
+    std::borrow::Cow::Owned(super::DASHBOARD_HTML.replacen("<head>", &base, 1))
 }
 
 async fn liveness() -> Response {

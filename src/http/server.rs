@@ -12,7 +12,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::sync::{Semaphore, watch};
 
 use super::host::AllowedHosts;
-use super::routes::{self, Access};
+use super::routes::{self, Access, Mount};
 use super::scrape::ScrapeCache;
 use crate::engine::Monitor;
 use crate::error::{Error, Result};
@@ -97,6 +97,8 @@ pub struct HttpServerBuilder {
     scrape_cache_ttl: Duration,
     health_check_interval: Option<Duration>,
     shutdown_timeout: Duration,
+    prefix: String,
+    without_routes: Vec<String>,
 }
 
 impl Default for HttpServerBuilder {
@@ -111,6 +113,8 @@ impl Default for HttpServerBuilder {
             scrape_cache_ttl: DEFAULT_SCRAPE_CACHE_TTL,
             health_check_interval: Some(DEFAULT_HEALTH_CHECK_INTERVAL),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            prefix: String::new(),
+            without_routes: Vec::new(),
         }
     }
 }
@@ -127,6 +131,8 @@ impl fmt::Debug for HttpServerBuilder {
             .field("scrape_cache_ttl", &self.scrape_cache_ttl)
             .field("health_check_interval", &self.health_check_interval)
             .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("prefix", &self.prefix)
+            .field("without_routes", &self.without_routes)
             .finish()
     }
 }
@@ -293,8 +299,57 @@ impl HttpServerBuilder {
         self
     }
 
-    /// The routes with this builder's token, host names, body limit and
-    /// scrape cache, for merging into an application's own axum router. The
+    /// Mounts every route under `prefix` (`/monitor`: the page at
+    /// `/monitor` and `/monitor/`, the API at `/monitor/api/…`), for
+    /// embedding in an application that owns the other paths. With a prefix,
+    /// [`router`](Self::router) sets no fallback: paths outside the routes
+    /// stay the application's (its own fallback included).
+    ///
+    /// Defaults to none (the routes at `/`). A prefix starts with `/`, has no
+    /// trailing `/`, and is made of letters, digits and `-._~/`; others are
+    /// an error from [`router`](Self::router) and [`start`](Self::start).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = watchpost::http::HttpServer::builder().prefix("/monitor");
+    /// # let _ = b;
+    /// ```
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Leaves out routes the application already serves itself, by their
+    /// path as the [module docs](crate::http#routes) list them (without the
+    /// [`prefix`](Self::prefix)): `"/health"`, `"/metrics"`, `"/"` (the page),
+    /// `"/api/series"`, … Merging routes an application already has into its
+    /// router panics in axum ("Overlapping method route").
+    ///
+    /// Defaults to none: every route. An unknown path is an error from
+    /// [`router`](Self::router) and [`start`](Self::start).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// let app: axum::Router = axum::Router::new()
+    ///     .route("/health", axum::routing::get(|| async { "ok" }))
+    ///     .merge(watchpost::http::HttpServer::builder().without_routes(["/health"]).router(engine.monitor())?);
+    /// # let _ = app;
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn without_routes<I>(mut self, paths: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.without_routes.extend(paths.into_iter().map(Into::into));
+        self
+    }
+
+    /// The routes with this builder's token, host names, body limit,
+    /// prefix, left-out routes and scrape cache, for merging into an application's own axum router. The
     /// connection settings ([`header_read_timeout`](Self::header_read_timeout),
     /// [`max_connections`](Self::max_connections)) belong to the application's
     /// server then.
@@ -304,7 +359,9 @@ impl HttpServerBuilder {
     /// [`Error::InvalidConfig`] for an empty bearer token or one with
     /// characters other than visible ASCII (field `bearer_token`), or a host
     /// given to [`allow_host`](Self::allow_host) that is not a host name or an
-    /// IP address (field `allowed_hosts`).
+    /// IP address (field `allowed_hosts`), an invalid [`prefix`](Self::prefix)
+    /// (field `prefix`) or an unknown path given to
+    /// [`without_routes`](Self::without_routes) (field `without_routes`).
     ///
     /// # Examples
     ///
@@ -317,7 +374,38 @@ impl HttpServerBuilder {
     /// ```
     pub fn router(&self, monitor: Monitor) -> Result<axum::Router> {
         let hosts = self.hosts()?;
-        self.routes(monitor, hosts)
+        self.routes(monitor, hosts, self.prefix.is_empty())
+    }
+
+    fn mount(&self, fallback: bool) -> Result<Mount> {
+        let p = &self.prefix;
+        let valid_char = |c: char| c.is_ascii_alphanumeric() || "-._~/".contains(c);
+        if !p.is_empty()
+            && (!p.starts_with('/')
+                || p.ends_with('/')
+                || p.contains("//")
+                || !p.chars().all(valid_char))
+        {
+            return Err(Error::InvalidConfig {
+                field: "prefix",
+                reason: format!(
+                    "{p:?}: expected a path like \"/monitor\": a leading `/`, no trailing `/`, \
+                     letters, digits and `-._~/`"
+                ),
+            });
+        }
+        if let Some(unknown) =
+            self.without_routes.iter().find(|w| !routes::ROUTES.contains(&w.as_str()))
+        {
+            return Err(Error::InvalidConfig {
+                field: "without_routes",
+                reason: format!(
+                    "{unknown:?} is not a route; the routes are {}",
+                    routes::ROUTES.join(", ")
+                ),
+            });
+        }
+        Ok(Mount { prefix: p.clone(), without: self.without_routes.clone(), fallback })
     }
 
     fn hosts(&self) -> Result<AllowedHosts> {
@@ -325,7 +413,12 @@ impl HttpServerBuilder {
             .map_err(|reason| Error::InvalidConfig { field: "allowed_hosts", reason })
     }
 
-    fn routes(&self, monitor: Monitor, hosts: AllowedHosts) -> Result<axum::Router> {
+    fn routes(
+        &self,
+        monitor: Monitor,
+        hosts: AllowedHosts,
+        fallback: bool,
+    ) -> Result<axum::Router> {
         if let Some(token) = &self.bearer_token
             && (token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()))
         {
@@ -343,6 +436,7 @@ impl HttpServerBuilder {
             body_limit: self.body_limit,
             hosts,
             scrape_cache: Arc::new(ScrapeCache::new(self.scrape_cache_ttl)),
+            mount: self.mount(fallback)?,
         };
         Ok(routes::build(monitor, access))
     }
@@ -388,7 +482,7 @@ impl HttpServerBuilder {
     pub fn start(self, monitor: Monitor) -> Result<HttpServerGuard> {
         self.check_connection_limits()?;
         let hosts = self.hosts()?.with_bind_ip(self.addr.ip());
-        let app = self.routes(monitor.clone(), hosts)?;
+        let app = self.routes(monitor.clone(), hosts, true)?;
         self.serve_app(monitor, app)
     }
 
@@ -621,6 +715,7 @@ mod tests {
             body_limit: DEFAULT_BODY_LIMIT,
             hosts: AllowedHosts::loopback(),
             scrape_cache: Arc::clone(&cache),
+            mount: routes::Mount::default(),
         };
         let app = routes::build(engine.monitor(), access);
         let server = builder.serve_app(engine.monitor(), app).unwrap();

@@ -13,7 +13,7 @@ use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::get;
 use watchpost::http::{
-    HttpMetricsLayer, REQUEST_DURATION_SECONDS, REQUESTS_IN_FLIGHT, REQUESTS_TOTAL,
+    HttpMetricsLayer, HttpServer, REQUEST_DURATION_SECONDS, REQUESTS_IN_FLIGHT, REQUESTS_TOTAL,
     RESPONSE_SIZE_BYTES,
 };
 use watchpost::{DEFAULT_BUCKETS, ManualClock, Monitor};
@@ -177,4 +177,86 @@ fn middleware_counts_requests_in_flight_until_they_end() {
     assert_eq!(client.join().unwrap(), (200, "done".to_owned()));
     assert_eq!(in_flight(&m, "GET", "/slow"), 0.0);
     assert_eq!(requests(&m, "GET", "/slow", "2xx"), 1);
+}
+
+#[test]
+fn the_router_merges_into_an_app_that_has_its_own_health_route() {
+    let clock = ManualClock::at_millis(T0);
+    let engine = builder(&clock).build().unwrap();
+    let routes =
+        HttpServer::builder().without_routes(["/health"]).router(engine.monitor()).unwrap();
+    let app = Router::new().route("/health", get(|| async { "app is fine" })).merge(routes);
+    let (addr, _stop) = serve(app);
+    assert_eq!(get_path(addr, "GET", "/health"), (200, "app is fine".to_owned()));
+    let (status, body) = get_path(addr, "GET", "/api/dashboard");
+    assert_eq!(status, 200);
+    assert!(body.contains("\"schema_version\""), "{body}");
+}
+
+#[test]
+fn the_router_mounts_under_a_prefix_with_the_page_at_both_urls() {
+    let clock = ManualClock::at_millis(T0);
+    let engine = builder(&clock).build().unwrap();
+    engine.gauge("room_count").unwrap().set(3.0);
+    engine.flush().unwrap();
+    let m = engine.monitor();
+    let routes = HttpServer::builder().prefix("/monitor").router(m.clone()).unwrap();
+    let app = Router::new()
+        .route("/", get(|| async { "the app" }))
+        .merge(routes)
+        .fallback(|| async { (StatusCode::NOT_FOUND, "app 404") })
+        .layer(HttpMetricsLayer::new(m.clone()));
+    let (addr, _stop) = serve(app);
+
+    // Without the trailing slash the page's relative requests would go to
+    // `/api/…`: it carries a base that points them under the prefix.
+    let (status, page) = get_path(addr, "GET", "/monitor");
+    assert_eq!(status, 200);
+    assert!(page.contains(r#"<base href="./monitor/">"#), "{}", &page[..200]);
+    let (status, page) = get_path(addr, "GET", "/monitor/");
+    assert_eq!(status, 200);
+    assert!(page.contains("api/dashboard") && !page.contains("<base"), "{}", &page[..200]);
+
+    let (status, body) = get_path(addr, "GET", "/monitor/api/series?name=room_count");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("room_count"), "{body}");
+    assert_eq!(get_path(addr, "GET", "/monitor/assets/uPlot.min.css").0, 200);
+    assert_eq!(get_path(addr, "GET", "/").1, "the app");
+    // Nothing of watchpost outside the prefix; the app's fallback stays.
+    assert_eq!(get_path(addr, "GET", "/api/dashboard"), (404, "app 404".to_owned()));
+    assert_eq!(get_path(addr, "GET", "/metrics"), (404, "app 404".to_owned()));
+
+    assert_eq!(requests(&m, "GET", "/monitor/api/series", "2xx"), 1);
+    assert_eq!(requests(&m, "GET", "unmatched", "4xx"), 2);
+}
+
+#[test]
+fn a_router_nested_by_the_app_serves_a_page_whose_requests_stay_under_it() {
+    let clock = ManualClock::at_millis(T0);
+    let engine = builder(&clock).build().unwrap();
+    let app = Router::new().nest("/ops", watchpost::http::router(engine.monitor()));
+    let (addr, _stop) = serve(app);
+    let (status, page) = get_path(addr, "GET", "/ops");
+    assert_eq!(status, 200);
+    assert!(page.contains(r#"<base href="./ops/">"#), "{}", &page[..200]);
+    assert_eq!(get_path(addr, "GET", "/ops/api/dashboard").0, 200);
+}
+
+#[test]
+fn bad_prefixes_and_unknown_routes_are_errors_naming_them() {
+    let clock = ManualClock::at_millis(T0);
+    let engine = builder(&clock).build().unwrap();
+    for bad in ["monitor", "/monitor/", "/a//b", "/{id}", "/mon itor"] {
+        let err = HttpServer::builder().prefix(bad).router(engine.monitor()).unwrap_err();
+        assert!(err.to_string().contains(&format!("{bad:?}")), "{bad}: {err}");
+        assert!(err.to_string().contains("prefix"), "{err}");
+    }
+    let err =
+        HttpServer::builder().without_routes(["/healthz"]).router(engine.monitor()).unwrap_err();
+    assert!(
+        err.to_string().contains("\"/healthz\"") && err.to_string().contains("/health,"),
+        "{err}"
+    );
+    let err = HttpServer::builder().prefix("/x/").start(engine.monitor()).unwrap_err();
+    assert!(err.to_string().contains("\"/x/\""), "{err}");
 }
