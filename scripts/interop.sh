@@ -10,7 +10,10 @@
 #      units and domains, 401 shown without the token, anomaly markers, the
 #      badge and threshold lines during the demo's latency spike, the spike
 #      in context after it, no overflow at 400 px, the dark scheme, and a
-#      hostile label value shown as text; screenshots go to $TARGET/interop/.
+#      hostile label value shown as text; screenshots go to $TARGET/interop/;
+#   4. headless Chromium loads the page embedded under /monitor in an axum
+#      application (examples/embedded_axum.rs), at /monitor and /monitor/,
+#      and the page draws data fetched under the prefix.
 #
 # Installs what it needs with apt-get (Debian packages prometheus, chromium,
 # curl, python3). If they are missing and apt-get cannot reach the package
@@ -140,7 +143,8 @@ api_get() { curl -fsS --max-time 5 -H "$AUTH" "${DEMO}api/$1"; }
 # --------------------------------------------------------------------------
 
 say "building the examples"
-cargo build -q --release --features http --example chat_server --example http_exporter
+cargo build -q --release --features http --example chat_server --example http_exporter \
+  --example embedded_axum
 BIN="$TARGET/release/examples"
 mkdir -p "$OUT"
 
@@ -342,6 +346,29 @@ print("probe ok: shown as text %d times, no injected element" %
 PY
 chromium_run "$PROBE_URL" --virtual-time-budget=5000 --window-size=1280,900 \
   --screenshot="$OUT/probe.png" >/dev/null || fail "chromium --screenshot (probe)"
+
+# --------------------------------------------------------------------------
+# 4. The page embedded under a prefix in an axum application
+# --------------------------------------------------------------------------
+
+say "chromium: the page under /monitor in an axum application"
+"$BIN/embedded_axum" --hold 60 2>"$WORK/embedded.log" >/dev/null &
+EMBEDDED_PID=$!
+PIDS+=("$EMBEDDED_PID")
+wait_for 30 "embedded_axum's URL" url_from_log "$WORK/embedded.log"
+EMBEDDED_URL="$(url_from_log "$WORK/embedded.log")monitor"
+for page in "$EMBEDDED_URL" "$EMBEDDED_URL/"; do
+  name=$([[ $page == */ ]] && echo embedded_slash_dom || echo embedded_dom)
+  chromium_run "$page" --virtual-time-budget=5000 --dump-dom >"$OUT/$name.html" \
+    || fail "chromium --dump-dom ($page)"
+  python3 - "$OUT/$name.html" "$page" <<'PY' || fail "the page at $page"
+import re, sys
+dom = open(sys.argv[1], encoding="utf-8").read()
+assert re.search(r'<body data-drawn="[1-9]', dom), "the page never drew data at " + sys.argv[2]
+assert 'data-http-status="200"' in dom, "the API answered no 200 at " + sys.argv[2]
+PY
+done
+say "the embedded page drew data at $EMBEDDED_URL and $EMBEDDED_URL/"
 
 # --------------------------------------------------------------------------
 # The demo ends on its own and prints its final dashboard
