@@ -165,7 +165,7 @@ impl Shared {
     }
 }
 
-/// A tower [`Layer`](tower_layer::Layer) that records, for every request, by
+/// A tower `Layer` that records, for every request, by
 /// method, route template and status class:
 ///
 /// | series | kind | labels |

@@ -75,6 +75,21 @@
 //! # Ok::<(), watchpost::Error>(())
 //! ```
 //!
+//! Under a prefix in an application that has its own `/health`, with the
+//! [`HttpMetricsLayer`] recording the application's requests (see
+//! [the integrations guide](crate::guide::integrations#http-middleware-and-embedding)):
+//!
+//! ```
+//! use watchpost::http::{HttpMetricsLayer, HttpServer};
+//! let engine = watchpost::Engine::builder().without_system_source().build()?;
+//! let app: axum::Router = axum::Router::new()
+//!     .route("/health", axum::routing::get(|| async { "ok" }))
+//!     .merge(HttpServer::builder().prefix("/monitor").without_routes(["/health"]).router(engine.monitor())?)
+//!     .layer(HttpMetricsLayer::new(engine.monitor()));
+//! # let _ = app;
+//! # Ok::<(), watchpost::Error>(())
+//! ```
+//!
 //! Merged into an application's own axum router:
 //!
 //! ```
