@@ -121,6 +121,28 @@ impl Counter {
         self.core.cells.iter().fold(0u64, |acc, c| acc.wrapping_add(c.0.load(Relaxed)))
     }
 
+    /// Raises the total to `value` if it is below; never lowers it (a
+    /// counter is monotonic). Concurrent calls agree: each retries until the
+    /// cell it raises is unchanged since it read the total. An increment racing with it
+    /// on another thread is kept on top.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn raise_to(&self, value: u64) {
+        let first = &self.core.cells[0].0;
+        loop {
+            // Read the cell before the total: the exchange below fails if
+            // anything changed the cell since, so the total it used is current.
+            let current = first.load(Relaxed);
+            let total = self.get();
+            if value <= total {
+                return;
+            }
+            let raised = current.wrapping_add(value - total);
+            if first.compare_exchange(current, raised, Relaxed, Relaxed).is_ok() {
+                return;
+            }
+        }
+    }
+
     /// Whether two handles share one counter.
     #[cfg(test)]
     pub(crate) fn same_as(&self, other: &Counter) -> bool {
