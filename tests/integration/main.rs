@@ -13,6 +13,8 @@ mod fuzz;
 mod http;
 mod lifecycle;
 mod load;
+#[cfg(feature = "metrics")]
+mod metrics_facade;
 mod props;
 #[cfg(all(feature = "notify", feature = "http"))]
 mod receivers;
