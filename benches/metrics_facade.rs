@@ -11,7 +11,10 @@ use metrics::Recorder;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use watchpost::integrations::MetricsRecorder;
 
-fn recorders() -> (watchpost::Engine, Vec<(&'static str, Box<dyn Recorder>)>) {
+/// A recorder and the name its figures go under.
+type Named = (&'static str, Box<dyn Recorder>);
+
+fn recorders() -> (watchpost::Engine, Vec<Named>) {
     let engine = watchpost::Engine::builder().without_system_source().build().expect("engine");
     let watchpost: Box<dyn Recorder> = Box::new(MetricsRecorder::new(&engine));
     let prometheus: Box<dyn Recorder> = Box::new(PrometheusBuilder::new().build_recorder());
@@ -22,9 +25,10 @@ fn counter(c: &mut Criterion) {
     let (_engine, recorders) = recorders();
     let mut g = c.benchmark_group("facade_counter_cached");
     for (name, recorder) in &recorders {
-        let handle = metrics::with_local_recorder(recorder.as_ref(), || {
-            metrics::counter!("requests_total", "route" => "/chat")
-        });
+        let handle = metrics::with_local_recorder(
+            recorder.as_ref(),
+            || metrics::counter!("requests_total", "route" => "/chat"),
+        );
         g.bench_function(*name, |b| b.iter(|| black_box(&handle).increment(1)));
     }
     g.finish();
@@ -50,9 +54,10 @@ fn gauge_and_histogram(c: &mut Criterion) {
     g.finish();
     let mut g = c.benchmark_group("facade_histogram_cached");
     for (name, recorder) in &recorders {
-        let handle = metrics::with_local_recorder(recorder.as_ref(), || {
-            metrics::histogram!("latency_seconds", "route" => "/chat")
-        });
+        let handle = metrics::with_local_recorder(
+            recorder.as_ref(),
+            || metrics::histogram!("latency_seconds", "route" => "/chat"),
+        );
         g.bench_function(*name, |b| b.iter(|| black_box(&handle).record(0.02)));
     }
     g.finish();

@@ -311,9 +311,7 @@ impl<H: Clone> HandleCache<H> {
             return h.clone();
         }
         match with_labels(key, |labels| register(key.name(), labels)) {
-            Ok(h) => {
-                self.map.write().entry(key.clone()).or_insert(h).clone()
-            }
+            Ok(h) => self.map.write().entry(key.clone()).or_insert(h).clone(),
             Err(e) => {
                 inner.reject(&e);
                 noop()

@@ -30,7 +30,7 @@ fn counter_with_labels_reaches_history_rate_and_exposition() {
     with(&recorder, || metrics::counter!("requests_total", "route" => "/chat").increment(2));
     tick(&engine, &clock);
 
-    let chat = engine.history_with("requests_total", &[("route", "/chat")], Duration::from_secs(60));
+    let chat = engine.history_with("requests_total", &[("route", "/chat")], Duration::from_mins(1));
     assert_eq!(chat.iter().map(|s| s.value).collect::<Vec<_>>(), [3.0, 5.0]);
     let rate = engine.latest_with("requests_total:rate", &[("route", "/chat")]).unwrap();
     assert_close(rate.value, 2.0);
@@ -99,7 +99,10 @@ fn histogram_uses_default_buckets() {
 #[test]
 fn histogram_keeps_buckets_or_summary_registered_beforehand() {
     let (engine, clock) = engine();
-    let _ = engine.registry().histogram("payload_bytes", &[("dir", "in")], Some(&[10.0, 100.0])).unwrap();
+    let _ = engine
+        .registry()
+        .histogram("payload_bytes", &[("dir", "in")], Some(&[10.0, 100.0]))
+        .unwrap();
     let _ = engine.registry().summary("think_seconds", &[]).unwrap();
     let recorder = MetricsRecorder::new(&engine);
     with(&recorder, || {
