@@ -161,6 +161,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn raise_to_concurrently_lands_on_the_highest_value() {
+        let c = Counter::detached();
+        c.add(3);
+        c.raise_to(2); // never lowers
+        assert_eq!(c.get(), 3);
+        std::thread::scope(|s| {
+            for t in 0..4u64 {
+                let c = &c;
+                s.spawn(move || {
+                    for v in 0..5_000u64 {
+                        c.raise_to(v * 4 + t);
+                    }
+                });
+            }
+        });
+        // An overshoot (raising by a stale difference) would end above it.
+        assert_eq!(c.get(), 4_999 * 4 + 3);
+    }
+
+    #[test]
     fn threads_sum_exactly() {
         let c = Counter::detached();
         std::thread::scope(|s| {
