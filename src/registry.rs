@@ -778,6 +778,13 @@ impl Registry {
         made
     }
 
+    /// Number of series removed so far: handles cached outside the registry
+    /// are stale once it changes.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn removals(&self) -> usize {
+        self.removed.load(Ordering::Acquire)
+    }
+
     /// Changes whenever an entry is added or changed.
     pub(crate) fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)

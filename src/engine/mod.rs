@@ -275,6 +275,10 @@ impl fmt::Debug for Monitor {
 /// A handle that records explicit observations into one series, with the
 /// name and labels resolved once.
 ///
+/// Not the `metrics` crate's `Recorder` trait: the recorder for the
+/// `metrics` facade is `watchpost::integrations::MetricsRecorder` (feature
+/// `metrics`).
+///
 /// # Examples
 ///
 /// ```

@@ -121,6 +121,28 @@ impl Counter {
         self.core.cells.iter().fold(0u64, |acc, c| acc.wrapping_add(c.0.load(Relaxed)))
     }
 
+    /// Raises the total to `value` if it is below; never lowers it (a
+    /// counter is monotonic). Concurrent calls agree: each retries until the
+    /// cell it raises is unchanged since it read the total. An increment racing with it
+    /// on another thread is kept on top.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn raise_to(&self, value: u64) {
+        let first = &self.core.cells[0].0;
+        loop {
+            // Read the cell before the total: the exchange below fails if
+            // anything changed the cell since, so the total it used is current.
+            let current = first.load(Relaxed);
+            let total = self.get();
+            if value <= total {
+                return;
+            }
+            let raised = current.wrapping_add(value - total);
+            if first.compare_exchange(current, raised, Relaxed, Relaxed).is_ok() {
+                return;
+            }
+        }
+    }
+
     /// Whether two handles share one counter.
     #[cfg(test)]
     pub(crate) fn same_as(&self, other: &Counter) -> bool {
@@ -137,6 +159,26 @@ impl fmt::Debug for Counter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn raise_to_concurrently_lands_on_the_highest_value() {
+        let c = Counter::detached();
+        c.add(3);
+        c.raise_to(2); // never lowers
+        assert_eq!(c.get(), 3);
+        std::thread::scope(|s| {
+            for t in 0..4u64 {
+                let c = &c;
+                s.spawn(move || {
+                    for v in 0..5_000u64 {
+                        c.raise_to(v * 4 + t);
+                    }
+                });
+            }
+        });
+        // An overshoot (raising by a stale difference) would end above it.
+        assert_eq!(c.get(), 4_999 * 4 + 3);
+    }
 
     #[test]
     fn threads_sum_exactly() {

@@ -15,6 +15,8 @@ mod lifecycle;
 mod load;
 #[cfg(feature = "http")]
 mod middleware;
+#[cfg(feature = "metrics")]
+mod metrics_facade;
 mod props;
 #[cfg(all(feature = "notify", feature = "http"))]
 mod receivers;
