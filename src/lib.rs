@@ -60,6 +60,7 @@ mod error;
 pub mod export;
 pub mod health;
 mod history;
+pub mod integrations;
 mod key;
 mod kind;
 mod metric;

@@ -23,6 +23,12 @@ impl Monitor {
         self.shared.clock.now_ms()
     }
 
+    /// The engine clock, for integrations that time work themselves.
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub(crate) fn clock(&self) -> &std::sync::Arc<dyn crate::clock::Clock> {
+        &self.shared.clock
+    }
+
     /// Adds an alert rule while running; it is evaluated at once.
     ///
     /// # Errors
