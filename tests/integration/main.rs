@@ -19,4 +19,6 @@ mod receivers;
 mod routing;
 mod settings;
 mod staleness;
+#[cfg(feature = "tracing")]
+mod tracing_layer;
 mod util;
