@@ -29,10 +29,8 @@ fn bench(c: &mut Criterion) {
     tracing::dispatcher::with_default(&noop, || {
         group.bench_function("noop_layer", |b| b.iter(span));
     });
-    let engine = watchpost::Engine::builder()
-        .without_system_source()
-        .build()
-        .expect("default engine");
+    let engine =
+        watchpost::Engine::builder().without_system_source().build().expect("default engine");
     let layer = TracingLayer::new(&engine);
     let watchpost = Dispatch::new(tracing_subscriber::registry().with(layer.clone()));
     tracing::dispatcher::with_default(&watchpost, || {

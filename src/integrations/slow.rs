@@ -205,7 +205,12 @@ impl SlowOperations {
         }
         let mut by_name: Vec<SlowNameStats> = by_name
             .into_iter()
-            .map(|(name, count, sum, max)| SlowNameStats { name, count, mean: mean(sum, count), max })
+            .map(|(name, count, sum, max)| SlowNameStats {
+                name,
+                count,
+                mean: mean(sum, count),
+                max,
+            })
             .collect();
         by_name.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
         SlowStats {
@@ -234,7 +239,7 @@ impl fmt::Debug for SlowOperations {
         f.debug_struct("SlowOperations")
             .field("len", &self.len())
             .field("capacity", &self.capacity)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 

@@ -286,6 +286,7 @@ impl TracingLayer {
     /// # Examples
     ///
     /// See [`TracingLayer`].
+    #[allow(clippy::missing_panics_doc, reason = "the default settings are valid")]
     pub fn new(monitor: &Monitor) -> Self {
         Self::builder(monitor).build().expect("the default settings are valid")
     }
@@ -407,7 +408,9 @@ impl SpanSite {
             target: self.target.to_string(),
             calls,
             errors: self.errors.load(Ordering::Relaxed),
-            mean: Duration::from_nanos(self.sum_ns.load(Ordering::Relaxed).checked_div(calls).unwrap_or(0)),
+            mean: Duration::from_nanos(
+                self.sum_ns.load(Ordering::Relaxed).checked_div(calls).unwrap_or(0),
+            ),
             p50: q(0.5),
             p90: q(0.9),
             p99: q(0.99),
@@ -419,7 +422,9 @@ impl SpanSite {
 impl Inner {
     fn now_ns(&self) -> i64 {
         let now = self.clock.now();
-        now.timestamp().saturating_mul(1_000_000_000).saturating_add(i64::from(now.timestamp_subsec_nanos()))
+        now.timestamp()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(i64::from(now.timestamp_subsec_nanos()))
     }
 
     /// The site of a span callsite: one read lock on the hot path, the
@@ -431,17 +436,19 @@ impl Inner {
         }
         let mut sites = self.sites.write();
         let key = (meta.name(), meta.target());
+        #[allow(clippy::single_match_else, reason = "two paths of similar weight")]
         let site = match sites.by_name.get(&key) {
             Some(site) => Arc::clone(site),
             None => {
                 let labels = [("span", meta.name()), ("target", meta.target())];
                 // A refused series (cap, label too long) still gets its statistics.
                 let histogram = |name| {
-                    self.monitor
-                        .histogram_with(name, &labels, &SPAN_BUCKETS)
-                        .unwrap_or_else(|_| Histogram::with_bounds(&SPAN_BUCKETS).expect("valid bounds"))
+                    self.monitor.histogram_with(name, &labels, &SPAN_BUCKETS).unwrap_or_else(|_| {
+                        Histogram::with_bounds(&SPAN_BUCKETS).expect("valid bounds")
+                    })
                 };
-                let slow = self.slow_overrides.get(meta.name()).copied().unwrap_or(self.default_slow);
+                let slow =
+                    self.slow_overrides.get(meta.name()).copied().unwrap_or(self.default_slow);
                 let site = Arc::new(SpanSite {
                     name: meta.name(),
                     target: meta.target(),
@@ -619,7 +626,8 @@ where
             timing.error = true;
         }
         let mut fields = Vec::new();
-        let mut visitor = FieldVisitor { fields: &mut fields, capture: true, error: false, message: None };
+        let mut visitor =
+            FieldVisitor { fields: &mut fields, capture: true, error: false, message: None };
         event.record(&mut visitor);
         let message = visitor.message.take().unwrap_or_default();
         self.inner.recent.push(LogEvent {

@@ -1,4 +1,4 @@
-//! The `tracing` layer through real spans and events, timed by a ManualClock.
+//! The `tracing` layer through real spans and events, timed by a `ManualClock`.
 
 use std::time::Duration;
 
@@ -40,7 +40,10 @@ fn span_duration_and_busy_time_come_from_the_engine_clock() {
     let stats = layer.stats();
     assert_eq!(stats.len(), 1);
     let s = &stats[0];
-    assert_eq!((s.name.as_str(), s.target.as_str(), s.calls, s.errors), ("handle_message", "chat", 1, 0));
+    assert_eq!(
+        (s.name.as_str(), s.target.as_str(), s.calls, s.errors),
+        ("handle_message", "chat", 1, 0)
+    );
     assert_eq!(s.mean, Duration::from_millis(470));
     assert_eq!(s.max, Duration::from_millis(470));
     assert!(s.p50 <= s.max && s.p99 <= s.max);
@@ -132,11 +135,10 @@ fn slow_log_is_bounded_has_statistics_and_clears() {
     let slow = layer.slow_operations();
     traced(&layer, || {
         for (name, ms) in [("a", 150), ("b", 400), ("a", 200), ("b", 100), ("a", 50)] {
-            tracing::info_span!("x", n = name).in_scope(|| clock.advance(Duration::from_millis(ms)));
-            let span = match name {
-                "a" => tracing::info_span!("a"),
-                _ => tracing::info_span!("b"),
-            };
+            tracing::info_span!("x", n = name)
+                .in_scope(|| clock.advance(Duration::from_millis(ms)));
+            let span =
+                if name == "a" { tracing::info_span!("a") } else { tracing::info_span!("b") };
             span.in_scope(|| clock.advance(Duration::from_millis(ms)));
         }
     });
@@ -201,7 +203,10 @@ fn recent_events_keep_errors_and_warnings_with_fields_bounded() {
     let events = layer.recent_events();
     assert_eq!(events.len(), 2);
     let e = &events[0];
-    assert_eq!((e.level, e.target.as_str(), e.message.as_str()), (Level::ERROR, "chat", "send failed"));
+    assert_eq!(
+        (e.level, e.target.as_str(), e.message.as_str()),
+        (Level::ERROR, "chat", "send failed")
+    );
     assert_eq!(e.fields, [("room".to_string(), "lobby".to_string())]);
     assert_eq!(e.span.as_deref(), Some("send"));
     assert_eq!(e.at.timestamp_millis(), T0 + 1000);
