@@ -23,10 +23,10 @@ impl Monitor {
         self.shared.clock.now_ms()
     }
 
-    /// The engine's clock.
-    #[cfg(feature = "http")]
-    pub(crate) fn clock(&self) -> std::sync::Arc<dyn crate::clock::Clock> {
-        std::sync::Arc::clone(&self.shared.clock)
+    /// The engine clock, for integrations that time work themselves.
+    #[cfg_attr(not(any(feature = "tracing", feature = "http")), allow(dead_code))]
+    pub(crate) fn clock(&self) -> &std::sync::Arc<dyn crate::clock::Clock> {
+        &self.shared.clock
     }
 
     /// Adds an alert rule while running; it is evaluated at once.

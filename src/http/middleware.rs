@@ -233,7 +233,7 @@ impl HttpMetricsLayer {
     /// # Ok::<(), watchpost::Error>(())
     /// ```
     pub fn new(monitor: Monitor) -> Self {
-        let clock = monitor.clock();
+        let clock = Arc::clone(monitor.clock());
         HttpMetricsLayer {
             shared: Arc::new(Shared { monitor, clock, routes: RwLock::new(HashMap::new()) }),
         }

@@ -13,14 +13,16 @@ mod fuzz;
 mod http;
 mod lifecycle;
 mod load;
-#[cfg(feature = "http")]
-mod middleware;
 #[cfg(feature = "metrics")]
 mod metrics_facade;
+#[cfg(feature = "http")]
+mod middleware;
 mod props;
 #[cfg(all(feature = "notify", feature = "http"))]
 mod receivers;
 mod routing;
 mod settings;
 mod staleness;
+#[cfg(feature = "tracing")]
+mod tracing_layer;
 mod util;

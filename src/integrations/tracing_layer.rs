@@ -1,0 +1,673 @@
+//! A `tracing_subscriber::Layer` that feeds watchpost: span durations and
+//! APM statistics, the slow-operation log, and log events counted by level.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use tracing_core::callsite::Identifier;
+use tracing_core::field::{Field, Visit};
+use tracing_core::span::{Attributes, Id, Record};
+use tracing_core::{Event, Level, Metadata, Subscriber};
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+
+use super::slow::{LogEvent, RecentEvents, SlowOperation, SlowOperations};
+use crate::alert::{Aggregate, AlertRule, CompareOp, Severity};
+use crate::clock::{Clock, ms_to_datetime};
+use crate::engine::Monitor;
+use crate::error::{Error, Result};
+use crate::metric::{Counter, Histogram};
+
+/// Spans slower than this go to the slow-operation log unless their name has
+/// its own threshold: 500 ms.
+pub const DEFAULT_SLOW_THRESHOLD: Duration = Duration::from_millis(500);
+/// How many slow operations the log keeps before evicting the oldest: 256.
+pub const DEFAULT_SLOW_CAPACITY: usize = 256;
+/// How many recent ERROR and WARN events the layer keeps: 100.
+pub const DEFAULT_RECENT_EVENTS: usize = 100;
+/// The largest accepted capacity of the slow-operation log and of the recent
+/// events list: 65 536.
+pub const MAX_TRACING_LIST_CAPACITY: usize = 65_536;
+
+/// Bucket bounds of `span_duration_seconds` and `span_busy_seconds`, in
+/// seconds: 100 µs to 30 s.
+const SPAN_BUCKETS: [f64; 17] = [
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0,
+];
+
+/// APM statistics of one span name and target ([`TracingLayer::stats`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpanStats {
+    /// The span's name.
+    pub name: String,
+    /// The span's target.
+    pub target: String,
+    /// Spans closed.
+    pub calls: u64,
+    /// Closed spans that recorded an `error` field (with any value but
+    /// `false`) or held an ERROR event.
+    pub errors: u64,
+    /// Mean duration, creation to close (exact).
+    pub mean: Duration,
+    /// Median duration, interpolated in the histogram's buckets (at most `max`).
+    pub p50: Duration,
+    /// 90th percentile, as `p50`.
+    pub p90: Duration,
+    /// 99th percentile, as `p50`.
+    pub p99: Duration,
+    /// Longest duration (exact).
+    pub max: Duration,
+}
+
+/// Everything the layer keeps per span name and target.
+struct SpanSite {
+    name: &'static str,
+    target: &'static str,
+    duration: Histogram,
+    busy: Histogram,
+    calls: AtomicU64,
+    errors: AtomicU64,
+    sum_ns: AtomicU64,
+    max_ns: AtomicU64,
+    slow_ns: u64,
+}
+
+#[derive(Default)]
+struct Sites {
+    by_callsite: HashMap<Identifier, Arc<SpanSite>, foldhash::fast::RandomState>,
+    by_name: HashMap<(&'static str, &'static str), Arc<SpanSite>, foldhash::fast::RandomState>,
+    events: HashMap<Identifier, Counter, foldhash::fast::RandomState>,
+}
+
+struct Inner {
+    monitor: Monitor,
+    clock: Arc<dyn Clock>,
+    sites: RwLock<Sites>,
+    slow: SlowOperations,
+    recent: RecentEvents,
+    default_slow: Duration,
+    slow_overrides: HashMap<String, Duration>,
+    capture_fields: bool,
+}
+
+/// What the layer stores in each span's extensions.
+struct Timing {
+    site: Arc<SpanSite>,
+    created_ns: i64,
+    entered_ns: i64,
+    entered: u32,
+    busy_ns: u64,
+    error: bool,
+    fields: Vec<(&'static str, String)>,
+}
+
+/// A [`tracing_subscriber::Layer`] that feeds a watchpost engine (feature
+/// `tracing`):
+///
+/// - every closed span observes `span_duration_seconds{span, target}`
+///   (creation to close) and `span_busy_seconds{span, target}` (time between
+///   enter and exit), and updates the APM statistics of [`stats`](Self::stats);
+/// - spans slower than their threshold go to the [`SlowOperations`] log with
+///   their fields, duration, start and parent spans;
+/// - every event increments `log_events_total{level, target}` (its `:rate`
+///   series feeds [`error_rate_rule`](Self::error_rate_rule)), and ERROR and
+///   WARN events are kept in [`recent_events`](Self::recent_events).
+///
+/// Time comes from the engine clock, so a `ManualClock` makes durations exact
+/// in tests. The handle is cheap to clone: clones share everything.
+///
+/// # Examples
+///
+/// ```
+/// use tracing_subscriber::layer::SubscriberExt;
+/// use watchpost::integrations::TracingLayer;
+///
+/// let engine = watchpost::Engine::builder().without_system_source().build()?;
+/// let layer = TracingLayer::new(&engine);
+/// let subscriber = tracing_subscriber::registry().with(layer.clone());
+/// tracing::subscriber::with_default(subscriber, || {
+///     tracing::info_span!("handle_message").in_scope(|| tracing::error!(room = "lobby", "send failed"));
+/// });
+/// let stats = layer.stats();
+/// assert_eq!((stats[0].name.as_str(), stats[0].calls, stats[0].errors), ("handle_message", 1, 1));
+/// assert_eq!(layer.recent_events()[0].message, "send failed");
+/// # Ok::<(), watchpost::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct TracingLayer {
+    inner: Arc<Inner>,
+}
+
+/// Settings of a [`TracingLayer`], from [`TracingLayer::builder`].
+#[derive(Debug)]
+#[must_use]
+pub struct TracingLayerBuilder {
+    monitor: Monitor,
+    default_slow: Duration,
+    slow_overrides: HashMap<String, Duration>,
+    slow_capacity: usize,
+    recent_events: usize,
+    capture_fields: bool,
+}
+
+impl TracingLayerBuilder {
+    /// Spans slower than `threshold` go to the slow-operation log (default
+    /// [`DEFAULT_SLOW_THRESHOLD`]). `Duration::ZERO` logs every span.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// let layer = watchpost::integrations::TracingLayer::builder(&engine)
+    ///     .slow_threshold(std::time::Duration::from_millis(200))
+    ///     .build()?;
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn slow_threshold(mut self, threshold: Duration) -> Self {
+        self.default_slow = threshold;
+        self
+    }
+
+    /// A threshold for the spans named `name`, in place of the default one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// use std::time::Duration;
+    /// let layer = watchpost::integrations::TracingLayer::builder(&engine)
+    ///     .slow_threshold_for("db_query", Duration::from_millis(50))
+    ///     .build()?;
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn slow_threshold_for(mut self, name: impl Into<String>, threshold: Duration) -> Self {
+        self.slow_overrides.insert(name.into(), threshold);
+        self
+    }
+
+    /// How many slow operations the log keeps before evicting the oldest
+    /// (default [`DEFAULT_SLOW_CAPACITY`], 1 to [`MAX_TRACING_LIST_CAPACITY`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// use watchpost::integrations::TracingLayer;
+    /// assert!(TracingLayer::builder(&engine).slow_capacity(0).build().is_err());
+    /// let layer = TracingLayer::builder(&engine).slow_capacity(16).build()?;
+    /// assert_eq!(layer.slow_operations().capacity(), 16);
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn slow_capacity(mut self, capacity: usize) -> Self {
+        self.slow_capacity = capacity;
+        self
+    }
+
+    /// How many recent ERROR and WARN events to keep (default
+    /// [`DEFAULT_RECENT_EVENTS`], 0 to [`MAX_TRACING_LIST_CAPACITY`]; 0 keeps none).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// let layer = watchpost::integrations::TracingLayer::builder(&engine).recent_events(10).build()?;
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn recent_events(mut self, capacity: usize) -> Self {
+        self.recent_events = capacity;
+        self
+    }
+
+    /// Whether spans keep their fields for the slow-operation log (default
+    /// `true`). Without them a span costs one allocation less per field.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// let layer = watchpost::integrations::TracingLayer::builder(&engine).capture_fields(false).build()?;
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn capture_fields(mut self, capture: bool) -> Self {
+        self.capture_fields = capture;
+        self
+    }
+
+    /// The layer.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] naming the setting when a capacity is out of
+    /// range.
+    ///
+    /// # Examples
+    ///
+    /// See [`TracingLayer`].
+    pub fn build(self) -> Result<TracingLayer> {
+        let check = |field: &'static str, value: usize, min: usize| {
+            if (min..=MAX_TRACING_LIST_CAPACITY).contains(&value) {
+                Ok(())
+            } else {
+                Err(Error::InvalidConfig {
+                    field,
+                    reason: format!(
+                        "must be between {min} and {MAX_TRACING_LIST_CAPACITY}, got {value}"
+                    ),
+                })
+            }
+        };
+        check("slow_capacity", self.slow_capacity, 1)?;
+        check("recent_events", self.recent_events, 0)?;
+        let clock = Arc::clone(self.monitor.clock());
+        Ok(TracingLayer {
+            inner: Arc::new(Inner {
+                monitor: self.monitor,
+                clock,
+                sites: RwLock::default(),
+                slow: SlowOperations::new(self.slow_capacity),
+                recent: RecentEvents::new(self.recent_events),
+                default_slow: self.default_slow,
+                slow_overrides: self.slow_overrides,
+                capture_fields: self.capture_fields,
+            }),
+        })
+    }
+}
+
+impl TracingLayer {
+    /// A layer with every setting at its default.
+    ///
+    /// # Examples
+    ///
+    /// See [`TracingLayer`].
+    #[allow(clippy::missing_panics_doc, reason = "the default settings are valid")]
+    pub fn new(monitor: &Monitor) -> Self {
+        Self::builder(monitor).build().expect("the default settings are valid")
+    }
+
+    /// A builder with every setting at its default.
+    ///
+    /// # Examples
+    ///
+    /// See [`TracingLayerBuilder`]'s setters.
+    pub fn builder(monitor: &Monitor) -> TracingLayerBuilder {
+        TracingLayerBuilder {
+            monitor: monitor.clone(),
+            default_slow: DEFAULT_SLOW_THRESHOLD,
+            slow_overrides: HashMap::new(),
+            slow_capacity: DEFAULT_SLOW_CAPACITY,
+            recent_events: DEFAULT_RECENT_EVENTS,
+            capture_fields: true,
+        }
+    }
+
+    /// APM statistics per span name and target, sorted by name then target.
+    ///
+    /// # Examples
+    ///
+    /// See [`TracingLayer`].
+    pub fn stats(&self) -> Vec<SpanStats> {
+        let sites: Vec<Arc<SpanSite>> = self.inner.sites.read().by_name.values().cloned().collect();
+        let mut out: Vec<SpanStats> = sites.iter().map(|s| s.stats()).collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.target.cmp(&b.target)));
+        out
+    }
+
+    /// The slow-operation log this layer fills (a shared handle).
+    ///
+    /// # Examples
+    ///
+    /// See [`SlowOperations`].
+    pub fn slow_operations(&self) -> SlowOperations {
+        self.inner.slow.clone()
+    }
+
+    /// The most recent ERROR and WARN events, oldest first.
+    ///
+    /// # Examples
+    ///
+    /// See [`TracingLayer`].
+    pub fn recent_events(&self) -> Vec<LogEvent> {
+        self.inner.recent.list()
+    }
+
+    /// An alert rule `error_log_rate` that fires when a target logs more
+    /// than `per_minute` ERROR events per minute, measured as the rate of
+    /// `log_events_total{level="error"}` over the last minute (one alert per
+    /// target). Add it with [`Monitor::add_alert_rule`] or
+    /// [`EngineBuilder::alert_rule`](crate::EngineBuilder::alert_rule).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] naming `per_minute` when it is negative or
+    /// not finite.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use watchpost::integrations::TracingLayer;
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// engine.add_alert_rule(TracingLayer::error_rate_rule(10.0)?)?;
+    /// assert!(TracingLayer::error_rate_rule(f64::NAN).is_err());
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn error_rate_rule(per_minute: f64) -> Result<AlertRule> {
+        if !per_minute.is_finite() || per_minute < 0.0 {
+            return Err(Error::InvalidConfig {
+                field: "per_minute",
+                reason: format!("must be a finite number >= 0, got {per_minute}"),
+            });
+        }
+        AlertRule::builder("error_log_rate", "log_events_total")
+            .label_eq("level", "error")
+            .threshold(Aggregate::Rate, Duration::from_mins(1), CompareOp::Gt, per_minute / 60.0)
+            .severity(Severity::Error)
+            .title(format!("More than {per_minute} error events per minute from {{{{labels.target}}}}"))
+            .message("{{labels.target}} logs {{value}} error events per second (threshold {{threshold}})")
+            .build()
+    }
+}
+
+impl fmt::Debug for TracingLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TracingLayer")
+            .field("default_slow", &self.inner.default_slow)
+            .field("slow", &self.inner.slow)
+            .finish_non_exhaustive()
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[allow(clippy::cast_precision_loss)] // nanoseconds as seconds: f64 is precise enough
+fn secs(ns: u64) -> f64 {
+    ns as f64 / 1e9
+}
+
+impl SpanSite {
+    fn stats(&self) -> SpanStats {
+        let calls = self.calls.load(Ordering::Relaxed);
+        let max_ns = self.max_ns.load(Ordering::Relaxed);
+        let max = Duration::from_nanos(max_ns);
+        let snapshot = self.duration.snapshot();
+        let q = |q: f64| {
+            snapshot
+                .quantile(q)
+                .map_or(Duration::ZERO, |s| Duration::from_secs_f64(s.max(0.0)).min(max))
+        };
+        SpanStats {
+            name: self.name.to_string(),
+            target: self.target.to_string(),
+            calls,
+            errors: self.errors.load(Ordering::Relaxed),
+            mean: Duration::from_nanos(
+                self.sum_ns.load(Ordering::Relaxed).checked_div(calls).unwrap_or(0),
+            ),
+            p50: q(0.5),
+            p90: q(0.9),
+            p99: q(0.99),
+            max,
+        }
+    }
+}
+
+impl Inner {
+    fn now_ns(&self) -> i64 {
+        let now = self.clock.now();
+        now.timestamp()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(i64::from(now.timestamp_subsec_nanos()))
+    }
+
+    /// The site of a span callsite: one read lock on the hot path, the
+    /// registration once per callsite.
+    fn span_site(&self, meta: &'static Metadata<'static>) -> Arc<SpanSite> {
+        let id = meta.callsite();
+        if let Some(site) = self.sites.read().by_callsite.get(&id) {
+            return Arc::clone(site);
+        }
+        let mut sites = self.sites.write();
+        let key = (meta.name(), meta.target());
+        #[allow(clippy::single_match_else, reason = "two paths of similar weight")]
+        let site = match sites.by_name.get(&key) {
+            Some(site) => Arc::clone(site),
+            None => {
+                let labels = [("span", meta.name()), ("target", meta.target())];
+                // A refused series (cap, label too long) still gets its statistics.
+                let histogram = |name| {
+                    self.monitor.histogram_with(name, &labels, &SPAN_BUCKETS).unwrap_or_else(|_| {
+                        Histogram::with_bounds(&SPAN_BUCKETS).expect("valid bounds")
+                    })
+                };
+                let slow =
+                    self.slow_overrides.get(meta.name()).copied().unwrap_or(self.default_slow);
+                let site = Arc::new(SpanSite {
+                    name: meta.name(),
+                    target: meta.target(),
+                    duration: histogram("span_duration_seconds"),
+                    busy: histogram("span_busy_seconds"),
+                    calls: AtomicU64::new(0),
+                    errors: AtomicU64::new(0),
+                    sum_ns: AtomicU64::new(0),
+                    max_ns: AtomicU64::new(0),
+                    slow_ns: nanos(slow),
+                });
+                sites.by_name.insert(key, Arc::clone(&site));
+                site
+            }
+        };
+        sites.by_callsite.insert(id, Arc::clone(&site));
+        site
+    }
+
+    fn event_counter(&self, meta: &'static Metadata<'static>) -> Counter {
+        let id = meta.callsite();
+        if let Some(c) = self.sites.read().events.get(&id) {
+            return c.clone();
+        }
+        let level = level_label(*meta.level());
+        let counter = self
+            .monitor
+            .counter_with("log_events_total", &[("level", level), ("target", meta.target())])
+            .unwrap_or_else(|_| Counter::detached());
+        self.sites.write().events.insert(id, counter.clone());
+        counter
+    }
+}
+
+fn level_label(level: Level) -> &'static str {
+    match level {
+        Level::ERROR => "error",
+        Level::WARN => "warn",
+        Level::INFO => "info",
+        Level::DEBUG => "debug",
+        Level::TRACE => "trace",
+    }
+}
+
+/// Formats `Debug` values, strings without quotes.
+struct FieldVisitor<'a> {
+    fields: &'a mut Vec<(&'static str, String)>,
+    capture: bool,
+    error: bool,
+    message: Option<String>,
+}
+
+impl FieldVisitor<'_> {
+    fn put(&mut self, field: &Field, value: String) {
+        if field.name() == "message" && self.message.is_none() {
+            self.message = Some(value);
+        } else if self.capture {
+            self.fields.push((field.name(), value));
+        }
+    }
+}
+
+impl Visit for FieldVisitor<'_> {
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        if field.name() == "error" && value {
+            self.error = true;
+        }
+        if self.capture {
+            self.fields.push((field.name(), value.to_string()));
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.error |= field.name() == "error";
+        self.put(field, value.to_string());
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.error |= field.name() == "error";
+        self.put(field, value.to_string());
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.error |= field.name() == "error";
+        if self.capture || field.name() == "message" {
+            self.put(field, format!("{value:?}"));
+        }
+    }
+}
+
+fn owned(fields: Vec<(&'static str, String)>) -> Vec<(String, String)> {
+    fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+impl<S> Layer<S> for TracingLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let site = self.inner.span_site(attrs.metadata());
+        let mut fields = Vec::new();
+        let mut visitor = FieldVisitor {
+            fields: &mut fields,
+            capture: self.inner.capture_fields,
+            error: false,
+            message: None,
+        };
+        attrs.record(&mut visitor);
+        let (error, message) = (visitor.error, visitor.message);
+        if let Some(m) = message {
+            fields.push(("message", m));
+        }
+        let now = self.inner.now_ns();
+        span.extensions_mut().insert(Timing {
+            site,
+            created_ns: now,
+            entered_ns: now,
+            entered: 0,
+            busy_ns: 0,
+            error,
+            fields,
+        });
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut ext = span.extensions_mut();
+        let Some(timing) = ext.get_mut::<Timing>() else { return };
+        let mut visitor = FieldVisitor {
+            fields: &mut timing.fields,
+            capture: self.inner.capture_fields,
+            error: false,
+            message: None,
+        };
+        values.record(&mut visitor);
+        timing.error |= visitor.error;
+    }
+
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut ext = span.extensions_mut();
+        if let Some(timing) = ext.get_mut::<Timing>() {
+            if timing.entered == 0 {
+                timing.entered_ns = self.inner.now_ns();
+            }
+            timing.entered = timing.entered.saturating_add(1);
+        }
+    }
+
+    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut ext = span.extensions_mut();
+        if let Some(timing) = ext.get_mut::<Timing>() {
+            timing.entered = timing.entered.saturating_sub(1);
+            if timing.entered == 0 {
+                let spent = self.inner.now_ns().saturating_sub(timing.entered_ns);
+                timing.busy_ns = timing.busy_ns.saturating_add(u64::try_from(spent).unwrap_or(0));
+            }
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let meta = event.metadata();
+        self.inner.event_counter(meta).inc();
+        let level = *meta.level();
+        if level != Level::ERROR && level != Level::WARN {
+            return;
+        }
+        let span = ctx.event_span(event);
+        if level == Level::ERROR
+            && let Some(span) = &span
+            && let Some(timing) = span.extensions_mut().get_mut::<Timing>()
+        {
+            timing.error = true;
+        }
+        let mut fields = Vec::new();
+        let mut visitor =
+            FieldVisitor { fields: &mut fields, capture: true, error: false, message: None };
+        event.record(&mut visitor);
+        let message = visitor.message.take().unwrap_or_default();
+        self.inner.recent.push(LogEvent {
+            at: ms_to_datetime(self.inner.now_ns().div_euclid(1_000_000)),
+            level,
+            target: meta.target().to_string(),
+            message,
+            fields: owned(fields),
+            span: span.map(|s| s.name().to_string()),
+        });
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else { return };
+        let Some(timing) = span.extensions_mut().remove::<Timing>() else { return };
+        let now = self.inner.now_ns();
+        let total_ns = u64::try_from(now.saturating_sub(timing.created_ns)).unwrap_or(0);
+        let site = &timing.site;
+        site.duration.observe(secs(total_ns));
+        site.busy.observe(secs(timing.busy_ns));
+        site.calls.fetch_add(1, Ordering::Relaxed);
+        if timing.error {
+            site.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        site.sum_ns.fetch_add(total_ns, Ordering::Relaxed);
+        site.max_ns.fetch_max(total_ns, Ordering::Relaxed);
+        if total_ns < site.slow_ns {
+            return;
+        }
+        let mut parents: Vec<String> = span.scope().skip(1).map(|p| p.name().to_string()).collect();
+        parents.reverse();
+        self.inner.slow.push(SlowOperation {
+            name: site.name.to_string(),
+            target: site.target.to_string(),
+            duration: Duration::from_nanos(total_ns),
+            busy: Duration::from_nanos(timing.busy_ns),
+            started: ms_to_datetime(timing.created_ns.div_euclid(1_000_000)),
+            fields: owned(timing.fields),
+            parents,
+            error: timing.error,
+        });
+    }
+}
