@@ -40,6 +40,7 @@ mod dispatch;
 mod engine;
 mod error;
 pub mod export;
+mod format;
 pub mod health;
 mod history;
 mod key;
@@ -67,6 +68,7 @@ pub use crate::{
         Recorder,
     },
     error::{Error, Result},
+    format::{Unit, format_number},
     health::HealthCheck,
     history::{MAX_HISTORY_CAPACITY, Sample},
     key::{Labels, SeriesKey, validate_metric_name},
