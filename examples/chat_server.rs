@@ -452,6 +452,7 @@ fn run(config: &Config, stop: &AtomicBool) -> watchpost::Result<()> {
     join_logged(server_thread);
 
     engine.flush()?;
+    #[cfg_attr(not(feature = "http"), allow(clippy::drop_non_drop))]
     drop(http); // stops the monitoring endpoints and joins their thread
     let elapsed = started.elapsed();
     let dashboard = engine.dashboard();
@@ -538,10 +539,15 @@ fn serve(
     Ok(Some((server, url)))
 }
 
+/// Stands in for the server guard when the example is built without feature `http`.
+#[cfg(not(feature = "http"))]
+struct NoServer;
+
 /// Without feature `http` there is nothing to serve (`--serve` is refused
 /// when parsing); the run is headless and says how to get the page.
 #[cfg(not(feature = "http"))]
-fn serve(config: &Config, _engine: &Engine) -> watchpost::Result<Option<((), String)>> {
+#[allow(clippy::unnecessary_wraps, reason = "the signature of the http build")]
+fn serve(config: &Config, _engine: &Engine) -> watchpost::Result<Option<(NoServer, String)>> {
     if config.serve != Serve::Headless {
         eprintln!("chat_server: running headless; for the live dashboard page: {PAGE_COMMAND}");
     }
@@ -739,7 +745,8 @@ impl Report<'_> {
         if sent.len() > LISTED {
             let _ = writeln!(out, "             … and {} more", sent.len() - LISTED);
         }
-        let notified = |kind| sent.iter().any(|e| e.rule == "slow_messages" && e.notified == Some(kind));
+        let notified =
+            |kind| sent.iter().any(|e| e.rule == "slow_messages" && e.notified == Some(kind));
         if self.expect_spike
             && !(notified(NotificationKind::Firing) && notified(NotificationKind::Resolved))
         {

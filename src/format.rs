@@ -206,6 +206,7 @@ fn seconds(v: f64) -> String {
 
 /// An `f32` reading as the `f64` its shortest decimal form denotes, so that
 /// 58.823532 stays 58.823532 instead of becoming 58.82353210449219.
+#[cfg(any(feature = "system", test))]
 pub(crate) fn f32_to_f64(x: f32) -> f64 {
     if x.is_finite() { x.to_string().parse().unwrap_or(f64::from(x)) } else { f64::from(x) }
 }

@@ -824,8 +824,7 @@ mod tests {
     /// Noise around a flat level has no trend worth forecasting, however long.
     #[test]
     fn a_poor_fit_predicts_nothing() {
-        let points =
-            minutes(120, |m| 50.0 + if (m as i64) % 2 == 0 { 20.0 } else { -20.0 } + m * 0.01);
+        let points = minutes(120, |m| 50.0 + if m % 2.0 == 0.0 { 20.0 } else { -20.0 } + m * 0.01);
         let support = ForecastSupport::default();
         let t = crate::analysis::trend(&points, &crate::analysis::TrendConfig::default());
         assert!(t.r_squared < 0.5, "{}", t.r_squared);
