@@ -1370,3 +1370,68 @@ impl Rng {
         usize::try_from(self.next_u64() % len).unwrap_or(0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Result<Config, String> {
+        match parse_args(args.iter().map(|a| (*a).to_owned()))? {
+            Command::Run(config) => Ok(config),
+            Command::Help => Err("help".to_owned()),
+        }
+    }
+
+    #[test]
+    fn the_default_run_serves_until_ctrl_c_and_writes_no_json() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.serve, Serve::Default);
+        assert_eq!(c.json_out(), None);
+        if cfg!(feature = "http") {
+            assert_eq!(c.run_for(), None);
+        } else {
+            assert_eq!(c.run_for(), Some(HEADLESS_DURATION));
+        }
+        assert_eq!(config(&["--duration", "30"]).unwrap().run_for(), Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn headless_runs_the_scripted_scenario() {
+        let c = config(&["--headless", "--json", "d.json"]).unwrap();
+        assert!(!c.serves());
+        assert_eq!(c.run_for(), Some(HEADLESS_DURATION));
+        assert_eq!(c.json_out(), Some(JsonOut::File(PathBuf::from("d.json"))));
+        assert_eq!(config(&["--json=-"]).unwrap().json_out(), Some(JsonOut::Stdout));
+        assert!(config(&["--json", ""]).unwrap_err().contains("--json"));
+        assert!(config(&["--headless=yes"]).is_err());
+    }
+
+    #[test]
+    fn serve_addr_is_kept_for_scripts() {
+        let parsed = config(&["--serve", "127.0.0.1:0", "--duration", "40"]);
+        if cfg!(feature = "http") {
+            let c = parsed.unwrap();
+            assert_eq!(c.serve, Serve::At("127.0.0.1:0".parse().unwrap()));
+            assert_eq!(c.run_for(), Some(Duration::from_secs(40)));
+            // as before: the dashboard JSON on stdout unless --json says where
+            assert_eq!(c.json_out(), Some(JsonOut::Stdout));
+            let err = config(&["--serve", "127.0.0.1:0", "--headless"]).unwrap_err();
+            assert!(err.contains("exclude"), "{err}");
+            let err = config(&["--serve", "nowhere"]).unwrap_err();
+            assert!(err.contains("'nowhere'"), "{err}");
+        } else {
+            assert!(parsed.unwrap_err().contains("--features http"));
+        }
+    }
+
+    #[test]
+    fn the_server_slows_down_once_or_every_minute() {
+        let ten = Some(Duration::from_secs(10));
+        let slow: Vec<u64> = (0..10).filter(|&s| spiking(s, ten)).collect();
+        assert_eq!(slow, [5, 6]);
+        let slow: Vec<u64> = (0..130).filter(|&s| spiking(s, None)).collect();
+        let expected: Vec<u64> = (20..26).chain(80..86).collect();
+        assert_eq!(slow, expected);
+        assert!(!(0..3).any(|s| spiking(s, Some(Duration::from_secs(3)))));
+    }
+}
