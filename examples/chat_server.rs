@@ -21,24 +21,30 @@
 //!
 //! Alerts: besides watchpost's default host rules, the example watches its
 //! own p90 message latency (`slow_messages`: above 20 ms for 500 ms, resolved
-//! below 10 ms). Midway through the run the server slows down for a moment, so
-//! a default run takes that alert from pending to firing to resolved. Every
-//! notification is logged to stderr, and with `--alerts-log PATH` also written
-//! to PATH as JSON Lines (one notification per line).
+//! below 10 ms). The server slows down for a few seconds now and then (once
+//! in a run of fixed length, every minute while serving until Ctrl-C), which
+//! takes that alert from pending to firing to resolved. Every notification is
+//! logged to stderr, and with `--alerts-log PATH` also written to PATH as JSON
+//! Lines (one notification per line).
 //!
-//! Progress goes to stderr about once a second; at the end the final
-//! dashboard snapshot is printed to stdout as JSON.
+//! Built with `--features http`, the example serves the live dashboard page
+//! on 127.0.0.1:9898 (an ephemeral port if that one is taken), prints its
+//! URL with the bearer token, and chats until Ctrl-C (or for `--duration`).
+//! `--headless`, or a build without `http`, runs a 10-second scripted
+//! scenario without a server and exits. Either way the run ends with a short
+//! summary on stdout: alerts fired and resolved, anomalies, the busiest
+//! series and where the page was. `--json PATH` also writes the final
+//! dashboard snapshot as JSON.
+//!
+//! Ctrl-C (SIGINT) or SIGTERM stops the run cleanly: the users leave, the
+//! engine shuts down and delivers every pending notification, and the summary
+//! is printed. A second Ctrl-C exits at once.
 //!
 //! ```text
-//! cargo run --release --example chat_server -- --duration 10
-//! cargo run --release --example chat_server -- --duration 30 --users 40 > dashboard.json
-//! cargo run --release --example chat_server -- --alerts-log alerts.jsonl > /dev/null
-//! cargo run --release --features http --example chat_server -- --serve 127.0.0.1:9898 --duration 600
+//! cargo run --release --features http --example chat_server
+//! cargo run --release --example chat_server -- --headless --duration 30 --users 40
+//! cargo run --release --example chat_server -- --headless --alerts-log alerts.jsonl --json dashboard.json
 //! ```
-//!
-//! With `--serve ADDR` (feature `http`) the monitoring endpoints run while
-//! the chat does: open the printed URL for the live dashboard, scrape
-//! `/metrics` with Prometheus.
 //!
 //! # Protocol
 //!
@@ -52,26 +58,43 @@
 //!
 //! Anything else is answered with `ERR <reason>`.
 
-use std::fmt::Display;
+use std::fmt::{Display, Write as _};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use watchpost::alert::{AlertRule, JsonLinesNotifier, LogNotifier, NotificationKind, Severity};
+use watchpost::alert::{
+    AlertEvent, AlertRule, JsonLinesNotifier, LogNotifier, NotificationKind, Severity,
+};
+use watchpost::dashboard::Dashboard;
 use watchpost::detect::{DetectorSpec, RobustZConfig};
-use watchpost::{Counter, Engine, Gauge, Histogram, Monitor, Recorder};
+use watchpost::{Counter, Engine, Gauge, Histogram, Monitor, Recorder, Unit};
 
 /// How often the engine samples every instrument.
 const SAMPLE_INTERVAL: Duration = Duration::from_millis(250);
 
 /// How long the server waits before each acknowledgement during the latency spike.
 const SPIKE_DELAY: Duration = Duration::from_millis(40);
+
+/// How long a run without a server lasts unless `--duration` says otherwise.
+const HEADLESS_DURATION: Duration = Duration::from_secs(10);
+
+/// Where the page is served by default (loopback only).
+#[cfg(feature = "http")]
+const DEFAULT_SERVE: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9898);
+
+/// While serving until Ctrl-C, the server is slow for seconds 20 to 25 of every minute.
+const REPEATED_SPIKE: std::ops::Range<u64> = 20..26;
+
+/// The command that shows the page, for runs without it.
+const PAGE_COMMAND: &str = "cargo run --release --features http --example chat_server";
 
 /// The demo's own alert: p90 message latency above 20 ms for 500 ms (two
 /// samples after the first), resolved once it is back under 10 ms. Loopback
@@ -84,7 +107,7 @@ fn slow_messages_rule() -> watchpost::Result<AlertRule> {
         .severity(Severity::Warning)
         .label("team", "chat")
         .title("Slow chat messages")
-        .message("p90 message latency is {{value}} s (threshold {{threshold}} s)")
+        .message("p90 message latency is {{value_with_unit}} (threshold {{threshold_with_unit}})")
         .build()
 }
 
@@ -115,6 +138,16 @@ const RECENT_METRICS: [&str; 10] = [
     "message_latency_seconds:p99",
 ];
 
+/// The series the closing summary lists, in this order.
+const SUMMARY_SERIES: [&str; 6] = [
+    "active_users",
+    "messages_total:rate",
+    "message_latency_seconds:p50",
+    "message_latency_seconds:p90",
+    "message_latency_seconds:p99",
+    "app_memory_usage",
+];
+
 /// How long a blocked read or the accept loop waits before checking for shutdown.
 const POLL: Duration = Duration::from_millis(50);
 /// How often the non-blocking accept loop looks for a new connection.
@@ -125,60 +158,111 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_LINE: u64 = 4096;
 
 const USAGE: &str = "\
-Usage: chat_server [--duration SECONDS] [--users N] [--alerts-log PATH] [--serve ADDR]
+Usage: chat_server [--headless] [--duration SECONDS] [--users N] [--alerts-log PATH]
+                   [--json PATH] [--serve ADDR]
 
 Runs a small TCP chat server with simulated users, monitored by watchpost.
-Progress is logged to stderr; the final dashboard JSON is printed to stdout.
+Built with --features http it serves the live dashboard page on
+http://127.0.0.1:9898/ (an ephemeral port if taken) and chats until Ctrl-C;
+otherwise, or with --headless, it runs a 10-second scenario and exits.
+Progress and alert notifications go to stderr; a summary ends the run on stdout.
 
 Options:
-  --duration SECONDS  how long the users chat (default 10)
+  --headless          run the scripted scenario without serving the page, then exit
+  --duration SECONDS  how long the users chat (default: 10 headless, until Ctrl-C
+                      while serving)
   --users N           simulated users connected at a time (default 12, at most 1000)
   --alerts-log PATH   write every alert notification (firing, resolved, ...) to
                       PATH as JSON Lines, one object per line (created or truncated)
-  --serve ADDR        serve /metrics, the JSON API and the live dashboard page on
-                      ADDR (for example 127.0.0.1:9898) while the chat runs; needs
-                      the example built with --features http. Every route but
-                      /health and / needs the bearer token printed at start
-                      (generated, or taken from WATCHPOST_HTTP_TOKEN)
+  --json PATH         write the final dashboard snapshot to PATH as JSON ('-' for
+                      stdout; the summary then goes to stderr)
+  --serve ADDR        serve on ADDR instead (for example 127.0.0.1:0); needs the
+                      http feature. Every route but /health and / needs the bearer
+                      token printed at start (generated, or WATCHPOST_HTTP_TOKEN).
+                      Kept for scripts: with --serve the dashboard JSON goes to
+                      stdout unless --json says where
   --alertmanager URL  push alerts to the Alertmanager at URL (v2 API, re-sent every
                       minute while firing); repeatable for an HA pair; needs the
                       example built with --features notify
   --webhook URL       post alerts to URL in Alertmanager's webhook format;
                       repeatable; needs --features notify
-  -h, --help          print this help";
+  -h, --help          print this help
+
+Ctrl-C or SIGTERM stops the run cleanly (pending notifications are delivered
+and the summary printed); a second Ctrl-C exits at once.";
 
 // ---------------------------------------------------------------------------
 // Command line
 // ---------------------------------------------------------------------------
 
+/// Whether and where the run serves the monitoring endpoints.
+#[derive(Debug, Clone, PartialEq)]
+enum Serve {
+    /// On 127.0.0.1:9898, or an ephemeral port if taken (with feature `http`).
+    Default,
+    /// Not at all (`--headless`).
+    Headless,
+    /// On this address (`--serve ADDR`), with no fallback.
+    At(SocketAddr),
+}
+
+/// Where the final dashboard JSON goes.
+#[derive(Debug, Clone, PartialEq)]
+enum JsonOut {
+    Stdout,
+    File(PathBuf),
+}
+
 /// What a run does, from the command line.
 #[derive(Debug, Clone, PartialEq)]
 struct Config {
-    /// How long the simulated users chat.
-    duration: Duration,
+    /// How long the simulated users chat; `None` for the default (see [`Config::run_for`]).
+    duration: Option<Duration>,
     /// Simulated users connected at a time; each one that leaves is soon
     /// replaced by a new one.
     users: usize,
     /// Where to serve the monitoring endpoints while the chat runs.
-    serve: Option<SocketAddr>,
+    serve: Serve,
     /// Where the JSON Lines alert log goes.
     alerts_log: Option<PathBuf>,
     /// Alertmanagers (base URLs) that get every alert.
     alertmanagers: Vec<String>,
     /// Webhooks that get every alert.
     webhooks: Vec<String>,
+    /// Where the final dashboard JSON goes, if anywhere (`--json`).
+    json: Option<JsonOut>,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
-            duration: Duration::from_secs(10),
+            duration: None,
             users: 12,
-            serve: None,
+            serve: Serve::Default,
             alerts_log: None,
             alertmanagers: Vec::new(),
             webhooks: Vec::new(),
+            json: None,
         }
+    }
+}
+
+impl Config {
+    /// Whether this run serves the page: not headless, and built with `http`.
+    fn serves(&self) -> bool {
+        cfg!(feature = "http") && self.serve != Serve::Headless
+    }
+
+    /// How long the users chat: `--duration`, else 10 s without a server,
+    /// else until Ctrl-C (`None`).
+    fn run_for(&self) -> Option<Duration> {
+        self.duration.or_else(|| (!self.serves()).then_some(HEADLESS_DURATION))
+    }
+
+    /// Where the dashboard JSON goes: `--json`, else stdout for `--serve ADDR`
+    /// (what scripts written for it read), else nowhere.
+    fn json_out(&self) -> Option<JsonOut> {
+        self.json.clone().or_else(|| matches!(self.serve, Serve::At(_)).then_some(JsonOut::Stdout))
     }
 }
 
@@ -200,9 +284,18 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
         };
         match flag {
             "-h" | "--help" => return Ok(Command::Help),
+            "--headless" => {
+                if inline.is_some() {
+                    return Err("--headless takes no value".to_owned());
+                }
+                if matches!(config.serve, Serve::At(_)) {
+                    return Err("--headless and --serve exclude each other".to_owned());
+                }
+                config.serve = Serve::Headless;
+            }
             "--duration" => {
                 let value = flag_value(flag, inline, &mut args)?;
-                config.duration = Duration::from_secs(parse_number(flag, &value, 1, 86_400)?);
+                config.duration = Some(Duration::from_secs(parse_number(flag, &value, 1, 86_400)?));
             }
             "--users" => {
                 let value = flag_value(flag, inline, &mut args)?;
@@ -215,14 +308,23 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
                 }
                 config.alerts_log = Some(PathBuf::from(value));
             }
+            "--json" => {
+                let value = flag_value(flag, inline, &mut args)?;
+                config.json = Some(match value.as_str() {
+                    "" => return Err("--json needs a file path, or '-' for stdout".to_owned()),
+                    "-" => JsonOut::Stdout,
+                    _ => JsonOut::File(PathBuf::from(value)),
+                });
+            }
             "--serve" => {
                 let value = flag_value(flag, inline, &mut args)?;
                 if !cfg!(feature = "http") {
-                    return Err("--serve needs the http feature: \
-                                cargo run --features http --example chat_server -- --serve ADDR"
-                        .to_owned());
+                    return Err(format!("--serve needs the http feature: {PAGE_COMMAND}"));
                 }
-                config.serve = Some(value.parse().map_err(|_| {
+                if config.serve == Serve::Headless {
+                    return Err("--headless and --serve exclude each other".to_owned());
+                }
+                config.serve = Serve::At(value.parse().map_err(|_| {
                     format!("invalid value '{value}' for --serve: expected an address like 127.0.0.1:9898")
                 })?);
             }
@@ -279,7 +381,23 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(&config) {
+    // Ctrl-C and SIGTERM ask the run to stop; it then shuts down cleanly. A
+    // second signal, while that takes long, exits at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    let signals = AtomicU32::new(0);
+    let on_signal = {
+        let stop = Arc::clone(&stop);
+        move || {
+            if signals.fetch_add(1, Relaxed) > 0 {
+                std::process::exit(130);
+            }
+            stop.store(true, Relaxed);
+        }
+    };
+    if let Err(e) = ctrlc::set_handler(on_signal) {
+        eprintln!("chat_server: cannot handle Ctrl-C ({e}); it will end the run abruptly");
+    }
+    match run(&config, &stop) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("chat_server: error: {e}");
@@ -292,9 +410,11 @@ fn main() -> ExitCode {
 // The run
 // ---------------------------------------------------------------------------
 
-/// Starts the engine, the server and the users; logs progress for
-/// `config.duration`; stops and joins every thread; prints the dashboard.
-fn run(config: &Config) -> watchpost::Result<()> {
+/// Starts the engine, the server and the users; logs progress until the
+/// run's duration has passed or `stop` is raised; stops and joins every
+/// thread; shuts the engine down (delivering pending notifications); writes
+/// the dashboard JSON if asked and prints the summary.
+fn run(config: &Config, stop: &AtomicBool) -> watchpost::Result<()> {
     // Four samples a second, so a short run has enough points for the
     // detectors; a robust z-score (16 points of warm-up) watches p90 latency,
     // the default ensemble every other gauge and rate.
@@ -327,18 +447,22 @@ fn run(config: &Config) -> watchpost::Result<()> {
     }
     let engine = builder.build()?;
     let metrics = Arc::new(ChatMetrics::register(&engine.monitor())?);
-    let http = serve(config, &engine)?;
+    let (http, page) = match serve(config, &engine)? {
+        Some((guard, url)) => (Some(guard), Some(url)),
+        None => (None, None),
+    };
 
     let listener = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.set_nonblocking(true).map(|()| l))
         .map_err(|e| io_error("cannot listen on 127.0.0.1", &e))?;
     let addr =
         listener.local_addr().map_err(|e| io_error("cannot read the listening address", &e))?;
+    let run_for = config.run_for();
     eprintln!(
-        "chat_server: listening on {addr} (port {}); {} users chatting for {} s",
+        "chat_server: listening on {addr} (port {}); {} users chatting {}",
         addr.port(),
         config.users,
-        config.duration.as_secs()
+        run_for.map_or_else(|| "until Ctrl-C".to_owned(), |d| format!("for {} s", d.as_secs())),
     );
 
     let server = Arc::new(ChatServer::new(Arc::clone(&metrics)));
@@ -359,7 +483,10 @@ fn run(config: &Config) -> watchpost::Result<()> {
     }
 
     let started = Instant::now();
-    log_progress(&metrics, &server, started, config.duration);
+    let interrupted = log_progress(&metrics, &server, started, run_for, stop);
+    if interrupted {
+        eprintln!("chat_server: stopping: the users leave, then the engine shuts down");
+    }
 
     // Users first, so they leave cleanly while the server still answers; then the server.
     simulation.stop.store(true, Relaxed);
@@ -368,98 +495,111 @@ fn run(config: &Config) -> watchpost::Result<()> {
     join_logged(server_thread);
 
     engine.flush()?;
+    #[cfg_attr(not(feature = "http"), allow(clippy::drop_non_drop))]
     drop(http); // stops the monitoring endpoints and joins their thread
-    let latency = metrics.latency.snapshot();
-    eprintln!(
-        "chat_server: stopped after {:.1} s: {} messages ({}), {} user sessions, {} messages \
-         delivered to other members, latency p50 {} p99 {}",
-        started.elapsed().as_secs_f64(),
-        metrics.messages_total(),
-        metrics.messages_by_room(),
-        simulation.sessions.load(Relaxed),
-        simulation.received.load(Relaxed),
-        format_ms(latency.quantile(0.5)),
-        format_ms(latency.quantile(0.99)),
-    );
-
+    let elapsed = started.elapsed();
     let dashboard = engine.dashboard();
-    for a in &dashboard.anomalies {
-        eprintln!(
-            "chat_server: anomaly in {} at {}: value {:.6} (expected {}), score {:.2}",
-            a.series,
-            a.timestamp.format("%H:%M:%S%.3f"),
-            a.value,
-            match (a.expected_lower, a.expected_upper) {
-                (Some(l), Some(u)) => format!("{l:.6}..{u:.6}"),
-                _ => "-".to_owned(),
-            },
-            a.score,
-        );
+    let history = engine.alert_history(elapsed + Duration::from_mins(1));
+    let json_out = config.json_out();
+    match &json_out {
+        Some(JsonOut::File(path)) => {
+            let json = serde_json::to_string_pretty(&dashboard)?;
+            std::fs::write(path, json + "\n")
+                .map_err(|e| io_error(&format!("cannot write {}", path.display()), &e))?;
+        }
+        Some(JsonOut::Stdout) => {
+            let json = serde_json::to_string_pretty(&dashboard)?;
+            writeln!(io::stdout().lock(), "{json}")
+                .map_err(|e| io_error("cannot write the dashboard to stdout", &e))?;
+        }
+        None => {}
     }
-    let history = engine.alert_history(config.duration + Duration::from_mins(1));
-    for e in history.iter().filter(|e| e.rule == "slow_messages") {
-        eprintln!(
-            "chat_server: alert {} at {}: {} ({})",
-            e.alert_id,
-            chrono::DateTime::from_timestamp_millis(e.at_ms)
-                .map_or_else(String::new, |t| t.format("%H:%M:%S%.3f").to_string()),
-            e.state,
-            e.notified.map_or_else(|| "no notification".to_owned(), |k| format!("notified {k}")),
-        );
-    }
-    let notified =
-        |kind| history.iter().any(|e| e.rule == "slow_messages" && e.notified == Some(kind));
-    if spike_window(config.duration).is_some()
-        && !(notified(NotificationKind::Firing) && notified(NotificationKind::Resolved))
-    {
-        eprintln!(
-            "chat_server: note: the latency spike did not take slow_messages through firing and resolved this run"
-        );
-    }
-    let json = serde_json::to_string_pretty(&dashboard)?;
-    writeln!(io::stdout().lock(), "{json}")
-        .map_err(|e| io_error("cannot write the dashboard to stdout", &e))?;
-    engine.shutdown()
+    // Delivers every pending notification (resolve notices included) and
+    // joins the engine's threads before the summary is printed.
+    engine.shutdown()?;
+
+    let report = Report {
+        elapsed,
+        interrupted,
+        users: config.users,
+        sessions: simulation.sessions.load(Relaxed),
+        delivered: simulation.received.load(Relaxed),
+        metrics: &metrics,
+        dashboard: &dashboard,
+        history: &history,
+        page: page.as_deref(),
+        headless: config.serve == Serve::Headless,
+        json: json_out.as_ref(),
+        expect_spike: run_for.is_some_and(|d| spike_window(d).is_some()) && !interrupted,
+    };
+    let summary = report.render();
+    let written = if json_out == Some(JsonOut::Stdout) {
+        io::stderr().lock().write_all(summary.as_bytes())
+    } else {
+        io::stdout().lock().write_all(summary.as_bytes())
+    };
+    written.map_err(|e| io_error("cannot write the summary", &e))
 }
 
-/// Starts the monitoring endpoints if `--serve` asked for them; they stop
-/// when the returned guard is dropped.
+/// Starts the monitoring endpoints unless the run is headless; they stop
+/// when the returned guard is dropped. Returns the guard and the page's URL.
 #[cfg(feature = "http")]
 fn serve(
     config: &Config,
     engine: &Engine,
-) -> watchpost::Result<Option<watchpost::http::HttpServerGuard>> {
-    let Some(addr) = config.serve else { return Ok(None) };
+) -> watchpost::Result<Option<(watchpost::http::HttpServerGuard, String)>> {
+    let (addr, fallback) = match config.serve {
+        Serve::Headless => return Ok(None),
+        Serve::Default => (DEFAULT_SERVE, true),
+        Serve::At(addr) => (addr, false),
+    };
     // Closed by default: silences and acknowledgements need a token, so the
     // demo has one, shown once here and never logged again.
     let token = match std::env::var("WATCHPOST_HTTP_TOKEN") {
         Ok(token) if !token.is_empty() => token,
         _ => watchpost::http::random_token()?,
     };
-    let server = watchpost::http::HttpServer::builder()
-        .addr(addr)
-        .bearer_token(token.clone())
-        .start(engine.monitor())?;
+    let start = |addr: SocketAddr| {
+        watchpost::http::HttpServer::builder()
+            .addr(addr)
+            .bearer_token(token.clone())
+            .start(engine.monitor())
+    };
+    let server = match start(addr) {
+        Ok(server) => server,
+        Err(e) if fallback => {
+            eprintln!("chat_server: cannot serve on {addr} ({e}); taking an ephemeral port");
+            start(SocketAddr::new(addr.ip(), 0))?
+        }
+        Err(e) => return Err(e),
+    };
+    let url = server.url();
     eprintln!(
         "chat_server: monitoring on {url} (dashboard page: {url}#token={token}; /metrics for \
-         Prometheus, with that token as 'Authorization: Bearer')",
-        url = server.url()
+         Prometheus, with that token as 'Authorization: Bearer')"
     );
-    Ok(Some(server))
+    eprintln!("\n    Open the live dashboard: {url}#token={token}\n    Press Ctrl-C to stop.\n");
+    Ok(Some((server, url)))
 }
 
 /// Stands in for the server guard when the example is built without feature `http`.
 #[cfg(not(feature = "http"))]
 struct NoServer;
 
-/// Without feature `http` there is nothing to serve (`--serve` is refused when parsing).
+/// Without feature `http` there is nothing to serve (`--serve` is refused
+/// when parsing); the run is headless and says how to get the page.
 #[cfg(not(feature = "http"))]
-fn serve(_config: &Config, _engine: &Engine) -> watchpost::Result<Option<NoServer>> {
+#[allow(clippy::unnecessary_wraps, reason = "the signature of the http build")]
+fn serve(config: &Config, _engine: &Engine) -> watchpost::Result<Option<(NoServer, String)>> {
+    if config.serve != Serve::Headless {
+        eprintln!("chat_server: running headless; for the live dashboard page: {PAGE_COMMAND}");
+    }
     Ok(None)
 }
 
-/// The seconds of the run during which the server is slow: from 55 % of
-/// the run, for 15 % of it (at least 2 s), if the run lasts 4 s or more.
+/// The seconds of a run of fixed length during which the server is slow:
+/// from 55 % of the run, for 15 % of it (at least 2 s), if the run lasts 4 s
+/// or more.
 fn spike_window(duration: Duration) -> Option<(u64, u64)> {
     let secs = duration.as_secs();
     (secs >= 4).then(|| {
@@ -468,53 +608,265 @@ fn spike_window(duration: Duration) -> Option<(u64, u64)> {
     })
 }
 
-/// Logs active users and message counts about once a second until
-/// `duration` has passed, and slows the server down during the spike window.
-fn log_progress(metrics: &ChatMetrics, server: &ChatServer, started: Instant, duration: Duration) {
-    let end = started + duration;
-    let spike = spike_window(duration);
+/// Whether the server is slow during second `second` of the run: once in a
+/// run of fixed length, every minute in a run until Ctrl-C.
+fn spiking(second: u64, run_for: Option<Duration>) -> bool {
+    match run_for {
+        Some(d) => spike_window(d).is_some_and(|(from, to)| (from..to).contains(&second)),
+        None => REPEATED_SPIKE.contains(&(second % 60)),
+    }
+}
+
+/// Logs active users and message counts (once a second in a run of fixed
+/// length, every 5 s otherwise) until `run_for` has passed or `stop` is
+/// raised, and slows the server down during the spikes. Returns whether
+/// `stop` ended the run.
+fn log_progress(
+    metrics: &ChatMetrics,
+    server: &ChatServer,
+    started: Instant,
+    run_for: Option<Duration>,
+    stop: &AtomicBool,
+) -> bool {
+    let end = run_for.map(|d| started + d);
+    let every = if run_for.is_some() { 1 } else { 5 };
     let mut second = 1;
     let mut last_total = 0;
+    let mut slow = false;
     loop {
-        let next = (started + Duration::from_secs(second)).min(end);
-        thread::sleep(next.saturating_duration_since(Instant::now()));
-        if next >= end {
-            server.ack_delay_us.store(0, Relaxed);
-            return;
+        let mut next = started + Duration::from_secs(second);
+        if let Some(end) = end {
+            next = next.min(end);
         }
-        match spike {
-            Some((from, _)) if second == from => {
+        // Sleep in short steps, so a signal is answered at once.
+        loop {
+            if stop.load(Relaxed) {
+                server.ack_delay_us.store(0, Relaxed);
+                return true;
+            }
+            let left = next.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            thread::sleep(left.min(POLL));
+        }
+        if end.is_some_and(|end| next >= end) {
+            server.ack_delay_us.store(0, Relaxed);
+            return false;
+        }
+        let spike = spiking(second, run_for);
+        if spike != slow {
+            slow = spike;
+            if spike {
                 eprintln!(
                     "chat_server: [{second:>3} s] latency spike: the server now waits {SPIKE_DELAY:?} before each ack"
                 );
-                server
-                    .ack_delay_us
-                    .store(u64::try_from(SPIKE_DELAY.as_micros()).unwrap_or(u64::MAX), Relaxed);
-            }
-            Some((_, to)) if second == to => {
+                let delay = u64::try_from(SPIKE_DELAY.as_micros()).unwrap_or(u64::MAX);
+                server.ack_delay_us.store(delay, Relaxed);
+            } else {
                 eprintln!("chat_server: [{second:>3} s] latency spike over");
                 server.ack_delay_us.store(0, Relaxed);
             }
-            _ => {}
         }
-        let total = metrics.messages_total();
-        let latency = metrics.latency.snapshot();
-        eprintln!(
-            "chat_server: [{second:>3} s] active_users {:.0}, messages {total} (+{}; {}), \
-             latency p50 {} p99 {}",
-            metrics.active_users.get(),
-            total - last_total,
-            metrics.messages_by_room(),
-            format_ms(latency.quantile(0.5)),
-            format_ms(latency.quantile(0.99)),
-        );
-        last_total = total;
+        if second % every == 0 {
+            let total = metrics.messages_total();
+            let latency = metrics.latency.snapshot();
+            eprintln!(
+                "chat_server: [{second:>3} s] active_users {:.0}, messages {total} (+{}; {}), \
+                 latency p50 {} p99 {}",
+                metrics.active_users.get(),
+                total - last_total,
+                metrics.messages_by_room(),
+                seconds(latency.quantile(0.5)),
+                seconds(latency.quantile(0.99)),
+            );
+            last_total = total;
+        }
         second += 1;
     }
 }
 
-fn format_ms(seconds: Option<f64>) -> String {
-    seconds.map_or_else(|| "-".to_owned(), |s| format!("{:.3} ms", s * 1000.0))
+/// A latency for the log, with the shared number formatter.
+fn seconds(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".to_owned(), |s| Unit::Seconds.format(s))
+}
+
+// ---------------------------------------------------------------------------
+// The closing summary
+// ---------------------------------------------------------------------------
+
+/// What the closing summary is made of.
+struct Report<'a> {
+    elapsed: Duration,
+    interrupted: bool,
+    users: usize,
+    sessions: u64,
+    delivered: u64,
+    metrics: &'a ChatMetrics,
+    dashboard: &'a Dashboard,
+    history: &'a [AlertEvent],
+    /// The page's URL, if it was served.
+    page: Option<&'a str>,
+    headless: bool,
+    json: Option<&'a JsonOut>,
+    /// Whether the run was long enough for the scripted spike.
+    expect_spike: bool,
+}
+
+/// At most this many notifications and anomalies are listed one by one.
+const LISTED: usize = 8;
+
+impl Report<'_> {
+    /// The summary, a few aligned lines a person reads at the end of the run.
+    fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "\nwatchpost chat demo: {} of chat{}, {} users at a time, {} sessions",
+            Unit::Seconds.format(self.elapsed.as_secs_f64()),
+            if self.interrupted { " (stopped by a signal)" } else { "" },
+            self.users,
+            self.sessions,
+        );
+        let latency = self.metrics.latency.snapshot();
+        let _ = writeln!(
+            out,
+            "  messages   {} accepted ({}), {} delivered to other members",
+            self.metrics.messages_total(),
+            self.metrics.messages_by_room(),
+            self.delivered,
+        );
+        let _ = writeln!(
+            out,
+            "  latency    p50 {}, p99 {}",
+            seconds(latency.quantile(0.5)),
+            seconds(latency.quantile(0.99)),
+        );
+        self.alerts(&mut out);
+        self.anomalies(&mut out);
+        self.series(&mut out);
+        let _ = match self.page {
+            Some(url) => writeln!(out, "  page       was at {url} (stopped with the demo)"),
+            None if !cfg!(feature = "http") => {
+                writeln!(out, "  page       not built in; to watch it live: {PAGE_COMMAND}")
+            }
+            None if self.headless => {
+                writeln!(out, "  page       not served (--headless); run without it to watch live")
+            }
+            None => writeln!(out, "  page       not served"),
+        };
+        let _ = match self.json {
+            Some(JsonOut::File(path)) => {
+                writeln!(out, "  dashboard  JSON written to {}", path.display())
+            }
+            Some(JsonOut::Stdout) => writeln!(out, "  dashboard  JSON written to stdout"),
+            None => writeln!(out, "  dashboard  --json PATH saves the final snapshot as JSON"),
+        };
+        out
+    }
+
+    fn alerts(&self, out: &mut String) {
+        let sent: Vec<&AlertEvent> = self.history.iter().filter(|e| e.notified.is_some()).collect();
+        let count = |kind| sent.iter().filter(|e| e.notified == Some(kind)).count();
+        let _ = writeln!(
+            out,
+            "  alerts     {} fired, {} resolved{}",
+            count(NotificationKind::Firing),
+            count(NotificationKind::Resolved),
+            if sent.is_empty() { "" } else { ":" },
+        );
+        for e in sent.iter().take(LISTED) {
+            let _ = writeln!(
+                out,
+                "             {} {:<8} {}: {}",
+                time_of(e.at_ms),
+                e.notified.map_or_else(String::new, |k| k.to_string()),
+                e.rule,
+                e.message,
+            );
+        }
+        if sent.len() > LISTED {
+            let _ = writeln!(out, "             … and {} more", sent.len() - LISTED);
+        }
+        let notified =
+            |kind| sent.iter().any(|e| e.rule == "slow_messages" && e.notified == Some(kind));
+        if self.expect_spike
+            && !(notified(NotificationKind::Firing) && notified(NotificationKind::Resolved))
+        {
+            let _ = writeln!(
+                out,
+                "             note: the latency spike did not take slow_messages through firing \
+                 and resolved this run"
+            );
+        }
+    }
+
+    /// One line per series with anomalous points: how many, when, the most
+    /// extreme value and the band expected before the first one.
+    fn anomalies(&self, out: &mut String) {
+        let found = &self.dashboard.anomalies;
+        let mut series: Vec<&str> = found.iter().map(|a| a.series.as_str()).collect();
+        series.dedup();
+        series.sort_unstable();
+        series.dedup();
+        let _ = writeln!(
+            out,
+            "  anomalies  {} point{} in {} series{}",
+            found.len(),
+            if found.len() == 1 { "" } else { "s" },
+            series.len(),
+            if found.is_empty() { "" } else { ":" },
+        );
+        for name in series.iter().take(LISTED) {
+            let points: Vec<_> = found.iter().filter(|a| a.series == *name).collect();
+            let (Some(first), Some(last)) = (points.first(), points.last()) else { continue };
+            let unit = Unit::of_metric(&first.name);
+            // Latencies, sizes and rates are never negative, whatever the band says.
+            let floor = |v: f64| if unit == Unit::None { v } else { v.max(0.0) };
+            let peak = points.iter().map(|a| a.value).fold(f64::NEG_INFINITY, f64::max);
+            let expected = match (first.expected_lower, first.expected_upper) {
+                (Some(l), Some(u)) => {
+                    format!(" (expected {} to {})", unit.format(floor(l)), unit.format(u))
+                }
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "             {name}: {} from {} to {}, up to {}{expected}",
+                points.len(),
+                time_of(first.timestamp.timestamp_millis()),
+                time_of(last.timestamp.timestamp_millis()),
+                unit.format(peak),
+            );
+        }
+        if series.len() > LISTED {
+            let _ = writeln!(out, "             … and {} more series", series.len() - LISTED);
+        }
+    }
+
+    fn series(&self, out: &mut String) {
+        let mut first = true;
+        for name in SUMMARY_SERIES {
+            let unit = Unit::of_metric(name);
+            for s in self.dashboard.statistics.iter().filter(|s| s.name == name) {
+                let _ = writeln!(
+                    out,
+                    "  {:<10} {:<36} mean {}, max {}",
+                    if first { "series" } else { "" },
+                    s.series,
+                    unit.format(s.stats.mean),
+                    unit.format(s.stats.max),
+                );
+                first = false;
+            }
+        }
+    }
+}
+
+/// The wall-clock time of `ms` (ms since the Unix epoch), to the millisecond.
+fn time_of(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map_or_else(String::new, |t| t.format("%H:%M:%S%.3f").to_string())
 }
 
 /// An I/O failure of the example's own setup, as a watchpost error.
@@ -1059,5 +1411,70 @@ impl Rng {
     fn index(&mut self, len: usize) -> usize {
         let len = u64::try_from(len).unwrap_or(u64::MAX);
         usize::try_from(self.next_u64() % len).unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Result<Config, String> {
+        match parse_args(args.iter().map(|a| (*a).to_owned()))? {
+            Command::Run(config) => Ok(config),
+            Command::Help => Err("help".to_owned()),
+        }
+    }
+
+    #[test]
+    fn the_default_run_serves_until_ctrl_c_and_writes_no_json() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.serve, Serve::Default);
+        assert_eq!(c.json_out(), None);
+        if cfg!(feature = "http") {
+            assert_eq!(c.run_for(), None);
+        } else {
+            assert_eq!(c.run_for(), Some(HEADLESS_DURATION));
+        }
+        assert_eq!(config(&["--duration", "30"]).unwrap().run_for(), Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn headless_runs_the_scripted_scenario() {
+        let c = config(&["--headless", "--json", "d.json"]).unwrap();
+        assert!(!c.serves());
+        assert_eq!(c.run_for(), Some(HEADLESS_DURATION));
+        assert_eq!(c.json_out(), Some(JsonOut::File(PathBuf::from("d.json"))));
+        assert_eq!(config(&["--json=-"]).unwrap().json_out(), Some(JsonOut::Stdout));
+        assert!(config(&["--json", ""]).unwrap_err().contains("--json"));
+        assert!(config(&["--headless=yes"]).is_err());
+    }
+
+    #[test]
+    fn serve_addr_is_kept_for_scripts() {
+        let parsed = config(&["--serve", "127.0.0.1:0", "--duration", "40"]);
+        if cfg!(feature = "http") {
+            let c = parsed.unwrap();
+            assert_eq!(c.serve, Serve::At("127.0.0.1:0".parse().unwrap()));
+            assert_eq!(c.run_for(), Some(Duration::from_secs(40)));
+            // as before: the dashboard JSON on stdout unless --json says where
+            assert_eq!(c.json_out(), Some(JsonOut::Stdout));
+            let err = config(&["--serve", "127.0.0.1:0", "--headless"]).unwrap_err();
+            assert!(err.contains("exclude"), "{err}");
+            let err = config(&["--serve", "nowhere"]).unwrap_err();
+            assert!(err.contains("'nowhere'"), "{err}");
+        } else {
+            assert!(parsed.unwrap_err().contains("--features http"));
+        }
+    }
+
+    #[test]
+    fn the_server_slows_down_once_or_every_minute() {
+        let ten = Some(Duration::from_secs(10));
+        let slow: Vec<u64> = (0..10).filter(|&s| spiking(s, ten)).collect();
+        assert_eq!(slow, [5, 6]);
+        let slow: Vec<u64> = (0..130).filter(|&s| spiking(s, None)).collect();
+        let expected: Vec<u64> = (20..26).chain(80..86).collect();
+        assert_eq!(slow, expected);
+        assert!(!(0..3).any(|s| spiking(s, Some(Duration::from_secs(3)))));
     }
 }

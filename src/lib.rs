@@ -58,6 +58,7 @@ mod dispatch;
 mod engine;
 mod error;
 pub mod export;
+mod format;
 pub mod health;
 mod history;
 pub mod integrations;
@@ -87,6 +88,7 @@ pub use crate::{
         MAX_RECORD_QUEUE_CAPACITY, Monitor, Recorder,
     },
     error::{Error, Result},
+    format::{Unit, format_number},
     health::HealthCheck,
     history::{MAX_HISTORY_CAPACITY, Sample},
     key::{Labels, SeriesKey, validate_metric_name},

@@ -33,23 +33,50 @@ const DEFAULT_RULE_WINDOW: Duration = Duration::from_mins(1);
 pub fn default_rules() -> Vec<AlertRule> {
     const FOR: Duration = Duration::from_mins(2);
     const DISK_FOR: Duration = Duration::from_mins(5);
-    let spec: [(&str, &str, &str, f64, Severity, Duration); 5] = [
-        ("cpu_usage_warning", "system_cpu_usage", "CPU", 80.0, Severity::Warning, FOR),
-        ("cpu_usage_critical", "system_cpu_usage", "CPU", 95.0, Severity::Critical, FOR),
-        ("memory_usage_warning", "system_memory_usage", "Memory", 85.0, Severity::Warning, FOR),
-        ("memory_usage_critical", "system_memory_usage", "Memory", 95.0, Severity::Critical, FOR),
-        ("disk_usage_warning", "system_disk_usage", "Disk", 90.0, Severity::Warning, DISK_FOR),
+    // (rule, metric, what in a title, what starting a sentence, limit, severity, for)
+    let spec: [(&str, &str, &str, &str, f64, Severity, Duration); 5] = [
+        ("cpu_usage_warning", "system_cpu_usage", "CPU", "CPU", 80.0, Severity::Warning, FOR),
+        ("cpu_usage_critical", "system_cpu_usage", "CPU", "CPU", 95.0, Severity::Critical, FOR),
+        (
+            "memory_usage_warning",
+            "system_memory_usage",
+            "memory",
+            "Memory",
+            85.0,
+            Severity::Warning,
+            FOR,
+        ),
+        (
+            "memory_usage_critical",
+            "system_memory_usage",
+            "memory",
+            "Memory",
+            95.0,
+            Severity::Critical,
+            FOR,
+        ),
+        (
+            "disk_usage_warning",
+            "system_disk_usage",
+            "disk",
+            "Disk",
+            90.0,
+            Severity::Warning,
+            DISK_FOR,
+        ),
     ];
     spec.iter()
-        .map(|&(name, metric, what, limit, severity, pending)| {
+        .map(|&(name, metric, what, sentence, limit, severity, pending)| {
             let level = if severity == Severity::Critical { "Critical" } else { "High" };
             AlertRule::builder(name, metric)
                 .threshold(Aggregate::Avg, DEFAULT_RULE_WINDOW, CompareOp::Gt, limit)
                 .recover_below(limit - 5.0)
                 .pending_for(pending)
                 .severity(severity)
-                .title(format!("{level} {} usage", what.to_lowercase()))
-                .message(format!("{what} usage is {{{{value}}}}% (threshold {{{{threshold}}}}%)"))
+                .title(format!("{level} {what} usage"))
+                .message(format!(
+                    "{sentence} usage is {{{{value}}}}% (threshold {{{{threshold}}}}%)"
+                ))
                 .build()
                 .expect("default rules are valid")
         })
@@ -59,6 +86,37 @@ pub fn default_rules() -> Vec<AlertRule> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Titles and messages read as a person writes them: "High CPU usage",
+    /// not "High cpu usage"; a window without data is a sentence, not "n/a%".
+    #[test]
+    fn titles_and_messages_read_well() {
+        use crate::alert::{AlertManager, MemoryView};
+        use crate::key::SeriesKey;
+        let titles: Vec<String> =
+            default_rules().iter().map(|r| r.title.source().to_owned()).collect();
+        assert_eq!(
+            titles,
+            [
+                "High CPU usage",
+                "Critical CPU usage",
+                "High memory usage",
+                "Critical memory usage",
+                "High disk usage"
+            ]
+        );
+        let mut mgr = AlertManager::new(default_rules()).unwrap();
+        let cpu = SeriesKey::new("system_cpu_usage", &[]).unwrap();
+        let mut view = MemoryView::new();
+        let mut sent = Vec::new();
+        for s in 0..200_i64 {
+            view.push(cpu.clone(), s * 1_000, 99.123_456_789);
+            sent.extend(mgr.evaluate(s * 1_000, &view));
+        }
+        let critical = sent.iter().find(|n| n.rule == "cpu_usage_critical").unwrap();
+        assert_eq!(critical.title, "Critical CPU usage");
+        assert_eq!(critical.message, "CPU usage is 99.12% (threshold 95%)");
+    }
 
     #[test]
     fn defaults_are_distinct_and_keep_both_cpu_levels() {

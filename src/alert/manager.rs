@@ -1040,6 +1040,7 @@ impl AlertManager {
         let cx = RenderContext {
             value: inst.value,
             threshold: rule.condition.threshold(),
+            window_ms: rule.condition.lookback_ms(),
             rule: &rule.name,
             metric: inst.key.name(),
             series: &series,

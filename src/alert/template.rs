@@ -1,8 +1,7 @@
 //! Annotation templates: `{{value}}`, `{{threshold}}`, `{{labels.room}}` and friends.
 
-use std::fmt::Write as _;
-
 use crate::error::{Error, Result};
+use crate::format::{Unit, format_number};
 
 /// One placeholder in a template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,6 +9,8 @@ enum Part {
     Text(String),
     Value,
     Threshold,
+    ValueWithUnit,
+    ThresholdWithUnit,
     Rule,
     Metric,
     Series,
@@ -20,12 +21,20 @@ enum Part {
 
 /// A title or message template, parsed and checked when the rule is built.
 ///
-/// Placeholders: `{{value}}` (the condition's current value, `n/a` when there
-/// is none), `{{threshold}}`, `{{rule}}`, `{{metric}}`, `{{series}}`
+/// Placeholders: `{{value}}` (the condition's current value), `{{threshold}}`,
+/// `{{value_with_unit}}` and `{{threshold_with_unit}}` (the same with the
+/// metric's unit, see [`Unit::of_metric`](crate::Unit::of_metric): `25.3 ms`,
+/// `1.5 GiB`, `85%`), `{{rule}}`, `{{metric}}`, `{{series}}`
 /// (`name{labels}`), `{{severity}}`, `{{state}}` and `{{labels.NAME}}` (the
 /// alert's label `NAME`, empty when absent; `{{labels.__name__}}` is the
-/// metric, although the alert's labels do not carry it). Numbers print with at most two
-/// decimals (three significant digits below 1) and no trailing zeros.
+/// metric, although the alert's labels do not carry it). Numbers print with
+/// [`format_number`](crate::format_number): at most 4 significant digits, no
+/// trailing zeros, no floating-point noise.
+///
+/// When the condition has no value (its window holds no data, or the rule
+/// watches for absence), a template that shows the value reads
+/// `no data for METRIC for WINDOW` instead, such as `no data for
+/// message_latency_seconds:p90 for 5 min`: a sentence, not `is n/a s`.
 ///
 /// # Examples
 ///
@@ -46,6 +55,8 @@ pub struct Template {
 pub(crate) struct RenderContext<'a> {
     pub(crate) value: Option<f64>,
     pub(crate) threshold: Option<f64>,
+    /// How far back the condition reads, for the no-data sentence.
+    pub(crate) window_ms: i64,
     pub(crate) rule: &'a str,
     pub(crate) metric: &'a str,
     pub(crate) series: &'a str,
@@ -82,6 +93,8 @@ impl Template {
             let part = match name {
                 "value" => Part::Value,
                 "threshold" => Part::Threshold,
+                "value_with_unit" => Part::ValueWithUnit,
+                "threshold_with_unit" => Part::ThresholdWithUnit,
                 "rule" => Part::Rule,
                 // The alert's labels carry no `__name__` (as in Prometheus);
                 // the name still reads as the metric.
@@ -96,7 +109,8 @@ impl Template {
                             field: "template",
                             reason: format!(
                                 "unknown placeholder {name:?} in {source:?}; known: value, \
-                                 threshold, rule, metric, series, severity, state, labels.NAME"
+                                 threshold, value_with_unit, threshold_with_unit, rule, metric, \
+                                 series, severity, state, labels.NAME"
                             ),
                         });
                     }
@@ -125,12 +139,21 @@ impl Template {
     }
 
     pub(crate) fn render(&self, cx: &RenderContext<'_>) -> String {
+        let shows_value = self.parts.iter().any(|p| matches!(p, Part::Value | Part::ValueWithUnit));
+        if cx.value.is_none() && shows_value {
+            return no_data_sentence(cx.metric, cx.window_ms);
+        }
+        let unit = Unit::of_metric(cx.metric);
+        let number = |v: Option<f64>| v.map_or_else(|| "n/a".to_owned(), format_number);
+        let with_unit = |v: Option<f64>| v.map_or_else(|| "n/a".to_owned(), |v| unit.format(v));
         let mut out = String::with_capacity(self.source.len() + 16);
         for part in &self.parts {
             match part {
                 Part::Text(t) => out.push_str(t),
-                Part::Value => push_number(&mut out, cx.value),
-                Part::Threshold => push_number(&mut out, cx.threshold),
+                Part::Value => out.push_str(&number(cx.value)),
+                Part::Threshold => out.push_str(&number(cx.threshold)),
+                Part::ValueWithUnit => out.push_str(&with_unit(cx.value)),
+                Part::ThresholdWithUnit => out.push_str(&with_unit(cx.threshold)),
                 Part::Rule => out.push_str(cx.rule),
                 Part::Metric => out.push_str(cx.metric),
                 Part::Series => out.push_str(cx.series),
@@ -143,30 +166,23 @@ impl Template {
     }
 }
 
-/// Writes `v` with at most two decimals, or three significant digits below 1
-/// (latencies in seconds stay readable), without trailing zeros; `n/a` for `None`.
+/// Writes `v` with [`format_number`]; `n/a` for `None`. The log line's
+/// `value=` and `threshold=` fields use it.
 pub(crate) fn push_number(out: &mut String, v: Option<f64>) {
     match v {
         None => out.push_str("n/a"),
-        Some(v) => {
-            let start = out.len();
-            let decimals = if v != 0.0 && v.abs() < 1.0 {
-                #[allow(clippy::cast_possible_truncation, reason = "log10 of a value in (0, 1)")]
-                let magnitude = v.abs().log10().floor() as i32;
-                usize::try_from(2 - magnitude).unwrap_or(2).min(12)
-            } else {
-                2
-            };
-            let _ = write!(out, "{v:.decimals$}");
-            if out[start..].contains('.') {
-                let trimmed = out.trim_end_matches('0').trim_end_matches('.').len();
-                out.truncate(trimmed);
-            }
-            if &out[start..] == "-0" {
-                out.truncate(start);
-                out.push('0');
-            }
-        }
+        Some(v) => out.push_str(&format_number(v)),
+    }
+}
+
+/// `no data for METRIC for WINDOW`, or without the window when it is zero.
+fn no_data_sentence(metric: &str, window_ms: i64) -> String {
+    if window_ms > 0 {
+        #[allow(clippy::cast_precision_loss, reason = "a window in ms is far below 2^52")]
+        let window = Unit::Seconds.format(window_ms as f64 / 1000.0);
+        format!("no data for {metric} for {window}")
+    } else {
+        format!("no data for {metric}")
     }
 }
 
@@ -179,6 +195,7 @@ mod tests {
         Template::parse(src).unwrap().render(&RenderContext {
             value,
             threshold: Some(80.0),
+            window_ms: 300_000,
             rule: "r",
             metric: "m",
             series: "m{room=\"general\"}",
@@ -198,13 +215,53 @@ mod tests {
             render("{{ value }} > {{threshold}} in {{labels.room}}{{labels.x}}!", Some(81.256)),
             "81.26 > 80 in general!"
         );
-        assert_eq!(render("{{value}}", None), "n/a");
         assert_eq!(render("{{value}}", Some(-0.001)), "-0.001");
-        assert_eq!(render("{{value}}", Some(0.047_512)), "0.0475");
+        assert_eq!(render("{{value}}", Some(0.047_512)), "0.04751");
         assert_eq!(render("{{value}}", Some(0.5)), "0.5");
-        assert_eq!(render("{{value}}", Some(-1e-15)), "0");
+        assert_eq!(render("{{value}}", Some(0.003_000_000_000_000_000_5)), "0.003");
         assert_eq!(render("{{value}}", Some(1.5)), "1.5");
+        assert_eq!(render("{{threshold}} {{value}}", Some(86_019.305_019_305_01)), "80 86019");
         assert_eq!(render("plain", None), "plain");
+    }
+
+    #[test]
+    fn no_data_reads_as_a_sentence() {
+        // Before: "p90 latency is n/a s".
+        assert_eq!(render("p90 latency is {{value}} s", None), "no data for m for 5 min");
+        assert_eq!(render("{{value_with_unit}} over", None), "no data for m for 5 min");
+        // Templates without the value render as written.
+        assert_eq!(render("{{metric}} above {{threshold}}", None), "m above 80");
+    }
+
+    #[test]
+    fn units_come_from_the_metric() {
+        let label = |_: &str| None;
+        let render = |metric: &'static str, value: f64, threshold: f64| {
+            Template::parse("{{value_with_unit}} (threshold {{threshold_with_unit}})")
+                .unwrap()
+                .render(&RenderContext {
+                    value: Some(value),
+                    threshold: Some(threshold),
+                    window_ms: 0,
+                    rule: "r",
+                    metric,
+                    series: metric,
+                    severity: "warning",
+                    state: "firing",
+                    label: &label,
+                })
+        };
+        assert_eq!(
+            render("message_latency_seconds:p90", 0.045_123, 0.020),
+            "45.12 ms (threshold 20 ms)"
+        );
+        assert_eq!(
+            render("system_cpu_usage", 58.823_532_104_492_19, 80.0),
+            "58.82% (threshold 80%)"
+        );
+        assert_eq!(render("heap_bytes", 3.0 * 1024.0 * 1024.0, 4096.0), "3 MiB (threshold 4 KiB)");
+        assert_eq!(render("queue_depth", 12.0, 100.0), "12 (threshold 100)");
+        assert_eq!(no_data_sentence("up", 0), "no data for up");
     }
 
     #[test]

@@ -683,8 +683,8 @@ fn default_rules_both_cpu_levels_active() {
             (410, "cpu_usage_warning", Resolved), // (4 × 91 + 3 × 50) / 7 = 73.4
         ]
     );
-    assert_eq!(sent[0].3, "High cpu usage");
-    assert_eq!(sent[1].3, "Critical cpu usage");
+    assert_eq!(sent[0].3, "High CPU usage");
+    assert_eq!(sent[1].3, "Critical CPU usage");
     assert_eq!(sent[1].4, "CPU usage is 96% (threshold 95%)");
 }
 

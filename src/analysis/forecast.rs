@@ -164,6 +164,104 @@ pub fn time_to_threshold(
     Some(crossing(eta, earliest, latest))
 }
 
+/// How much evidence a forecast needs before it counts: a least-squares line
+/// fitted to a few seconds of a steady series can "predict" anything (26 s of
+/// memory at 3 % once read as "runs out in about 41 min").
+///
+/// A trend supports a forecast when its points span at least `min_span` and
+/// the line explains at least `min_r_squared` of their variance; a predicted
+/// crossing counts only when it lies at most `max_extrapolation` times that
+/// span ahead (5 minutes of data foresee 2 hours at most).
+/// [`performance_summary`](super::performance_summary) raises no trend or
+/// exhaustion issue from a trend that falls short.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use watchpost::analysis::{ForecastSupport, Point, TrendConfig, trend};
+/// let support = ForecastSupport::default();
+/// assert_eq!(support.min_span, Duration::from_mins(3));
+/// // a clean ramp, but only 30 s of it
+/// let short: Vec<Point> = (0..30).map(|i| Point::new(i * 1000, 3.0 + i as f64 * 0.04)).collect();
+/// assert!(!support.supports(&trend(&short, &TrendConfig::default())));
+/// // the same kind of ramp over 20 minutes: a crossing 6 h ahead counts, 9 h does not
+/// let long: Vec<Point> = (0..21).map(|i| Point::new(i * 60_000, 3.0 + i as f64)).collect();
+/// let t = trend(&long, &TrendConfig::default());
+/// assert!(support.supports(&t));
+/// assert!(support.reaches(&t, 6.0 * 3600.0) && !support.reaches(&t, 9.0 * 3600.0));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ForecastSupport {
+    /// The shortest span of data (first to last point) a trend rests on.
+    /// Default 3 minutes.
+    pub min_span: Duration,
+    /// The lowest coefficient of determination (R², in [0, 1]) of the fitted
+    /// line. Default 0.5.
+    pub min_r_squared: f64,
+    /// How many times the data's span a crossing may lie ahead. Default 24.
+    pub max_extrapolation: f64,
+}
+
+impl Default for ForecastSupport {
+    fn default() -> Self {
+        Self { min_span: Duration::from_mins(3), min_r_squared: 0.5, max_extrapolation: 24.0 }
+    }
+}
+
+impl ForecastSupport {
+    /// Whether `trend` rests on enough data, and fits it well enough, to
+    /// forecast from. A NaN setting means its default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use watchpost::analysis::{ForecastSupport, TrendConfig, trend};
+    /// assert!(!ForecastSupport::default().supports(&trend(&[], &TrendConfig::default())));
+    /// ```
+    pub fn supports(&self, trend: &Trend) -> bool {
+        let min_r_squared = if self.min_r_squared.is_nan() {
+            Self::default().min_r_squared
+        } else {
+            self.min_r_squared
+        };
+        trend.points >= 3
+            && span_ms(trend) >= duration_ms(self.min_span)
+            && trend.r_squared >= min_r_squared
+    }
+
+    /// Whether a crossing `eta_seconds` ahead, predicted from `trend`, counts:
+    /// the trend [`supports`](Self::supports) a forecast and the crossing is
+    /// at most `max_extrapolation` times the data's span ahead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use watchpost::analysis::{ForecastSupport, TrendConfig, trend};
+    /// let flat = trend(&[], &TrendConfig::default());
+    /// assert!(!ForecastSupport::default().reaches(&flat, 0.0));
+    /// ```
+    pub fn reaches(&self, trend: &Trend, eta_seconds: f64) -> bool {
+        let ratio = if self.max_extrapolation.is_nan() {
+            Self::default().max_extrapolation
+        } else {
+            self.max_extrapolation
+        };
+        #[allow(clippy::cast_precision_loss, reason = "a span in ms is far below 2^52")]
+        let span_seconds = span_ms(trend) as f64 / 1000.0;
+        self.supports(trend) && eta_seconds <= ratio * span_seconds
+    }
+}
+
+fn span_ms(trend: &Trend) -> i64 {
+    trend.end_ts_ms.saturating_sub(trend.start_ts_ms)
+}
+
+fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// A forecast alert condition with hysteresis, like Netdata's disk-fill
 /// alarms: it fires when the predicted crossing of `threshold` is at most
 /// `warn_within` away, and once firing it clears only when the prediction

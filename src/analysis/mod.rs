@@ -57,7 +57,10 @@ pub use self::{
         CorrelationMatrix, Lag, Method, align, best_lag, correlate, correlation_matrix, pearson,
         spearman,
     },
-    forecast::{CrossDirection, Crossing, ForecastCondition, predict_linear, time_to_threshold},
+    forecast::{
+        CrossDirection, Crossing, ForecastCondition, ForecastSupport, predict_linear,
+        time_to_threshold,
+    },
     rate::{average_rate, counter_rates, increase},
     series::{
         AnalysisConfig, Forecast, SeriesAnalysis, TrendReport, analyze_series, statistics, window,

@@ -12,9 +12,11 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AnalysisConfig, CrossDirection, Direction, Point, SeriesAnalysis, Trend, analyze_series, clean,
-    increase, rate::counter_rates, statistics, time_to_threshold, trend::fit,
+    AnalysisConfig, CrossDirection, Direction, ForecastSupport, Point, SeriesAnalysis, Trend,
+    analyze_series, clean, increase, rate::counter_rates, statistics, time_to_threshold,
+    trend::fit,
 };
+use crate::format::{Unit, format_number};
 use crate::stats::Summary;
 
 /// Where the analysis gets series from: `name -> points`.
@@ -157,7 +159,8 @@ pub enum CheckKind {
         severity: Severity,
     },
     /// The window's trend is classified as `direction` (see
-    /// [`TrendConfig`](super::TrendConfig)).
+    /// [`TrendConfig`](super::TrendConfig)) and rests on enough data
+    /// ([`SummaryConfig::forecast_support`]).
     Trending {
         /// The direction that raises the issue.
         direction: Direction,
@@ -167,8 +170,9 @@ pub enum CheckKind {
     /// The series is predicted to rise to `threshold`: a critical issue when
     /// the crossing is at most `critical_within` away, a warning when at most
     /// `warning_within`. Only a significant trend (p-value below the trend
-    /// configuration's `alpha`) predicts a crossing; a level already at the
-    /// threshold is critical.
+    /// configuration's `alpha`) resting on enough data
+    /// ([`SummaryConfig::forecast_support`]) predicts a crossing; a level
+    /// already at the threshold is critical.
     Exhaustion {
         /// The capacity limit, such as 100 for a percentage.
         threshold: f64,
@@ -214,7 +218,7 @@ pub struct Check {
 /// let i = Issue {
 ///     series: "system_cpu_usage".to_owned(),
 ///     severity: Severity::Warning,
-///     message: "High CPU usage: average 91.0 (limit 80)".to_owned(),
+///     message: "High CPU usage: average 91% over the window (limit 80%)".to_owned(),
 /// };
 /// assert!(i.message.starts_with("High CPU"));
 /// ```
@@ -264,6 +268,13 @@ pub struct SummaryConfig {
     /// Default `Some(Severity::Warning)`.
     #[serde(default)]
     pub anomaly_severity: Option<Severity>,
+    /// How much data the trend checks ([`CheckKind::Trending`] and
+    /// [`CheckKind::Exhaustion`]) need before a trend or a predicted crossing
+    /// becomes an issue (a level already at the threshold needs none).
+    /// Default [`ForecastSupport::default`]: 3 minutes of data, an R² of at
+    /// least 0.5, crossings at most 24 times that span ahead.
+    #[serde(default)]
+    pub forecast_support: ForecastSupport,
 }
 
 impl Default for SummaryConfig {
@@ -278,6 +289,7 @@ impl Default for SummaryConfig {
             capacity: Some(100.0),
             checks: Self::default_checks(),
             anomaly_severity: Some(Severity::Warning),
+            forecast_support: ForecastSupport::default(),
         }
     }
 }
@@ -437,13 +449,18 @@ const ANOMALY_RECOMMENDATION: &str = "Look at what changed around the anomalous 
 
 /// Formats a duration in seconds for an issue message.
 fn human(seconds: f64) -> String {
-    if seconds < 120.0 {
-        format!("{seconds:.0} s")
-    } else if seconds < 7200.0 {
-        format!("{:.0} min", seconds / 60.0)
-    } else {
-        format!("{:.1} h", seconds / 3600.0)
-    }
+    Unit::Seconds.format(seconds)
+}
+
+/// `v` in `unit` with an explicit sign, for slopes.
+fn signed(unit: Unit, v: f64) -> String {
+    let text = unit.format(v);
+    if v >= 0.0 { format!("+{text}") } else { text }
+}
+
+/// A p-value as people quote it: `p < 0.001` for the tiny ones.
+fn p_value(p: f64) -> String {
+    if p < 0.001 { "p < 0.001".to_owned() } else { format!("p = {}", format_number(p)) }
 }
 
 /// Runs one check against a series' statistics and trend; returns the issue's
@@ -454,17 +471,23 @@ fn run_check(
     trend: &Trend,
     now_ms: i64,
     config: &AnalysisConfig,
+    support: &ForecastSupport,
+    unit: Unit,
 ) -> Option<(Severity, String)> {
     match *kind {
         CheckKind::MeanAbove { threshold, severity } => {
             let mean = stats?.mean;
             (mean > threshold).then(|| {
-                (severity, format!("average {mean:.1} over the window (limit {threshold})"))
+                let (mean, limit) = (unit.format(mean), unit.format(threshold));
+                (severity, format!("average {mean} over the window (limit {limit})"))
             })
         }
-        CheckKind::Trending { direction, severity } => (trend.direction == direction).then(|| {
-            (severity, format!("{:+.3} per hour (p = {:.3})", trend.slope_per_hour, trend.p_value))
-        }),
+        CheckKind::Trending { direction, severity } => {
+            (trend.direction == direction && support.supports(trend)).then(|| {
+                let slope = signed(unit, trend.slope_per_hour);
+                (severity, format!("{slope} per hour ({})", p_value(trend.p_value)))
+            })
+        }
         CheckKind::Exhaustion { threshold, critical_within, warning_within } => {
             let crossing = time_to_threshold(
                 trend,
@@ -474,7 +497,10 @@ fn run_check(
                 config.confidence,
             )?;
             let already = crossing.eta_seconds == 0.0;
-            if !already && trend.p_value >= config.trend.sanitized().alpha {
+            if !already
+                && (trend.p_value >= config.trend.sanitized().alpha
+                    || !support.reaches(trend, crossing.eta_seconds))
+            {
                 return None;
             }
             let eta = crossing.eta_seconds;
@@ -485,10 +511,11 @@ fn run_check(
             } else {
                 return None;
             };
+            let level = unit.format(threshold);
             let mut detail = if already {
-                format!("at or above {threshold} now")
+                format!("at or above {level} now")
             } else {
-                format!("reaches {threshold} in about {}", human(eta))
+                format!("reaches {level} in about {}", human(eta))
             };
             if !already {
                 let latest = crossing.latest_seconds.map_or_else(|| "unbounded".to_owned(), human);
@@ -568,9 +595,15 @@ pub fn performance_summary<S: SeriesSource + ?Sized>(
             cache.insert(&check.series, (stats, fit(&pts, &trend_config, true)));
         }
         let (stats, trend) = &cache[check.series.as_str()];
-        if let Some((severity, detail)) =
-            run_check(&check.kind, stats.as_ref(), trend, now_ms, &base)
-        {
+        if let Some((severity, detail)) = run_check(
+            &check.kind,
+            stats.as_ref(),
+            trend,
+            now_ms,
+            &base,
+            &config.forecast_support,
+            Unit::of_metric(&check.series),
+        ) {
             issues.push(Issue {
                 series: check.series.clone(),
                 severity,
@@ -591,7 +624,8 @@ pub fn performance_summary<S: SeriesSource + ?Sized>(
                      (score up to {:.2})",
                     a.count,
                     if a.count == 1 { "" } else { "s" },
-                    a.latest_value,
+                    Unit::of_metric(a.series.split('{').next().unwrap_or_default())
+                        .format(a.latest_value),
                     crate::clock::ms_to_datetime(a.latest_ms).format("%Y-%m-%d %H:%M:%S UTC"),
                     a.max_score
                 ),
@@ -657,7 +691,11 @@ mod tests {
         let r = report(&[("system_cpu_usage", minutes(30, |m| 85.0 + m % 3.0))], 29 * 60_000);
         assert_eq!(r.summary.status, HealthStatus::Warning);
         assert_eq!(r.summary.issues.len(), 1);
-        assert!(r.summary.issues[0].message.starts_with("High CPU usage: average 86.0"));
+        assert!(
+            r.summary.issues[0]
+                .message
+                .starts_with("High CPU usage: average 86% over the window (limit 80%)")
+        );
         assert_eq!(r.summary.recommendations.len(), 1);
     }
 
@@ -667,9 +705,9 @@ mod tests {
         let r = report(&[("system_memory_usage", minutes(120, |m| 50.0 + m * 0.1))], 119 * 60_000);
         let msgs: Vec<&str> = r.summary.issues.iter().map(|i| i.message.as_str()).collect();
         assert_eq!(msgs.len(), 1, "{msgs:?}");
-        assert!(
-            msgs[0].starts_with("Memory usage keeps increasing (possible memory leak): +6.000")
-        );
+        assert!(msgs[0].starts_with(
+            "Memory usage keeps increasing (possible memory leak): +6% per hour (p < 0.001)"
+        ));
         assert_eq!(r.summary.status, HealthStatus::Warning);
         let crossing = r.memory_analysis.unwrap().trend.forecast.crossing.unwrap();
         assert!((crossing.eta_seconds / 3600.0 - (100.0 - 61.9) / 6.0).abs() < 1e-6);
@@ -679,7 +717,7 @@ mod tests {
     fn high_memory() {
         let r = report(&[("system_memory_usage", minutes(30, |m| 90.0 + m % 2.0))], 29 * 60_000);
         assert_eq!(r.summary.issues.len(), 1, "{:?}", r.summary.issues);
-        assert!(r.summary.issues[0].message.starts_with("High memory usage: average 90.5"));
+        assert!(r.summary.issues[0].message.starts_with("High memory usage: average 90.5%"));
     }
 
     #[test]
@@ -688,7 +726,9 @@ mod tests {
         let fast = report(&[("system_disk_usage", minutes(60, |m| 88.0 + m / 30.0))], 60 * 60_000);
         assert_eq!(fast.summary.status, HealthStatus::Critical, "{:?}", fast.summary.issues);
         assert!(
-            fast.summary.issues[0].message.starts_with("Disk predicted to fill up: reaches 100")
+            fast.summary.issues[0]
+                .message
+                .starts_with("Disk predicted to fill up: reaches 100% in about 5")
         );
         // +0.5 % per hour from 90 %: full in ~20 h → warning
         let slow = report(&[("system_disk_usage", minutes(60, |m| 89.5 + m / 120.0))], 60 * 60_000);
@@ -696,7 +736,7 @@ mod tests {
         // already full
         let full = report(&[("system_disk_usage", minutes(10, |_| 100.0))], 9 * 60_000);
         assert_eq!(full.summary.status, HealthStatus::Critical);
-        assert!(full.summary.issues[0].message.contains("at or above 100 now"));
+        assert!(full.summary.issues[0].message.contains("at or above 100% now"));
     }
 
     #[test]
@@ -747,10 +787,58 @@ mod tests {
         assert_eq!((r.status, r.issues.len()), (HealthStatus::Healthy, 0));
     }
 
+    /// A steady machine in its first minutes: memory around 3 %, creeping up
+    /// as the process warms up, sampled four times a second. Fitted blindly,
+    /// 26 s of it predicts memory running out in about 41 minutes (critical).
+    #[test]
+    fn a_steady_machine_in_its_first_minutes_reports_no_exhaustion() {
+        for seconds in [26_i64, 60, 150] {
+            let points: Vec<Point> = (0..seconds * 4)
+                .map(|i| {
+                    #[allow(clippy::cast_precision_loss)]
+                    let t = i as f64 / 4.0;
+                    let wobble = if i % 2 == 0 { 0.002 } else { -0.002 };
+                    Point::new(i * 250, 2.0 + 0.039_4 * t + wobble)
+                })
+                .collect();
+            let now = (seconds * 4 - 1) * 250;
+            let r = report(&[("system_memory_usage", points.clone())], now);
+            assert_eq!(r.summary.status, HealthStatus::Healthy, "{seconds} s: {:?}", r.summary);
+            // Without the minimum span the same data is a critical issue.
+            let blind = SummaryConfig {
+                forecast_support: ForecastSupport {
+                    min_span: Duration::ZERO,
+                    min_r_squared: 0.0,
+                    max_extrapolation: f64::INFINITY,
+                },
+                ..SummaryConfig::default()
+            };
+            let map: HashMap<String, Vec<Point>> =
+                [("system_memory_usage".to_owned(), points)].into();
+            let s = performance_summary(&map, now, &blind).summary;
+            assert_eq!(s.status, HealthStatus::Critical, "{seconds} s: {s:?}");
+            assert!(s.issues.iter().any(|i| i.message.starts_with("Memory predicted to run out")));
+        }
+    }
+
+    /// Noise around a flat level has no trend worth forecasting, however long.
+    #[test]
+    fn a_poor_fit_predicts_nothing() {
+        let points = minutes(120, |m| 50.0 + if m % 2.0 == 0.0 { 20.0 } else { -20.0 } + m * 0.01);
+        let support = ForecastSupport::default();
+        let t = crate::analysis::trend(&points, &crate::analysis::TrendConfig::default());
+        assert!(t.r_squared < 0.5, "{}", t.r_squared);
+        assert!(!support.supports(&t));
+    }
+
     #[test]
     fn human_durations() {
         assert_eq!(human(30.0), "30 s");
         assert_eq!(human(600.0), "10 min");
         assert_eq!(human(5.5 * 3600.0), "5.5 h");
+        assert_eq!(signed(Unit::Percent, 6.000_000_000_1), "+6%");
+        assert_eq!(signed(Unit::None, -0.25), "-0.25");
+        assert_eq!(p_value(1e-12), "p < 0.001");
+        assert_eq!(p_value(0.012_345), "p = 0.01235");
     }
 }

@@ -11,6 +11,7 @@ use sysinfo::{
 };
 
 use crate::error::{Error, Result};
+use crate::format::f32_to_f64;
 use crate::metric::{Counter, Gauge};
 use crate::registry::Registry;
 
@@ -155,7 +156,7 @@ impl super::Source for SystemSource {
         h.memory.set(percent(self.system.used_memory(), self.system.total_memory()).unwrap_or(0.0));
         h.swap.set(percent(self.system.used_swap(), self.system.total_swap()).unwrap_or(0.0));
         if cpu_due && !first_cpu {
-            h.cpu.set(f64::from(self.system.global_cpu_usage()));
+            h.cpu.set(f32_to_f64(self.system.global_cpu_usage()));
         }
         self.disks.refresh(true);
         if let Some(d) = self.disk_usage() {
@@ -179,7 +180,7 @@ impl super::Source for SystemSource {
             self.system.refresh_processes_specifics(ProcessesToUpdate::Some(&[pid]), true, kind);
             if let Some(p) = self.system.process(pid) {
                 if cpu_due && !first_cpu {
-                    h.app_cpu.set(f64::from(p.cpu_usage()));
+                    h.app_cpu.set(f32_to_f64(p.cpu_usage()));
                 }
                 h.app_memory.set(p.memory() as f64 / (1024.0 * 1024.0));
                 if let Some(n) = p.open_files() {

@@ -160,7 +160,7 @@ fn custom_checks() {
     let source = |name: &str| (name == "queue_depth").then(|| minutes(30, |m| 500.0 - 10.0 * m));
     let report = performance_summary(&source, 29 * MINUTE, &cfg);
     assert_eq!(report.summary.status, HealthStatus::Warning);
-    assert!(report.summary.issues[0].message.starts_with("Queue draining: -600.000 per hour"));
+    assert!(report.summary.issues[0].message.starts_with("Queue draining: -600 per hour"));
     assert!(report.cpu_analysis.is_none());
 }
 

@@ -523,7 +523,7 @@ fn forecast_rules_warn_before_the_disk_fills() {
     assert_eq!(n.kind, NotificationKind::Firing);
     assert!((n.value.unwrap() - 7.975).abs() < 1e-6, "{n:?}");
     assert_eq!(n.threshold, Some(8.0));
-    assert_eq!(n.message, "/data full in 7.98 h"); // templates round to 3 significant digits
+    assert_eq!(n.message, "/data full in 7.975 h"); // templates keep 4 significant digits
 }
 
 #[test]
