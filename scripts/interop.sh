@@ -223,9 +223,12 @@ DOM="$OUT/chat_server_dom.html"
 chromium_run "${DEMO}#token=$TOKEN" --virtual-time-budget=5000 --window-size=1280,900 --dump-dom >"$DOM" \
   || fail "chromium --dump-dom (see $WORK/chromium.log)"
 python3 scripts/page_check.py basic "$DOM" || fail "the demo's page"
-chromium_run "$DEMO" --virtual-time-budget=3000 --dump-dom >"$OUT/chat_server_notoken_dom.html" \
+chromium_run "${DEMO}#selftest=ack" --virtual-time-budget=3000 --dump-dom >"$OUT/chat_server_notoken_dom.html" \
   || fail "chromium --dump-dom (no token)"
 python3 scripts/page_check.py notoken "$OUT/chat_server_notoken_dom.html" || fail "the page without a token"
+chromium_run "${DEMO}#token=$TOKEN&window=3600" --virtual-time-budget=5000 --window-size=1280,900 \
+  --dump-dom >"$OUT/dashboard_1h.html" || fail "chromium --dump-dom (1 h window)"
+python3 scripts/page_check.py long "$OUT/dashboard_1h.html" || fail "the 1 h window"
 page_at dashboard_dark_400px 400 --force-dark-mode --blink-settings=preferredColorScheme=0
 python3 scripts/page_check.py dark "$OUT/dashboard_dark_400px.html" || fail "the dark scheme"
 python3 scripts/page_check.py narrow "$OUT/dashboard_dark_400px.html" || fail "the dark page at 400 px"
@@ -302,6 +305,30 @@ page_at dashboard_spike 1280
 api_get alerts >"$WORK/alerts-after.json"
 python3 scripts/page_check.py spike "$OUT/dashboard_spike.html" "$WORK/alerts-before.json" \
   "$WORK/alerts-after.json" "$WORK/dashboard-spike.json" || fail "the page during the spike"
+# the page's own buttons, clicked by its test hook with the token from the
+# fragment, and the result checked through the API
+selftest() {
+  chromium_run "${DEMO}#token=$TOKEN&selftest=$1" --virtual-time-budget=5000 --window-size=1280,900 \
+    --dump-dom >"$OUT/dashboard_selftest_$1.html" || fail "chromium --dump-dom (selftest=$1)"
+  python3 scripts/page_check.py "$1" "$OUT/dashboard_selftest_$1.html" || fail "the page's $1 button"
+}
+ACKED=$(selftest ack) || exit 1
+api_get alerts | python3 -c '
+import json, sys
+alerts = json.load(sys.stdin)
+mine = [a for a in alerts["active"] if a["id"] == sys.argv[1]]
+assert mine and mine[0]["acknowledged"] is True, "alert %s not acknowledged: %s" % (sys.argv[1], alerts["active"])' "$ACKED" \
+  || fail "the page's Acknowledge did not reach the server"
+SILENCED=$(selftest silence) || exit 1
+SILENCE_ID=$(api_get silences | python3 -c '
+import json, sys
+made = [s for s in json.load(sys.stdin)["silences"] if s["created_by"] == "dashboard" and s["active"]]
+assert len(made) == 1, "silences from the page: %s" % made
+rule = sys.argv[1].split("/")[0]
+assert "alertname=\"%s\"" % rule in made[0]["matchers"], "silence %s does not match %s" % (made[0], rule)
+print(made[0]["id"])' "$SILENCED") || fail "the Silence 1 h button did not reach the server"
+[[ $(status -X DELETE -H "$AUTH" "${DEMO}api/silences/$SILENCE_ID") == 200 ]] || fail "expiring the page's silence"
+say "the page's buttons: $ACKED acknowledged, silence $SILENCE_ID for $SILENCED created (then expired)"
 page_at dashboard_spike_400px 400
 python3 scripts/page_check.py narrow "$OUT/dashboard_spike_400px.html" || fail "the page at 400 px"
 wait_for 30 "the end of the latency spike" grep -q 'latency spike over' "$WORK/chat.log"

@@ -2,7 +2,9 @@
 """Checks the dashboard page's DOM as dumped by headless Chromium (scripts/interop.sh).
 
 Usage: page_check.py MODE DOM.html [JSON...] with MODE basic, notoken, spike,
-after, narrow or dark; exits non-zero with the failed assertion."""
+after, narrow, dark, long (the page opened with #window=3600), ack or silence
+(opened with #selftest=ack or silence; prints the alert's id); exits non-zero
+with the failed assertion."""
 import json, re, sys
 from html.parser import HTMLParser
 
@@ -43,6 +45,12 @@ if mode == "basic":
         assert "data-anomaly-markers" in c, key
         assert c["data-source"] == "series", "%s not read from /api/series: %s" % (key, c)
         assert c["data-window"] == "300", c
+        # read in 1 s buckets, or raw when the samples are that far apart anyway
+        assert c["data-step"] in ("1", "") and int(c["data-points"]) <= 301, "too many points: %s" % c
+        assert c["data-truncated"] == "0", c
+    # the demo samples every 250 ms: 5 m raw would be 1 200 points (cut to 1 000)
+    for key in ["system_cpu_usage", "message_latency_seconds:p99"]:
+        assert chart(key)["data-step"] == "1", "%s not downsampled: %s" % (key, chart(key))
     cpu = chart("system_cpu_usage")
     assert cpu["data-unit"] == "%" and 0 <= float(cpu["data-y-min"]) and float(cpu["data-y-max"]) <= 100, cpu
     assert chart("message_latency_seconds:p99")["data-unit"] == "s"
@@ -59,6 +67,8 @@ if mode == "basic":
 elif mode == "notoken":
     conn = dom.by_id("conn")
     assert conn["data-http-status"] == "401", conn
+    # opened as #selftest=ack without a token: the hook must not run
+    assert "data-selftest" not in body and "data-selftest-alert" not in body, body
     assert "hidden" not in dom.by_id("token-form"), "the token form is hidden after a 401"
     assert "hidden" not in dom.by_id("notice") and "401 Unauthorized" in raw, "no 401 notice"
     print("no token: 401 shown, token form open")
@@ -98,6 +108,27 @@ elif mode == "narrow":
     assert int(body["data-client-width"]) <= 500, body
     assert int(body["data-scroll-width"]) <= int(body["data-client-width"]), "overflows: %s" % body
     print("narrow ok: content %s px in a %s px viewport" % (body["data-scroll-width"], body["data-client-width"]))
+elif mode == "long":
+    assert len(charts) >= 3, "charts: %s" % sorted(charts)
+    for key, c in charts.items():
+        assert c["data-source"] == "series" and c["data-window"] == "3600", "%s: %s" % (key, c)
+        # ceil(3600 / 300) s buckets, as the server answered (step_seconds),
+        # or raw when the samples are that far apart anyway
+        assert c["data-step"] in ("12", ""), "%s: %s" % (key, c)
+        assert int(c["data-points"]) <= 301 and c["data-truncated"] == "0", c
+        assert c["data-step"] == "" or c["data-spread"] == "1" or c["data-points"] == "0", \
+            "no min/max for %s: %s" % (key, c)
+    for key in ["system_cpu_usage", "message_latency_seconds:p99", "message_latency_seconds:p90"]:
+        assert chart(key)["data-step"] == "12", "the 1 h read of %s carried no step: %s" % (key, chart(key))
+    print("1 h window ok: %d of %d charts read with step=12, at most %d points" %
+          (sum(c["data-step"] == "12" for c in charts.values()), len(charts),
+           max(int(c["data-points"]) for c in charts.values())))
+elif mode in ("ack", "silence"):
+    expected = {"ack": "ack:200", "silence": "silence:201"}[mode]
+    assert body.get("data-selftest") == expected, "the %s button: %s (expected %s); status %r" % (
+        mode, body.get("data-selftest"), expected, raw.split('id="action-status"')[1][:300])
+    assert body.get("data-selftest-alert"), body
+    print(body["data-selftest-alert"])
 elif mode == "dark":
     assert body["data-scheme"] == "dark", body
     print("dark scheme ok")
