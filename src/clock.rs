@@ -46,6 +46,25 @@ pub trait Clock: Send + Sync + 'static {
     fn now_ms(&self) -> i64 {
         self.now().timestamp_millis()
     }
+
+    /// A reading in nanoseconds for measuring durations: only the difference
+    /// between two readings of the same clock means anything. Cheaper than
+    /// [`now`](Self::now) on [`SystemClock`] (a monotonic `Instant`, no date
+    /// conversion); [`ManualClock`] returns its milliseconds × 10⁶, so
+    /// durations measured on it are exact.
+    ///
+    /// Defaults to [`now_ms`](Self::now_ms) × 10⁶ (saturating).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use watchpost::{Clock, SystemClock};
+    /// let start = SystemClock.monotonic_nanos();
+    /// assert!(SystemClock.monotonic_nanos() >= start);
+    /// ```
+    fn monotonic_nanos(&self) -> i64 {
+        self.now_ms().saturating_mul(1_000_000)
+    }
 }
 
 impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
@@ -55,6 +74,9 @@ impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
     fn now_ms(&self) -> i64 {
         (**self).now_ms()
     }
+    fn monotonic_nanos(&self) -> i64 {
+        (**self).monotonic_nanos()
+    }
 }
 
 impl<C: Clock + ?Sized> Clock for Box<C> {
@@ -63,6 +85,9 @@ impl<C: Clock + ?Sized> Clock for Box<C> {
     }
     fn now_ms(&self) -> i64 {
         (**self).now_ms()
+    }
+    fn monotonic_nanos(&self) -> i64 {
+        (**self).monotonic_nanos()
     }
 }
 
@@ -86,6 +111,12 @@ impl Clock for SystemClock {
             Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
             Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
         }
+    }
+    /// Nanoseconds since the first call in this process, from `Instant`.
+    fn monotonic_nanos(&self) -> i64 {
+        static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let base = *BASE.get_or_init(std::time::Instant::now);
+        i64::try_from(base.elapsed().as_nanos()).unwrap_or(i64::MAX)
     }
 }
 
@@ -206,6 +237,18 @@ impl fmt::Debug for dyn Clock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn monotonic_nanos_follow_the_manual_clock_exactly_and_the_system_clock_forward() {
+        let clock = ManualClock::at_millis(1_500);
+        let shared: std::sync::Arc<dyn Clock> = std::sync::Arc::new(clock.clone());
+        assert_eq!(shared.monotonic_nanos(), 1_500_000_000);
+        clock.advance(std::time::Duration::from_millis(7));
+        assert_eq!(shared.monotonic_nanos(), 1_507_000_000);
+        let a = SystemClock.monotonic_nanos();
+        let b = SystemClock.monotonic_nanos();
+        assert!(a >= 0 && b >= a, "{a} then {b}");
+    }
 
     #[test]
     fn manual_clock_saturates_instead_of_wrapping() {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
 use tracing_core::callsite::Identifier;
 use tracing_core::field::{Field, Visit};
@@ -18,7 +19,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use super::slow::{LogEvent, RecentEvents, SlowOperation, SlowOperations};
 use crate::alert::{Aggregate, AlertRule, CompareOp, Severity};
-use crate::clock::{Clock, ms_to_datetime};
+use crate::clock::Clock;
 use crate::engine::Monitor;
 use crate::error::{Error, Result};
 use crate::metric::{Counter, Histogram};
@@ -96,7 +97,8 @@ struct Inner {
     capture_fields: bool,
 }
 
-/// What the layer stores in each span's extensions.
+/// What the layer stores in each span's extensions, inserted once at
+/// creation. Times are [`Clock::monotonic_nanos`] readings.
 struct Timing {
     site: Arc<SpanSite>,
     created_ns: i64,
@@ -104,7 +106,28 @@ struct Timing {
     entered: u32,
     busy_ns: u64,
     error: bool,
-    fields: Vec<(&'static str, String)>,
+    fields: Vec<(&'static str, FieldValue)>,
+}
+
+/// A captured field value, formatted only if the span turns out slow.
+enum FieldValue {
+    U64(u64),
+    I64(i64),
+    F64(f64),
+    Bool(bool),
+    Text(String),
+}
+
+impl fmt::Display for FieldValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldValue::U64(v) => v.fmt(f),
+            FieldValue::I64(v) => v.fmt(f),
+            FieldValue::F64(v) => write!(f, "{v:?}"),
+            FieldValue::Bool(v) => v.fmt(f),
+            FieldValue::Text(v) => f.write_str(v),
+        }
+    }
 }
 
 /// A [`tracing_subscriber::Layer`] that feeds a watchpost engine (feature
@@ -421,10 +444,7 @@ impl SpanSite {
 
 impl Inner {
     fn now_ns(&self) -> i64 {
-        let now = self.clock.now();
-        now.timestamp()
-            .saturating_mul(1_000_000_000)
-            .saturating_add(i64::from(now.timestamp_subsec_nanos()))
+        self.clock.monotonic_nanos()
     }
 
     /// The site of a span callsite: one read lock on the hot path, the
@@ -468,18 +488,21 @@ impl Inner {
         site
     }
 
-    fn event_counter(&self, meta: &'static Metadata<'static>) -> Counter {
+    /// Counts one event of its callsite: a read lock on the hot path, the
+    /// registration once per callsite.
+    fn count_event(&self, meta: &'static Metadata<'static>) {
         let id = meta.callsite();
         if let Some(c) = self.sites.read().events.get(&id) {
-            return c.clone();
+            c.inc();
+            return;
         }
         let level = level_label(*meta.level());
         let counter = self
             .monitor
             .counter_with("log_events_total", &[("level", level), ("target", meta.target())])
             .unwrap_or_else(|_| Counter::detached());
-        self.sites.write().events.insert(id, counter.clone());
-        counter
+        counter.inc();
+        self.sites.write().events.insert(id, counter);
     }
 }
 
@@ -493,54 +516,71 @@ fn level_label(level: Level) -> &'static str {
     }
 }
 
-/// Formats `Debug` values, strings without quotes.
+/// Collects field values without formatting the primitive ones, and notes
+/// an `error` field. Events take their `message` apart; spans keep it as a
+/// field.
 struct FieldVisitor<'a> {
-    fields: &'a mut Vec<(&'static str, String)>,
+    fields: &'a mut Vec<(&'static str, FieldValue)>,
     capture: bool,
     error: bool,
     message: Option<String>,
+    take_message: bool,
 }
 
 impl FieldVisitor<'_> {
-    fn put(&mut self, field: &Field, value: String) {
-        if field.name() == "message" && self.message.is_none() {
-            self.message = Some(value);
-        } else if self.capture {
+    fn put(&mut self, field: &Field, value: FieldValue) {
+        if field.name() == "error" && !matches!(value, FieldValue::Bool(false)) {
+            self.error = true;
+        }
+        if self.capture {
             self.fields.push((field.name(), value));
+        }
+    }
+
+    fn put_text(&mut self, field: &Field, value: impl FnOnce() -> String) {
+        if self.take_message && field.name() == "message" && self.message.is_none() {
+            self.message = Some(value());
+            return;
+        }
+        self.error |= field.name() == "error";
+        if self.capture {
+            self.fields.push((field.name(), FieldValue::Text(value())));
         }
     }
 }
 
 impl Visit for FieldVisitor<'_> {
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(field, FieldValue::U64(value));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field, FieldValue::I64(value));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.put(field, FieldValue::F64(value));
+    }
+
     fn record_bool(&mut self, field: &Field, value: bool) {
-        if field.name() == "error" && value {
-            self.error = true;
-        }
-        if self.capture {
-            self.fields.push((field.name(), value.to_string()));
-        }
+        self.put(field, FieldValue::Bool(value));
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.error |= field.name() == "error";
-        self.put(field, value.to_string());
+        self.put_text(field, || value.to_string());
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.error |= field.name() == "error";
-        self.put(field, value.to_string());
+        self.put_text(field, || value.to_string());
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.error |= field.name() == "error";
-        if self.capture || field.name() == "message" {
-            self.put(field, format!("{value:?}"));
-        }
+        self.put_text(field, || format!("{value:?}"));
     }
 }
 
-fn owned(fields: Vec<(&'static str, String)>) -> Vec<(String, String)> {
-    fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+fn owned(fields: Vec<(&'static str, FieldValue)>) -> Vec<(String, String)> {
+    fields.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 impl<S> Layer<S> for TracingLayer
@@ -551,16 +591,17 @@ where
         let Some(span) = ctx.span(id) else { return };
         let site = self.inner.span_site(attrs.metadata());
         let mut fields = Vec::new();
-        let mut visitor = FieldVisitor {
-            fields: &mut fields,
-            capture: self.inner.capture_fields,
-            error: false,
-            message: None,
-        };
-        attrs.record(&mut visitor);
-        let (error, message) = (visitor.error, visitor.message);
-        if let Some(m) = message {
-            fields.push(("message", m));
+        let mut error = false;
+        if !attrs.values().is_empty() {
+            let mut visitor = FieldVisitor {
+                fields: &mut fields,
+                capture: self.inner.capture_fields,
+                error: false,
+                message: None,
+                take_message: false,
+            };
+            attrs.record(&mut visitor);
+            error = visitor.error;
         }
         let now = self.inner.now_ns();
         span.extensions_mut().insert(Timing {
@@ -583,6 +624,7 @@ where
             capture: self.inner.capture_fields,
             error: false,
             message: None,
+            take_message: false,
         };
         values.record(&mut visitor);
         timing.error |= visitor.error;
@@ -613,7 +655,7 @@ where
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let meta = event.metadata();
-        self.inner.event_counter(meta).inc();
+        self.inner.count_event(meta);
         let level = *meta.level();
         if level != Level::ERROR && level != Level::WARN {
             return;
@@ -626,12 +668,17 @@ where
             timing.error = true;
         }
         let mut fields = Vec::new();
-        let mut visitor =
-            FieldVisitor { fields: &mut fields, capture: true, error: false, message: None };
+        let mut visitor = FieldVisitor {
+            fields: &mut fields,
+            capture: true,
+            error: false,
+            message: None,
+            take_message: true,
+        };
         event.record(&mut visitor);
         let message = visitor.message.take().unwrap_or_default();
         self.inner.recent.push(LogEvent {
-            at: ms_to_datetime(self.inner.now_ns().div_euclid(1_000_000)),
+            at: self.inner.clock.now(),
             level,
             target: meta.target().to_string(),
             message,
@@ -653,18 +700,27 @@ where
             site.errors.fetch_add(1, Ordering::Relaxed);
         }
         site.sum_ns.fetch_add(total_ns, Ordering::Relaxed);
-        site.max_ns.fetch_max(total_ns, Ordering::Relaxed);
+        // A plain load first: the max rarely moves, and a locked update costs.
+        if total_ns > site.max_ns.load(Ordering::Relaxed) {
+            site.max_ns.fetch_max(total_ns, Ordering::Relaxed);
+        }
         if total_ns < site.slow_ns {
             return;
         }
         let mut parents: Vec<String> = span.scope().skip(1).map(|p| p.name().to_string()).collect();
         parents.reverse();
+        // The start on the wall clock: one more reading, for slow spans only.
+        let duration = Duration::from_nanos(total_ns);
+        let started = chrono::TimeDelta::from_std(duration)
+            .ok()
+            .and_then(|d| self.inner.clock.now().checked_sub_signed(d))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
         self.inner.slow.push(SlowOperation {
             name: site.name.to_string(),
             target: site.target.to_string(),
-            duration: Duration::from_nanos(total_ns),
+            duration,
             busy: Duration::from_nanos(timing.busy_ns),
-            started: ms_to_datetime(timing.created_ns.div_euclid(1_000_000)),
+            started,
             fields: owned(timing.fields),
             parents,
             error: timing.error,

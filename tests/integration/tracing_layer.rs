@@ -252,3 +252,44 @@ fn bad_settings_are_errors_naming_the_setting() {
         assert!(err.to_string().contains("per_minute"), "{err}");
     }
 }
+
+#[test]
+fn slow_span_fields_keep_their_types_formatting_and_errors_survive_without_capture() {
+    let (engine, clock) = setup();
+    let layer = build(TracingLayer::builder(&engine).slow_threshold(Duration::ZERO));
+    traced(&layer, || {
+        let span = tracing::info_span!(
+            "typed",
+            n = -3_i64,
+            ratio = 0.5_f64,
+            ok = true,
+            who = %"ann",
+            dbg = ?"q",
+            error = false
+        );
+        clock.advance(Duration::from_millis(2));
+        drop(span);
+    });
+    let op = &layer.slow_operations().list()[0];
+    let fields: Vec<(&str, &str)> =
+        op.fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(
+        fields,
+        [
+            ("n", "-3"),
+            ("ratio", "0.5"),
+            ("ok", "true"),
+            ("who", "ann"),
+            ("dbg", "\"q\""),
+            ("error", "false")
+        ]
+    );
+    assert_eq!(op.started.timestamp_millis(), crate::util::T0);
+    assert!(!op.error);
+
+    let lean =
+        build(TracingLayer::builder(&engine).capture_fields(false).slow_threshold(Duration::ZERO));
+    traced(&lean, || drop(tracing::info_span!("lean", error = 1_u64, room = "lobby")));
+    let op = &lean.slow_operations().list()[0];
+    assert!(op.error && op.fields.is_empty(), "{op:?}");
+}
