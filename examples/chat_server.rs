@@ -109,7 +109,8 @@ const DEFAULT_SERVE: SocketAddr =
 const REPEATED_SPIKE: std::ops::Range<u64> = 20..26;
 
 /// The command that shows the page, for runs without it.
-const PAGE_COMMAND: &str = "cargo run --release --features http,metrics,tracing --example chat_server";
+const PAGE_COMMAND: &str =
+    "cargo run --release --features http,metrics,tracing --example chat_server";
 
 /// A message handled at least this slowly goes to the slow-operation log
 /// (feature `tracing`): the threshold of `slow_messages`.
@@ -948,9 +949,7 @@ impl Integrations {
         #[cfg(feature = "tracing")]
         let tracing = {
             use tracing_subscriber::layer::SubscriberExt as _;
-            let layer = watchpost::integrations::TracingLayer::builder(engine)
-                .slow_threshold(SLOW_MESSAGE)
-                .build()?;
+            let layer = tracing_layer(engine)?;
             tracing::subscriber::set_global_default(
                 tracing_subscriber::registry().with(layer.clone()),
             )
@@ -1029,7 +1028,7 @@ impl Integrations {
             if stats.count == 0 { "" } else { "; the slowest:" },
         );
         let mut list = slow.list();
-        list.sort_by(|a, b| b.duration.cmp(&a.duration));
+        list.sort_by_key(|op| std::cmp::Reverse(op.duration));
         for op in list.iter().take(SLOWEST_LISTED) {
             let fields: Vec<String> = op.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
             let _ = writeln!(
@@ -1048,6 +1047,12 @@ impl Integrations {
     fn render_tracing(&self, out: &mut String) {
         let _ = writeln!(out, "  spans      not timed (--features tracing)");
     }
+}
+
+/// The example's tracing layer: messages at or over [`SLOW_MESSAGE`] are slow operations.
+#[cfg(feature = "tracing")]
+fn tracing_layer(engine: &Engine) -> watchpost::Result<watchpost::integrations::TracingLayer> {
+    watchpost::integrations::TracingLayer::builder(engine).slow_threshold(SLOW_MESSAGE).build()
 }
 
 // ---------------------------------------------------------------------------
@@ -1631,6 +1636,55 @@ mod tests {
         } else {
             assert!(parsed.unwrap_err().contains("--features http"));
         }
+    }
+
+    /// A message span as slow as the spike makes it is in the summary's slow
+    /// operations with its room; a fast one only in the span statistics.
+    #[cfg(all(feature = "tracing", feature = "test-util"))]
+    #[test]
+    fn the_summary_lists_slow_messages_and_span_statistics() {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let clock = watchpost::ManualClock::at_millis(1_767_225_600_000);
+        let engine =
+            Engine::builder().clock(clock.clone()).without_system_source().build().unwrap();
+        let layer = tracing_layer(&engine).unwrap();
+        let subscriber = tracing_subscriber::registry().with(layer.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            let fast = tracing::info_span!("handle_message", room = "general").entered();
+            clock.advance(Duration::from_millis(1));
+            drop(fast);
+            let slow = tracing::info_span!("handle_message", room = "dev").entered();
+            clock.advance(SPIKE_DELAY);
+            drop(slow);
+        });
+        let integrations = Integrations {
+            tracing: layer,
+            #[cfg(feature = "metrics")]
+            metrics: watchpost::integrations::MetricsRecorder::new(&engine),
+        };
+        let mut out = String::new();
+        integrations.render(&engine.dashboard(), &mut out);
+        assert!(out.contains("  spans      handle_message   2 calls"), "{out}");
+        assert!(
+            out.contains("  slow ops   1 at or over 20 ms (handle_message 1); the slowest:"),
+            "{out}"
+        );
+        assert!(out.contains(" handle_message 40 ms room=dev\n"), "{out}");
+        assert!(!out.contains("room=general"), "{out}");
+    }
+
+    /// The facade's `messages_total{room}` is the counter the summary reads.
+    #[cfg(feature = "metrics")]
+    #[test]
+    fn the_facade_counts_into_the_registered_message_counter() {
+        let engine = Engine::builder().without_system_source().build().unwrap();
+        let chat = ChatMetrics::register(&engine.monitor()).unwrap();
+        let recorder = watchpost::integrations::MetricsRecorder::new(&engine);
+        metrics::with_local_recorder(&recorder, || {
+            metrics::counter!("messages_total", "room" => "dev").increment(2);
+        });
+        assert_eq!(chat.messages_total(), 2);
+        assert_eq!(chat.messages_by_room(), "general 0, random 0, dev 2");
     }
 
     #[test]
