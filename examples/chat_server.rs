@@ -19,6 +19,21 @@
 //! - `chat_message_length{room}` and `room_occupancy{room}`: business figures
 //!   sent with `record()`.
 //!
+//! Built with the integrations, the example also uses them as a service
+//! would (each is optional; without its feature the example works as before):
+//!
+//! - `--features tracing`: each `MSG` is handled in a `handle_message{room}`
+//!   span with a `broadcast` span inside, timed by watchpost's
+//!   `TracingLayer`; messages slower than 20 ms (those of the latency spike)
+//!   land in its slow-operation log, and the summary prints the slowest
+//!   ones and the span statistics;
+//! - `--features metrics`: `messages_total{room}` is counted with the
+//!   `metrics` crate's `counter!` macro, through watchpost's
+//!   `MetricsRecorder` (the same series as before);
+//! - `--features http`: the served routes go through `HttpMetricsLayer`
+//!   (`http_server_requests_total{method, route, status_class}` and the
+//!   other `http_server_*` series); the summary prints the request counts.
+//!
 //! Alerts: besides watchpost's default host rules, the example watches its
 //! own p90 message latency (`slow_messages`: above 20 ms for 500 ms, resolved
 //! below 10 ms). The server slows down for a few seconds now and then (once
@@ -41,7 +56,7 @@
 //! is printed. A second Ctrl-C exits at once.
 //!
 //! ```text
-//! cargo run --release --features http --example chat_server
+//! cargo run --release --features http,metrics,tracing --example chat_server
 //! cargo run --release --example chat_server -- --headless --duration 30 --users 40
 //! cargo run --release --example chat_server -- --headless --alerts-log alerts.jsonl --json dashboard.json
 //! ```
@@ -94,7 +109,17 @@ const DEFAULT_SERVE: SocketAddr =
 const REPEATED_SPIKE: std::ops::Range<u64> = 20..26;
 
 /// The command that shows the page, for runs without it.
-const PAGE_COMMAND: &str = "cargo run --release --features http --example chat_server";
+const PAGE_COMMAND: &str =
+    "cargo run --release --features http,metrics,tracing --example chat_server";
+
+/// A message handled at least this slowly goes to the slow-operation log
+/// (feature `tracing`): the threshold of `slow_messages`.
+#[cfg(feature = "tracing")]
+const SLOW_MESSAGE: Duration = Duration::from_millis(20);
+
+/// At most this many slow operations are listed in the summary, slowest first.
+#[cfg(feature = "tracing")]
+const SLOWEST_LISTED: usize = 5;
 
 /// The demo's own alert: p90 message latency above 20 ms for 500 ms (two
 /// samples after the first), resolved once it is back under 10 ms. Loopback
@@ -446,6 +471,7 @@ fn run(config: &Config, stop: &AtomicBool) -> watchpost::Result<()> {
         }
     }
     let engine = builder.build()?;
+    let integrations = Integrations::install(&engine)?;
     let metrics = Arc::new(ChatMetrics::register(&engine.monitor())?);
     let (http, page) = match serve(config, &engine)? {
         Some((guard, url)) => (Some(guard), Some(url)),
@@ -494,9 +520,9 @@ fn run(config: &Config, stop: &AtomicBool) -> watchpost::Result<()> {
     server.stop.store(true, Relaxed);
     join_logged(server_thread);
 
-    engine.flush()?;
     #[cfg_attr(not(feature = "http"), allow(clippy::drop_non_drop))]
     drop(http); // stops the monitoring endpoints and joins their thread
+    engine.flush()?; // the last messages and requests included
     let elapsed = started.elapsed();
     let dashboard = engine.dashboard();
     let history = engine.alert_history(elapsed + Duration::from_mins(1));
@@ -531,6 +557,7 @@ fn run(config: &Config, stop: &AtomicBool) -> watchpost::Result<()> {
         headless: config.serve == Serve::Headless,
         json: json_out.as_ref(),
         expect_spike: run_for.is_some_and(|d| spike_window(d).is_some()) && !interrupted,
+        integrations: &integrations,
     };
     let summary = report.render();
     let written = if json_out == Some(JsonOut::Stdout) {
@@ -563,6 +590,7 @@ fn serve(
         watchpost::http::HttpServer::builder()
             .addr(addr)
             .bearer_token(token.clone())
+            .record_requests(true) // http_server_requests_total etc., by route
             .start(engine.monitor())
     };
     let server = match start(addr) {
@@ -711,6 +739,7 @@ struct Report<'a> {
     json: Option<&'a JsonOut>,
     /// Whether the run was long enough for the scripted spike.
     expect_spike: bool,
+    integrations: &'a Integrations,
 }
 
 /// At most this many notifications and anomalies are listed one by one.
@@ -745,6 +774,7 @@ impl Report<'_> {
         self.alerts(&mut out);
         self.anomalies(&mut out);
         self.series(&mut out);
+        self.integrations.render(self.dashboard, &mut out);
         let _ = match self.page {
             Some(url) => writeln!(out, "  page       was at {url} (stopped with the demo)"),
             None if !cfg!(feature = "http") => {
@@ -891,6 +921,138 @@ fn join_logged(handle: JoinHandle<()>) {
 /// Locks `mutex`, also when another thread panicked while holding it.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+// ---------------------------------------------------------------------------
+// Integrations: tracing, the metrics facade, the HTTP middleware
+// ---------------------------------------------------------------------------
+
+/// The integrations the example was built with (features `tracing` and
+/// `metrics`; the HTTP middleware is set up in [`serve`]).
+struct Integrations {
+    /// Times the message spans; keeps the slow-operation log.
+    #[cfg(feature = "tracing")]
+    tracing: watchpost::integrations::TracingLayer,
+    /// The `metrics` facade's recorder, installed for the process.
+    #[cfg(feature = "metrics")]
+    metrics: watchpost::integrations::MetricsRecorder,
+}
+
+impl Integrations {
+    /// Installs the tracing subscriber and the `metrics` recorder for the
+    /// whole process (the connection threads use them).
+    #[cfg_attr(
+        not(any(feature = "tracing", feature = "metrics")),
+        allow(clippy::unnecessary_wraps, reason = "the signature of the builds with integrations")
+    )]
+    fn install(engine: &Engine) -> watchpost::Result<Self> {
+        #[cfg(feature = "tracing")]
+        let tracing = {
+            use tracing_subscriber::layer::SubscriberExt as _;
+            let layer = tracing_layer(engine)?;
+            tracing::subscriber::set_global_default(
+                tracing_subscriber::registry().with(layer.clone()),
+            )
+            .map_err(|e| watchpost::Error::Source {
+                source_name: "chat_server".to_owned(),
+                reason: format!("cannot install the tracing subscriber: {e}"),
+            })?;
+            layer
+        };
+        #[cfg(feature = "metrics")]
+        let metrics = {
+            let recorder = watchpost::integrations::MetricsRecorder::new(engine);
+            recorder.install()?;
+            recorder
+        };
+        #[cfg(not(any(feature = "tracing", feature = "metrics")))]
+        let _ = engine;
+        Ok(Integrations {
+            #[cfg(feature = "tracing")]
+            tracing,
+            #[cfg(feature = "metrics")]
+            metrics,
+        })
+    }
+
+    /// The summary's lines about the integrations: span statistics and the
+    /// slowest operations, the facade's counter, the HTTP requests served.
+    fn render(&self, dashboard: &Dashboard, out: &mut String) {
+        self.render_tracing(out);
+        #[cfg(feature = "metrics")]
+        let _ = writeln!(
+            out,
+            "  metrics    messages_total{{room}} counted with metrics::counter! ({} rejected)",
+            self.metrics.rejected(),
+        );
+        #[cfg(not(feature = "metrics"))]
+        let _ = writeln!(out, "  metrics    facade not built in (--features metrics)");
+        let mut first = true;
+        for s in dashboard.statistics.iter().filter(|s| s.name == "http_server_requests_total") {
+            let _ = writeln!(
+                out,
+                "  {:<10} {:<60} {:.0}",
+                if first { "http" } else { "" },
+                s.series,
+                s.stats.max, // a counter's largest sample is its total
+            );
+            first = false;
+        }
+    }
+
+    #[cfg(feature = "tracing")]
+    fn render_tracing(&self, out: &mut String) {
+        let secs = |d: Duration| Unit::Seconds.format(d.as_secs_f64());
+        for (i, s) in self.tracing.stats().iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "  {:<10} {:<16} {} calls, mean {}, p99 {}, max {}",
+                if i == 0 { "spans" } else { "" },
+                s.name,
+                s.calls,
+                secs(s.mean),
+                secs(s.p99),
+                secs(s.max),
+            );
+        }
+        let slow = self.tracing.slow_operations();
+        let stats = slow.stats();
+        let by_name: Vec<String> =
+            stats.by_name.iter().map(|n| format!("{} {}", n.name, n.count)).collect();
+        let _ = writeln!(
+            out,
+            "  slow ops   {} at or over {} ({}){}",
+            stats.count,
+            secs(SLOW_MESSAGE),
+            if by_name.is_empty() { "none".to_owned() } else { by_name.join(", ") },
+            if stats.count == 0 { "" } else { "; the slowest:" },
+        );
+        let mut list = slow.list();
+        list.sort_by_key(|op| std::cmp::Reverse(op.duration));
+        for op in list.iter().take(SLOWEST_LISTED) {
+            let fields: Vec<String> = op.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let _ = writeln!(
+                out,
+                "             {} {} {} {}",
+                time_of(op.started.timestamp_millis()),
+                op.name,
+                secs(op.duration),
+                fields.join(" "),
+            );
+        }
+    }
+
+    #[cfg(not(feature = "tracing"))]
+    #[allow(clippy::unused_self, reason = "the signature of the tracing build")]
+    fn render_tracing(&self, out: &mut String) {
+        let _ = writeln!(out, "  spans      not timed (--features tracing)");
+    }
+}
+
+/// The example's tracing layer: messages at or over [`SLOW_MESSAGE`] are slow operations.
+#[cfg(feature = "tracing")]
+fn tracing_layer(engine: &Engine) -> watchpost::Result<watchpost::integrations::TracingLayer> {
+    watchpost::integrations::TracingLayer::builder(engine).slow_threshold(SLOW_MESSAGE).build()
 }
 
 // ---------------------------------------------------------------------------
@@ -1157,11 +1319,20 @@ impl ChatServer {
             ("MSG", None) => "ERR join a room first".to_owned(),
             ("MSG", Some(_)) if rest.trim().is_empty() => "ERR empty message".to_owned(),
             ("MSG", Some(s)) => {
+                // Timed by the tracing layer (feature `tracing`); without a
+                // subscriber, a span costs a check.
+                let _span = tracing::info_span!("handle_message", room = ROOMS[s.room]).entered();
                 let text = rest.trim();
                 let room = &self.metrics.rooms[s.room];
+                // The same series either way: the facade's counter is the
+                // registered watchpost counter the summary reads.
+                #[cfg(feature = "metrics")]
+                metrics::counter!("messages_total", "room" => ROOMS[s.room]).increment(1);
+                #[cfg(not(feature = "metrics"))]
                 room.messages.inc();
                 room.message_length.record(as_f64(text.chars().count()));
-                let delivered = self.broadcast(conn, s.room, &s.user, text);
+                let delivered = tracing::info_span!("broadcast")
+                    .in_scope(|| self.broadcast(conn, s.room, &s.user, text));
                 // The one place the server adds artificial latency before acknowledging.
                 let delay = self.ack_delay_us.load(Relaxed);
                 if delay > 0 {
@@ -1465,6 +1636,55 @@ mod tests {
         } else {
             assert!(parsed.unwrap_err().contains("--features http"));
         }
+    }
+
+    /// A message span as slow as the spike makes it is in the summary's slow
+    /// operations with its room; a fast one only in the span statistics.
+    #[cfg(all(feature = "tracing", feature = "test-util"))]
+    #[test]
+    fn the_summary_lists_slow_messages_and_span_statistics() {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let clock = watchpost::ManualClock::at_millis(1_767_225_600_000);
+        let engine =
+            Engine::builder().clock(clock.clone()).without_system_source().build().unwrap();
+        let layer = tracing_layer(&engine).unwrap();
+        let subscriber = tracing_subscriber::registry().with(layer.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            let fast = tracing::info_span!("handle_message", room = "general").entered();
+            clock.advance(Duration::from_millis(1));
+            drop(fast);
+            let slow = tracing::info_span!("handle_message", room = "dev").entered();
+            clock.advance(SPIKE_DELAY);
+            drop(slow);
+        });
+        let integrations = Integrations {
+            tracing: layer,
+            #[cfg(feature = "metrics")]
+            metrics: watchpost::integrations::MetricsRecorder::new(&engine),
+        };
+        let mut out = String::new();
+        integrations.render(&engine.dashboard(), &mut out);
+        assert!(out.contains("  spans      handle_message   2 calls"), "{out}");
+        assert!(
+            out.contains("  slow ops   1 at or over 20 ms (handle_message 1); the slowest:"),
+            "{out}"
+        );
+        assert!(out.contains(" handle_message 40 ms room=dev\n"), "{out}");
+        assert!(!out.contains("room=general"), "{out}");
+    }
+
+    /// The facade's `messages_total{room}` is the counter the summary reads.
+    #[cfg(feature = "metrics")]
+    #[test]
+    fn the_facade_counts_into_the_registered_message_counter() {
+        let engine = Engine::builder().without_system_source().build().unwrap();
+        let chat = ChatMetrics::register(&engine.monitor()).unwrap();
+        let recorder = watchpost::integrations::MetricsRecorder::new(&engine);
+        metrics::with_local_recorder(&recorder, || {
+            metrics::counter!("messages_total", "room" => "dev").increment(2);
+        });
+        assert_eq!(chat.messages_total(), 2);
+        assert_eq!(chat.messages_by_room(), "general 0, random 0, dev 2");
     }
 
     #[test]

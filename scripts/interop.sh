@@ -193,6 +193,9 @@ say "access: 401 without the token, 421 for another Host, silence $SILENCE_ID cr
 
 curl -fsS --max-time 5 -H "$AUTH" "${DEMO}metrics" >"$OUT/chat_server.prom"
 grep -q '^messages_total{room="general"} ' "$OUT/chat_server.prom" || fail "demo /metrics lacks messages_total"
+# the demo's routes go through the HTTP middleware: the 401 above was counted by route template
+grep -q '^http_server_requests_total{method="GET",route="/metrics",status_class="4xx"} ' "$OUT/chat_server.prom" \
+  || fail "demo /metrics lacks http_server_requests_total for its own routes"
 promtool_check "$OUT/chat_server.prom"
 curl -fsS --max-time 5 -H "$AUTH" -H 'Accept: application/openmetrics-text; version=1.0.0' "${DEMO}metrics" >"$OUT/chat_server.om"
 [[ $(tail -1 "$OUT/chat_server.om") == "# EOF" ]] || fail "OpenMetrics output does not end with # EOF"

@@ -99,6 +99,7 @@ pub struct HttpServerBuilder {
     shutdown_timeout: Duration,
     prefix: String,
     without_routes: Vec<String>,
+    record_requests: bool,
 }
 
 impl Default for HttpServerBuilder {
@@ -115,6 +116,7 @@ impl Default for HttpServerBuilder {
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             prefix: String::new(),
             without_routes: Vec::new(),
+            record_requests: false,
         }
     }
 }
@@ -133,6 +135,7 @@ impl fmt::Debug for HttpServerBuilder {
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("prefix", &self.prefix)
             .field("without_routes", &self.without_routes)
+            .field("record_requests", &self.record_requests)
             .finish()
     }
 }
@@ -296,6 +299,25 @@ impl HttpServerBuilder {
     /// ```
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Whether the server records the requests it answers through
+    /// [`HttpMetricsLayer`](super::HttpMetricsLayer) (`http_server_requests_total`
+    /// and the other `http_server_*` series, by route template), as an
+    /// application's own routes would be. Applies to [`start`](Self::start);
+    /// a [`router`](Self::router) gets the layer from the application.
+    ///
+    /// Defaults to `false`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = watchpost::http::HttpServer::builder().record_requests(true);
+    /// # let _ = b;
+    /// ```
+    pub fn record_requests(mut self, record: bool) -> Self {
+        self.record_requests = record;
         self
     }
 
@@ -482,7 +504,10 @@ impl HttpServerBuilder {
     pub fn start(self, monitor: Monitor) -> Result<HttpServerGuard> {
         self.check_connection_limits()?;
         let hosts = self.hosts()?.with_bind_ip(self.addr.ip());
-        let app = self.routes(monitor.clone(), hosts, true)?;
+        let mut app = self.routes(monitor.clone(), hosts, true)?;
+        if self.record_requests {
+            app = app.layer(super::HttpMetricsLayer::new(monitor.clone()));
+        }
         self.serve_app(monitor, app)
     }
 

@@ -260,3 +260,23 @@ fn bad_prefixes_and_unknown_routes_are_errors_naming_them() {
     let err = HttpServer::builder().prefix("/x/").start(engine.monitor()).unwrap_err();
     assert!(err.to_string().contains("\"/x/\""), "{err}");
 }
+
+#[test]
+fn the_standalone_server_records_its_own_requests_when_asked() {
+    let clock = ManualClock::at_millis(T0);
+    let engine = builder(&clock).build().unwrap();
+    let quiet = HttpServer::builder().start(engine.monitor()).unwrap();
+    assert_eq!(get_path(quiet.local_addr(), "GET", "/health").0, 200);
+    quiet.shutdown().unwrap();
+    assert!(!engine.prometheus_text().contains(REQUESTS_TOTAL), "recorded without asking");
+
+    let server = HttpServer::builder().record_requests(true).start(engine.monitor()).unwrap();
+    let addr = server.local_addr();
+    assert_eq!(get_path(addr, "GET", "/health").0, 200);
+    assert_eq!(get_path(addr, "GET", "/health").0, 200);
+    assert_eq!(get_path(addr, "GET", "/api/series/nothing/here").0, 404);
+    server.shutdown().unwrap();
+    let m = engine.monitor();
+    assert_eq!(requests(&m, "GET", "/health", "2xx"), 2);
+    assert_eq!(requests(&m, "GET", "unmatched", "4xx"), 1);
+}
