@@ -12,9 +12,14 @@ class Dom(HTMLParser):
     def __init__(self, text):
         super().__init__()
         self.elements = []
+        self.texts = []
         self.feed(text)
     def handle_starttag(self, tag, attrs):
         self.elements.append((tag, dict(attrs)))
+    def handle_data(self, data):
+        # the text a person reads (not the page's script or style)
+        if not self.elements or self.elements[-1][0] not in ("script", "style"):
+            self.texts.append(data)
     def by_id(self, ident):
         return next((a for _, a in self.elements if a.get("id") == ident), None)
     def charts(self):
@@ -63,6 +68,10 @@ if mode == "basic":
     assert dom.by_id("overall")["data-status"] not in ("", "unknown"), dom.by_id("overall")
     for ident in ["alert-history", "anomalies", "alerts", "window", "token-form"]:
         assert dom.by_id(ident) is not None, ident
+    # one number formatter: at most 4 significant digits, no noise, no 1.00e-4
+    shown = " ".join(dom.texts)
+    noisy = re.findall(r"\d\.\d{5,}|\d\.\d+e[-+]?\d+", shown)
+    assert not noisy, "numbers shown with noise or exponents: %s" % noisy[:5]
     print("page ok: drawn %d times, %d charts (%d own)" % (drawn, len(charts), int(own["data-count"])))
 elif mode == "notoken":
     conn = dom.by_id("conn")
