@@ -698,9 +698,9 @@ async fn series(
     State(monitor): State<Monitor>,
     query: Result<Query<SeriesQuery>, QueryRejection>,
 ) -> Response {
-    let query = match query {
-        Ok(Query(query)) => query,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid query string: {e}")),
+    let query = match series_query(query) {
+        Ok(query) => query,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     respond_blocking(move || {
         if query.name.as_deref().is_some_and(|n| !n.is_empty()) {
@@ -716,11 +716,16 @@ async fn series_list(
     State(monitor): State<Monitor>,
     query: Result<Query<SeriesQuery>, QueryRejection>,
 ) -> Response {
-    let query = match query {
-        Ok(Query(query)) => query,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid query string: {e}")),
+    let query = match series_query(query) {
+        Ok(query) => query,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     respond_blocking(move || series_listing(&monitor, &query)).await
+}
+
+/// The series query, or what is wrong with its query string.
+fn series_query(query: Result<Query<SeriesQuery>, QueryRejection>) -> Result<SeriesQuery, String> {
+    query.map(|Query(q)| q).map_err(|e| format!("invalid query string: {e}"))
 }
 
 /// `labels` of the query, validated (names, duplicates) for metric `name`.
