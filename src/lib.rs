@@ -66,6 +66,7 @@ mod key;
 mod kind;
 mod metric;
 pub mod notify;
+mod persist;
 mod registry;
 mod source;
 pub mod stats;
@@ -124,6 +125,9 @@ pub mod guide {
     #[doc = include_str!("../docs/notify.md")]
     #[cfg(feature = "notify")]
     pub mod notify {}
+    #[doc = include_str!("guide_links.md")]
+    #[doc = include_str!("../docs/persistence.md")]
+    pub mod persistence {}
     #[doc = include_str!("guide_links.md")]
     #[doc = include_str!("../docs/reliability.md")]
     pub mod reliability {}

@@ -188,9 +188,9 @@ pub struct ActiveAlert {
 /// Firing sources of one inhibit rule, by their `equal` label values.
 type SourceIndex<'a> = HashMap<Vec<String>, Vec<(usize, &'a SeriesKey)>>;
 
-struct RuleSlot {
-    rule: AlertRule,
-    instances: BTreeMap<SeriesKey, Instance>,
+pub(super) struct RuleSlot {
+    pub(super) rule: AlertRule,
+    pub(super) instances: BTreeMap<SeriesKey, Instance>,
 }
 
 /// A transition or flap change found while stepping instances.
@@ -238,8 +238,8 @@ struct Change {
 /// # Ok::<(), watchpost::Error>(())
 /// ```
 pub struct AlertManager {
-    slots: Vec<RuleSlot>,
-    silences: Vec<Silence>,
+    pub(super) slots: Vec<RuleSlot>,
+    pub(super) silences: Vec<Silence>,
     inhibit_rules: Vec<InhibitRule>,
     default_inhibition: bool,
     repeat_ms: [Option<i64>; 4],
@@ -247,9 +247,9 @@ pub struct AlertManager {
     history_capacity: usize,
     outbox: Vec<Notification>,
     outbox_events: Vec<AlertEvent>,
-    next_notification_id: u64,
-    next_event_id: u64,
-    next_silence_id: u64,
+    pub(super) next_notification_id: u64,
+    pub(super) next_event_id: u64,
+    pub(super) next_silence_id: u64,
     /// Series past the engine's staleness horizon: their condition does not
     /// hold (except for absence rules), and their resolves say `Stale`.
     stale: HashSet<SeriesKey>,

@@ -53,6 +53,7 @@ mod defaults;
 mod manager;
 mod matcher;
 mod notify;
+mod restore;
 mod rule;
 mod silence;
 mod state;
@@ -80,6 +81,7 @@ pub use self::rule::{
 };
 pub use self::silence::{InhibitRule, Silence, SilenceId};
 pub use self::state::AlertState;
+pub(crate) use self::state::Instance;
 pub use self::template::Template;
 pub use self::view::{MemoryView, SeriesView};
 pub(crate) use self::wire::is_quiet;

@@ -97,6 +97,7 @@ pub struct EngineBuilder {
     performance: crate::analysis::SummaryConfig,
     detection: super::Detection,
     alerting: Alerting,
+    pub(super) persist: super::persist::Settings,
 }
 
 /// The alert settings of a builder.
@@ -203,6 +204,7 @@ impl Default for EngineBuilder {
                 threshold: crate::detect::DEFAULT_THRESHOLD,
             },
             alerting: Alerting::default(),
+            persist: super::persist::Settings::default(),
         }
     }
 }
@@ -688,7 +690,14 @@ impl EngineBuilder {
         });
         let r = &registry;
         let metrics = self_metrics(r)?;
-        let alerts = self.alerting.manager()?;
+        let mut alerts = self.alerting.manager()?;
+        let caps = super::persist::caps(
+            self.history_capacity,
+            self.history_max_age,
+            self.limits.total,
+        );
+        let (persister, restored) =
+            self.persist.open(r, &mut alerts, caps, self.clock.now_ms())?;
         let mut dispatcher = crate::dispatch::Dispatcher::builder()
             .capacity(self.alerting.queue_capacity)
             .handler_capacity(self.alerting.handler_queue_capacity)
@@ -747,9 +756,10 @@ impl EngineBuilder {
             batch: Vec::new(),
             interval: self.sample_interval,
             last_nonfinite: 0,
-            cache: super::worker::SeriesCache::default(),
+            cache: super::worker::SeriesCache::restoring(restored),
             tally: super::worker::Tally::default(),
             batch_limit: 0,
+            persister,
         };
         let join = thread::Builder::new()
             .name("watchpost-worker".into())
@@ -876,7 +886,7 @@ impl EngineBuilder {
         if self.alerting.staleness.is_some_and(|h| h.as_millis() == 0) {
             return Err(zero("staleness_horizon", "1 ms"));
         }
-        Ok(())
+        self.persist.validate()
     }
 }
 
@@ -903,6 +913,7 @@ impl fmt::Debug for EngineBuilder {
             )
             .field("default_alert_rules", &self.alerting.default_rules)
             .field("notifiers", &self.alerting.notifiers.iter().map(|(n, _)| n).collect::<Vec<_>>())
+            .field("persist", &self.persist)
             .finish_non_exhaustive()
     }
 }

@@ -2,6 +2,7 @@
 
 mod alerts;
 mod builder;
+mod persist;
 mod worker;
 
 use std::fmt;

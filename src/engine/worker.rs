@@ -41,9 +41,64 @@ pub(crate) struct SeriesCache {
     /// Series past the staleness horizon at the last evaluation: hidden from
     /// the rules (see `EngineBuilder::staleness_horizon`).
     stale: Vec<bool>,
+    /// History from the state directory whose series are not registered
+    /// yet: the rules see it, and it moves into history (replayed through
+    /// the detector) when its series is registered.
+    restored: crate::persist::RestoredHistory,
 }
 
 impl SeriesCache {
+    /// A cache that hands `restored` history to its series as they register.
+    pub(crate) fn restoring(restored: crate::persist::RestoredHistory) -> Self {
+        SeriesCache { restored, ..SeriesCache::default() }
+    }
+
+    /// Moves the restored samples of the series registered from index
+    /// `from` on into history, through `push`, so their detectors warm up
+    /// on them and annotate them.
+    fn claim_restored(&mut self, shared: &Shared, from: usize) {
+        let claimed: Vec<(SeriesId, Vec<Sample>)> = (from..self.keys.len())
+            .filter(|&i| !self.removed[i])
+            .filter_map(|i| {
+                let id = SeriesId(u32::try_from(i).expect("fewer than 2^32 series"));
+                Some((id, self.restored.take(&self.keys[i])?))
+            })
+            .collect();
+        if claimed.is_empty() {
+            return;
+        }
+        let mut history = shared.history.write();
+        for (id, samples) in claimed {
+            for s in samples {
+                let _ = self.push(shared, &mut history, id, s);
+            }
+        }
+    }
+
+    /// Every series' samples as (timestamp, value), oldest first: the
+    /// registered ones from `history`, then restored ones still unclaimed.
+    pub(crate) fn all_samples(&self, history: &History) -> Vec<(SeriesKey, Vec<(i64, f64)>)> {
+        let mut out = Vec::with_capacity(self.keys.len() + self.restored.series.len());
+        for (i, key) in self.keys.iter().enumerate() {
+            let id = SeriesId(u32::try_from(i).expect("fewer than 2^32 series"));
+            if self.removed[i] {
+                continue;
+            }
+            if let Some(h) = history.get(id) {
+                let samples: Vec<(i64, f64)> = h
+                    .window(i64::MIN, i64::MAX)
+                    .into_iter()
+                    .map(|s| (s.timestamp_ms, s.value))
+                    .collect();
+                out.push(((**key).clone(), samples));
+            }
+        }
+        for (key, samples) in &self.restored.series {
+            out.push((key.clone(), samples.iter().map(|s| (s.timestamp_ms, s.value)).collect()));
+        }
+        out
+    }
+
     /// Takes in the series registered since the last call. Entries are only
     /// ever appended (a recorded series becoming sampled changes nothing
     /// here), so this reads the new ones only.
@@ -101,6 +156,9 @@ impl SeriesCache {
         }
         self.stale.resize(self.keys.len(), false);
         self.generation = Some(generation);
+        if !self.restored.is_empty() {
+            self.claim_restored(shared, seen);
+        }
     }
 
     /// Marks the series whose newest sample is older than `cutoff_ms` stale;
@@ -187,7 +245,8 @@ impl EngineView<'_> {
 
 impl SeriesView for EngineView<'_> {
     fn series_named(&self, name: &str) -> Vec<SeriesKey> {
-        self.cache
+        let mut keys: Vec<SeriesKey> = self
+            .cache
             .by_name
             .get(name)
             .map(|ids| {
@@ -196,10 +255,18 @@ impl SeriesView for EngineView<'_> {
                     .map(|id| (*self.cache.keys[id.index()]).clone())
                     .collect()
             })
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if let Some(restored) = self.cache.restored.by_name.get(name) {
+            keys.extend(restored.iter().cloned());
+        }
+        keys
     }
 
     fn samples(&self, key: &SeriesKey, since_ms: i64) -> Vec<Sample> {
+        if let Some(restored) = self.cache.restored.series.get(key) {
+            let start = restored.partition_point(|s| s.timestamp_ms < since_ms);
+            return restored[start..].to_vec();
+        }
         self.window(key, since_ms).1
     }
 
@@ -243,6 +310,8 @@ pub(crate) struct Worker {
     pub(crate) tally: Tally,
     /// Most records the current batch takes.
     pub(crate) batch_limit: usize,
+    /// Writes the state directory, if there is one.
+    pub(crate) persister: Option<crate::persist::Persister>,
 }
 
 /// What became of the records of the batch being ingested.
@@ -308,6 +377,7 @@ impl Worker {
         self.shared.closed.store(true, Ordering::Release);
         self.drain(None);
         self.tick();
+        let _ = self.guarded(Self::persist_final);
     }
 
     /// Ingests the records queued when it starts, and no more (records
@@ -355,6 +425,7 @@ impl Worker {
     fn evaluate_alerts_now(&mut self) {
         let shared = &*self.shared;
         self.cache.refresh(shared);
+        let mut due = None;
         let notifications = {
             let history = shared.history.read();
             let now_ms = shared.clock.now_ms();
@@ -369,10 +440,17 @@ impl Worker {
             let out = alerts.evaluate(now_ms, &view);
             #[allow(clippy::cast_precision_loss)]
             shared.metrics.alerts_firing.set(alerts.firing_count() as f64);
+            if let Some(p) = self.persister.as_mut() {
+                due = p.alerts_due(&alerts, now_ms);
+            }
             out
         };
         if !notifications.is_empty() {
             shared.notify.send_all(notifications);
+        }
+        // written after the notifications are handed over, outside the locks
+        if let (Some(payload), Some(p)) = (due, self.persister.as_mut()) {
+            p.write_alerts(&payload);
         }
     }
 
@@ -456,6 +534,7 @@ impl Worker {
     fn tick(&mut self) {
         let _ = self.guarded(Self::sample);
         self.evaluate_alerts();
+        let _ = self.guarded(Self::snapshot_if_due);
         if self.drain(Some(Instant::now() + self.interval / 4)) > 0 {
             self.evaluate_alerts();
         }

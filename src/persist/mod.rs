@@ -1,0 +1,309 @@
+//! The state directory: alert state and history that survive a restart.
+//!
+//! Two files, each framed with a magic, a format version, its length and a
+//! CRC-32 (see [`file`]), and replaced atomically:
+//!
+//! - `alerts.state`: alert instances and silences, written a short,
+//!   clock-driven delay after they change (coalescing bursts) and at shutdown;
+//! - `history.snapshot`: every series' samples, written periodically and at
+//!   shutdown.
+//!
+//! A file that fails its checks is renamed to `<name>.corrupt-<ms>`, counted
+//! and reported, and the engine starts without it. docs/persistence.md has
+//! the guarantees and the formats.
+
+pub(crate) mod alert_state;
+pub(crate) mod file;
+pub(crate) mod history_snapshot;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::alert::AlertManager;
+use crate::error::{Error, Result};
+use crate::key::SeriesKey;
+use crate::metric::Counter;
+use crate::registry::Registry;
+
+pub(crate) use history_snapshot::{Caps, RestoredHistory};
+
+/// Name of the alert state file in the state directory.
+pub(crate) const ALERTS_FILE: &str = "alerts.state";
+/// Name of the history snapshot in the state directory.
+pub(crate) const HISTORY_FILE: &str = "history.snapshot";
+
+/// The state directory's settings, from the builder.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub(crate) dir: PathBuf,
+    pub(crate) write_delay_ms: i64,
+    /// `None`: history is not saved or restored.
+    pub(crate) snapshot_interval_ms: Option<i64>,
+}
+
+/// Counters and the last problem, shared with the health check.
+#[derive(Debug)]
+pub(crate) struct Status {
+    writes: Counter,
+    write_errors: Counter,
+    corrupt: Counter,
+    dropped: Vec<(alert_state::DropReason, Counter)>,
+    /// The newest problem worth a health note.
+    pub(crate) note: Mutex<Option<String>>,
+    /// Whether the last write of each file failed.
+    pub(crate) failing: Mutex<[bool; 2]>,
+}
+
+impl Status {
+    fn register(r: &Registry) -> Result<Self> {
+        let mut dropped = Vec::new();
+        for reason in alert_state::DropReason::ALL {
+            let c = r.counter("watchpost_state_restore_dropped_total", &[("reason", reason.as_str())])?;
+            dropped.push((reason, c));
+        }
+        for (name, help) in [
+            ("watchpost_state_writes_total", "State files written to the state directory."),
+            ("watchpost_state_write_errors_total", "Writes to the state directory that failed."),
+            (
+                "watchpost_state_files_corrupt_total",
+                "State files that failed their checks at start and were moved aside.",
+            ),
+            (
+                "watchpost_state_restore_dropped_total",
+                "Saved alert instances and silences not restored, by reason.",
+            ),
+        ] {
+            r.describe(name, help)?;
+        }
+        Ok(Status {
+            writes: r.counter("watchpost_state_writes_total", &[])?,
+            write_errors: r.counter("watchpost_state_write_errors_total", &[])?,
+            corrupt: r.counter("watchpost_state_files_corrupt_total", &[])?,
+            dropped,
+            note: Mutex::new(None),
+            failing: Mutex::new([false; 2]),
+        })
+    }
+
+    /// The health check's verdict: an error text while a write is failing or
+    /// after a file was moved aside at start.
+    pub(crate) fn check(&self) -> std::result::Result<(), String> {
+        match (&*self.note.lock(), self.failing.lock().iter().any(|f| *f)) {
+            (Some(note), _) => Err(note.clone()),
+            (None, true) => Err("writing the state directory fails".to_owned()),
+            (None, false) => Ok(()),
+        }
+    }
+
+    /// A warning for an operator reading the process's stderr (once per
+    /// unusable file at start, once per run of failing writes); the counters
+    /// and the health check carry the same facts. A `sticky` one stays the
+    /// health check's note for the life of the engine.
+    fn warn(&self, text: String, sticky: bool) {
+        eprintln!("watchpost: warning: {text}");
+        if sticky {
+            *self.note.lock() = Some(text);
+        }
+    }
+}
+
+/// Reads and writes the state directory on behalf of the worker.
+#[derive(Debug)]
+pub(crate) struct Persister {
+    dir: PathBuf,
+    write_delay_ms: i64,
+    snapshot_interval_ms: Option<i64>,
+    marker: Option<[u64; 4]>,
+    dirty_since: Option<i64>,
+    last_snapshot_ms: i64,
+    pub(crate) status: Arc<Status>,
+}
+
+impl Persister {
+    /// Opens the directory (creating it), restores the alert state into
+    /// `mgr` and reads the history snapshot, as of `now_ms`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] naming the directory if it cannot be created.
+    pub(crate) fn open(
+        opts: Options,
+        registry: &Registry,
+        mgr: &mut AlertManager,
+        caps: Caps,
+        now_ms: i64,
+    ) -> Result<(Persister, RestoredHistory)> {
+        std::fs::create_dir_all(&opts.dir).map_err(|e| Error::InvalidConfig {
+            field: "state_dir",
+            reason: format!("cannot create {}: {e}", opts.dir.display()),
+        })?;
+        let status = Arc::new(Status::register(registry)?);
+        let mut p = Persister {
+            dir: opts.dir,
+            write_delay_ms: opts.write_delay_ms,
+            snapshot_interval_ms: opts.snapshot_interval_ms,
+            marker: None,
+            dirty_since: None,
+            last_snapshot_ms: now_ms,
+            status,
+        };
+        p.restore_alerts(mgr, now_ms);
+        p.marker = Some(mgr.change_marker());
+        let history = if p.snapshot_interval_ms.is_some() {
+            p.restore_history(caps, now_ms)
+        } else {
+            RestoredHistory::default()
+        };
+        Ok((p, history))
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Reads a file; a corrupt one is moved aside, counted and warned about.
+    fn load(&self, name: &str, magic: &[u8; 8], version: u16, now_ms: i64) -> Option<(u16, Vec<u8>)> {
+        let path = self.path(name);
+        match file::load(&path, magic, version, now_ms) {
+            file::Loaded::Missing => None,
+            file::Loaded::Valid(flags, payload) => Some((flags, payload)),
+            file::Loaded::Corrupt { reason, moved_to } => {
+                self.corrupt(&path, &reason, moved_to.as_deref());
+                None
+            }
+        }
+    }
+
+    fn corrupt(&self, path: &Path, reason: &str, moved_to: Option<&Path>) {
+        self.status.corrupt.inc();
+        let whereto = moved_to.map_or_else(
+            || "could not be moved aside".to_owned(),
+            |p| format!("moved to {}", p.display()),
+        );
+        self.status.warn(format!(
+            "state file {} is unusable ({reason}); {whereto}; starting without it",
+            path.display()
+        ), true);
+    }
+
+    fn restore_alerts(&self, mgr: &mut AlertManager, now_ms: i64) {
+        let Some((_, payload)) =
+            self.load(ALERTS_FILE, alert_state::MAGIC, alert_state::VERSION, now_ms)
+        else {
+            return;
+        };
+        match alert_state::restore(mgr, &payload) {
+            Ok(r) => {
+                for (_, reason) in &r.dropped {
+                    if let Some((_, c)) = self.status.dropped.iter().find(|(d, _)| d == reason) {
+                        c.inc();
+                    }
+                }
+            }
+            Err(reason) => {
+                // checksummed but undecodable: written by an incompatible build
+                let path = self.path(ALERTS_FILE);
+                let file::Loaded::Corrupt { moved_to, .. } =
+                    file::move_aside(&path, reason.clone(), now_ms)
+                else {
+                    unreachable!("move_aside reports a corrupt file")
+                };
+                self.corrupt(&path, &reason, moved_to.as_deref());
+            }
+        }
+    }
+
+    fn restore_history(&self, caps: Caps, now_ms: i64) -> RestoredHistory {
+        let Some((flags, payload)) =
+            self.load(HISTORY_FILE, history_snapshot::MAGIC, history_snapshot::VERSION, now_ms)
+        else {
+            return RestoredHistory::default();
+        };
+        let decoded = if flags & file::FLAG_LZ4 == 0 {
+            Err("payload is not LZ4-compressed".to_owned())
+        } else {
+            history_snapshot::decode(&payload, caps)
+        };
+        decoded.unwrap_or_else(|reason| {
+            let path = self.path(HISTORY_FILE);
+            if let file::Loaded::Corrupt { moved_to, .. } =
+                file::move_aside(&path, reason.clone(), now_ms)
+            {
+                self.corrupt(&path, &reason, moved_to.as_deref());
+            }
+            RestoredHistory::default()
+        })
+    }
+
+    /// After an evaluation: notes a change of `mgr` and returns the encoded
+    /// alert state once the write delay has passed since the first
+    /// unsaved change (so a burst of changes makes one write).
+    pub(crate) fn alerts_due(&mut self, mgr: &AlertManager, now_ms: i64) -> Option<Vec<u8>> {
+        let marker = mgr.change_marker();
+        if self.marker != Some(marker) {
+            self.marker = Some(marker);
+            self.dirty_since.get_or_insert(now_ms);
+        }
+        let since = self.dirty_since?;
+        (now_ms.saturating_sub(since) >= self.write_delay_ms)
+            .then(|| alert_state::encode(mgr, now_ms))
+    }
+
+    /// The alert state of `mgr`, encoded, for a write regardless of changes.
+    pub(crate) fn alerts_now(&mut self, mgr: &AlertManager, now_ms: i64) -> Vec<u8> {
+        self.marker = Some(mgr.change_marker());
+        alert_state::encode(mgr, now_ms)
+    }
+
+    /// Writes an encoded alert state.
+    pub(crate) fn write_alerts(&mut self, payload: &[u8]) {
+        self.dirty_since = None;
+        let bytes = file::frame(alert_state::MAGIC, alert_state::VERSION, 0, payload);
+        self.write(ALERTS_FILE, 0, &bytes);
+    }
+
+    /// Whether history snapshots are on and one is due at `now_ms`.
+    pub(crate) fn snapshot_due(&self, now_ms: i64) -> bool {
+        self.snapshot_interval_ms
+            .is_some_and(|every| now_ms.saturating_sub(self.last_snapshot_ms) >= every)
+    }
+
+    /// Whether history snapshots are on.
+    pub(crate) fn saves_history(&self) -> bool {
+        self.snapshot_interval_ms.is_some()
+    }
+
+    /// Writes a history snapshot of `series` (each oldest first).
+    pub(crate) fn write_history<'a>(
+        &mut self,
+        now_ms: i64,
+        series: impl IntoIterator<Item = (&'a SeriesKey, &'a [(i64, f64)])>,
+    ) {
+        self.last_snapshot_ms = now_ms;
+        let payload = history_snapshot::encode(now_ms, series);
+        let bytes = file::frame(
+            history_snapshot::MAGIC,
+            history_snapshot::VERSION,
+            file::FLAG_LZ4,
+            &payload,
+        );
+        self.write(HISTORY_FILE, 1, &bytes);
+    }
+
+    fn write(&self, name: &str, slot: usize, bytes: &[u8]) {
+        let path = self.path(name);
+        let result = file::write_atomic(&path, bytes);
+        let was_failing = std::mem::replace(&mut self.status.failing.lock()[slot], result.is_err());
+        match result {
+            Ok(()) => self.status.writes.inc(),
+            Err(e) => {
+                self.status.write_errors.inc();
+                if !was_failing {
+                    self.status.warn(format!("cannot write {}: {e}", path.display()), false);
+                }
+            }
+        }
+    }
+}
