@@ -17,6 +17,7 @@ mod load;
 mod metrics_facade;
 #[cfg(feature = "http")]
 mod middleware;
+mod persistence;
 mod props;
 #[cfg(all(feature = "notify", feature = "http"))]
 mod receivers;
