@@ -104,6 +104,15 @@ pub(crate) struct Caps {
 /// discarded and counted). Timestamps must increase and values be finite:
 /// other samples are discarded and counted.
 pub(crate) fn decode(payload: &[u8], caps: Caps) -> Result<RestoredHistory, String> {
+    // LZ4 expands at most about 255:1: a larger declared size is corrupt,
+    // and is refused before anything is allocated for it
+    let declared = payload.get(..4).map_or(0, |b| u32::from_le_bytes(b.try_into().expect("4")));
+    if u64::from(declared) > (payload.len() as u64).saturating_mul(255) {
+        return Err(format!(
+            "declares {declared} bytes uncompressed from {} compressed",
+            payload.len()
+        ));
+    }
     let raw = lz4_flex::decompress_size_prepended(payload)
         .map_err(|e| format!("cannot decompress: {e}"))?;
     let file: SnapshotFile =

@@ -307,3 +307,82 @@ impl Persister {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::alert::{AlertRule, Matcher, MemoryView, Silence};
+
+    /// A real alert state file: two rules, firing and pending instances, a silence.
+    fn state_file() -> Vec<u8> {
+        let rules = vec![
+            AlertRule::builder("hot", "temp").above(30.0).build().unwrap(),
+            AlertRule::builder("warm", "temp")
+                .above(20.0)
+                .pending_for(Duration::from_mins(1))
+                .build()
+                .unwrap(),
+        ];
+        let mut mgr = AlertManager::new(rules).unwrap();
+        let mut view = MemoryView::new();
+        for room in ["a", "b", "c"] {
+            view.push(SeriesKey::new("temp", &[("room", room)]).unwrap(), 0, 35.0);
+        }
+        mgr.evaluate(0, &view);
+        mgr.add_silence(Silence::new(vec![Matcher::equal("room", "a")], 0, 60_000).unwrap())
+            .unwrap();
+        let payload = alert_state::encode(&mgr, 0);
+        file::frame(alert_state::MAGIC, alert_state::VERSION, 0, &payload)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_bit_flip_is_detected(pos in any::<prop::sample::Index>(), bit in 0u8..8) {
+            let mut bytes = state_file();
+            let i = pos.index(bytes.len());
+            bytes[i] ^= 1 << bit;
+            prop_assert!(file::unframe(alert_state::MAGIC, alert_state::VERSION, &bytes).is_err());
+        }
+
+        #[test]
+        fn any_truncation_is_detected(pos in any::<prop::sample::Index>()) {
+            let bytes = state_file();
+            let n = pos.index(bytes.len());
+            prop_assert!(file::unframe(alert_state::MAGIC, alert_state::VERSION, &bytes[..n]).is_err());
+        }
+
+        /// A payload that passes the checksum but was not written by this
+        /// format (another build, a bug) is an error, never a panic.
+        #[test]
+        fn arbitrary_payloads_never_panic(payload in prop::collection::vec(any::<u8>(), 0..512)) {
+            let mut mgr = AlertManager::default();
+            let _ = alert_state::restore(&mut mgr, &payload);
+            let caps = Caps { samples_per_series: 10, max_age_ms: None, series: 10 };
+            let _ = history_snapshot::decode(&payload, caps);
+        }
+    }
+
+    #[test]
+    fn the_state_file_restores_what_it_saved() {
+        let bytes = state_file();
+        let (_, payload) = file::unframe(alert_state::MAGIC, alert_state::VERSION, &bytes).unwrap();
+        let rules = vec![
+            AlertRule::builder("hot", "temp").above(30.0).build().unwrap(),
+            AlertRule::builder("warm", "temp")
+                .above(20.0)
+                .pending_for(Duration::from_mins(1))
+                .build()
+                .unwrap(),
+        ];
+        let mut mgr = AlertManager::new(rules).unwrap();
+        let r = alert_state::restore(&mut mgr, payload).unwrap();
+        assert_eq!((r.instances, r.silences, r.dropped.len()), (6, 1, 0));
+        assert_eq!(mgr.firing_count(), 3);
+    }
+}
