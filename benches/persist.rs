@@ -1,0 +1,133 @@
+//! The state directory's writes, against the budgets in DESIGN.md:
+//!
+//! - alert state of 1 000 firing alerts (encode, frame, atomic write with
+//!   fsync of the file and the directory): ≤ 5 ms;
+//! - history snapshot of 1 000 series × 1 000 samples (encode, LZ4, atomic
+//!   write): ≤ 200 ms.
+//!
+//! Baseline in the same run: `serde_json` of the same data (the alerts as
+//! their wire views, the history as `(key, [(t, v)])`) written the same way.
+//! The file sizes are printed before the measurements.
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use watchpost::SeriesKey;
+use watchpost::alert::{AlertManager, AlertRule, AlertView, Matcher, MemoryView, Silence};
+use watchpost::state_files::{write_alert_state, write_atomic, write_history_snapshot};
+
+const ALERTS: usize = 1_000;
+const SERIES: usize = 1_000;
+const SAMPLES: usize = 1_000;
+
+/// xorshift64*: seeded, dependency-free noise.
+struct Rng(u64);
+
+impl Rng {
+    fn next_f64(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        #[allow(clippy::cast_precision_loss, reason = "53 random bits")]
+        let bits = (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64;
+        bits / 9_007_199_254_740_992.0 // 2^53
+    }
+}
+
+fn dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("watchpost-bench-persist-{}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("a temporary directory");
+    d
+}
+
+/// 1 000 firing alerts (one rule over 1 000 series), 100 acknowledged, 10 silences.
+fn firing_alerts(rng: &mut Rng) -> AlertManager {
+    let rule = AlertRule::builder("room_busy", "room_load").above(100.0).build().expect("rule");
+    let mut mgr = AlertManager::new(vec![rule]).expect("one rule");
+    let mut view = MemoryView::new();
+    for i in 0..ALERTS {
+        let key = SeriesKey::new("room_load", &[("room", &format!("room-{i}"))]).expect("key");
+        view.push(key, 0, 100.0 + 100.0 * rng.next_f64());
+    }
+    for n in mgr.evaluate(0, &view).iter().take(100) {
+        mgr.acknowledge(&n.alert_id, 1);
+    }
+    for i in 0..10 {
+        let s = Silence::new(vec![Matcher::equal("room", &format!("room-{i}"))], 0, 3_600_000)
+            .expect("silence")
+            .comment("maintenance");
+        mgr.add_silence(s).expect("room for silences");
+    }
+    assert_eq!(mgr.firing_count(), ALERTS);
+    mgr
+}
+
+fn history(rng: &mut Rng) -> Vec<(SeriesKey, Vec<(i64, f64)>)> {
+    (0..SERIES)
+        .map(|i| {
+            let key =
+                SeriesKey::new("request_latency_ms", &[("route", &format!("/r/{i}"))]).expect("key");
+            let mut v = 50.0;
+            let samples = (0..SAMPLES)
+                .map(|j| {
+                    v = (v + rng.next_f64() - 0.5).max(0.0);
+                    (1_767_225_600_000 + 1_000 * j as i64, v)
+                })
+                .collect();
+            (key, samples)
+        })
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let dir = dir();
+    let json_path = dir.join("baseline.json");
+
+    let mgr = firing_alerts(&mut rng);
+    let views: Vec<AlertView> = mgr.active_alerts().iter().map(AlertView::from).collect();
+    let state_size = write_alert_state(&dir, &mgr, 0).expect("write");
+    let json = serde_json::to_vec(&views).expect("json");
+    println!("alert state, {ALERTS} firing alerts: {state_size} bytes (serde_json views: {} bytes)", json.len());
+
+    let mut g = c.benchmark_group("persist_alert_state_1000");
+    g.bench_function("postcard_atomic_write", |b| {
+        b.iter(|| write_alert_state(&dir, black_box(&mgr), 1).expect("write"));
+    });
+    g.bench_function("baseline_serde_json_atomic_write", |b| {
+        b.iter(|| {
+            let bytes = serde_json::to_vec(black_box(&views)).expect("json");
+            write_atomic(&json_path, &bytes).expect("write");
+        });
+    });
+    g.finish();
+
+    let series = history(&mut rng);
+    let snapshot_size = write_history_snapshot(&dir, &series, 0).expect("write");
+    let json = serde_json::to_vec(&series).expect("json");
+    println!(
+        "history snapshot, {SERIES} series x {SAMPLES} samples: {snapshot_size} bytes \
+         ({:.2} bytes/sample; serde_json: {} bytes)",
+        snapshot_size as f64 / (SERIES * SAMPLES) as f64,
+        json.len()
+    );
+    drop(json);
+
+    let mut g = c.benchmark_group("persist_history_snapshot_1000x1000");
+    g.sample_size(10).measurement_time(Duration::from_secs(8));
+    g.bench_function("postcard_lz4_atomic_write", |b| {
+        b.iter(|| write_history_snapshot(&dir, black_box(&series), 1).expect("write"));
+    });
+    g.bench_function("baseline_serde_json_atomic_write", |b| {
+        b.iter(|| {
+            let bytes = serde_json::to_vec(black_box(&series)).expect("json");
+            write_atomic(&json_path, &bytes).expect("write");
+        });
+    });
+    g.finish();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

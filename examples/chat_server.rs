@@ -184,7 +184,7 @@ const MAX_LINE: u64 = 4096;
 
 const USAGE: &str = "\
 Usage: chat_server [--headless] [--duration SECONDS] [--users N] [--alerts-log PATH]
-                   [--json PATH] [--serve ADDR]
+                   [--json PATH] [--serve ADDR] [--state-dir DIR]
 
 Runs a small TCP chat server with simulated users, monitored by watchpost.
 Built with --features http it serves the live dashboard page on
@@ -211,6 +211,8 @@ Options:
                       example built with --features notify
   --webhook URL       post alerts to URL in Alertmanager's webhook format;
                       repeatable; needs --features notify
+  --state-dir DIR     keep alert state, silences and history in DIR, so a restart
+                      (even after kill -9) goes on where the last run stopped
   -h, --help          print this help
 
 Ctrl-C or SIGTERM stops the run cleanly (pending notifications are delivered
@@ -256,6 +258,8 @@ struct Config {
     webhooks: Vec<String>,
     /// Where the final dashboard JSON goes, if anywhere (`--json`).
     json: Option<JsonOut>,
+    /// The engine's state directory (`--state-dir`).
+    state_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -268,6 +272,7 @@ impl Default for Config {
             alertmanagers: Vec::new(),
             webhooks: Vec::new(),
             json: None,
+            state_dir: None,
         }
     }
 }
@@ -352,6 +357,13 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
                 config.serve = Serve::At(value.parse().map_err(|_| {
                     format!("invalid value '{value}' for --serve: expected an address like 127.0.0.1:9898")
                 })?);
+            }
+            "--state-dir" => {
+                let value = flag_value(flag, inline, &mut args)?;
+                if value.is_empty() {
+                    return Err("--state-dir needs a directory".to_owned());
+                }
+                config.state_dir = Some(PathBuf::from(value));
             }
             "--alertmanager" | "--webhook" => {
                 let value = flag_value(flag, inline, &mut args)?;
@@ -457,6 +469,10 @@ fn run(config: &Config, stop: &AtomicBool) -> watchpost::Result<()> {
             .map_err(|e| io_error(&format!("cannot create {}", path.display()), &e))?;
         builder = builder.notifier("alerts-log", JsonLinesNotifier::new(io::BufWriter::new(file)));
         eprintln!("chat_server: alert notifications go to {} (JSON Lines)", path.display());
+    }
+    if let Some(dir) = &config.state_dir {
+        builder = builder.state_dir(dir);
+        eprintln!("chat_server: alert state and history are kept in {}", dir.display());
     }
     #[cfg(feature = "notify")]
     {
@@ -1618,6 +1634,14 @@ mod tests {
         assert_eq!(config(&["--json=-"]).unwrap().json_out(), Some(JsonOut::Stdout));
         assert!(config(&["--json", ""]).unwrap_err().contains("--json"));
         assert!(config(&["--headless=yes"]).is_err());
+    }
+
+    #[test]
+    fn state_dir_names_a_directory() {
+        let c = config(&["--state-dir", "state"]).unwrap();
+        assert_eq!(c.state_dir, Some(PathBuf::from("state")));
+        assert_eq!(config(&[]).unwrap().state_dir, None);
+        assert!(config(&["--state-dir="]).unwrap_err().contains("--state-dir"));
     }
 
     #[test]

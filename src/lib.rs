@@ -77,6 +77,10 @@ pub mod http;
 
 #[cfg(any(test, feature = "test-util"))]
 pub use crate::clock::ManualClock;
+/// The state directory's file writers on their own, for benches and tests
+/// (feature `test-util`, outside semver guarantees).
+#[cfg(any(test, feature = "test-util"))]
+pub use crate::persist::support as state_files;
 #[cfg(feature = "system")]
 pub use crate::source::SystemSource;
 pub use crate::{

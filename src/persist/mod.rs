@@ -15,6 +15,8 @@
 pub(crate) mod alert_state;
 pub(crate) mod file;
 pub(crate) mod history_snapshot;
+#[cfg(any(test, feature = "test-util"))]
+pub mod support;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
