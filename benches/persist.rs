@@ -66,13 +66,13 @@ fn firing_alerts(rng: &mut Rng) -> AlertManager {
 fn history(rng: &mut Rng) -> Vec<(SeriesKey, Vec<(i64, f64)>)> {
     (0..SERIES)
         .map(|i| {
-            let key =
-                SeriesKey::new("request_latency_ms", &[("route", &format!("/r/{i}"))]).expect("key");
+            let key = SeriesKey::new("request_latency_ms", &[("route", &format!("/r/{i}"))])
+                .expect("key");
             let mut v = 50.0;
             let samples = (0..SAMPLES)
                 .map(|j| {
                     v = (v + rng.next_f64() - 0.5).max(0.0);
-                    (1_767_225_600_000 + 1_000 * j as i64, v)
+                    (1_767_225_600_000 + 1_000 * i64::try_from(j).expect("small"), v)
                 })
                 .collect();
             (key, samples)
@@ -89,7 +89,10 @@ fn bench(c: &mut Criterion) {
     let views: Vec<AlertView> = mgr.active_alerts().iter().map(AlertView::from).collect();
     let state_size = write_alert_state(&dir, &mgr, 0).expect("write");
     let json = serde_json::to_vec(&views).expect("json");
-    println!("alert state, {ALERTS} firing alerts: {state_size} bytes (serde_json views: {} bytes)", json.len());
+    println!(
+        "alert state, {ALERTS} firing alerts: {state_size} bytes (serde_json views: {} bytes)",
+        json.len()
+    );
 
     let mut g = c.benchmark_group("persist_alert_state_1000");
     g.bench_function("postcard_atomic_write", |b| {
@@ -109,7 +112,8 @@ fn bench(c: &mut Criterion) {
     println!(
         "history snapshot, {SERIES} series x {SAMPLES} samples: {snapshot_size} bytes \
          ({:.2} bytes/sample; serde_json: {} bytes)",
-        snapshot_size as f64 / (SERIES * SAMPLES) as f64,
+        f64::from(u32::try_from(snapshot_size).expect("under 4 GB"))
+            / f64::from(u32::try_from(SERIES * SAMPLES).expect("a million")),
         json.len()
     );
     drop(json);

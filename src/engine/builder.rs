@@ -691,13 +691,9 @@ impl EngineBuilder {
         let r = &registry;
         let metrics = self_metrics(r)?;
         let mut alerts = self.alerting.manager()?;
-        let caps = super::persist::caps(
-            self.history_capacity,
-            self.history_max_age,
-            self.limits.total,
-        );
-        let (persister, restored) =
-            self.persist.open(r, &mut alerts, caps, self.clock.now_ms())?;
+        let caps =
+            super::persist::caps(self.history_capacity, self.history_max_age, self.limits.total);
+        let (persister, restored) = self.persist.open(r, &mut alerts, caps, self.clock.now_ms())?;
         let mut dispatcher = crate::dispatch::Dispatcher::builder()
             .capacity(self.alerting.queue_capacity)
             .handler_capacity(self.alerting.handler_queue_capacity)

@@ -11,7 +11,7 @@ use crate::alert::{
 use crate::key::SeriesKey;
 
 /// The alert state file's magic.
-pub(crate) const MAGIC: &[u8; 8] = b"WPALERTS";
+pub(crate) const MAGIC: [u8; 8] = *b"WPALERTS";
 /// The alert state file's format version; bumped on any change of the layout below.
 pub(crate) const VERSION: u16 = 1;
 
@@ -281,13 +281,13 @@ pub(crate) fn restore(mgr: &mut AlertManager, payload: &[u8]) -> Result<Restored
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::{MemoryView, NotificationKind, NoDataPolicy};
+    use crate::alert::{MemoryView, NoDataPolicy, NotificationKind};
     use std::time::Duration;
 
     fn rule(threshold: f64) -> AlertRule {
         AlertRule::builder("hot", "temp")
             .above(threshold)
-            .pending_for(Duration::from_secs(60))
+            .pending_for(Duration::from_mins(1))
             .no_data(NoDataPolicy::KeepLast)
             .build()
             .unwrap()

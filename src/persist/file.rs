@@ -34,9 +34,9 @@ fn checksum(header: &[u8], payload: &[u8]) -> u32 {
 }
 
 /// The file's bytes: header, then `payload`.
-pub(crate) fn frame(magic: &[u8; 8], version: u16, flags: u16, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn frame(magic: [u8; 8], version: u16, flags: u16, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-    out.extend_from_slice(magic);
+    out.extend_from_slice(&magic);
     out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&flags.to_le_bytes());
     out.extend_from_slice(&[0; 4]);
@@ -49,19 +49,15 @@ pub(crate) fn frame(magic: &[u8; 8], version: u16, flags: u16, payload: &[u8]) -
 
 /// Checks the header of `bytes` and returns the flags and the payload, or
 /// why the file cannot be trusted.
-pub(crate) fn unframe<'a>(
-    magic: &[u8; 8],
-    version: u16,
-    bytes: &'a [u8],
-) -> Result<(u16, &'a [u8]), String> {
+pub(crate) fn unframe(magic: [u8; 8], version: u16, bytes: &[u8]) -> Result<(u16, &[u8]), String> {
     if bytes.len() < HEADER_LEN {
         return Err(format!("{} bytes, shorter than the {HEADER_LEN}-byte header", bytes.len()));
     }
-    if &bytes[..8] != magic {
+    if bytes[..8] != magic {
         return Err(format!(
             "magic {:?}, expected {:?}",
             String::from_utf8_lossy(&bytes[..8]),
-            String::from_utf8_lossy(magic)
+            String::from_utf8_lossy(&magic)
         ));
     }
     let u16_at = |i: usize| u16::from_le_bytes([bytes[i], bytes[i + 1]]);
@@ -134,7 +130,7 @@ pub(crate) fn remove_stale_temps(path: &Path) {
     let Ok(entries) = fs::read_dir(dir) else { return };
     for e in entries.flatten() {
         let n = e.file_name().to_string_lossy().into_owned();
-        if n.starts_with(&prefix) && n.ends_with(".tmp") {
+        if n.starts_with(&prefix) && Path::new(&n).extension().is_some_and(|e| e == "tmp") {
             let _ = fs::remove_file(e.path());
         }
     }
@@ -160,7 +156,7 @@ pub(crate) enum Loaded {
 /// Reads and checks `path`. A file that cannot be read or fails a check is
 /// renamed to `<name>.corrupt-<now_ms>` so it is kept for inspection and
 /// never read again.
-pub(crate) fn load(path: &Path, magic: &[u8; 8], version: u16, now_ms: i64) -> Loaded {
+pub(crate) fn load(path: &Path, magic: [u8; 8], version: u16, now_ms: i64) -> Loaded {
     remove_stale_temps(path);
     let bytes = match fs::read(path) {
         Ok(b) => b,
@@ -185,7 +181,7 @@ pub(crate) fn move_aside(path: &Path, reason: String, now_ms: i64) -> Loaded {
 mod tests {
     use super::*;
 
-    const MAGIC: &[u8; 8] = b"WPTESTXX";
+    const MAGIC: [u8; 8] = *b"WPTESTXX";
 
     #[test]
     fn frame_round_trips_and_rejects_every_single_byte_change() {
@@ -208,7 +204,7 @@ mod tests {
             unframe(MAGIC, 3, &bytes).unwrap_err(),
             "format version 2, this build reads version 3"
         );
-        let e = unframe(b"WPOTHERX", 2, &bytes).unwrap_err();
+        let e = unframe(*b"WPOTHERX", 2, &bytes).unwrap_err();
         assert!(e.contains("WPTESTXX"), "{e}");
         let e = unframe(MAGIC, 2, &bytes[..HEADER_LEN]).unwrap_err();
         assert!(e.contains("header says 1 payload bytes, the file holds 0"), "{e}");

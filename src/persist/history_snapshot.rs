@@ -11,7 +11,7 @@ use crate::history::Sample;
 use crate::key::SeriesKey;
 
 /// The history snapshot's magic.
-pub(crate) const MAGIC: &[u8; 8] = b"WPHISTRY";
+pub(crate) const MAGIC: [u8; 8] = *b"WPHISTRY";
 /// The history snapshot's format version.
 pub(crate) const VERSION: u16 = 1;
 
@@ -142,7 +142,8 @@ pub(crate) fn decode(payload: &[u8], caps: Caps) -> Result<RestoredHistory, Stri
         }
         if let (Some(age), Some(newest)) = (caps.max_age_ms, samples.last().map(|s| s.timestamp_ms))
         {
-            let keep_from = samples.partition_point(|s| s.timestamp_ms < newest.saturating_sub(age));
+            let keep_from =
+                samples.partition_point(|s| s.timestamp_ms < newest.saturating_sub(age));
             out.discarded += keep_from;
             samples.drain(..keep_from);
         }
@@ -168,8 +169,9 @@ mod tests {
     fn round_trip_keeps_every_sample_and_holds_restored_history_to_the_caps() {
         let a = SeriesKey::new("cpu", &[("core", "0")]).unwrap();
         let b = SeriesKey::new("mem", &[]).unwrap();
-        let sa: Vec<(i64, f64)> = (0..10).map(|i| (1_000 * i, f64::from(i as u8) * 0.5)).collect();
-        let sb = vec![(-5, f64::MAX), (7, -0.0)];
+        let sa: Vec<(i64, f64)> =
+            (0..10u8).map(|i| (1_000 * i64::from(i), f64::from(i) * 0.5)).collect();
+        let sb = [(-5, f64::MAX), (7, -0.0)];
         let bytes = encode(99, [(&a, &sa[..]), (&b, &sb[..])]);
         let r = decode(&bytes, CAPS).unwrap();
         let got: Vec<(i64, f64)> = r.series[&a].iter().map(|s| (s.timestamp_ms, s.value)).collect();

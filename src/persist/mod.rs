@@ -62,7 +62,8 @@ impl Status {
     fn register(r: &Registry) -> Result<Self> {
         let mut dropped = Vec::new();
         for reason in alert_state::DropReason::ALL {
-            let c = r.counter("watchpost_state_restore_dropped_total", &[("reason", reason.as_str())])?;
+            let c =
+                r.counter("watchpost_state_restore_dropped_total", &[("reason", reason.as_str())])?;
             dropped.push((reason, c));
         }
         for (name, help) in [
@@ -166,7 +167,13 @@ impl Persister {
     }
 
     /// Reads a file; a corrupt one is moved aside, counted and warned about.
-    fn load(&self, name: &str, magic: &[u8; 8], version: u16, now_ms: i64) -> Option<(u16, Vec<u8>)> {
+    fn load(
+        &self,
+        name: &str,
+        magic: [u8; 8],
+        version: u16,
+        now_ms: i64,
+    ) -> Option<(u16, Vec<u8>)> {
         let path = self.path(name);
         match file::load(&path, magic, version, now_ms) {
             file::Loaded::Missing => None,
@@ -184,10 +191,13 @@ impl Persister {
             || "could not be moved aside".to_owned(),
             |p| format!("moved to {}", p.display()),
         );
-        self.status.warn(format!(
-            "state file {} is unusable ({reason}); {whereto}; starting without it",
-            path.display()
-        ), true);
+        self.status.warn(
+            format!(
+                "state file {} is unusable ({reason}); {whereto}; starting without it",
+                path.display()
+            ),
+            true,
+        );
     }
 
     fn restore_alerts(&self, mgr: &mut AlertManager, now_ms: i64) {

@@ -60,12 +60,8 @@ pub fn write_history_snapshot(
     now_ms: i64,
 ) -> io::Result<u64> {
     let payload = history_snapshot::encode(now_ms, series.iter().map(|(k, s)| (k, s.as_slice())));
-    let bytes = file::frame(
-        history_snapshot::MAGIC,
-        history_snapshot::VERSION,
-        file::FLAG_LZ4,
-        &payload,
-    );
+    let bytes =
+        file::frame(history_snapshot::MAGIC, history_snapshot::VERSION, file::FLAG_LZ4, &payload);
     file::write_atomic(&dir.join(HISTORY_FILE), &bytes)?;
     Ok(bytes.len() as u64)
 }

@@ -90,41 +90,41 @@ fn a_firing_alert_is_not_announced_again_and_resolves_once_with_its_acknowledgem
     let dir = state_dir("firing");
     let clock = ManualClock::at_millis(T0);
     let rule = busy(Duration::ZERO);
-    let (a, rx) = engine_on(&dir, &clock, std::slice::from_ref(&rule));
-    record_at(&a, &clock, T0, 180.0);
-    a.flush_notifications(Duration::from_secs(5));
+    let (first, rx) = engine_on(&dir, &clock, std::slice::from_ref(&rule));
+    record_at(&first, &clock, T0, 180.0);
+    first.flush_notifications(Duration::from_secs(5));
     assert_eq!(got(&rx), [("room_busy".to_owned(), NotificationKind::Firing)]);
-    let id = a.active_alerts()[0].alert_id.clone();
-    assert!(a.acknowledge_alert(&id));
-    record_at(&a, &clock, T0 + 1_000, 150.0);
-    a.shutdown().unwrap();
+    let id = first.active_alerts()[0].alert_id.clone();
+    assert!(first.acknowledge_alert(&id));
+    record_at(&first, &clock, T0 + 1_000, 150.0);
+    first.shutdown().unwrap();
 
     clock.set_millis(T0 + 10_000);
-    let (b, rx) = engine_on(&dir, &clock, &[rule]);
-    record_at(&b, &clock, T0 + 11_000, 160.0);
-    let active = b.active_alerts();
+    let (second, rx) = engine_on(&dir, &clock, &[rule]);
+    record_at(&second, &clock, T0 + 11_000, 160.0);
+    let active = second.active_alerts();
     assert_eq!(active.len(), 1);
     assert_eq!(active[0].state, AlertState::Firing);
     assert!(active[0].acknowledged, "the acknowledgement was lost");
     assert!(active[0].firing_notified);
     assert_eq!(active[0].firing_since_ms, Some(T0));
-    b.flush_notifications(Duration::from_secs(5));
+    second.flush_notifications(Duration::from_secs(5));
     assert!(got(&rx).is_empty(), "the firing was announced a second time");
 
-    record_at(&b, &clock, T0 + 12_000, 50.0);
-    record_at(&b, &clock, T0 + 13_000, 50.0);
-    b.flush_notifications(Duration::from_secs(5));
-    let n: Vec<Notification> = rx.try_iter().collect();
-    assert_eq!(n.len(), 1, "{n:?}");
-    assert_eq!(n[0].kind, NotificationKind::Resolved);
-    let r = n[0].resolution.unwrap();
-    assert_eq!((r.duration_ms, r.peak_value), (12_000, Some(180.0)));
-    b.shutdown().unwrap();
+    record_at(&second, &clock, T0 + 12_000, 50.0);
+    record_at(&second, &clock, T0 + 13_000, 50.0);
+    second.flush_notifications(Duration::from_secs(5));
+    let sent: Vec<Notification> = rx.try_iter().collect();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].kind, NotificationKind::Resolved);
+    let res = sent[0].resolution.unwrap();
+    assert_eq!((res.duration_ms, res.peak_value), (12_000, Some(180.0)));
+    second.shutdown().unwrap();
 
     // and a third start has nothing left to resolve
-    let (c, rx) = engine_on(&dir, &clock, &[busy(Duration::ZERO)]);
-    record_at(&c, &clock, T0 + 14_000, 50.0);
-    c.shutdown().unwrap();
+    let (third, rx) = engine_on(&dir, &clock, &[busy(Duration::ZERO)]);
+    record_at(&third, &clock, T0 + 14_000, 50.0);
+    third.shutdown().unwrap();
     assert!(got(&rx).is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -198,9 +198,10 @@ fn state_of_a_changed_rule_is_dropped_and_counted() {
 
     let stricter = AlertRule::builder("room_busy", "room_load").above(120.0).build().unwrap();
     let (b, rx) = engine_on(&dir, &clock, &[stricter]);
-    assert!(b.prometheus_text().contains(
-        "watchpost_state_restore_dropped_total{reason=\"rule_changed\"} 1"
-    ));
+    assert!(
+        b.prometheus_text()
+            .contains("watchpost_state_restore_dropped_total{reason=\"rule_changed\"} 1")
+    );
     // the new rule starts from scratch: its firing is announced
     record_at(&b, &clock, T0 + 1_000, 150.0);
     b.flush_notifications(Duration::from_secs(5));
@@ -359,7 +360,7 @@ fn sigkill_at_any_moment_leaves_old_or_new_files() {
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains("corrupt") || n.ends_with(".tmp"))
+        .filter(|n| n.contains("corrupt") || Path::new(n).extension().is_some_and(|e| e == "tmp"))
         .collect();
     assert!(moved.is_empty(), "{moved:?}");
     // what the last child wrote is there: its alert and its history
