@@ -213,6 +213,20 @@ impl Persister {
                         c.inc();
                     }
                 }
+                if !r.dropped.is_empty() {
+                    let mut names: Vec<String> = r
+                        .dropped
+                        .iter()
+                        .map(|(what, why)| format!("{what} ({})", why.as_str()))
+                        .collect();
+                    let more = names.len().saturating_sub(5);
+                    names.truncate(5);
+                    let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+                    eprintln!(
+                        "watchpost: saved alert state not restored: {}{more}",
+                        names.join(", ")
+                    );
+                }
             }
             Err(reason) => {
                 // checksummed but undecodable: written by an incompatible build
