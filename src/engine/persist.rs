@@ -168,6 +168,9 @@ impl Settings {
 impl Worker {
     /// Writes the history snapshot if one is due.
     pub(super) fn snapshot_if_due(&mut self) {
+        if self.persister.is_none() {
+            return; // without a state directory the clock is not read here
+        }
         let now_ms = self.shared.clock.now_ms();
         if self.persister.as_ref().is_some_and(|p| p.snapshot_due(now_ms)) {
             self.snapshot_history(now_ms);
@@ -188,6 +191,9 @@ impl Worker {
 
     /// At shutdown, after the last evaluation: writes both files.
     pub(super) fn persist_final(&mut self) {
+        if self.persister.is_none() {
+            return;
+        }
         let now_ms = self.shared.clock.now_ms();
         let Some(p) = self.persister.as_mut() else { return };
         let payload = p.alerts_now(&self.shared.alerts.lock(), now_ms);
