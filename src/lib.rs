@@ -52,6 +52,7 @@
 pub mod alert;
 pub mod analysis;
 mod clock;
+pub mod config;
 pub mod dashboard;
 pub mod detect;
 mod dispatch;
@@ -87,7 +88,7 @@ pub use crate::{
         DEFAULT_TOTAL_SERIES_CAP, Engine, EngineBuilder, MAX_NOTIFICATION_QUEUE_CAPACITY,
         MAX_RECORD_QUEUE_CAPACITY, Monitor, Recorder,
     },
-    error::{Error, Result},
+    error::{ConfigProblem, Error, Result},
     format::{Unit, format_number},
     health::HealthCheck,
     history::{MAX_HISTORY_CAPACITY, Sample},

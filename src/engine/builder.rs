@@ -97,6 +97,9 @@ pub struct EngineBuilder {
     performance: crate::analysis::SummaryConfig,
     detection: super::Detection,
     alerting: Alerting,
+    pub(super) config: Option<Result<crate::config::Config>>,
+    /// Silences of the configuration document, added once the manager exists.
+    pub(super) pending_silences: Vec<crate::alert::Silence>,
 }
 
 /// The alert settings of a builder.
@@ -203,6 +206,8 @@ impl Default for EngineBuilder {
                 threshold: crate::detect::DEFAULT_THRESHOLD,
             },
             alerting: Alerting::default(),
+            config: None,
+            pending_silences: Vec::new(),
         }
     }
 }
@@ -679,6 +684,14 @@ impl EngineBuilder {
     /// assert_eq!(err.to_string(), "invalid history_capacity: must be at least 1, got 0");
     /// ```
     pub fn build(mut self) -> Result<Engine> {
+        let config = match self.config.take() {
+            Some(config) => {
+                let config = config?;
+                self = self.apply_config(&config)?;
+                config
+            }
+            None => crate::config::Config::default(),
+        };
         self.validate()?;
         let to_ms = duration_ms;
         self.validate_limits()?;
@@ -688,7 +701,10 @@ impl EngineBuilder {
         });
         let r = &registry;
         let metrics = self_metrics(r)?;
-        let alerts = self.alerting.manager()?;
+        let mut alerts = self.alerting.manager()?;
+        for silence in std::mem::take(&mut self.pending_silences) {
+            alerts.add_silence(silence)?;
+        }
         let mut dispatcher = crate::dispatch::Dispatcher::builder()
             .capacity(self.alerting.queue_capacity)
             .handler_capacity(self.alerting.handler_queue_capacity)
@@ -734,6 +750,7 @@ impl EngineBuilder {
             notify: dispatcher.handle(),
             notify_flush_timeout: self.alerting.flush_timeout,
             staleness_ms: self.alerting.staleness.map(to_ms),
+            config: parking_lot::Mutex::new(config),
         });
         let (nudge_tx, nudge_rx) = crossbeam_channel::bounded(1);
         let (control_tx, control_rx) = crossbeam_channel::unbounded();
