@@ -3,6 +3,7 @@
 
 mod alerting;
 mod analysis;
+mod config;
 mod anomaly;
 mod dashboard;
 mod detection;
