@@ -42,7 +42,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use self::prometheus::import_prometheus_rules;
+pub use self::prometheus::{PrometheusImport, import_prometheus_rules};
 pub use self::rule::{ConditionSpec, FlapSpec, InhibitSpec, MOfN, RuleSpec, SilenceSpec};
 pub use self::settings::{DetectorChoice, EngineSettings, RepeatSetting};
 use self::spans::Place;
