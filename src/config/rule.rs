@@ -38,7 +38,7 @@ use crate::error::Result;
 ///        op = "gt"
 ///        value = 0.25"#,
 /// )?;
-/// assert_eq!(c.to_condition()?.to_string(), "quantile over 300s > 0.25");
+/// assert_eq!(c.to_condition()?.to_string(), "quantile(0.99) over 300s > 0.25");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

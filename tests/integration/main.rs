@@ -18,6 +18,7 @@ mod load;
 mod metrics_facade;
 #[cfg(feature = "http")]
 mod middleware;
+mod prometheus_import;
 mod props;
 #[cfg(all(feature = "notify", feature = "http"))]
 mod receivers;
