@@ -273,6 +273,38 @@ impl Monitor {
     }
 }
 
+impl Monitor {
+    /// The configuration in effect: the `[engine]` settings and detector
+    /// choices of the document in force, and every rule, inhibit rule and
+    /// silence the engine holds now, wherever it came from (defaults, code,
+    /// file, HTTP). Expired silences are left out. Nothing in it is secret.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// let config = engine.effective_config();
+    /// assert_eq!(config.rules.len(), 5); // the default rules
+    /// assert!(config.to_toml().contains("name = \"cpu_usage_warning\""));
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn effective_config(&self) -> Config {
+        let mut config = self.config();
+        let now = self.clock_now_ms();
+        let mgr = self.shared.alerts.lock();
+        config.rules = mgr.rules().map(crate::config::RuleSpec::from_rule).collect();
+        config.inhibit_rules =
+            mgr.inhibit_rules().iter().map(crate::config::InhibitSpec::from_inhibit_rule).collect();
+        config.silences = mgr
+            .silences()
+            .iter()
+            .filter(|s| !s.is_expired(now))
+            .map(SilenceSpec::from_silence)
+            .collect();
+        config
+    }
+}
+
 /// Adds, replaces and removes rules as [`Monitor::reload_config`] documents.
 fn apply_rules(
     mgr: &mut AlertManager,

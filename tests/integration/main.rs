@@ -12,6 +12,8 @@ mod export;
 mod fuzz;
 #[cfg(feature = "http")]
 mod http;
+#[cfg(feature = "http")]
+mod http_rules;
 mod lifecycle;
 mod load;
 #[cfg(feature = "metrics")]
