@@ -113,6 +113,9 @@ pub mod guide {
     #[doc = include_str!("../docs/anomaly.md")]
     pub mod anomaly {}
     #[doc = include_str!("guide_links.md")]
+    #[doc = include_str!("../docs/config.md")]
+    pub mod config {}
+    #[doc = include_str!("guide_links.md")]
     #[doc = include_str!("../docs/dashboard.md")]
     pub mod dashboard {}
     #[doc = include_str!("guide_links.md")]
@@ -125,6 +128,9 @@ pub mod guide {
     #[doc = include_str!("../docs/notify.md")]
     #[cfg(feature = "notify")]
     pub mod notify {}
+    #[doc = include_str!("guide_links.md")]
+    #[doc = include_str!("../docs/persistence.md")]
+    pub mod persistence {}
     #[doc = include_str!("guide_links.md")]
     #[doc = include_str!("../docs/reliability.md")]
     pub mod reliability {}

@@ -102,7 +102,7 @@ impl ConditionSpec {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] for a forecast whose horizons are out of
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) for a forecast whose horizons are out of
     /// order or whose threshold is not finite (other checks happen when the
     /// rule is built).
     ///
@@ -389,7 +389,7 @@ impl RuleSpec {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] naming the field and quoting the value, as
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) naming the field and quoting the value, as
     /// [`RuleBuilder::build`](crate::alert::RuleBuilder::build) reports it.
     ///
     /// # Examples
@@ -541,7 +541,7 @@ impl InhibitSpec {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] quoting a matcher that does not parse.
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) quoting a matcher that does not parse.
     ///
     /// # Examples
     ///
@@ -614,7 +614,7 @@ impl SilenceSpec {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] for a bad matcher, no matcher, or a range
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) for a bad matcher, no matcher, or a range
     /// that is empty or longer than [`Silence::MAX_DURATION_MS`].
     ///
     /// # Examples
