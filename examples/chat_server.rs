@@ -142,7 +142,11 @@ static RELOAD: AtomicBool = AtomicBool::new(false);
 /// Reloads the configuration file whenever [`RELOAD`] is raised; the thread
 /// ends with the process.
 fn reload_on_signal(monitor: watchpost::Monitor, path: PathBuf) -> watchpost::Result<()> {
-    eprintln!("chat_server: configuration from {}; `kill -HUP {}` reloads it", path.display(), std::process::id());
+    eprintln!(
+        "chat_server: configuration from {}; `kill -HUP {}` reloads it",
+        path.display(),
+        std::process::id()
+    );
     let watch = move || {
         loop {
             std::thread::sleep(POLL);
@@ -297,7 +301,7 @@ struct Config {
     /// Where the final dashboard JSON goes, if anywhere (`--json`).
     json: Option<JsonOut>,
     /// The configuration file (`--config`), reloaded on SIGHUP.
-    config_file: Option<PathBuf>,
+    settings_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -310,7 +314,7 @@ impl Default for Config {
             alertmanagers: Vec::new(),
             webhooks: Vec::new(),
             json: None,
-            config_file: None,
+            settings_file: None,
         }
     }
 }
@@ -401,7 +405,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
                 if value.is_empty() {
                     return Err("--config needs a file path".to_owned());
                 }
-                config.config_file = Some(PathBuf::from(value));
+                config.settings_file = Some(PathBuf::from(value));
             }
             "--alertmanager" | "--webhook" => {
                 let value = flag_value(flag, inline, &mut args)?;
@@ -468,7 +472,7 @@ fn main() -> ExitCode {
     let on_signal = {
         let stop = Arc::clone(&stop);
         let hup = Arc::clone(&hup);
-        let reloads = config.config_file.is_some();
+        let reloads = config.settings_file.is_some();
         move || {
             if reloads {
                 std::thread::sleep(Duration::from_millis(20));
@@ -487,7 +491,7 @@ fn main() -> ExitCode {
         eprintln!("chat_server: cannot handle Ctrl-C ({e}); it will end the run abruptly");
     }
     #[cfg(unix)]
-    if config.config_file.is_some()
+    if config.settings_file.is_some()
         && let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGHUP, hup)
     {
         eprintln!("chat_server: cannot handle SIGHUP ({e}); the configuration will not reload");
@@ -517,7 +521,7 @@ fn run(config: &Config, stop: &AtomicBool) -> watchpost::Result<()> {
         .sample_interval(SAMPLE_INTERVAL)
         .dashboard_recent_metrics(RECENT_METRICS)
         .notifier("log", LogNotifier::stderr());
-    builder = match &config.config_file {
+    builder = match &config.settings_file {
         // examples/chat_server.toml holds the same settings, rule and detector.
         Some(path) => builder.config_file(path),
         None => builder
@@ -546,7 +550,7 @@ fn run(config: &Config, stop: &AtomicBool) -> watchpost::Result<()> {
         }
     }
     let engine = builder.build()?;
-    if let Some(path) = &config.config_file {
+    if let Some(path) = &config.settings_file {
         reload_on_signal(engine.monitor(), path.clone())?;
     }
     let integrations = Integrations::install(&engine)?;
@@ -1677,7 +1681,7 @@ mod tests {
     #[test]
     fn the_example_config_reproduces_the_built_in_setup() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/chat_server.toml");
-        assert_eq!(config(&["--config", path]).unwrap().config_file, Some(PathBuf::from(path)));
+        assert_eq!(config(&["--config", path]).unwrap().settings_file, Some(PathBuf::from(path)));
         let from_file =
             Engine::builder().without_system_source().config_file(path).build().unwrap();
         let in_code = Engine::builder()

@@ -206,14 +206,13 @@ impl Config {
     pub fn from_toml_str(text: &str, file: &str) -> Result<Config> {
         let raw: RawConfig = match parse(text) {
             Ok(raw) => raw,
-            Err(problem) => return Err(Error::Config { file: file.to_owned(), problems: vec![problem] }),
+            Err(problem) => {
+                return Err(Error::Config { file: file.to_owned(), problems: vec![problem] });
+            }
         };
         let mut problems = Vec::new();
-        let mut config = Config {
-            engine: raw.engine,
-            detectors: raw.detectors,
-            ..Config::default()
-        };
+        let mut config =
+            Config { engine: raw.engine, detectors: raw.detectors, ..Config::default() };
         let mut names: BTreeMap<String, usize> = BTreeMap::new();
         for (i, spanned) in raw.rules.into_iter().enumerate() {
             let span = spanned.span();

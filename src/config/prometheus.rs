@@ -183,7 +183,11 @@ pub fn import_prometheus_rules(text: &str, file: &str) -> Result<PrometheusImpor
 }
 
 /// The line of the rule's `alert:` or `record:` key (YAML values carry no place).
-fn locate<'a>(text: &str, rule: &'a PromRule, seen: &mut BTreeMap<&'a str, usize>) -> Option<usize> {
+fn locate<'a>(
+    text: &str,
+    rule: &'a PromRule,
+    seen: &mut BTreeMap<&'a str, usize>,
+) -> Option<usize> {
     let (key, name) = match (&rule.alert, &rule.record) {
         (Some(a), _) => ("alert:", a.as_str()),
         (None, Some(r)) => ("record:", r.as_str()),
@@ -194,9 +198,10 @@ fn locate<'a>(text: &str, rule: &'a PromRule, seen: &mut BTreeMap<&'a str, usize
         .lines()
         .enumerate()
         .filter(|(_, l)| {
-            l.trim_start().trim_start_matches("- ").strip_prefix(key).is_some_and(|rest| {
-                rest.trim().trim_matches(|c| c == '"' || c == '\'') == name
-            })
+            l.trim_start()
+                .trim_start_matches("- ")
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim().trim_matches(|c| c == '"' || c == '\'') == name)
         })
         .nth(*nth)
         .map(|(i, _)| i + 1);
@@ -220,7 +225,12 @@ fn convert(rule: &PromRule) -> std::result::Result<RuleSpec, String> {
     let mut spec = RuleSpec::new(
         name.clone(),
         e.metric,
-        ConditionSpec::Threshold { aggregate: e.aggregate, window: e.window, op: e.op, value: e.value },
+        ConditionSpec::Threshold {
+            aggregate: e.aggregate,
+            window: e.window,
+            op: e.op,
+            value: e.value,
+        },
     );
     spec.matchers = e.matchers;
     if let Some(d) = &rule.pending {
@@ -267,9 +277,9 @@ fn template(text: &str) -> std::result::Result<String, String> {
         };
         let inner = after[..end].trim().trim_start_matches('-').trim_end_matches('-').trim();
         // `printf "%.2f" $value` and `$value | humanize*` print the value.
-        let inner = inner.strip_prefix("printf").map_or(inner, |p| {
-            p.trim_start().split_once(' ').map_or(p, |(_, arg)| arg.trim())
-        });
+        let inner = inner
+            .strip_prefix("printf")
+            .map_or(inner, |p| p.trim_start().split_once(' ').map_or(p, |(_, arg)| arg.trim()));
         let inner = inner.split_once('|').map_or(inner, |(v, f)| {
             if f.trim().starts_with("humanize") { v.trim() } else { inner }
         });
@@ -280,7 +290,10 @@ fn template(text: &str) -> std::result::Result<String, String> {
             out.push_str(label);
             out.push_str("}}");
         } else {
-            return Err(format!("the template action `{{{{{}}}}}` (only $value and $labels.NAME)", &after[..end]));
+            return Err(format!(
+                "the template action `{{{{{}}}}}` (only $value and $labels.NAME)",
+                &after[..end]
+            ));
         }
         rest = &after[end + 2..];
     }
@@ -335,35 +348,39 @@ fn lex(src: &str) -> std::result::Result<Vec<Tok>, String> {
             }
             toks.push(Tok::Dur(chars[start..i].iter().collect::<String>().trim().to_owned()));
         } else if c == '"' || c == '\'' || c == '`' {
-            let mut s = String::new();
+            let mut lit = String::new();
             i += 1;
             loop {
-                let Some(&d) = chars.get(i) else { return Err("an unterminated string".to_owned()) };
+                let Some(&ch2) = chars.get(i) else {
+                    return Err("an unterminated string".to_owned());
+                };
                 i += 1;
-                if d == c {
+                if ch2 == c {
                     break;
                 }
-                if d == '\\' && c != '`' {
-                    let Some(&e) = chars.get(i) else {
+                if ch2 == '\\' && c != '`' {
+                    let Some(&esc) = chars.get(i) else {
                         return Err("an unterminated string".to_owned());
                     };
                     i += 1;
-                    match e {
-                        'n' => s.push('\n'),
-                        't' => s.push('\t'),
-                        'r' => s.push('\r'),
-                        '\\' | '"' | '\'' => s.push(e),
+                    match esc {
+                        'n' => lit.push('\n'),
+                        't' => lit.push('\t'),
+                        'r' => lit.push('\r'),
+                        '\\' | '"' | '\'' => lit.push(esc),
                         other => {
-                            s.push('\\');
-                            s.push(other);
+                            lit.push('\\');
+                            lit.push(other);
                         }
                     }
                 } else {
-                    s.push(d);
+                    lit.push(ch2);
                 }
             }
-            toks.push(Tok::Str(s));
-        } else if c.is_ascii_digit() || (c == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit)) {
+            toks.push(Tok::Str(lit));
+        } else if c.is_ascii_digit()
+            || (c == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit))
+        {
             let start = i;
             while i < chars.len()
                 && (chars[i].is_ascii_alphanumeric()
@@ -380,7 +397,9 @@ fn lex(src: &str) -> std::result::Result<Vec<Tok>, String> {
             }
         } else if c.is_ascii_alphabetic() || c == '_' || c == ':' {
             let start = i;
-            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':') {
+            while i < chars.len()
+                && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':')
+            {
                 i += 1;
             }
             let word: String = chars[start..i].iter().collect();
@@ -407,8 +426,20 @@ fn lex(src: &str) -> std::result::Result<Vec<Tok>, String> {
 }
 
 const AGGREGATIONS: [&str; 14] = [
-    "sum", "avg", "min", "max", "count", "group", "stddev", "stdvar", "topk", "bottomk",
-    "quantile", "count_values", "limitk", "limit_ratio",
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "count",
+    "group",
+    "stddev",
+    "stdvar",
+    "topk",
+    "bottomk",
+    "quantile",
+    "count_values",
+    "limitk",
+    "limit_ratio",
 ];
 
 fn compare_op(p: &str) -> Option<CompareOp> {
@@ -489,9 +520,8 @@ fn parse_expr(src: &str) -> std::result::Result<Expr, String> {
 
 fn number(toks: &[Tok]) -> Option<f64> {
     match toks {
-        [Tok::Num(n)] => Some(*n),
+        [Tok::Num(n)] | [Tok::Punct("+"), Tok::Num(n)] => Some(*n),
         [Tok::Punct("-"), Tok::Num(n)] => Some(-n),
-        [Tok::Punct("+"), Tok::Num(n)] => Some(*n),
         [Tok::Punct("("), inner @ .., Tok::Punct(")")] => number(inner),
         _ => None,
     }
@@ -500,7 +530,7 @@ fn number(toks: &[Tok]) -> Option<f64> {
 fn finish(toks: &[Tok], op: CompareOp, value: f64) -> std::result::Result<Expr, String> {
     let (aggregate, window, sel) = match toks {
         [Tok::Ident(f), Tok::Punct("("), inner @ .., Tok::Punct(")")]
-            if !AGGREGATIONS.contains(&f.as_str()) && !matches!(inner.first(), None) =>
+            if !AGGREGATIONS.contains(&f.as_str()) && !inner.is_empty() =>
         {
             let (aggregate, inner) = match f.as_str() {
                 "rate" => (Aggregate::Rate, inner),
@@ -512,7 +542,11 @@ fn finish(toks: &[Tok], op: CompareOp, value: f64) -> std::result::Result<Expr, 
                 "last_over_time" => (Aggregate::Last, inner),
                 "quantile_over_time" => match inner {
                     [Tok::Num(q), Tok::Punct(","), rest @ ..] => (Aggregate::Quantile(*q), rest),
-                    _ => return Err("quantile_over_time without a number as its first argument".to_owned()),
+                    _ => {
+                        return Err(
+                            "quantile_over_time without a number as its first argument".to_owned()
+                        );
+                    }
                 },
                 other => return Err(format!("the function `{other}`")),
             };
@@ -540,7 +574,7 @@ fn selector(toks: &[Tok]) -> std::result::Result<(String, Vec<String>), String> 
         [Tok::Ident(m), Tok::Punct("{"), body @ .., Tok::Punct("}")] => (Some(m.clone()), body),
         [Tok::Punct("{"), body @ .., Tok::Punct("}")] => (None, body),
         [.., Tok::Punct("]")] => return Err("a range selector outside a function".to_owned()),
-        _ if toks.iter().any(|t| *t == Tok::Punct("(")) => {
+        _ if toks.contains(&Tok::Punct("(")) => {
             return Err("a nested expression (one selector, optionally in one function)".to_owned());
         }
         _ => return Err("an expression that is not a metric selector".to_owned()),
@@ -591,9 +625,15 @@ mod tests {
         let e = ok(r#"node_load1{job="node", instance=~"web-\\d+"} > 4"#);
         assert_eq!(e.metric, "node_load1");
         assert_eq!(e.matchers, [r#"job="node""#, r#"instance=~"web-\\d+""#]);
-        assert_eq!((e.aggregate, e.window, e.op, e.value), (Aggregate::Last, DEFAULT_WINDOW, CompareOp::Gt, 4.0));
+        assert_eq!(
+            (e.aggregate, e.window, e.op, e.value),
+            (Aggregate::Last, DEFAULT_WINDOW, CompareOp::Gt, 4.0)
+        );
         let e = ok("rate(http_errors_total[5m]) >= 0.5");
-        assert_eq!((e.aggregate, e.window, e.op), (Aggregate::Rate, Duration::from_mins(5), CompareOp::Ge));
+        assert_eq!(
+            (e.aggregate, e.window, e.op),
+            (Aggregate::Rate, Duration::from_mins(5), CompareOp::Ge)
+        );
         let e = ok("quantile_over_time(0.9, latency_seconds[10m]) > 1e-1");
         assert_eq!((e.aggregate, e.value), (Aggregate::Quantile(0.9), 0.1));
         let e = ok(r#"10 < {__name__="free_bytes", mount!="/boot",}"#);

@@ -247,7 +247,7 @@ fn is_default_message(s: &str) -> bool {
 
 /// An alert rule as written in a file: one field per
 /// [`RuleBuilder`](crate::alert::RuleBuilder) setter, with the same
-/// defaults. Matchers are written as in PromQL or Alertmanager
+/// defaults. Matchers are written as in `PromQL` or Alertmanager
 /// (`'mount!~"/snap/.*"'`), durations as text (`"5m"`).
 ///
 /// | field | builder | default |
@@ -346,7 +346,10 @@ fn warning() -> Severity {
     Severity::Warning
 }
 
-#[allow(clippy::trivially_copy_pass_by_ref, reason = "serde's skip_serializing_if passes a reference")]
+#[allow(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if passes a reference"
+)]
 fn is_warning(s: &Severity) -> bool {
     *s == Severity::Warning
 }
@@ -363,7 +366,11 @@ impl RuleSpec {
     /// assert_eq!(spec.to_rule()?.name(), "gone");
     /// # Ok::<(), watchpost::Error>(())
     /// ```
-    pub fn new(name: impl Into<String>, metric: impl Into<String>, condition: ConditionSpec) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        metric: impl Into<String>,
+        condition: ConditionSpec,
+    ) -> Self {
         RuleSpec {
             name: name.into(),
             metric: metric.into(),

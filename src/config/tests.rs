@@ -18,7 +18,12 @@ fn code_rules() -> Vec<AlertRule> {
         AlertRule::builder("p99_latency_high", "request_latency_seconds")
             .label_eq("route", "/send")
             .matcher(Matcher::not_regex("room", "test-.*").unwrap())
-            .threshold(crate::alert::Aggregate::Quantile(0.99), Duration::from_mins(5), CompareOp::Gt, 0.25)
+            .threshold(
+                crate::alert::Aggregate::Quantile(0.99),
+                Duration::from_mins(5),
+                CompareOp::Gt,
+                0.25,
+            )
             .recover_below(0.2)
             .m_of_n(3, 5)
             .pending_for(Duration::from_secs(90))
@@ -59,8 +64,10 @@ fn code_rules() -> Vec<AlertRule> {
 
 #[test]
 fn code_built_rules_round_trip_through_toml() {
-    let mut config = Config::default();
-    config.rules = code_rules().iter().map(RuleSpec::from_rule).collect();
+    let config = Config {
+        rules: code_rules().iter().map(RuleSpec::from_rule).collect(),
+        ..Config::default()
+    };
     let text = config.to_toml();
     let back = Config::from_toml_str(&text, "round.toml").unwrap();
     assert_eq!(back, config, "{text}");
@@ -174,7 +181,8 @@ fn zero_repeat_interval_is_refused_off_is_not() {
             .unwrap_err(),
     );
     assert_eq!(p[0].field, "engine.repeat_interval.critical");
-    let ok = Config::from_toml_str("[engine]\nrepeat_interval = { critical = \"off\" }\n", "t.toml");
+    let ok =
+        Config::from_toml_str("[engine]\nrepeat_interval = { critical = \"off\" }\n", "t.toml");
     assert_eq!(ok.unwrap().engine.repeat_interval[&Severity::Critical], RepeatSetting(None));
 }
 

@@ -217,9 +217,15 @@ impl Monitor {
         let built = config.build_all()?;
         let now = self.clock_now_ms();
         let mut current = self.shared.config.lock();
-        let mut report = ReloadReport::default();
-        report.restart_required =
-            config.engine.needs_restart_from(&current.engine).into_iter().map(String::from).collect();
+        let mut report = ReloadReport {
+            restart_required: config
+                .engine
+                .needs_restart_from(&current.engine)
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            ..ReloadReport::default()
+        };
         if config.detectors != current.detectors {
             report.restart_required.push("detectors".to_owned());
         }
@@ -232,7 +238,14 @@ impl Monitor {
             inhibit.retain(|r| !old_inhibit.contains(r));
             inhibit.extend(built.inhibit_rules);
             mgr.set_inhibit_rules(inhibit);
-            apply_silences(&mut mgr, &current.silences, &config.silences, built.silences, now, &mut report);
+            apply_silences(
+                &mut mgr,
+                &current.silences,
+                &config.silences,
+                built.silences,
+                now,
+                &mut report,
+            );
             if let Some(on) = config.engine.default_inhibition {
                 mgr.set_default_inhibition(on);
             } else if current.engine.default_inhibition.is_some() {

@@ -17,10 +17,7 @@ use crate::engine::Monitor;
 /// token the writes answer 403 like the other mutating routes.
 pub(super) fn routes(writable: bool) -> (MethodRouter<Api>, MethodRouter<Api>) {
     if writable {
-        (
-            get(list).merge(post(create)),
-            get(one).merge(put(replace)).merge(delete(remove)),
-        )
+        (get(list).merge(post(create)), get(one).merge(put(replace)).merge(delete(remove)))
     } else {
         (
             get(list).merge(post(writes_disabled)),
@@ -31,13 +28,11 @@ pub(super) fn routes(writable: bool) -> (MethodRouter<Api>, MethodRouter<Api>) {
 
 /// Parses a rule body: JSON errors name the field path, line and column;
 /// rule errors are the builder's.
-fn parse(body: &[u8]) -> Result<crate::alert::AlertRule, Response> {
+fn parse(body: &[u8]) -> Result<crate::alert::AlertRule, String> {
     let de = &mut serde_json::Deserializer::from_slice(body);
-    let spec: RuleSpec = serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        error(StatusCode::BAD_REQUEST, format!("invalid body at {path}: {}", e.inner()))
-    })?;
-    spec.to_rule().map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))
+    let spec: RuleSpec = serde_path_to_error::deserialize(de)
+        .map_err(|e| format!("invalid body at {}: {}", e.path(), e.inner()))?;
+    spec.to_rule().map_err(|e| e.to_string())
 }
 
 async fn list(State(monitor): State<Monitor>) -> Response {
@@ -62,7 +57,7 @@ async fn one(State(monitor): State<Monitor>, Path(name): Path<String>) -> Respon
 async fn create(State(monitor): State<Monitor>, body: Bytes) -> Response {
     let rule = match parse(&body) {
         Ok(rule) => rule,
-        Err(response) => return response,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     let name = rule.name().to_owned();
     match blocking(move || monitor.add_alert_rule(rule)).await {
@@ -72,10 +67,14 @@ async fn create(State(monitor): State<Monitor>, body: Bytes) -> Response {
     }
 }
 
-async fn replace(State(monitor): State<Monitor>, Path(name): Path<String>, body: Bytes) -> Response {
+async fn replace(
+    State(monitor): State<Monitor>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
     let rule = match parse(&body) {
         Ok(rule) => rule,
-        Err(response) => return response,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     if rule.name() != name {
         return error(

@@ -5,17 +5,19 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crossbeam_channel::Receiver;
-use watchpost::alert::{AlertState, ChannelNotifier, Notification, NotificationKind, ResolveReason};
+use watchpost::alert::{
+    AlertState, ChannelNotifier, Notification, NotificationKind, ResolveReason,
+};
 use watchpost::{Error, ManualClock};
 
 use crate::util::{T0, builder};
 
 /// A file in a fresh directory of its own.
-fn file(test: &str, text: &str) -> PathBuf {
+fn file(test: &str, contents: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("watchpost-config-{test}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("watchpost.toml");
-    std::fs::write(&path, text).unwrap();
+    std::fs::write(&path, contents).unwrap();
     path
 }
 
@@ -51,7 +53,7 @@ fn a_file_with_one_bad_rule_changes_nothing_and_says_where() {
     let engine = builder(&clock).config_file(&path).build().unwrap();
     assert_eq!(rule_names(&engine), ["queue_backlog", "queue_empty"]);
 
-    let bad = QUEUE_RULES.replace("value = 100.0", "value = 50.0").to_owned()
+    let bad = QUEUE_RULES.replace("value = 100.0", "value = 50.0")
         + r#"
 [[rules]]
 name = "new_rule"
@@ -83,7 +85,10 @@ fn an_unchanged_rule_keeps_its_pending_timer_a_changed_one_restarts() {
     depth.set(150.0);
     engine.flush().unwrap();
     let pending = |e: &watchpost::Engine, rule: &str| {
-        e.active_alerts().into_iter().find(|a| a.rule == rule).map(|a| (a.state, a.pending_since_ms))
+        e.active_alerts()
+            .into_iter()
+            .find(|a| a.rule == rule)
+            .map(|a| (a.state, a.pending_since_ms))
     };
     assert_eq!(pending(&engine, "queue_backlog"), Some((AlertState::Pending, Some(T0))));
 
@@ -134,7 +139,10 @@ fn a_removed_rules_firing_alert_resolves_once_with_the_reason() {
     }
     let after: Vec<_> = rx.try_iter().collect();
     assert_eq!(after.len(), 1, "{after:?}");
-    assert_eq!((after[0].rule.as_str(), after[0].kind), ("queue_empty", NotificationKind::Resolved));
+    assert_eq!(
+        (after[0].rule.as_str(), after[0].kind),
+        ("queue_empty", NotificationKind::Resolved)
+    );
     assert_eq!(after[0].resolution.unwrap().reason, ResolveReason::RuleRemoved);
     assert_eq!(rule_names(&engine), ["queue_backlog"]);
 }

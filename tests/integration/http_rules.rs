@@ -14,7 +14,13 @@ use crate::util::{T0, builder};
 const TOKEN: &str = "s3cret";
 
 /// One request with `Connection: close`; returns the status and the JSON body.
-fn send(addr: SocketAddr, method: &str, path: &str, body: Option<&str>, token: bool) -> (u16, Value) {
+fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    token: bool,
+) -> (u16, Value) {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let body = body.unwrap_or("");

@@ -3,8 +3,8 @@
 
 mod alerting;
 mod analysis;
-mod config;
 mod anomaly;
+mod config;
 mod dashboard;
 mod detection;
 mod engine_alerts;

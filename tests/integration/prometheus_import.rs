@@ -1,5 +1,5 @@
 //! Prometheus alerting-rule files through the importer. The files under
-//! tests/data/prometheus_rules/ are checked by `promtool check rules` (the
+//! `tests/data/prometheus_rules/` are checked by `promtool check rules` (the
 //! oracle that they are valid Prometheus) when promtool is installed.
 
 use std::path::Path;
@@ -58,22 +58,30 @@ fn mixin_style_files_import_with_their_thresholds_windows_and_severities() {
     );
     assert_eq!(rules[2].labels(), [("team".to_owned(), "platform".to_owned())]);
     assert_eq!(rules[3].condition().to_string(), "rate over 300s > 0.1");
-    assert_eq!(import.rules[0].message, "CPU on {{labels.instance}} has been {{value}}% busy for 15 minutes.");
+    assert_eq!(
+        import.rules[0].message,
+        "CPU on {{labels.instance}} has been {{value}}% busy for 15 minutes."
+    );
     // runbook_url has no counterpart: reported, not silently lost.
     assert!(import.notes.iter().any(|n| n.contains("runbook_url")), "{:?}", import.notes);
     assert!(import.notes.iter().any(|n| n.contains("renamed")), "{:?}", import.notes);
 
     let (text, file) = data("node_memory.yml");
     let import = import_prometheus_rules(&text, &file).unwrap();
-    let swap = import.rules.iter().find(|r| r.name == "NodeSwapAlmostFull").unwrap().to_rule().unwrap();
+    let swap =
+        import.rules.iter().find(|r| r.name == "NodeSwapAlmostFull").unwrap().to_rule().unwrap();
     // `5 > min_over_time(...)` turned around.
     assert_eq!(swap.condition().to_string(), "min over 600s < 5");
     let oom = import.rules.iter().find(|r| r.name == "NodeOomKills").unwrap().to_rule().unwrap();
-    assert_eq!((oom.condition().to_string().as_str(), oom.severity()), ("sum over 3600s > 0", Severity::Error));
+    assert_eq!(
+        (oom.condition().to_string().as_str(), oom.severity()),
+        ("sum over 3600s > 0", Severity::Error)
+    );
 
     let (text, file) = data("node_disk.yml");
     let import = import_prometheus_rules(&text, &file).unwrap();
-    let io = import.rules.iter().find(|r| r.name == "NodeDiskIOSaturation").unwrap().to_rule().unwrap();
+    let io =
+        import.rules.iter().find(|r| r.name == "NodeDiskIOSaturation").unwrap().to_rule().unwrap();
     assert_eq!(io.condition().to_string(), "quantile(0.9) over 1800s > 10");
     assert_eq!(import.rules.len(), 4);
 }
@@ -109,8 +117,11 @@ fn an_imported_rule_fires_after_its_for_in_an_engine() {
     config.engine.default_alert_rules = Some(false);
     let clock = ManualClock::at_millis(T0);
     let engine = builder(&clock).config(config).build().unwrap();
-    let used = engine.gauge_with("node_memory_used_percent", &[("job", "node"), ("instance", "a")]).unwrap();
-    let other_job = engine.gauge_with("node_memory_used_percent", &[("job", "x"), ("instance", "a")]).unwrap();
+    let used = engine
+        .gauge_with("node_memory_used_percent", &[("job", "node"), ("instance", "a")])
+        .unwrap();
+    let other_job =
+        engine.gauge_with("node_memory_used_percent", &[("job", "x"), ("instance", "a")]).unwrap();
     let state = |e: &watchpost::Engine| {
         e.active_alerts()
             .into_iter()
@@ -127,7 +138,8 @@ fn an_imported_rule_fires_after_its_for_in_an_engine() {
         assert_eq!(state(&engine), [("node".to_owned(), expected)], "minute {minute}");
         clock.advance(Duration::from_mins(1));
     }
-    let firing = engine.active_alerts().into_iter().find(|a| a.state == AlertState::Firing).unwrap();
+    let firing =
+        engine.active_alerts().into_iter().find(|a| a.state == AlertState::Firing).unwrap();
     assert_eq!(firing.title, "Host is running out of memory.");
     assert!(firing.message.contains("at a, has been above 90%"), "{}", firing.message);
     assert!(firing.message.contains("currently at 95%"), "{}", firing.message);
