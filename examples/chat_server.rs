@@ -136,6 +136,47 @@ fn slow_messages_rule() -> watchpost::Result<AlertRule> {
         .build()
 }
 
+/// Raised by SIGHUP (with `--config`): the configuration file is to be reloaded.
+static RELOAD: AtomicBool = AtomicBool::new(false);
+
+/// Reloads the configuration file whenever [`RELOAD`] is raised; the thread
+/// ends with the process.
+fn reload_on_signal(monitor: watchpost::Monitor, path: PathBuf) -> watchpost::Result<()> {
+    eprintln!(
+        "chat_server: configuration from {}; `kill -HUP {}` reloads it",
+        path.display(),
+        std::process::id()
+    );
+    let watch = move || {
+        loop {
+            std::thread::sleep(POLL);
+            if !RELOAD.swap(false, Relaxed) {
+                continue;
+            }
+            match monitor.reload_config(&path) {
+                Ok(r) => eprintln!(
+                    "chat_server: reloaded {}: added {:?}, changed {:?}, removed {:?}, unchanged {}{}",
+                    path.display(),
+                    r.added,
+                    r.changed,
+                    r.removed,
+                    r.unchanged.len(),
+                    if r.restart_required.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; needs a restart: {}", r.restart_required.join(", "))
+                    }
+                ),
+                // Every problem, each with file:line:column; nothing changed.
+                Err(e) => eprintln!("chat_server: reload refused, nothing changed:\n{e}"),
+            }
+        }
+    };
+    spawn("config-reload".into(), watch)
+        .map(drop)
+        .map_err(|e| io_error("cannot start the reload thread", &e))
+}
+
 /// The rooms users can join. A fixed set keeps the `room` label's
 /// cardinality bounded, whatever clients send.
 const ROOMS: [&str; 3] = ["general", "random", "dev"];
@@ -185,6 +226,7 @@ const MAX_LINE: u64 = 4096;
 const USAGE: &str = "\
 Usage: chat_server [--headless] [--duration SECONDS] [--users N] [--alerts-log PATH]
                    [--json PATH] [--serve ADDR] [--state-dir DIR]
+                   [--config FILE]
 
 Runs a small TCP chat server with simulated users, monitored by watchpost.
 Built with --features http it serves the live dashboard page on
@@ -213,6 +255,9 @@ Options:
                       repeatable; needs --features notify
   --state-dir DIR     keep alert state, silences and history in DIR, so a restart
                       (even after kill -9) goes on where the last run stopped
+  --config FILE       take the engine settings, rules and detectors from FILE
+                      (TOML, see examples/chat_server.toml and docs/config.md)
+                      instead of the built-in ones; on Unix, SIGHUP reloads it
   -h, --help          print this help
 
 Ctrl-C or SIGTERM stops the run cleanly (pending notifications are delivered
@@ -260,6 +305,8 @@ struct Config {
     json: Option<JsonOut>,
     /// The engine's state directory (`--state-dir`).
     state_dir: Option<PathBuf>,
+    /// The configuration file (`--config`), reloaded on SIGHUP.
+    settings_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -273,6 +320,7 @@ impl Default for Config {
             webhooks: Vec::new(),
             json: None,
             state_dir: None,
+            settings_file: None,
         }
     }
 }
@@ -365,6 +413,13 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
                 }
                 config.state_dir = Some(PathBuf::from(value));
             }
+            "--config" => {
+                let value = flag_value(flag, inline, &mut args)?;
+                if value.is_empty() {
+                    return Err("--config needs a file path".to_owned());
+                }
+                config.settings_file = Some(PathBuf::from(value));
+            }
             "--alertmanager" | "--webhook" => {
                 let value = flag_value(flag, inline, &mut args)?;
                 if !cfg!(feature = "notify") {
@@ -422,9 +477,23 @@ fn main() -> ExitCode {
     // second signal, while that takes long, exits at once.
     let stop = Arc::new(AtomicBool::new(false));
     let signals = AtomicU32::new(0);
+    // With --config, SIGHUP reloads the file. ctrlc also catches SIGHUP (as
+    // a stop); signal-hook's handler chains to ctrlc's and then raises `hup`
+    // within the same signal delivery, while this closure runs later on
+    // ctrlc's thread: after a short grace it knows which signal it was.
+    let hup = Arc::new(AtomicBool::new(false));
     let on_signal = {
         let stop = Arc::clone(&stop);
+        let hup = Arc::clone(&hup);
+        let reloads = config.settings_file.is_some();
         move || {
+            if reloads {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if hup.swap(false, Relaxed) {
+                RELOAD.store(true, Relaxed);
+                return;
+            }
             if signals.fetch_add(1, Relaxed) > 0 {
                 std::process::exit(130);
             }
@@ -433,6 +502,12 @@ fn main() -> ExitCode {
     };
     if let Err(e) = ctrlc::set_handler(on_signal) {
         eprintln!("chat_server: cannot handle Ctrl-C ({e}); it will end the run abruptly");
+    }
+    #[cfg(unix)]
+    if config.settings_file.is_some()
+        && let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGHUP, hup)
+    {
+        eprintln!("chat_server: cannot handle SIGHUP ({e}); the configuration will not reload");
     }
     match run(&config, &stop) {
         Ok(()) => ExitCode::SUCCESS,
@@ -458,12 +533,17 @@ fn run(config: &Config, stop: &AtomicBool) -> watchpost::Result<()> {
     let mut builder = Engine::builder()
         .sample_interval(SAMPLE_INTERVAL)
         .dashboard_recent_metrics(RECENT_METRICS)
-        .anomaly_detector_for(
-            "message_latency_seconds:p90",
-            Some(DetectorSpec::RobustZ(RobustZConfig::default())),
-        )
-        .alert_rule(slow_messages_rule()?)
         .notifier("log", LogNotifier::stderr());
+    builder = match &config.settings_file {
+        // examples/chat_server.toml holds the same settings, rule and detector.
+        Some(path) => builder.config_file(path),
+        None => builder
+            .anomaly_detector_for(
+                "message_latency_seconds:p90",
+                Some(DetectorSpec::RobustZ(RobustZConfig::default())),
+            )
+            .alert_rule(slow_messages_rule()?),
+    };
     if let Some(path) = &config.alerts_log {
         let file = std::fs::File::create(path)
             .map_err(|e| io_error(&format!("cannot create {}", path.display()), &e))?;
@@ -487,6 +567,9 @@ fn run(config: &Config, stop: &AtomicBool) -> watchpost::Result<()> {
         }
     }
     let engine = builder.build()?;
+    if let Some(path) = &config.settings_file {
+        reload_on_signal(engine.monitor(), path.clone())?;
+    }
     let integrations = Integrations::install(&engine)?;
     let metrics = Arc::new(ChatMetrics::register(&engine.monitor())?);
     let (http, page) = match serve(config, &engine)? {
@@ -1610,6 +1693,28 @@ mod tests {
             Command::Run(config) => Ok(config),
             Command::Help => Err("help".to_owned()),
         }
+    }
+
+    #[test]
+    fn the_example_config_reproduces_the_built_in_setup() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/chat_server.toml");
+        assert_eq!(config(&["--config", path]).unwrap().settings_file, Some(PathBuf::from(path)));
+        let from_file =
+            Engine::builder().without_system_source().config_file(path).build().unwrap();
+        let in_code = Engine::builder()
+            .without_system_source()
+            .alert_rule(slow_messages_rule().unwrap())
+            .build()
+            .unwrap();
+        let (file, code) = (from_file.effective_config(), in_code.effective_config());
+        assert_eq!(file.rules, code.rules);
+        assert_eq!(file.rules.len(), 6); // the five default rules and slow_messages
+        let loaded = from_file.config();
+        assert_eq!(loaded.engine.sample_interval, Some(SAMPLE_INTERVAL));
+        assert_eq!(
+            loaded.detectors["message_latency_seconds:p90"].spec(),
+            Some(&DetectorSpec::RobustZ(RobustZConfig::default()))
+        );
     }
 
     #[test]

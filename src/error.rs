@@ -132,6 +132,53 @@ pub enum Error {
         /// Why, with the limit in force.
         reason: String,
     },
+    /// A configuration (a file, or a document given over HTTP) was rejected
+    /// as a whole: every problem found, each with its place.
+    Config {
+        /// The file name, or a description such as `"request body"`.
+        file: String,
+        /// Every problem found, in the order of the document.
+        problems: Vec<ConfigProblem>,
+    },
+}
+
+/// One problem in a configuration document.
+///
+/// Displayed as `file:line:column: field: message`, the way compilers print
+/// errors, so editors can jump to it.
+///
+/// # Examples
+///
+/// ```
+/// let text = "[[rules]]\nname = \"cpu\"\nmetric = \"cpu usage\"\n";
+/// let err = watchpost::config::Config::from_toml_str(text, "demo.toml").unwrap_err();
+/// let watchpost::Error::Config { problems, .. } = &err else { unreachable!() };
+/// assert_eq!(problems[0].line, Some(1));
+/// assert!(err.to_string().starts_with("demo.toml:1:1: rules[0]"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ConfigProblem {
+    /// 1-based line, when the problem has a place in the document.
+    pub line: Option<usize>,
+    /// 1-based column (in characters), when the problem has a place.
+    pub column: Option<usize>,
+    /// The path of the offending field, such as `rules[2].condition`.
+    pub field: String,
+    /// What is wrong, quoting the offending value.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let (Some(line), Some(col)) = (self.line, self.column) {
+            write!(f, "{line}:{col}: ")?;
+        }
+        if self.field.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.field, self.message)
+        }
+    }
 }
 
 /// `Result` with [`enum@Error`] as the default error type.
@@ -184,6 +231,22 @@ impl fmt::Display for Error {
             Error::Json(e) => write!(f, "JSON serialization failed: {e}"),
             Error::SampleRejected { series, timestamp, reason } => {
                 write!(f, "sample of {series} at {timestamp} rejected: {reason}")
+            }
+            Error::Config { file, problems } => {
+                for (i, p) in problems.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str("\n")?;
+                    }
+                    if p.line.is_some() {
+                        write!(f, "{file}:{p}")?;
+                    } else {
+                        write!(f, "{file}: {p}")?;
+                    }
+                }
+                if problems.is_empty() {
+                    write!(f, "{file}: rejected")?;
+                }
+                Ok(())
             }
         }
     }

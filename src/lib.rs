@@ -52,6 +52,7 @@
 pub mod alert;
 pub mod analysis;
 mod clock;
+pub mod config;
 pub mod dashboard;
 pub mod detect;
 mod dispatch;
@@ -92,7 +93,7 @@ pub use crate::{
         DEFAULT_TOTAL_SERIES_CAP, Engine, EngineBuilder, MAX_NOTIFICATION_QUEUE_CAPACITY,
         MAX_RECORD_QUEUE_CAPACITY, Monitor, Recorder,
     },
-    error::{Error, Result},
+    error::{ConfigProblem, Error, Result},
     format::{Unit, format_number},
     health::HealthCheck,
     history::{MAX_HISTORY_CAPACITY, Sample},
@@ -116,6 +117,9 @@ pub mod guide {
     #[doc = include_str!("guide_links.md")]
     #[doc = include_str!("../docs/anomaly.md")]
     pub mod anomaly {}
+    #[doc = include_str!("guide_links.md")]
+    #[doc = include_str!("../docs/config.md")]
+    pub mod config {}
     #[doc = include_str!("guide_links.md")]
     #[doc = include_str!("../docs/dashboard.md")]
     pub mod dashboard {}

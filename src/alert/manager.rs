@@ -522,6 +522,11 @@ impl AlertManager {
         &self.inhibit_rules
     }
 
+    /// Replaces the custom inhibit rules (a configuration reload).
+    pub(crate) fn set_inhibit_rules(&mut self, rules: Vec<InhibitRule>) {
+        self.inhibit_rules = rules;
+    }
+
     /// Sets the repeat interval for rules of `severity` that do not set their
     /// own; `None` turns repeats off. Default: 4 h for critical, off otherwise.
     ///

@@ -14,7 +14,7 @@ use crate::error::Result;
 
 impl Monitor {
     /// Asks the worker to evaluate the rules now rather than at the next tick.
-    fn evaluate_soon(&self) {
+    pub(super) fn evaluate_soon(&self) {
         let _ = self.control.send(Control::Evaluate);
     }
 

@@ -98,6 +98,9 @@ pub struct EngineBuilder {
     detection: super::Detection,
     alerting: Alerting,
     pub(super) persist: super::persist::Settings,
+    pub(super) config: Option<Result<crate::config::Config>>,
+    /// Silences of the configuration document, added once the manager exists.
+    pub(super) pending_silences: Vec<crate::alert::Silence>,
 }
 
 /// The alert settings of a builder.
@@ -205,6 +208,8 @@ impl Default for EngineBuilder {
             },
             alerting: Alerting::default(),
             persist: super::persist::Settings::default(),
+            config: None,
+            pending_silences: Vec::new(),
         }
     }
 }
@@ -681,6 +686,14 @@ impl EngineBuilder {
     /// assert_eq!(err.to_string(), "invalid history_capacity: must be at least 1, got 0");
     /// ```
     pub fn build(mut self) -> Result<Engine> {
+        let config = match self.config.take() {
+            Some(config) => {
+                let config = config?;
+                self = self.apply_config(&config)?;
+                config
+            }
+            None => crate::config::Config::default(),
+        };
         self.validate()?;
         let to_ms = duration_ms;
         self.validate_limits()?;
@@ -691,6 +704,9 @@ impl EngineBuilder {
         let r = &registry;
         let metrics = self_metrics(r)?;
         let mut alerts = self.alerting.manager()?;
+        for silence in std::mem::take(&mut self.pending_silences) {
+            alerts.add_silence(silence)?;
+        }
         let caps =
             super::persist::caps(self.history_capacity, self.history_max_age, self.limits.total);
         let (persister, restored) = self.persist.open(r, &mut alerts, caps, self.clock.now_ms())?;
@@ -739,6 +755,7 @@ impl EngineBuilder {
             notify: dispatcher.handle(),
             notify_flush_timeout: self.alerting.flush_timeout,
             staleness_ms: self.alerting.staleness.map(to_ms),
+            config: parking_lot::Mutex::new(config),
         });
         let (nudge_tx, nudge_rx) = crossbeam_channel::bounded(1);
         let (control_tx, control_rx) = crossbeam_channel::unbounded();

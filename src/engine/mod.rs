@@ -3,6 +3,7 @@
 mod alerts;
 mod builder;
 mod persist;
+mod config;
 mod worker;
 
 use std::fmt;
@@ -111,6 +112,9 @@ pub(crate) struct Shared {
     pub(crate) notify_flush_timeout: Duration,
     /// A series silent for longer than this drops out of rule evaluation.
     pub(crate) staleness_ms: Option<i64>,
+    /// The configuration document in force (empty when none was given);
+    /// reloads diff against it.
+    pub(crate) config: parking_lot::Mutex<crate::config::Config>,
 }
 
 /// Which detector each series gets.

@@ -105,6 +105,7 @@ mod assets;
 mod host;
 mod middleware;
 mod routes;
+mod rules;
 mod scrape;
 mod server;
 

@@ -59,7 +59,7 @@ impl Default for Mount {
 }
 
 /// Every route path, as [`Mount::without`] names them.
-pub(super) const ROUTES: [&str; 12] = [
+pub(super) const ROUTES: [&str; 15] = [
     "/",
     "/assets/{file}",
     "/health",
@@ -72,6 +72,9 @@ pub(super) const ROUTES: [&str; 12] = [
     "/api/silences/{id}",
     "/api/series",
     "/api/series/list",
+    "/api/rules",
+    "/api/rules/{name}",
+    "/api/config",
 ];
 
 /// The handlers' state: the monitor, and the scrape cache for `/metrics`.
@@ -100,6 +103,7 @@ pub(super) fn build(monitor: Monitor, access: Access) -> Router {
     } else {
         (post(writes_disabled), post(writes_disabled), delete(writes_disabled))
     };
+    let (rules, rule) = super::rules::routes(token.is_some());
     let mut protected = Router::new();
     for (path, handler) in [
         ("/metrics", get(metrics)),
@@ -111,6 +115,9 @@ pub(super) fn build(monitor: Monitor, access: Access) -> Router {
         ("/api/silences/{id}", expire),
         ("/api/series", get(series)),
         ("/api/series/list", get(series_list)),
+        ("/api/rules", rules),
+        ("/api/rules/{name}", rule),
+        ("/api/config", get(super::rules::config)),
     ] {
         if wanted(path) {
             protected = protected.route(&at(path), handler);
@@ -167,7 +174,7 @@ async fn check_host(
 }
 
 /// Stands in for the mutating routes when the server has no bearer token.
-async fn writes_disabled(method: Method, uri: Uri) -> Response {
+pub(super) async fn writes_disabled(method: Method, uri: Uri) -> Response {
     error(
         StatusCode::FORBIDDEN,
         format!(
@@ -179,7 +186,7 @@ async fn writes_disabled(method: Method, uri: Uri) -> Response {
 }
 
 /// `{"error": message}` with `status`.
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "error": message.into() }))).into_response()
 }
 
@@ -290,7 +297,7 @@ async fn metrics(State(api): State<Api>, headers: HeaderMap) -> Response {
 }
 
 /// Runs `f` on the blocking pool: it may wait on locks or, for health checks, on timeouts.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, Response> {
     tokio::task::spawn_blocking(f)

@@ -4,6 +4,7 @@
 mod alerting;
 mod analysis;
 mod anomaly;
+mod config;
 mod dashboard;
 mod detection;
 mod engine_alerts;
@@ -11,6 +12,8 @@ mod export;
 mod fuzz;
 #[cfg(feature = "http")]
 mod http;
+#[cfg(feature = "http")]
+mod http_rules;
 mod lifecycle;
 mod load;
 #[cfg(feature = "metrics")]
@@ -18,6 +21,7 @@ mod metrics_facade;
 #[cfg(feature = "http")]
 mod middleware;
 mod persistence;
+mod prometheus_import;
 mod props;
 #[cfg(all(feature = "notify", feature = "http"))]
 mod receivers;

@@ -1,0 +1,371 @@
+//! Configuration from a file: alert rules, inhibit rules, silences,
+//! detector choices and engine settings, in TOML.
+//!
+//! Every type has serde with the names and units of its builder (durations
+//! as text: `"30s"`, `"5m"`, `"1h 30m"`), and every entry is built through
+//! the same builder or constructor code uses, so a file can describe
+//! exactly what code can build. [`Config::load`] reads a file and reports
+//! **every** problem it finds, each with file, line, column, the field's
+//! path and the offending value; nothing is applied unless the whole file
+//! is valid. The guide is [docs/config.md](crate::guide::config).
+//!
+//! A subset of Prometheus alerting-rule files can be imported too (see
+//! [`import_prometheus_rules`]).
+//!
+//! # Examples
+//!
+//! ```
+//! use watchpost::config::Config;
+//! let config = Config::from_toml_str(r#"
+//!     [engine]
+//!     sample_interval = "5s"
+//!
+//!     [[rules]]
+//!     name = "queue_backlog"
+//!     metric = "queue_depth"
+//!     condition = { kind = "threshold", aggregate = "avg", window = "1m", op = "gt", value = 100.0 }
+//!     for = "2m"
+//! "#, "watchpost.toml")?;
+//! assert_eq!(config.rules[0].to_rule()?.pending(), std::time::Duration::from_mins(2));
+//! let engine = watchpost::Engine::builder().without_system_source().config(config).build()?;
+//! assert!(engine.alert_rules().iter().any(|r| r.name() == "queue_backlog"));
+//! # Ok::<(), watchpost::Error>(())
+//! ```
+
+mod prometheus;
+mod rule;
+mod settings;
+mod spans;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+pub use self::prometheus::{PrometheusImport, import_prometheus_rules};
+pub use self::rule::{ConditionSpec, FlapSpec, InhibitSpec, MOfN, RuleSpec, SilenceSpec};
+pub use self::settings::{DetectorChoice, EngineSettings, RepeatSetting};
+use self::spans::Place;
+use crate::error::{ConfigProblem, Error, Result};
+
+/// The whole configuration: what a file describes.
+///
+/// | table | type |
+/// |---|---|
+/// | `[engine]` | [`EngineSettings`] |
+/// | `[detectors]` | metric name → [`DetectorChoice`] |
+/// | `[[rules]]` | [`RuleSpec`] |
+/// | `[[inhibit_rules]]` | [`InhibitSpec`] |
+/// | `[[silences]]` | [`SilenceSpec`] |
+///
+/// # Examples
+///
+/// ```
+/// use watchpost::{alert::AlertRule, config::{Config, RuleSpec}};
+/// let mut config = Config::default();
+/// config.rules.push(RuleSpec::from_rule(&AlertRule::builder("hot", "temp").above(30.0).build()?));
+/// let text = config.to_toml();
+/// assert_eq!(Config::from_toml_str(&text, "x.toml")?, config);
+/// # Ok::<(), watchpost::Error>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Config {
+    /// Engine settings.
+    #[serde(default, skip_serializing_if = "EngineSettings::is_empty")]
+    pub engine: EngineSettings,
+    /// The anomaly detector of each named metric.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub detectors: BTreeMap<String, DetectorChoice>,
+    /// Alert rules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<RuleSpec>,
+    /// Inhibit rules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inhibit_rules: Vec<InhibitSpec>,
+    /// Silences.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub silences: Vec<SilenceSpec>,
+}
+
+/// What a document builds: every entry checked.
+#[derive(Debug, Default)]
+pub(crate) struct Built {
+    pub(crate) rules: Vec<crate::alert::AlertRule>,
+    pub(crate) inhibit_rules: Vec<crate::alert::InhibitRule>,
+    pub(crate) silences: Vec<crate::alert::Silence>,
+}
+
+/// What [`Monitor::reload_config`](crate::Monitor::reload_config) changed.
+///
+/// # Examples
+///
+/// ```
+/// let report = watchpost::config::ReloadReport::default();
+/// assert!(report.added.is_empty() && report.restart_required.is_empty());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ReloadReport {
+    /// Rules that did not exist before.
+    pub added: Vec<String>,
+    /// Rules whose definition changed: restarted from `Inactive`.
+    pub changed: Vec<String>,
+    /// Rules of the previous document that the new one drops.
+    pub removed: Vec<String>,
+    /// Rules whose definition is the same: their alerts keep their state.
+    pub unchanged: Vec<String>,
+    /// Silences added.
+    pub silences_added: usize,
+    /// Silences of the previous document that were expired.
+    pub silences_expired: usize,
+    /// Settings that changed but take effect only on a restart.
+    pub restart_required: Vec<String>,
+    /// Entries that were valid but could not be applied (a full silence store).
+    pub problems: Vec<ConfigProblem>,
+}
+
+/// The document as parsed, with the place of each entry for error messages.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    engine: EngineSettings,
+    #[serde(default)]
+    detectors: BTreeMap<String, DetectorChoice>,
+    #[serde(default)]
+    rules: Vec<toml::Spanned<RuleSpec>>,
+    #[serde(default)]
+    inhibit_rules: Vec<toml::Spanned<InhibitSpec>>,
+    #[serde(default)]
+    silences: Vec<toml::Spanned<SilenceSpec>>,
+}
+
+impl Config {
+    /// Reads and checks the TOML file at `path`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] with every problem found (one for a file that
+    /// cannot be read or is not valid TOML).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = watchpost::config::Config::load("no/such/file.toml").unwrap_err();
+    /// assert!(err.to_string().starts_with("no/such/file.toml: "));
+    /// ```
+    pub fn load(path: impl AsRef<Path>) -> Result<Config> {
+        let path = path.as_ref();
+        let name = path.display().to_string();
+        match std::fs::read_to_string(path) {
+            Ok(text) => Config::from_toml_str(&text, &name),
+            Err(e) => Err(Error::Config {
+                file: name,
+                problems: vec![ConfigProblem {
+                    line: None,
+                    column: None,
+                    field: String::new(),
+                    message: format!("cannot read the file: {e}"),
+                }],
+            }),
+        }
+    }
+
+    /// Parses and checks a TOML document; `file` names it in errors.
+    ///
+    /// Every rule, inhibit rule, silence, detector and setting is built
+    /// and checked; all problems are reported together.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] with every problem found.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let text = r#"
+    /// [[rules]]
+    /// name = "a"
+    /// metric = "m"
+    /// condition = { kind = "threshold", aggregate = "last", window = "5m", op = "gt", value = 1.0 }
+    /// m_of_n = { m = 6, n = 5 }
+    ///
+    /// [[rules]]
+    /// name = "b"
+    /// metric = "bad metric"
+    /// condition = { kind = "absent", duration = "1m" }
+    /// "#;
+    /// let err = watchpost::config::Config::from_toml_str(text, "rules.toml").unwrap_err();
+    /// let msg = err.to_string();
+    /// assert!(msg.contains("rules.toml:2:1: rules[0]"), "{msg}");
+    /// assert!(msg.contains("rules.toml:8:1: rules[1]"), "{msg}");
+    /// assert!(msg.contains("\"bad metric\""), "{msg}");
+    /// ```
+    pub fn from_toml_str(text: &str, file: &str) -> Result<Config> {
+        let raw: RawConfig = match parse(text) {
+            Ok(raw) => raw,
+            Err(problem) => {
+                return Err(Error::Config { file: file.to_owned(), problems: vec![problem] });
+            }
+        };
+        let mut problems = Vec::new();
+        let mut config =
+            Config { engine: raw.engine, detectors: raw.detectors, ..Config::default() };
+        let mut names: BTreeMap<String, usize> = BTreeMap::new();
+        for (i, spanned) in raw.rules.into_iter().enumerate() {
+            let span = spanned.span();
+            let spec = spanned.into_inner();
+            let base = format!("rules[{i}]");
+            if let Err(e) = spec.to_rule() {
+                problems.push(problem_at(text, span.start, &base, &e));
+            }
+            let line = Place::of(text, span.start).line;
+            if let Some(first) = names.insert(spec.name.clone(), line) {
+                problems.push(problem_at(
+                    text,
+                    span.start,
+                    &format!("{base}.name"),
+                    &Error::InvalidConfig {
+                        field: "",
+                        reason: format!(
+                            "a rule named {:?} is already defined at line {first}",
+                            spec.name
+                        ),
+                    },
+                ));
+            }
+            config.rules.push(spec);
+        }
+        for (i, spanned) in raw.inhibit_rules.into_iter().enumerate() {
+            let span = spanned.span();
+            let spec = spanned.into_inner();
+            if let Err(e) = spec.to_inhibit_rule() {
+                problems.push(problem_at(text, span.start, &format!("inhibit_rules[{i}]"), &e));
+            }
+            config.inhibit_rules.push(spec);
+        }
+        for (i, spanned) in raw.silences.into_iter().enumerate() {
+            let span = spanned.span();
+            let spec = spanned.into_inner();
+            if let Err(e) = spec.to_silence() {
+                problems.push(problem_at(text, span.start, &format!("silences[{i}]"), &e));
+            }
+            config.silences.push(spec);
+        }
+        if let Err(Error::Config { problems: more, .. }) = config.build_all() {
+            // What the per-entry checks above could not place: engine settings.
+            problems.extend(more.into_iter().filter(|p| p.field.starts_with("engine")));
+        }
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(Error::Config { file: file.to_owned(), problems })
+        }
+    }
+
+    /// Builds every rule, inhibit rule and silence, and checks the
+    /// settings that are not checked by a builder, collecting every problem.
+    pub(crate) fn build_all(&self) -> Result<Built> {
+        let mut built = Built::default();
+        let mut problems = Vec::new();
+        let mut push = |base: String, e: &Error| {
+            let mut p = problem_at("", 0, &base, e);
+            (p.line, p.column) = (None, None);
+            problems.push(p);
+        };
+        let mut names = std::collections::BTreeSet::new();
+        for (i, spec) in self.rules.iter().enumerate() {
+            match spec.to_rule() {
+                Ok(rule) => built.rules.push(rule),
+                Err(e) => push(format!("rules[{i}]"), &e),
+            }
+            if !names.insert(spec.name.as_str()) {
+                push(
+                    format!("rules[{i}].name"),
+                    &Error::InvalidConfig {
+                        field: "",
+                        reason: format!("two rules are named {:?}", spec.name),
+                    },
+                );
+            }
+        }
+        for (i, spec) in self.inhibit_rules.iter().enumerate() {
+            match spec.to_inhibit_rule() {
+                Ok(r) => built.inhibit_rules.push(r),
+                Err(e) => push(format!("inhibit_rules[{i}]"), &e),
+            }
+        }
+        for (i, spec) in self.silences.iter().enumerate() {
+            match spec.to_silence() {
+                Ok(s) => built.silences.push(s),
+                Err(e) => push(format!("silences[{i}]"), &e),
+            }
+        }
+        for (severity, every) in &self.engine.repeat_interval {
+            if every.0.is_some_and(|d| d.is_zero()) {
+                push(
+                    format!("engine.repeat_interval.{severity}"),
+                    &Error::InvalidConfig {
+                        field: "",
+                        reason: "\"0s\"; write \"off\" to turn repeats off".to_owned(),
+                    },
+                );
+            }
+        }
+        if problems.is_empty() {
+            Ok(built)
+        } else {
+            Err(Error::Config { file: "configuration".to_owned(), problems })
+        }
+    }
+
+    /// The configuration as a TOML document.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let text = watchpost::config::Config::default().to_toml();
+    /// assert!(text.is_empty());
+    /// ```
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+}
+
+fn parse(text: &str) -> std::result::Result<RawConfig, ConfigProblem> {
+    let de = toml::Deserializer::parse(text).map_err(|e| problem_from_toml(text, "", &e))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        // Spanned<T> shows up in the path as a private field; drop it.
+        let path = e.path().to_string().replace(".$__serde_spanned_private_value", "");
+        problem_from_toml(text, if path == "." { "" } else { &path }, e.inner())
+    })
+}
+
+fn problem_from_toml(text: &str, field: &str, e: &toml::de::Error) -> ConfigProblem {
+    let place = e.span().map(|s| Place::of(text, s.start));
+    ConfigProblem {
+        line: place.map(|p| p.line),
+        column: place.map(|p| p.column),
+        field: field.to_owned(),
+        message: e.message().trim_end().to_owned(),
+    }
+}
+
+/// A problem with the entry that starts at byte `offset`; the field path is
+/// `base` plus the builder's field name.
+fn problem_at(text: &str, offset: usize, base: &str, e: &Error) -> ConfigProblem {
+    let place = Place::of(text, offset);
+    let (field, message) = match e {
+        Error::InvalidConfig { field, reason } if !field.is_empty() => {
+            (format!("{base}.{}", field.trim_start_matches("rule.")), reason.clone())
+        }
+        Error::InvalidConfig { reason, .. } => (base.to_owned(), reason.clone()),
+        other => (base.to_owned(), other.to_string()),
+    };
+    ConfigProblem { line: Some(place.line), column: Some(place.column), field, message }
+}
+
+#[cfg(test)]
+mod tests;

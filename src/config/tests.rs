@@ -1,0 +1,205 @@
+use std::time::Duration;
+
+use super::*;
+use crate::alert::{AlertRule, CompareOp, FlapDetection, Matcher, NoDataPolicy, Severity};
+use crate::analysis::{CrossDirection, ForecastCondition};
+
+fn problems(err: Error) -> Vec<ConfigProblem> {
+    match err {
+        Error::Config { problems, .. } => problems,
+        other => panic!("not a config error: {other}"),
+    }
+}
+
+/// Rules built in code with every setting, one per condition kind.
+fn code_rules() -> Vec<AlertRule> {
+    let h = Duration::from_hours(1);
+    vec![
+        AlertRule::builder("p99_latency_high", "request_latency_seconds")
+            .label_eq("route", "/send")
+            .matcher(Matcher::not_regex("room", "test-.*").unwrap())
+            .threshold(
+                crate::alert::Aggregate::Quantile(0.99),
+                Duration::from_mins(5),
+                CompareOp::Gt,
+                0.25,
+            )
+            .recover_below(0.2)
+            .m_of_n(3, 5)
+            .pending_for(Duration::from_secs(90))
+            .keep_firing_for(Duration::from_mins(2))
+            .no_data(NoDataPolicy::KeepLast)
+            .severity(Severity::Error)
+            .family("latency")
+            .label("team", "chat")
+            .title("Slow {{labels.route}}")
+            .message("p99 is {{value}} s (limit {{threshold}} s)")
+            .repeat_every(Duration::from_hours(1))
+            .flap_detection(FlapDetection::new(25.0, 50.0).unwrap())
+            .build()
+            .unwrap(),
+        AlertRule::builder("heartbeat_missing", "chat_heartbeat")
+            .absent_for(Duration::from_secs(30))
+            .without_flap_detection()
+            .build()
+            .unwrap(),
+        AlertRule::builder("disk_fills_soon", "system_disk_usage")
+            .forecast(
+                6 * h,
+                ForecastCondition::new(100.0, CrossDirection::Rising, 8 * h, 48 * h).unwrap(),
+            )
+            .build()
+            .unwrap(),
+        AlertRule::builder("users_unusual", "active_users")
+            .anomaly_rate_above(Duration::from_mins(5), 0.2)
+            .build()
+            .unwrap(),
+        AlertRule::builder("band", "active_users")
+            .outside_expected_band(Duration::from_mins(5))
+            .severity(Severity::Info)
+            .build()
+            .unwrap(),
+    ]
+}
+
+#[test]
+fn code_built_rules_round_trip_through_toml() {
+    let config = Config {
+        rules: code_rules().iter().map(RuleSpec::from_rule).collect(),
+        ..Config::default()
+    };
+    let text = config.to_toml();
+    let back = Config::from_toml_str(&text, "round.toml").unwrap();
+    assert_eq!(back, config, "{text}");
+    for (rule, spec) in code_rules().iter().zip(&back.rules) {
+        let rebuilt = spec.to_rule().unwrap();
+        // Every observable setting survives, including the derived recovery condition.
+        assert_eq!(rebuilt.condition(), rule.condition());
+        assert_eq!(rebuilt.recovery(), rule.recovery());
+        assert_eq!(rebuilt.pending(), rule.pending());
+        assert_eq!(rebuilt.keep_firing_for(), rule.keep_firing_for());
+        assert_eq!(rebuilt.m_of_n, rule.m_of_n);
+        assert_eq!(rebuilt.flap, rule.flap);
+        assert_eq!(rebuilt.repeat_ms, rule.repeat_ms);
+        assert_eq!(rebuilt.labels(), rule.labels());
+        assert_eq!(rebuilt.family(), rule.family());
+        assert_eq!(rebuilt.title, rule.title);
+        assert_eq!(
+            rebuilt.matchers().iter().map(ToString::to_string).collect::<Vec<_>>(),
+            rule.matchers().iter().map(ToString::to_string).collect::<Vec<_>>()
+        );
+    }
+    // Humane units on the wire, not {secs, nanos}.
+    assert!(text.contains("for = \"1m 30s\""), "{text}");
+    assert!(text.contains("window = \"6h\""), "{text}");
+}
+
+#[test]
+fn rules_round_trip_through_json_too() {
+    for rule in code_rules() {
+        let json = serde_json::to_string(&rule).unwrap();
+        let back: AlertRule = serde_json::from_str(&json).unwrap();
+        assert_eq!(RuleSpec::from_rule(&back), RuleSpec::from_rule(&rule), "{json}");
+    }
+}
+
+#[test]
+fn deserializing_goes_through_the_builder_checks() {
+    // m > n is refused by RuleBuilder::build; so is it from a document.
+    let json = r#"{"name":"a","metric":"m","condition":{"kind":"absent","duration":"1m"},
+                   "m_of_n":{"m":6,"n":5}}"#;
+    let err = serde_json::from_str::<AlertRule>(json).unwrap_err().to_string();
+    assert!(err.contains('6') && err.contains('5'), "{err}");
+}
+
+#[test]
+fn every_bad_rule_is_reported_with_its_line_and_column() {
+    let text = r#"# watchpost rules
+[[rules]]
+name = "good"
+metric = "m"
+condition = { kind = "absent", duration = "1m" }
+
+[[rules]]
+name = "bad_regex"
+metric = "m"
+matchers = ['room=~"gen("']
+condition = { kind = "absent", duration = "1m" }
+
+[[rules]]
+name = "bad_template"
+metric = "m"
+title = "{{nope}}"
+condition = { kind = "absent", duration = "1m" }
+
+[[rules]]
+name = "good"
+metric = "m2"
+condition = { kind = "absent", duration = "1m" }
+"#;
+    let p = problems(Config::from_toml_str(text, "r.toml").unwrap_err());
+    assert_eq!(p.len(), 3, "{p:?}");
+    assert_eq!((p[0].line, p[0].column), (Some(7), Some(1)));
+    assert!(p[0].field.starts_with("rules[1]"), "{:?}", p[0]);
+    assert!(p[0].message.contains("gen("), "{:?}", p[0]);
+    assert_eq!(p[1].line, Some(13));
+    assert!(p[1].message.contains("nope"), "{:?}", p[1]);
+    assert_eq!(p[2].line, Some(19));
+    assert_eq!(p[2].field, "rules[3].name");
+    assert!(p[2].message.contains("line 2"), "{:?}", p[2]);
+}
+
+#[test]
+fn a_type_error_names_the_field_path_line_and_value() {
+    let text = "[[rules]]\nname = \"a\"\nmetric = \"m\"\ncondition = { kind = \"absent\", duration = \"5 parsecs\" }\n";
+    let err = Config::from_toml_str(text, "t.toml").unwrap_err();
+    let p = problems(err);
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].line, Some(4), "{:?}", p[0]);
+    assert_eq!((p[0].field.as_str(), p[0].column), ("rules[0].condition", Some(13)), "{:?}", p[0]);
+    assert!(p[0].message.contains("parsecs"), "{:?}", p[0]);
+}
+
+#[test]
+fn unknown_fields_are_errors_not_ignored() {
+    let text = "[engine]\nsample_intervall = \"5s\"\n";
+    let p = problems(Config::from_toml_str(text, "t.toml").unwrap_err());
+    assert_eq!(p[0].line, Some(2), "{:?}", p[0]);
+    assert!(p[0].message.contains("sample_intervall"), "{:?}", p[0]);
+}
+
+#[test]
+fn syntax_errors_have_a_place() {
+    let p = problems(Config::from_toml_str("[[rules]\nname = 1", "t.toml").unwrap_err());
+    assert_eq!(p[0].line, Some(1), "{:?}", p[0]);
+}
+
+#[test]
+fn zero_repeat_interval_is_refused_off_is_not() {
+    let p = problems(
+        Config::from_toml_str("[engine]\nrepeat_interval = { critical = \"0s\" }\n", "t.toml")
+            .unwrap_err(),
+    );
+    assert_eq!(p[0].field, "engine.repeat_interval.critical");
+    let ok =
+        Config::from_toml_str("[engine]\nrepeat_interval = { critical = \"off\" }\n", "t.toml");
+    assert_eq!(ok.unwrap().engine.repeat_interval[&Severity::Critical], RepeatSetting(None));
+}
+
+#[test]
+fn silences_and_inhibit_rules_are_checked_by_their_constructors() {
+    let text = r#"
+[[inhibit_rules]]
+source = ['alertname="host_down"']
+target = ['severity=~"warn("']
+
+[[silences]]
+matchers = []
+starts_at = "2026-01-01T00:00:00Z"
+ends_at = "2026-01-02T00:00:00Z"
+"#;
+    let p = problems(Config::from_toml_str(text, "t.toml").unwrap_err());
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert_eq!((p[0].field.as_str(), p[0].line), ("inhibit_rules[0].matcher", Some(2)));
+    assert_eq!((p[1].field.as_str(), p[1].line), ("silences[0].silence.matchers", Some(6)));
+}

@@ -1,0 +1,217 @@
+//! Configuration files on a running engine: load at build, reload all or
+//! nothing, alert state across reloads. Manual clock and `flush()` only.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crossbeam_channel::Receiver;
+use watchpost::alert::{
+    AlertState, ChannelNotifier, Notification, NotificationKind, ResolveReason,
+};
+use watchpost::{Error, ManualClock};
+
+use crate::util::{T0, builder};
+
+/// A file in a fresh directory of its own.
+fn file(test: &str, contents: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("watchpost-config-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("watchpost.toml");
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+fn inbox() -> (ChannelNotifier, Receiver<Notification>) {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    (ChannelNotifier::new(tx), rx)
+}
+
+const QUEUE_RULES: &str = r#"
+[engine]
+default_alert_rules = false
+
+[[rules]]
+name = "queue_backlog"
+metric = "queue_depth"
+condition = { kind = "threshold", aggregate = "last", window = "5m", op = "gt", value = 100.0 }
+for = "1m"
+
+[[rules]]
+name = "queue_empty"
+metric = "queue_depth"
+condition = { kind = "threshold", aggregate = "last", window = "5m", op = "eq", value = 0.0 }
+"#;
+
+fn rule_names(engine: &watchpost::Engine) -> Vec<String> {
+    engine.alert_rules().iter().map(|r| r.name().to_owned()).collect()
+}
+
+#[test]
+fn a_file_with_one_bad_rule_changes_nothing_and_says_where() {
+    let clock = ManualClock::at_millis(T0);
+    let path = file("bad", QUEUE_RULES);
+    let engine = builder(&clock).config_file(&path).build().unwrap();
+    assert_eq!(rule_names(&engine), ["queue_backlog", "queue_empty"]);
+
+    let bad = QUEUE_RULES.replace("value = 100.0", "value = 50.0")
+        + r#"
+[[rules]]
+name = "new_rule"
+metric = "queue_depth"
+matchers = ['queue=~"(unclosed"']
+condition = { kind = "absent", duration = "1m" }
+"#;
+    std::fs::write(&path, &bad).unwrap();
+    let err = engine.reload_config(&path).unwrap_err();
+    let Error::Config { file, problems } = &err else { panic!("{err}") };
+    assert_eq!(file, &path.display().to_string());
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    // The [[rules]] header of the bad rule: line 17 of the file.
+    let header = bad.lines().position(|l| l.contains("new_rule")).unwrap();
+    assert_eq!((problems[0].line, problems[0].column), (Some(header), Some(1)));
+    assert!(problems[0].message.contains("(unclosed"), "{err}");
+    assert!(err.to_string().starts_with(&format!("{}:{header}:1: rules[2]", path.display())));
+    // Nothing changed: not the new rule, not the threshold of the good one.
+    assert_eq!(rule_names(&engine), ["queue_backlog", "queue_empty"]);
+    assert_eq!(engine.alert_rules()[0].condition().to_string(), "last over 300s > 100");
+}
+
+#[test]
+fn an_unchanged_rule_keeps_its_pending_timer_a_changed_one_restarts() {
+    let clock = ManualClock::at_millis(T0);
+    let path = file("pending", QUEUE_RULES);
+    let engine = builder(&clock).config_file(&path).build().unwrap();
+    let depth = engine.gauge("queue_depth").unwrap();
+    depth.set(150.0);
+    engine.flush().unwrap();
+    let pending = |e: &watchpost::Engine, rule: &str| {
+        e.active_alerts()
+            .into_iter()
+            .find(|a| a.rule == rule)
+            .map(|a| (a.state, a.pending_since_ms))
+    };
+    assert_eq!(pending(&engine, "queue_backlog"), Some((AlertState::Pending, Some(T0))));
+
+    // 40 s later the file is reloaded with only the other rule changed.
+    clock.advance(Duration::from_secs(40));
+    std::fs::write(&path, QUEUE_RULES.replace("op = \"eq\"", "op = \"le\"")).unwrap();
+    let report = engine.reload_config(&path).unwrap();
+    assert_eq!(report.unchanged, ["queue_backlog"]);
+    assert_eq!(report.changed, ["queue_empty"]);
+    engine.flush().unwrap();
+    assert_eq!(pending(&engine, "queue_backlog"), Some((AlertState::Pending, Some(T0))));
+
+    // 20 s more: the `for` of 1 m counted from T0 is over, it fires.
+    clock.advance(Duration::from_secs(20));
+    engine.flush().unwrap();
+    assert_eq!(pending(&engine, "queue_backlog").unwrap().0, AlertState::Firing);
+
+    // Changing the rule itself restarts it: pending again, from now.
+    let le = QUEUE_RULES.replace("op = \"eq\"", "op = \"le\"");
+    std::fs::write(&path, le.replace("for = \"1m\"", "for = \"2m\"")).unwrap();
+    let report = engine.reload_config(&path).unwrap();
+    assert_eq!(report.changed, ["queue_backlog"]);
+    engine.flush().unwrap();
+    assert_eq!(pending(&engine, "queue_backlog"), Some((AlertState::Pending, Some(T0 + 60_000))));
+}
+
+#[test]
+fn a_removed_rules_firing_alert_resolves_once_with_the_reason() {
+    let clock = ManualClock::at_millis(T0);
+    let path = file("removed", QUEUE_RULES);
+    let (tx, rx) = inbox();
+    let engine = builder(&clock).config_file(&path).notifier("inbox", tx).build().unwrap();
+    let depth = engine.gauge("queue_depth").unwrap();
+    depth.set(0.0);
+    engine.flush().unwrap();
+    let fired: Vec<_> = rx.try_iter().collect();
+    assert_eq!(fired.len(), 1);
+    assert_eq!((fired[0].rule.as_str(), fired[0].kind), ("queue_empty", NotificationKind::Firing));
+
+    let without = QUEUE_RULES.split("[[rules]]\nname = \"queue_empty\"").next().unwrap();
+    std::fs::write(&path, without).unwrap();
+    clock.advance(Duration::from_secs(5));
+    let report = engine.reload_config(&path).unwrap();
+    assert_eq!(report.removed, ["queue_empty"]);
+    for _ in 0..3 {
+        clock.advance(Duration::from_secs(1));
+        engine.flush().unwrap();
+    }
+    let after: Vec<_> = rx.try_iter().collect();
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(
+        (after[0].rule.as_str(), after[0].kind),
+        ("queue_empty", NotificationKind::Resolved)
+    );
+    assert_eq!(after[0].resolution.unwrap().reason, ResolveReason::RuleRemoved);
+    assert_eq!(rule_names(&engine), ["queue_backlog"]);
+}
+
+#[test]
+fn settings_that_need_a_restart_are_reported_not_applied() {
+    let clock = ManualClock::at_millis(T0);
+    let path = file("restart", QUEUE_RULES);
+    let engine = builder(&clock).config_file(&path).build().unwrap();
+    let changed = QUEUE_RULES.replace(
+        "default_alert_rules = false",
+        "default_alert_rules = false\nhistory_capacity = 10\nrecord_queue_capacity = 64",
+    );
+    std::fs::write(&path, changed).unwrap();
+    let report = engine.reload_config(&path).unwrap();
+    assert_eq!(report.restart_required, ["history_capacity", "record_queue_capacity"]);
+    assert_eq!(report.unchanged.len(), 2);
+    // The running history still keeps its old capacity (the builder default).
+    let g = engine.gauge("g").unwrap();
+    for i in 0..20 {
+        g.set(f64::from(i));
+        clock.advance(Duration::from_secs(1));
+        engine.flush().unwrap();
+    }
+    assert_eq!(engine.history("g", Duration::from_hours(1)).len(), 20);
+}
+
+#[test]
+fn rules_added_in_code_survive_a_reload_that_does_not_name_them() {
+    let clock = ManualClock::at_millis(T0);
+    let path = file("code", QUEUE_RULES);
+    let engine = builder(&clock).config_file(&path).build().unwrap();
+    engine
+        .add_alert_rule(
+            watchpost::alert::AlertRule::builder("code_rule", "m").above(1.0).build().unwrap(),
+        )
+        .unwrap();
+    std::fs::write(&path, "[engine]\ndefault_alert_rules = false\n").unwrap();
+    let report = engine.reload_config(&path).unwrap();
+    assert_eq!(report.removed, ["queue_backlog", "queue_empty"]);
+    assert_eq!(rule_names(&engine), ["code_rule"]);
+}
+
+#[test]
+fn silences_and_inhibit_rules_from_the_file_apply_and_reload() {
+    let clock = ManualClock::at_millis(T0);
+    let silence = r#"
+[[silences]]
+matchers = ['alertname="queue_empty"']
+starts_at = "2026-01-01T00:00:00Z"
+ends_at = "2026-01-02T00:00:00Z"
+comment = "nightly drain"
+
+[[inhibit_rules]]
+source = ['alertname="queue_backlog"']
+target = ['alertname="queue_empty"']
+"#;
+    let path = file("silences", &(QUEUE_RULES.to_owned() + silence));
+    let engine = builder(&clock).config_file(&path).build().unwrap();
+    assert_eq!(engine.silences().len(), 1);
+    assert_eq!(engine.silences()[0].why(), "nightly drain");
+    assert_eq!(engine.config().inhibit_rules.len(), 1);
+    // Reloading the same file adds nothing twice.
+    let report = engine.reload_config(&path).unwrap();
+    assert_eq!((report.silences_added, report.silences_expired), (0, 0));
+    assert_eq!(engine.silences().len(), 1);
+    // Dropping the silence from the file expires it.
+    std::fs::write(&path, QUEUE_RULES).unwrap();
+    let report = engine.reload_config(&path).unwrap();
+    assert_eq!(report.silences_expired, 1);
+    assert!(engine.silences().iter().all(|s| !s.is_active(T0)));
+}
