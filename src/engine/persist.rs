@@ -11,7 +11,6 @@ use super::worker::Worker;
 use crate::alert::AlertManager;
 use crate::clock::duration_ms;
 use crate::error::{Error, Result};
-use crate::key::SeriesKey;
 use crate::persist::{Caps, Options, Persister, RestoredHistory};
 use crate::registry::Registry;
 
@@ -166,30 +165,49 @@ impl Settings {
 }
 
 impl Worker {
-    /// Writes the history snapshot if one is due.
+    /// Starts a history snapshot if one is due and the last one finished.
     pub(super) fn snapshot_if_due(&mut self) {
         if self.persister.is_none() {
             return; // without a state directory the clock is not read here
         }
         let now_ms = self.shared.clock.now_ms();
-        if self.persister.as_ref().is_some_and(|p| p.snapshot_due(now_ms)) {
-            self.snapshot_history(now_ms);
+        let Some(p) = self.persister.as_ref() else { return };
+        let busy = p.snapshot_writer.as_ref().is_some_and(|w| !w.is_finished());
+        if p.snapshot_due(now_ms) && !busy {
+            self.snapshot_history(now_ms, true);
         }
     }
 
-    fn snapshot_history(&mut self, now_ms: i64) {
-        let Some(p) = self.persister.as_mut() else { return };
-        if !p.saves_history() {
+    /// Copies every series' samples (under the history read lock), then
+    /// encodes and writes them: on a thread of its own when `background`
+    /// (the worker only pays for the copy), else here.
+    fn snapshot_history(&mut self, now_ms: i64, background: bool) {
+        if !self.persister.as_ref().is_some_and(Persister::saves_history) {
             return;
         }
-        let series: Vec<(SeriesKey, Vec<(i64, f64)>)> = {
+        let series = {
             let history = self.shared.history.read();
             self.cache.all_samples(&history)
         };
-        p.write_history(now_ms, series.iter().map(|(k, s)| (k, s.as_slice())));
+        let Some(p) = self.persister.as_mut() else { return };
+        if let Some(previous) = p.snapshot_writer.take() {
+            let _ = previous.join();
+        }
+        let job = p.history_job(now_ms, series);
+        if !background {
+            job();
+            return;
+        }
+        // If no thread can be started, this snapshot is skipped: the next
+        // interval or the shutdown writes one.
+        if let Ok(handle) = std::thread::Builder::new().name("watchpost-snapshot".into()).spawn(job)
+        {
+            p.snapshot_writer = Some(handle);
+        }
     }
 
-    /// At shutdown, after the last evaluation: writes both files.
+    /// At shutdown, after the last evaluation: writes both files, waiting
+    /// for a snapshot still being written.
     pub(super) fn persist_final(&mut self) {
         if self.persister.is_none() {
             return;
@@ -198,7 +216,7 @@ impl Worker {
         let Some(p) = self.persister.as_mut() else { return };
         let payload = p.alerts_now(&self.shared.alerts.lock(), now_ms);
         p.write_alerts(&payload);
-        self.snapshot_history(now_ms);
+        self.snapshot_history(now_ms, false);
     }
 }
 

@@ -122,6 +122,8 @@ pub(crate) struct Persister {
     dirty_since: Option<i64>,
     last_snapshot_ms: i64,
     pub(crate) status: Arc<Status>,
+    /// The history snapshot being written off the worker, if any.
+    pub(crate) snapshot_writer: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Persister {
@@ -151,6 +153,7 @@ impl Persister {
             dirty_since: None,
             last_snapshot_ms: now_ms,
             status,
+            snapshot_writer: None,
         };
         p.restore_alerts(mgr, now_ms);
         p.marker = Some(mgr.change_marker());
@@ -301,34 +304,46 @@ impl Persister {
         self.snapshot_interval_ms.is_some()
     }
 
-    /// Writes a history snapshot of `series` (each oldest first).
-    pub(crate) fn write_history<'a>(
+    /// The work of a history snapshot of `series` (each oldest first):
+    /// encoding, compression and the atomic write, as a job the engine can
+    /// run off its worker thread. Counts as the snapshot taken at `now_ms`.
+    pub(crate) fn history_job(
         &mut self,
         now_ms: i64,
-        series: impl IntoIterator<Item = (&'a SeriesKey, &'a [(i64, f64)])>,
-    ) {
+        series: Vec<(SeriesKey, Vec<(i64, f64)>)>,
+    ) -> impl FnOnce() + Send + 'static {
         self.last_snapshot_ms = now_ms;
-        let payload = history_snapshot::encode(now_ms, series);
-        let bytes = file::frame(
-            history_snapshot::MAGIC,
-            history_snapshot::VERSION,
-            file::FLAG_LZ4,
-            &payload,
-        );
-        self.write(HISTORY_FILE, 1, &bytes);
+        let path = self.path(HISTORY_FILE);
+        let status = Arc::clone(&self.status);
+        move || {
+            let payload =
+                history_snapshot::encode(now_ms, series.iter().map(|(k, s)| (k, s.as_slice())));
+            let bytes = file::frame(
+                history_snapshot::MAGIC,
+                history_snapshot::VERSION,
+                file::FLAG_LZ4,
+                &payload,
+            );
+            write_file(&status, &path, 1, &bytes);
+        }
     }
 
     fn write(&self, name: &str, slot: usize, bytes: &[u8]) {
-        let path = self.path(name);
-        let result = file::write_atomic(&path, bytes);
-        let was_failing = std::mem::replace(&mut self.status.failing.lock()[slot], result.is_err());
-        match result {
-            Ok(()) => self.status.writes.inc(),
-            Err(e) => {
-                self.status.write_errors.inc();
-                if !was_failing {
-                    self.status.warn(format!("cannot write {}: {e}", path.display()), false);
-                }
+        write_file(&self.status, &self.path(name), slot, bytes);
+    }
+}
+
+/// Writes `bytes` to `path` atomically and counts the outcome; `slot` is
+/// the file's entry in [`Status::failing`].
+fn write_file(status: &Status, path: &Path, slot: usize, bytes: &[u8]) {
+    let result = file::write_atomic(path, bytes);
+    let was_failing = std::mem::replace(&mut status.failing.lock()[slot], result.is_err());
+    match result {
+        Ok(()) => status.writes.inc(),
+        Err(e) => {
+            status.write_errors.inc();
+            if !was_failing {
+                status.warn(format!("cannot write {}: {e}", path.display()), false);
             }
         }
     }
