@@ -484,7 +484,14 @@ fn parse_expr(src: &str) -> std::result::Result<Expr, String> {
             }
             Tok::Ident(w) if w == "offset" => return Err("the `offset` modifier".to_owned()),
             Tok::Ident(w) if w == "by" || w == "without" => {
-                return Err(format!("grouping with `{w}`"));
+                let agg = toks.iter().find_map(|t| match t {
+                    Tok::Ident(a) if AGGREGATIONS.contains(&a.as_str()) => Some(a.as_str()),
+                    _ => None,
+                });
+                return Err(match agg {
+                    Some(a) => format!("the aggregation `{a}` grouped with `{w}`"),
+                    None => format!("grouping with `{w}`"),
+                });
             }
             _ => {}
         }
@@ -644,7 +651,9 @@ mod tests {
 
     #[test]
     fn outside_the_subset_says_what() {
-        assert!(err("sum by (job) (rate(x[5m])) > 1").contains("grouping with `by`"));
+        assert!(
+            err("sum by (job) (rate(x[5m])) > 1").contains("aggregation `sum` grouped with `by`")
+        );
         assert!(err("sum(x) > 1").contains("aggregation `sum`"));
         assert!(err("a / b > 1").contains("arithmetic operator `/`"));
         assert!(err("a > b").contains("two vector expressions"));

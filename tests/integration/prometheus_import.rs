@@ -96,7 +96,7 @@ fn rules_outside_the_subset_are_each_refused_with_the_reason_and_line() {
         ("record: instance:node_cpu", "recording rule"),
         ("alert: NodeFilesystemSpaceFillingUp", "`predict_linear`"),
         ("alert: NodeMemoryLow", "arithmetic operator `/`"),
-        ("alert: TargetDown", "grouping with `by`"),
+        ("alert: TargetDown", "aggregation `sum` grouped with `by`"),
         ("alert: NodeClockNotSynchronising", "set operator `and`"),
     ];
     assert_eq!(problems.len(), expect.len(), "{err}");
