@@ -1,7 +1,9 @@
 //! Cost of one `tracing` span (create, enter, exit, close) through
 //! watchpost's `TracingLayer`, beside the same span through a layer that does
 //! nothing, on the same `tracing_subscriber` registry in the same run. The
-//! budget (DESIGN.md): at most 2× the no-op layer.
+//! budget (DESIGN.md): at most 2× the no-op layer. `watchpost_layer` is the
+//! default settings (duration, errors, slow log with fields; busy time off);
+//! `watchpost_layer_with_busy_time` adds the opt-in busy time.
 //!
 //! Run: `cargo bench --features tracing --bench tracing_layer`
 
@@ -40,6 +42,11 @@ fn bench(c: &mut Criterion) {
     let lean = Dispatch::new(tracing_subscriber::registry().with(lean));
     tracing::dispatcher::with_default(&lean, || {
         group.bench_function("watchpost_layer_without_fields", |b| b.iter(span));
+    });
+    let busy = TracingLayer::builder(&engine).busy_time(true).build().expect("valid");
+    let busy = Dispatch::new(tracing_subscriber::registry().with(busy));
+    tracing::dispatcher::with_default(&busy, || {
+        group.bench_function("watchpost_layer_with_busy_time", |b| b.iter(span));
     });
     group.finish();
     assert!(layer.stats()[0].calls > 0, "the layer saw the spans");

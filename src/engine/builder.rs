@@ -734,6 +734,7 @@ impl EngineBuilder {
             notify: dispatcher.handle(),
             notify_flush_timeout: self.alerting.flush_timeout,
             staleness_ms: self.alerting.staleness.map(to_ms),
+            operations: crate::apm::OperationsLog::default(),
         });
         let (nudge_tx, nudge_rx) = crossbeam_channel::bounded(1);
         let (control_tx, control_rx) = crossbeam_channel::unbounded();

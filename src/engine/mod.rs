@@ -2,6 +2,7 @@
 
 mod alerts;
 mod builder;
+mod operations;
 mod worker;
 
 use std::fmt;
@@ -110,6 +111,8 @@ pub(crate) struct Shared {
     pub(crate) notify_flush_timeout: Duration,
     /// A series silent for longer than this drops out of rule evaluation.
     pub(crate) staleness_ms: Option<i64>,
+    /// Slow operations and recent ERROR/WARN events (the `tracing` layer fills it).
+    pub(crate) operations: crate::apm::OperationsLog,
 }
 
 /// Which detector each series gets.
@@ -875,6 +878,9 @@ impl Monitor {
         d.active_alerts = active_alerts;
         d.recent_alert_events = recent_alert_events;
         d.notifications = self.shared.notify.stats();
+        d.slow_operations = self.shared.operations.slow.section(dashboard::DASHBOARD_SLOW_ENTRIES);
+        d.recent_log_events =
+            self.shared.operations.events.list().iter().map(dashboard::LogEventEntry::from).collect();
         d
     }
 

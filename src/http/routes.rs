@@ -59,7 +59,7 @@ impl Default for Mount {
 }
 
 /// Every route path, as [`Mount::without`] names them.
-pub(super) const ROUTES: [&str; 12] = [
+pub(super) const ROUTES: [&str; 13] = [
     "/",
     "/assets/{file}",
     "/health",
@@ -72,6 +72,7 @@ pub(super) const ROUTES: [&str; 12] = [
     "/api/silences/{id}",
     "/api/series",
     "/api/series/list",
+    "/api/slow",
 ];
 
 /// The handlers' state: the monitor, and the scrape cache for `/metrics`.
@@ -95,10 +96,15 @@ pub(super) fn build(monitor: Monitor, access: Access) -> Router {
     let at = |path: &str| format!("{prefix}{path}");
     let api = Api { monitor, scrape: scrape_cache };
     // Closed by default: without a token nobody may change state.
-    let (ack, create, expire) = if token.is_some() {
-        (post(acknowledge), post(create_silence), delete(expire_silence))
+    let (ack, create, expire, clear_slow) = if token.is_some() {
+        (post(acknowledge), post(create_silence), delete(expire_silence), delete(clear_slow))
     } else {
-        (post(writes_disabled), post(writes_disabled), delete(writes_disabled))
+        (
+            post(writes_disabled),
+            post(writes_disabled),
+            delete(writes_disabled),
+            delete(writes_disabled),
+        )
     };
     let mut protected = Router::new();
     for (path, handler) in [
@@ -111,6 +117,7 @@ pub(super) fn build(monitor: Monitor, access: Access) -> Router {
         ("/api/silences/{id}", expire),
         ("/api/series", get(series)),
         ("/api/series/list", get(series_list)),
+        ("/api/slow", get(slow).merge(clear_slow)),
     ] {
         if wanted(path) {
             protected = protected.route(&at(path), handler);
@@ -327,6 +334,16 @@ async fn alerts(State(monitor): State<Monitor>) -> Response {
         axum::Json(json!({ "active": active, "recent": recent })).into_response()
     })
     .await
+}
+
+/// The slow-operation log: statistics and every entry.
+async fn slow(State(monitor): State<Monitor>) -> Response {
+    axum::Json(monitor.slow_operations().section(usize::MAX)).into_response()
+}
+
+/// Empties the slow-operation log.
+async fn clear_slow(State(monitor): State<Monitor>) -> Response {
+    axum::Json(json!({ "cleared": monitor.clear_slow_operations() })).into_response()
 }
 
 /// Body of `POST /api/alerts/ack`.
