@@ -130,6 +130,7 @@ impl SlowOperations {
         }
     }
 
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     pub(crate) fn push(&self, op: SlowOperation) {
         let mut inner = self.inner.lock();
         if inner.list.len() >= inner.capacity {
@@ -142,6 +143,7 @@ impl SlowOperations {
 
     /// Keeps at most `capacity` (at least 1) operations from now on,
     /// evicting the oldest beyond it.
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     pub(crate) fn set_capacity(&self, capacity: usize) {
         let mut inner = self.inner.lock();
         inner.capacity = capacity.max(1);
@@ -361,6 +363,7 @@ impl RecentEvents {
         Self { list: Mutex::new((VecDeque::new(), capacity)) }
     }
 
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     pub(crate) fn push(&self, event: LogEvent) {
         let mut guard = self.list.lock();
         let (list, capacity) = &mut *guard;
@@ -374,6 +377,7 @@ impl RecentEvents {
     }
 
     /// Keeps at most `capacity` events (0: none) from now on.
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     pub(crate) fn set_capacity(&self, capacity: usize) {
         let mut guard = self.list.lock();
         let (list, cap) = &mut *guard;
