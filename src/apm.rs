@@ -582,10 +582,7 @@ impl SlowOperations {
         let (capacity, entries) = {
             let inner = self.inner.lock();
             let skip = inner.list.len().saturating_sub(entries);
-            (
-                inner.capacity,
-                inner.list.iter().skip(skip).map(SlowOperationEntry::from).collect(),
-            )
+            (inner.capacity, inner.list.iter().skip(skip).map(SlowOperationEntry::from).collect())
         };
         let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
         SlowOperationsSection {

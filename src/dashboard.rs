@@ -21,8 +21,7 @@ use crate::registry::Registry;
 use crate::stats::{Summary, summarize_owned};
 
 pub use crate::apm::{
-    DASHBOARD_SLOW_ENTRIES, LogEventEntry, SlowNameEntry, SlowOperationEntry,
-    SlowOperationsSection,
+    DASHBOARD_SLOW_ENTRIES, LogEventEntry, SlowNameEntry, SlowOperationEntry, SlowOperationsSection,
 };
 
 /// Version of the dashboard JSON layout; bumped on any rename or removal.

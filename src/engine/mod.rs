@@ -878,9 +878,7 @@ impl Monitor {
         d.active_alerts = active_alerts;
         d.recent_alert_events = recent_alert_events;
         d.notifications = self.shared.notify.stats();
-        d.slow_operations = self.shared.operations.slow.section(dashboard::DASHBOARD_SLOW_ENTRIES);
-        d.recent_log_events =
-            self.shared.operations.events.list().iter().map(dashboard::LogEventEntry::from).collect();
+        (d.slow_operations, d.recent_log_events) = self.operations_sections();
         d
     }
 

@@ -2,7 +2,10 @@
 //! ERROR/WARN events (filled by the `tracing` layer).
 
 use super::Monitor;
-use crate::apm::{LogEvent, OperationsLog, SlowOperations};
+use crate::apm::{
+    DASHBOARD_SLOW_ENTRIES, LogEvent, LogEventEntry, OperationsLog, SlowOperations,
+    SlowOperationsSection,
+};
 
 impl Monitor {
     /// The engine's slow-operation log (a shared handle): the spans a
@@ -50,6 +53,15 @@ impl Monitor {
     /// See [`LogEvent`].
     pub fn recent_log_events(&self) -> Vec<LogEvent> {
         self.shared.operations.events.list()
+    }
+
+    /// The dashboard's `slow_operations` and `recent_log_events`.
+    pub(super) fn operations_sections(&self) -> (SlowOperationsSection, Vec<LogEventEntry>) {
+        let log = &self.shared.operations;
+        (
+            log.slow.section(DASHBOARD_SLOW_ENTRIES),
+            log.events.list().iter().map(LogEventEntry::from).collect(),
+        )
     }
 
     /// The operations log itself, for the layer that fills it.

@@ -108,7 +108,11 @@ impl RouteSeries {
                             &labels,
                             &DEFAULT_BUCKETS,
                         )?,
-                        size: monitor.histogram_with(RESPONSE_SIZE_BYTES, &labels, &SIZE_BUCKETS)?,
+                        size: monitor.histogram_with(
+                            RESPONSE_SIZE_BYTES,
+                            &labels,
+                            &SIZE_BUCKETS,
+                        )?,
                     })
                 };
                 done().ok()

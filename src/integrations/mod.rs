@@ -14,14 +14,14 @@ mod metrics_facade;
 #[cfg(feature = "tracing")]
 mod tracing_layer;
 
-pub use crate::apm::{
-    DEFAULT_RECENT_EVENTS, DEFAULT_SLOW_CAPACITY, LogEvent, LogLevel, MAX_TRACING_LIST_CAPACITY,
-    SlowNameStats, SlowOperation, SlowOperations, SlowStats,
-};
 #[cfg(feature = "tracing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
 pub use self::tracing_layer::{
     DEFAULT_ERROR_LOG_RATE, DEFAULT_SLOW_THRESHOLD, SpanStats, TracingLayer, TracingLayerBuilder,
+};
+pub use crate::apm::{
+    DEFAULT_RECENT_EVENTS, DEFAULT_SLOW_CAPACITY, LogEvent, LogLevel, MAX_TRACING_LIST_CAPACITY,
+    SlowNameStats, SlowOperation, SlowOperations, SlowStats,
 };
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]

@@ -18,11 +18,11 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::alert::{Aggregate, AlertRule, CompareOp, Severity};
 use crate::apm::{
     DEFAULT_RECENT_EVENTS, DEFAULT_SLOW_CAPACITY, LogEvent, LogLevel, MAX_TRACING_LIST_CAPACITY,
     SlowOperation, SlowOperations,
 };
-use crate::alert::{Aggregate, AlertRule, CompareOp, Severity};
 use crate::clock::Clock;
 use crate::engine::Monitor;
 use crate::error::{Error, Result};

@@ -14,7 +14,8 @@ use crate::util::{T0, builder};
 fn slow_operations_are_listed_and_cleared_over_http() {
     let clock = ManualClock::at_millis(T0);
     let engine = builder(&clock).build().unwrap();
-    let layer = TracingLayer::builder(&engine).slow_threshold(Duration::from_millis(100)).build().unwrap();
+    let layer =
+        TracingLayer::builder(&engine).slow_threshold(Duration::from_millis(100)).build().unwrap();
     let subscriber = tracing_subscriber::registry().with(layer);
     tracing::subscriber::with_default(subscriber, || {
         for (name, ms) in [("db_query", 120), ("render", 20), ("db_query", 480), ("send", 200)] {
