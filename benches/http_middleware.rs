@@ -7,6 +7,7 @@
 //! Run: `cargo bench --features http --bench http_middleware`
 
 use std::hint::black_box;
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
@@ -49,5 +50,41 @@ fn bench(c: &mut Criterion) {
     assert!(counted > 0, "the layer counted the requests");
 }
 
-criterion_group!(benches, bench);
+/// The overhead per request from alternating rounds, so that both sides see
+/// the same load (the machine may be shared): the median over the rounds of
+/// (time per request with the layer) − (time per request without it).
+fn paired(c: &mut Criterion) {
+    const REQUESTS: u32 = 5_000;
+    const ROUNDS: usize = 21;
+    // `cargo bench -- --test` runs every bench once: skip the rounds there.
+    if std::env::args().any(|a| a == "--test") {
+        return;
+    }
+    let _ = c;
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
+    let engine =
+        watchpost::Engine::builder().without_system_source().build().expect("default engine");
+    let plain = app();
+    let measured = app().layer(HttpMetricsLayer::new(engine.monitor()));
+    let time = |router: &Router| {
+        let start = Instant::now();
+        for _ in 0..REQUESTS {
+            let request = Request::get("/rooms/42").body(Body::empty()).expect("a request");
+            let response = rt.block_on(router.clone().oneshot(request)).expect("infallible");
+            black_box(response.status());
+        }
+        start.elapsed().as_secs_f64() * 1e9 / f64::from(REQUESTS)
+    };
+    let mut rounds: Vec<(f64, f64)> =
+        (0..ROUNDS).map(|_| (time(&plain), time(&measured))).collect();
+    rounds.sort_by(|a, b| (a.1 - a.0).total_cmp(&(b.1 - b.0)));
+    let (base, with) = rounds[ROUNDS / 2];
+    println!(
+        "paired rounds: HttpMetricsLayer adds {:.0} ns per request median ({base:.0} ns without, \
+         {with:.0} ns with; {ROUNDS} rounds of {REQUESTS} requests)",
+        with - base,
+    );
+}
+
+criterion_group!(benches, bench, paired);
 criterion_main!(benches);
