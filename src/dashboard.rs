@@ -20,6 +20,10 @@ use crate::kind::MetricKind;
 use crate::registry::Registry;
 use crate::stats::{Summary, summarize_owned};
 
+pub use crate::apm::{
+    DASHBOARD_SLOW_ENTRIES, LogEventEntry, SlowNameEntry, SlowOperationEntry, SlowOperationsSection,
+};
+
 /// Version of the dashboard JSON layout; bumped on any rename or removal.
 pub const SCHEMA_VERSION: u32 = 2;
 
@@ -69,6 +73,13 @@ pub struct Dashboard {
     /// and coalesced.
     #[serde(default)]
     pub notifications: NotificationStats,
+    /// The slow-operation log: count, mean, max, per span name, and its
+    /// newest entries (at most [`DASHBOARD_SLOW_ENTRIES`]).
+    #[serde(default)]
+    pub slow_operations: SlowOperationsSection,
+    /// The newest ERROR and WARN log events, oldest first (bounded).
+    #[serde(default)]
+    pub recent_log_events: Vec<LogEventEntry>,
 }
 
 /// A point whose anomaly score reached the engine's threshold.
@@ -416,5 +427,7 @@ pub(crate) fn build(
         anomalies,
         performance_summary,
         notifications: NotificationStats::default(),
+        slow_operations: SlowOperationsSection::default(),
+        recent_log_events: Vec::new(),
     }
 }

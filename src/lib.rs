@@ -51,6 +51,7 @@
 #![cfg_attr(test, allow(clippy::float_cmp))]
 pub mod alert;
 pub mod analysis;
+mod apm;
 mod clock;
 pub mod config;
 pub mod dashboard;

@@ -756,6 +756,7 @@ impl EngineBuilder {
             notify_flush_timeout: self.alerting.flush_timeout,
             staleness_ms: self.alerting.staleness.map(to_ms),
             config: parking_lot::Mutex::new(config),
+            operations: crate::apm::OperationsLog::default(),
         });
         let (nudge_tx, nudge_rx) = crossbeam_channel::bounded(1);
         let (control_tx, control_rx) = crossbeam_channel::unbounded();

@@ -4,6 +4,7 @@ mod alerts;
 mod builder;
 mod persist;
 mod config;
+mod operations;
 mod worker;
 
 use std::fmt;
@@ -115,6 +116,8 @@ pub(crate) struct Shared {
     /// The configuration document in force (empty when none was given);
     /// reloads diff against it.
     pub(crate) config: parking_lot::Mutex<crate::config::Config>,
+    /// Slow operations and recent ERROR/WARN events (the `tracing` layer fills it).
+    pub(crate) operations: crate::apm::OperationsLog,
 }
 
 /// Which detector each series gets.
@@ -880,6 +883,7 @@ impl Monitor {
         d.active_alerts = active_alerts;
         d.recent_alert_events = recent_alert_events;
         d.notifications = self.shared.notify.stats();
+        (d.slow_operations, d.recent_log_events) = self.operations_sections();
         d
     }
 

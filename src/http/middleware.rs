@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use axum::extract::MatchedPath;
@@ -56,14 +56,6 @@ fn class_index(status: u16) -> usize {
     }
 }
 
-/// A series registered once, or refused once (the series cap): not retried.
-#[derive(Clone)]
-enum Slot<T> {
-    Unset,
-    Refused,
-    Ready(T),
-}
-
 /// The series of one finished (method, route, status class).
 #[derive(Clone)]
 struct Done {
@@ -72,96 +64,80 @@ struct Done {
     size: Histogram,
 }
 
-/// The series of one route template.
+/// The series of one route template, each registered on its first use, or
+/// refused once (the series cap) and not retried: `None`.
 struct RouteSeries {
+    route: Box<str>,
     /// Per method.
-    in_flight: Vec<Slot<Gauge>>,
+    in_flight: Vec<OnceLock<Option<Gauge>>>,
     /// Per method × status class.
-    done: Vec<Slot<Done>>,
+    done: Vec<OnceLock<Option<Done>>>,
 }
 
 impl RouteSeries {
-    fn new() -> Self {
+    fn new(route: &str) -> Self {
         RouteSeries {
-            in_flight: vec![Slot::Unset; METHODS.len()],
-            done: vec![Slot::Unset; METHODS.len() * CLASSES.len()],
+            route: route.into(),
+            in_flight: (0..METHODS.len()).map(|_| OnceLock::new()).collect(),
+            done: (0..METHODS.len() * CLASSES.len()).map(|_| OnceLock::new()).collect(),
         }
+    }
+
+    fn in_flight(&self, monitor: &Monitor, method: usize) -> Option<&Gauge> {
+        self.in_flight[method]
+            .get_or_init(|| {
+                let labels = [("method", METHODS[method]), ("route", &*self.route)];
+                monitor.gauge_with(REQUESTS_IN_FLIGHT, &labels).ok()
+            })
+            .as_ref()
+    }
+
+    fn done(&self, monitor: &Monitor, method: usize, class: usize) -> Option<&Done> {
+        self.done[method * CLASSES.len() + class]
+            .get_or_init(|| {
+                let labels = [
+                    ("method", METHODS[method]),
+                    ("route", &*self.route),
+                    ("status_class", CLASSES[class]),
+                ];
+                let done = || -> Result<Done> {
+                    Ok(Done {
+                        requests: monitor.counter_with(REQUESTS_TOTAL, &labels)?,
+                        duration: monitor.histogram_with(
+                            REQUEST_DURATION_SECONDS,
+                            &labels,
+                            &DEFAULT_BUCKETS,
+                        )?,
+                        size: monitor.histogram_with(
+                            RESPONSE_SIZE_BYTES,
+                            &labels,
+                            &SIZE_BUCKETS,
+                        )?,
+                    })
+                };
+                done().ok()
+            })
+            .as_ref()
     }
 }
 
 struct Shared {
     monitor: Monitor,
     clock: Arc<dyn Clock>,
-    /// Route template → its handles. Bounded by the application's routes
+    /// Route template → its series. Bounded by the application's routes
     /// plus [`UNMATCHED_ROUTE`].
-    routes: RwLock<HashMap<Box<str>, RouteSeries>>,
+    routes: RwLock<HashMap<Box<str>, Arc<RouteSeries>, foldhash::fast::RandomState>>,
 }
 
 impl Shared {
-    /// The cached handle at `pick(route)`, registering it with `register` the first time.
-    fn handle<T: Clone>(
-        &self,
-        route: &str,
-        pick: impl Fn(&RouteSeries) -> &Slot<T>,
-        pick_mut: impl Fn(&mut RouteSeries) -> &mut Slot<T>,
-        register: impl FnOnce() -> Result<T>,
-    ) -> Option<T> {
+    /// The series of `route`: one read lock and one lookup per request, the
+    /// insertion once per route.
+    fn route(&self, route: &str) -> Arc<RouteSeries> {
         if let Some(series) = self.routes.read().get(route) {
-            match pick(series) {
-                Slot::Ready(h) => return Some(h.clone()),
-                Slot::Refused => return None,
-                Slot::Unset => {}
-            }
+            return Arc::clone(series);
         }
         let mut routes = self.routes.write();
-        let slot = pick_mut(routes.entry(route.into()).or_insert_with(RouteSeries::new));
-        if let Slot::Unset = slot {
-            *slot = register().map_or(Slot::Refused, Slot::Ready);
-        }
-        match slot {
-            Slot::Ready(h) => Some(h.clone()),
-            _ => None,
-        }
-    }
-
-    fn in_flight(&self, method: usize, route: &str) -> Option<Gauge> {
-        self.handle(
-            route,
-            |s| &s.in_flight[method],
-            |s| &mut s.in_flight[method],
-            || {
-                let labels = [("method", METHODS[method]), ("route", route)];
-                self.monitor.gauge_with(REQUESTS_IN_FLIGHT, &labels)
-            },
-        )
-    }
-
-    fn done(&self, method: usize, route: &str, class: usize) -> Option<Done> {
-        self.handle(
-            route,
-            |s| &s.done[method * CLASSES.len() + class],
-            |s| &mut s.done[method * CLASSES.len() + class],
-            || {
-                let labels = [
-                    ("method", METHODS[method]),
-                    ("route", route),
-                    ("status_class", CLASSES[class]),
-                ];
-                Ok(Done {
-                    requests: self.monitor.counter_with(REQUESTS_TOTAL, &labels)?,
-                    duration: self.monitor.histogram_with(
-                        REQUEST_DURATION_SECONDS,
-                        &labels,
-                        &DEFAULT_BUCKETS,
-                    )?,
-                    size: self.monitor.histogram_with(
-                        RESPONSE_SIZE_BYTES,
-                        &labels,
-                        &SIZE_BUCKETS,
-                    )?,
-                })
-            },
-        )
+        Arc::clone(routes.entry(route.into()).or_insert_with(|| Arc::new(RouteSeries::new(route))))
     }
 }
 
@@ -184,15 +160,17 @@ impl Shared {
 /// - `method` is one of the standard methods, or `OTHER`; `status_class` is
 ///   `1xx` … `5xx`, or `error` when the service failed instead of answering
 ///   (axum's services never do).
-/// - The duration runs, on the engine's [`Clock`], from the call to the
-///   response's headers; the time a streamed body takes is not included.
+/// - The duration runs, on the engine's [`Clock`] (its monotonic reading),
+///   from the call to the response's headers; the time a streamed body takes
+///   is not included.
 /// - The response size is the `Content-Length`, or the body's exact size
 ///   hint; a body of unknown length (streamed) is not observed.
 /// - A request whose future is dropped (the client went away) leaves the
 ///   in-flight gauge and is not counted as answered.
 ///
-/// The handles are registered on a series' first request and cached, so the
-/// path of a request takes a read lock and updates atomics. A series refused
+/// The handles are registered on a series' first request and cached per
+/// route template, so the path of a request takes one read lock and one
+/// lookup, and updates atomics. A series refused
 /// by the engine's cardinality caps is not recorded (the registry counts the
 /// refusal).
 ///
@@ -235,7 +213,7 @@ impl HttpMetricsLayer {
     pub fn new(monitor: Monitor) -> Self {
         let clock = Arc::clone(monitor.clock());
         HttpMetricsLayer {
-            shared: Arc::new(Shared { monitor, clock, routes: RwLock::new(HashMap::new()) }),
+            shared: Arc::new(Shared { monitor, clock, routes: RwLock::new(HashMap::default()) }),
         }
     }
 }
@@ -298,31 +276,30 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let shared = Arc::clone(&self.shared);
         let method = method_index(request.method());
-        let route: Box<str> = request
-            .extensions()
-            .get::<MatchedPath>()
-            .map_or(UNMATCHED_ROUTE, MatchedPath::as_str)
-            .into();
-        let in_flight = shared.in_flight(method, &route);
+        let series = self.shared.route(
+            request.extensions().get::<MatchedPath>().map_or(UNMATCHED_ROUTE, MatchedPath::as_str),
+        );
+        let in_flight = series.in_flight(&self.shared.monitor, method).cloned();
         if let Some(g) = &in_flight {
             g.add(1.0);
         }
         let guard = InFlight(in_flight);
-        let started = shared.clock.now();
+        let shared = Arc::clone(&self.shared);
+        let started = shared.clock.monotonic_nanos();
         let future = self.inner.call(request);
         Box::pin(async move {
             let result = future.await;
-            let elapsed = (shared.clock.now() - started).to_std().unwrap_or_default();
+            let elapsed_ns = shared.clock.monotonic_nanos().saturating_sub(started).max(0);
             drop(guard);
             let (class, size) = match &result {
                 Ok(response) => (class_index(response.status().as_u16()), body_size(response)),
                 Err(_) => (ERROR_CLASS, None),
             };
-            if let Some(done) = shared.done(method, &route, class) {
+            if let Some(done) = series.done(&shared.monitor, method, class) {
                 done.requests.inc();
-                done.duration.observe(elapsed.as_secs_f64());
+                #[allow(clippy::cast_precision_loss)] // nanoseconds as seconds
+                done.duration.observe(elapsed_ns as f64 / 1e9);
                 if let Some(bytes) = size {
                     #[allow(clippy::cast_precision_loss)] // sizes far below 2^53
                     done.size.observe(bytes as f64);

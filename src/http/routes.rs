@@ -59,7 +59,7 @@ impl Default for Mount {
 }
 
 /// Every route path, as [`Mount::without`] names them.
-pub(super) const ROUTES: [&str; 15] = [
+pub(super) const ROUTES: [&str; 16] = [
     "/",
     "/assets/{file}",
     "/health",
@@ -75,6 +75,7 @@ pub(super) const ROUTES: [&str; 15] = [
     "/api/rules",
     "/api/rules/{name}",
     "/api/config",
+    "/api/slow",
 ];
 
 /// The handlers' state: the monitor, and the scrape cache for `/metrics`.
@@ -98,10 +99,15 @@ pub(super) fn build(monitor: Monitor, access: Access) -> Router {
     let at = |path: &str| format!("{prefix}{path}");
     let api = Api { monitor, scrape: scrape_cache };
     // Closed by default: without a token nobody may change state.
-    let (ack, create, expire) = if token.is_some() {
-        (post(acknowledge), post(create_silence), delete(expire_silence))
+    let (ack, create, expire, clear_slow) = if token.is_some() {
+        (post(acknowledge), post(create_silence), delete(expire_silence), delete(clear_slow))
     } else {
-        (post(writes_disabled), post(writes_disabled), delete(writes_disabled))
+        (
+            post(writes_disabled),
+            post(writes_disabled),
+            delete(writes_disabled),
+            delete(writes_disabled),
+        )
     };
     let (rules, rule) = super::rules::routes(token.is_some());
     let mut protected = Router::new();
@@ -118,6 +124,7 @@ pub(super) fn build(monitor: Monitor, access: Access) -> Router {
         ("/api/rules", rules),
         ("/api/rules/{name}", rule),
         ("/api/config", get(super::rules::config)),
+        ("/api/slow", get(slow).merge(clear_slow)),
     ] {
         if wanted(path) {
             protected = protected.route(&at(path), handler);
@@ -334,6 +341,16 @@ async fn alerts(State(monitor): State<Monitor>) -> Response {
         axum::Json(json!({ "active": active, "recent": recent })).into_response()
     })
     .await
+}
+
+/// The slow-operation log: statistics and every entry.
+async fn slow(State(monitor): State<Monitor>) -> Response {
+    axum::Json(monitor.slow_operations().section(usize::MAX)).into_response()
+}
+
+/// Empties the slow-operation log.
+async fn clear_slow(State(monitor): State<Monitor>) -> Response {
+    axum::Json(json!({ "cleared": monitor.clear_slow_operations() })).into_response()
 }
 
 /// Body of `POST /api/alerts/ack`.

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
+use smallvec::SmallVec;
 use tracing_core::callsite::Identifier;
 use tracing_core::field::{Field, Visit};
 use tracing_core::span::{Attributes, Id, Record};
@@ -17,8 +18,11 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
-use super::slow::{LogEvent, RecentEvents, SlowOperation, SlowOperations};
 use crate::alert::{Aggregate, AlertRule, CompareOp, Severity};
+use crate::apm::{
+    DEFAULT_RECENT_EVENTS, DEFAULT_SLOW_CAPACITY, LogEvent, LogLevel, MAX_TRACING_LIST_CAPACITY,
+    SlowOperation, SlowOperations,
+};
 use crate::clock::Clock;
 use crate::engine::Monitor;
 use crate::error::{Error, Result};
@@ -27,13 +31,10 @@ use crate::metric::{Counter, Histogram};
 /// Spans slower than this go to the slow-operation log unless their name has
 /// its own threshold: 500 ms.
 pub const DEFAULT_SLOW_THRESHOLD: Duration = Duration::from_millis(500);
-/// How many slow operations the log keeps before evicting the oldest: 256.
-pub const DEFAULT_SLOW_CAPACITY: usize = 256;
-/// How many recent ERROR and WARN events the layer keeps: 100.
-pub const DEFAULT_RECENT_EVENTS: usize = 100;
-/// The largest accepted capacity of the slow-operation log and of the recent
-/// events list: 65 536.
-pub const MAX_TRACING_LIST_CAPACITY: usize = 65_536;
+
+/// The default threshold of the rule `error_log_rate` that building a
+/// [`TracingLayer`] adds: 10 ERROR events per minute from one target.
+pub const DEFAULT_ERROR_LOG_RATE: f64 = 10.0;
 
 /// Bucket bounds of `span_duration_seconds` and `span_busy_seconds`, in
 /// seconds: 100 µs to 30 s.
@@ -71,8 +72,8 @@ struct SpanSite {
     name: &'static str,
     target: &'static str,
     duration: Histogram,
-    busy: Histogram,
-    calls: AtomicU64,
+    /// `None` unless busy time is on ([`TracingLayerBuilder::busy_time`]).
+    busy: Option<Histogram>,
     errors: AtomicU64,
     sum_ns: AtomicU64,
     max_ns: AtomicU64,
@@ -90,11 +91,10 @@ struct Inner {
     monitor: Monitor,
     clock: Arc<dyn Clock>,
     sites: RwLock<Sites>,
-    slow: SlowOperations,
-    recent: RecentEvents,
     default_slow: Duration,
     slow_overrides: HashMap<String, Duration>,
     capture_fields: bool,
+    busy_time: bool,
 }
 
 /// What the layer stores in each span's extensions, inserted once at
@@ -106,8 +106,11 @@ struct Timing {
     entered: u32,
     busy_ns: u64,
     error: bool,
-    fields: Vec<(&'static str, FieldValue)>,
+    fields: Fields,
 }
+
+/// A span's captured fields: up to four without an allocation.
+type Fields = SmallVec<[(&'static str, FieldValue); 4]>;
 
 /// A captured field value, formatted only if the span turns out slow.
 enum FieldValue {
@@ -134,13 +137,19 @@ impl fmt::Display for FieldValue {
 /// `tracing`):
 ///
 /// - every closed span observes `span_duration_seconds{span, target}`
-///   (creation to close) and `span_busy_seconds{span, target}` (time between
-///   enter and exit), and updates the APM statistics of [`stats`](Self::stats);
-/// - spans slower than their threshold go to the [`SlowOperations`] log with
-///   their fields, duration, start and parent spans;
+///   (creation to close), with [`busy_time`](TracingLayerBuilder::busy_time)
+///   also `span_busy_seconds{span, target}` (time between enter and exit),
+///   and updates the APM statistics of [`stats`](Self::stats);
+/// - spans slower than their threshold go to the engine's [`SlowOperations`]
+///   log ([`Monitor::slow_operations`]) with their fields, duration, start and
+///   parent spans;
 /// - every event increments `log_events_total{level, target}` (its `:rate`
-///   series feeds [`error_rate_rule`](Self::error_rate_rule)), and ERROR and
-///   WARN events are kept in [`recent_events`](Self::recent_events).
+///   series feeds the rule [`error_rate_rule`](Self::error_rate_rule), which
+///   building the layer adds), and ERROR and WARN events are kept in the
+///   engine's recent events ([`Monitor::recent_log_events`]).
+///
+/// Layers built from the same engine share its slow-operation log and recent
+/// events; the capacities of the last one built apply.
 ///
 /// Time comes from the engine clock, so a `ManualClock` makes durations exact
 /// in tests. The handle is cheap to clone: clones share everything.
@@ -177,9 +186,66 @@ pub struct TracingLayerBuilder {
     slow_capacity: usize,
     recent_events: usize,
     capture_fields: bool,
+    busy_time: bool,
+    error_rate: Option<f64>,
 }
 
 impl TracingLayerBuilder {
+    /// The threshold of the default rule `error_log_rate`, in ERROR events per
+    /// minute and target (default [`DEFAULT_ERROR_LOG_RATE`]). Building the
+    /// layer adds the rule ([`TracingLayer::error_rate_rule`]) to the engine
+    /// unless it already has a rule of that name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// let layer = watchpost::integrations::TracingLayer::builder(&engine).error_rate_rule(30.0).build()?;
+    /// assert!(engine.alert_rules().iter().any(|r| r.name() == "error_log_rate"));
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn error_rate_rule(mut self, per_minute: f64) -> Self {
+        self.error_rate = Some(per_minute);
+        self
+    }
+
+    /// Builds the layer without adding the default rule `error_log_rate`,
+    /// like [`EngineBuilder::without_default_rules`](crate::EngineBuilder::without_default_rules)
+    /// for the host rules.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// let layer = watchpost::integrations::TracingLayer::builder(&engine)
+    ///     .without_error_rate_rule()
+    ///     .build()?;
+    /// assert!(!engine.alert_rules().iter().any(|r| r.name() == "error_log_rate"));
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn without_error_rate_rule(mut self) -> Self {
+        self.error_rate = None;
+        self
+    }
+
+    /// Whether to measure busy time, the time spent inside a span between
+    /// enter and exit, into `span_busy_seconds{span, target}` and
+    /// [`SlowOperation::busy`] (default `false`). It costs two more clock
+    /// readings and two more span lookups per span entry, about doubling the
+    /// layer's overhead (docs/integrations.md has the figures).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let engine = watchpost::Engine::builder().without_system_source().build()?;
+    /// let layer = watchpost::integrations::TracingLayer::builder(&engine).busy_time(true).build()?;
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn busy_time(mut self, on: bool) -> Self {
+        self.busy_time = on;
+        self
+    }
+
     /// Spans slower than `threshold` go to the slow-operation log (default
     /// [`DEFAULT_SLOW_THRESHOLD`]). `Duration::ZERO` logs every span.
     ///
@@ -267,7 +333,7 @@ impl TracingLayerBuilder {
     /// # Errors
     ///
     /// [`Error::InvalidConfig`] naming the setting when a capacity is out of
-    /// range.
+    /// range or the error-rate threshold is negative or not finite.
     ///
     /// # Examples
     ///
@@ -287,17 +353,26 @@ impl TracingLayerBuilder {
         };
         check("slow_capacity", self.slow_capacity, 1)?;
         check("recent_events", self.recent_events, 0)?;
+        if let Some(per_minute) = self.error_rate {
+            let rule = TracingLayer::error_rate_rule(per_minute)?;
+            if !self.monitor.alert_rules().iter().any(|r| r.name() == rule.name()) {
+                self.monitor.add_alert_rule(rule)?;
+            }
+        }
         let clock = Arc::clone(self.monitor.clock());
+        // The engine's operations log takes this layer's capacities.
+        let log = self.monitor.operations_log();
+        log.slow.set_capacity(self.slow_capacity);
+        log.events.set_capacity(self.recent_events);
         Ok(TracingLayer {
             inner: Arc::new(Inner {
                 monitor: self.monitor,
                 clock,
                 sites: RwLock::default(),
-                slow: SlowOperations::new(self.slow_capacity),
-                recent: RecentEvents::new(self.recent_events),
                 default_slow: self.default_slow,
                 slow_overrides: self.slow_overrides,
                 capture_fields: self.capture_fields,
+                busy_time: self.busy_time,
             }),
         })
     }
@@ -327,6 +402,8 @@ impl TracingLayer {
             slow_capacity: DEFAULT_SLOW_CAPACITY,
             recent_events: DEFAULT_RECENT_EVENTS,
             capture_fields: true,
+            busy_time: false,
+            error_rate: Some(DEFAULT_ERROR_LOG_RATE),
         }
     }
 
@@ -348,7 +425,7 @@ impl TracingLayer {
     ///
     /// See [`SlowOperations`].
     pub fn slow_operations(&self) -> SlowOperations {
-        self.inner.slow.clone()
+        self.inner.monitor.slow_operations()
     }
 
     /// The most recent ERROR and WARN events, oldest first.
@@ -357,13 +434,16 @@ impl TracingLayer {
     ///
     /// See [`TracingLayer`].
     pub fn recent_events(&self) -> Vec<LogEvent> {
-        self.inner.recent.list()
+        self.inner.monitor.recent_log_events()
     }
 
     /// An alert rule `error_log_rate` that fires when a target logs more
     /// than `per_minute` ERROR events per minute, measured as the rate of
     /// `log_events_total{level="error"}` over the last minute (one alert per
-    /// target). Add it with [`Monitor::add_alert_rule`] or
+    /// target). Building a layer adds it with [`DEFAULT_ERROR_LOG_RATE`]
+    /// unless told otherwise ([`TracingLayerBuilder::error_rate_rule`],
+    /// [`TracingLayerBuilder::without_error_rate_rule`]); add it yourself with
+    /// [`Monitor::add_alert_rule`] or
     /// [`EngineBuilder::alert_rule`](crate::EngineBuilder::alert_rule).
     ///
     /// # Errors
@@ -401,7 +481,7 @@ impl fmt::Debug for TracingLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TracingLayer")
             .field("default_slow", &self.inner.default_slow)
-            .field("slow", &self.inner.slow)
+            .field("slow_overrides", &self.inner.slow_overrides)
             .finish_non_exhaustive()
     }
 }
@@ -417,10 +497,10 @@ fn secs(ns: u64) -> f64 {
 
 impl SpanSite {
     fn stats(&self) -> SpanStats {
-        let calls = self.calls.load(Ordering::Relaxed);
         let max_ns = self.max_ns.load(Ordering::Relaxed);
         let max = Duration::from_nanos(max_ns);
         let snapshot = self.duration.snapshot();
+        let calls = snapshot.count;
         let q = |q: f64| {
             snapshot
                 .quantile(q)
@@ -473,8 +553,7 @@ impl Inner {
                     name: meta.name(),
                     target: meta.target(),
                     duration: histogram("span_duration_seconds"),
-                    busy: histogram("span_busy_seconds"),
-                    calls: AtomicU64::new(0),
+                    busy: self.busy_time.then(|| histogram("span_busy_seconds")),
                     errors: AtomicU64::new(0),
                     sum_ns: AtomicU64::new(0),
                     max_ns: AtomicU64::new(0),
@@ -496,7 +575,7 @@ impl Inner {
             c.inc();
             return;
         }
-        let level = level_label(*meta.level());
+        let level = log_level(*meta.level()).as_str();
         let counter = self
             .monitor
             .counter_with("log_events_total", &[("level", level), ("target", meta.target())])
@@ -506,13 +585,13 @@ impl Inner {
     }
 }
 
-fn level_label(level: Level) -> &'static str {
+fn log_level(level: Level) -> LogLevel {
     match level {
-        Level::ERROR => "error",
-        Level::WARN => "warn",
-        Level::INFO => "info",
-        Level::DEBUG => "debug",
-        Level::TRACE => "trace",
+        Level::ERROR => LogLevel::Error,
+        Level::WARN => LogLevel::Warn,
+        Level::INFO => LogLevel::Info,
+        Level::DEBUG => LogLevel::Debug,
+        Level::TRACE => LogLevel::Trace,
     }
 }
 
@@ -520,7 +599,7 @@ fn level_label(level: Level) -> &'static str {
 /// an `error` field. Events take their `message` apart; spans keep it as a
 /// field.
 struct FieldVisitor<'a> {
-    fields: &'a mut Vec<(&'static str, FieldValue)>,
+    fields: &'a mut Fields,
     capture: bool,
     error: bool,
     message: Option<String>,
@@ -579,7 +658,7 @@ impl Visit for FieldVisitor<'_> {
     }
 }
 
-fn owned(fields: Vec<(&'static str, FieldValue)>) -> Vec<(String, String)> {
+fn owned(fields: Fields) -> Vec<(String, String)> {
     fields.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
@@ -590,7 +669,7 @@ where
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let site = self.inner.span_site(attrs.metadata());
-        let mut fields = Vec::new();
+        let mut fields = Fields::new();
         let mut error = false;
         if !attrs.values().is_empty() {
             let mut visitor = FieldVisitor {
@@ -631,6 +710,9 @@ where
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        if !self.inner.busy_time {
+            return;
+        }
         let Some(span) = ctx.span(id) else { return };
         let mut ext = span.extensions_mut();
         if let Some(timing) = ext.get_mut::<Timing>() {
@@ -642,6 +724,9 @@ where
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+        if !self.inner.busy_time {
+            return;
+        }
         let Some(span) = ctx.span(id) else { return };
         let mut ext = span.extensions_mut();
         if let Some(timing) = ext.get_mut::<Timing>() {
@@ -667,7 +752,7 @@ where
         {
             timing.error = true;
         }
-        let mut fields = Vec::new();
+        let mut fields = Fields::new();
         let mut visitor = FieldVisitor {
             fields: &mut fields,
             capture: true,
@@ -677,9 +762,9 @@ where
         };
         event.record(&mut visitor);
         let message = visitor.message.take().unwrap_or_default();
-        self.inner.recent.push(LogEvent {
+        self.inner.monitor.operations_log().events.push(LogEvent {
             at: self.inner.clock.now(),
-            level,
+            level: log_level(level),
             target: meta.target().to_string(),
             message,
             fields: owned(fields),
@@ -694,8 +779,9 @@ where
         let total_ns = u64::try_from(now.saturating_sub(timing.created_ns)).unwrap_or(0);
         let site = &timing.site;
         site.duration.observe(secs(total_ns));
-        site.busy.observe(secs(timing.busy_ns));
-        site.calls.fetch_add(1, Ordering::Relaxed);
+        if let Some(busy) = &site.busy {
+            busy.observe(secs(timing.busy_ns));
+        }
         if timing.error {
             site.errors.fetch_add(1, Ordering::Relaxed);
         }
@@ -715,11 +801,11 @@ where
             .ok()
             .and_then(|d| self.inner.clock.now().checked_sub_signed(d))
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
-        self.inner.slow.push(SlowOperation {
+        self.inner.monitor.operations_log().slow.push(SlowOperation {
             name: site.name.to_string(),
             target: site.target.to_string(),
             duration,
-            busy: Duration::from_nanos(timing.busy_ns),
+            busy: self.inner.busy_time.then(|| Duration::from_nanos(timing.busy_ns)),
             started,
             fields: owned(timing.fields),
             parents,

@@ -17,10 +17,10 @@ use crate::util::{T0, builder};
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
-struct Response {
-    status: u16,
+pub(crate) struct Response {
+    pub(crate) status: u16,
     headers: Vec<(String, String)>,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Response {
@@ -29,13 +29,18 @@ impl Response {
     }
 
     #[track_caller]
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
     }
 }
 
 /// Sends one request (`Connection: close`) and reads the whole response.
-fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
+pub(crate) fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Response {
     let mut stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect");
     stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
@@ -50,7 +55,7 @@ fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)])
     parse(&raw)
 }
 
-fn get(addr: SocketAddr, path: &str) -> Response {
+pub(crate) fn get(addr: SocketAddr, path: &str) -> Response {
     request(addr, "GET", path, &[])
 }
 
@@ -85,7 +90,7 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     }
 }
 
-fn start(
+pub(crate) fn start(
     engine: &Engine,
     configure: impl FnOnce(watchpost::http::HttpServerBuilder) -> watchpost::http::HttpServerBuilder,
 ) -> HttpServerGuard {
@@ -604,8 +609,8 @@ fn router_merges_into_an_application() {
     thread.join().unwrap();
 }
 
-const TOKEN: &str = "s3cret";
-const AUTH: &[(&str, &str)] = &[("Authorization", "Bearer s3cret")];
+pub(crate) const TOKEN: &str = "s3cret";
+pub(crate) const AUTH: &[(&str, &str)] = &[("Authorization", "Bearer s3cret")];
 
 /// Sends `body` as JSON with `method`, with the test token.
 fn send_json(addr: SocketAddr, method: &str, path: &str, body: &str) -> Response {

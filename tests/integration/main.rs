@@ -27,6 +27,8 @@ mod props;
 mod receivers;
 mod routing;
 mod settings;
+#[cfg(all(feature = "http", feature = "tracing"))]
+mod slow_api;
 mod staleness;
 #[cfg(feature = "tracing")]
 mod tracing_layer;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use tracing::Level;
 use tracing_subscriber::layer::SubscriberExt;
 use watchpost::alert::AlertState;
-use watchpost::integrations::{TracingLayer, TracingLayerBuilder};
+use watchpost::integrations::{LogLevel, TracingLayer, TracingLayerBuilder};
 use watchpost::{Engine, Error, ManualClock};
 
 use crate::util::{T0, builder};
@@ -28,7 +28,7 @@ fn build(b: TracingLayerBuilder) -> TracingLayer {
 #[test]
 fn span_duration_and_busy_time_come_from_the_engine_clock() {
     let (engine, clock) = setup();
-    let layer = TracingLayer::new(&engine);
+    let layer = build(TracingLayer::builder(&engine).busy_time(true));
     traced(&layer, || {
         let span = tracing::info_span!(target: "chat", "handle_message");
         clock.advance(Duration::from_millis(100)); // created, not entered
@@ -97,7 +97,8 @@ fn slow_operations_keep_fields_start_parents_and_per_name_thresholds() {
     let layer = build(
         TracingLayer::builder(&engine)
             .slow_threshold(Duration::from_millis(500))
-            .slow_threshold_for("db_query", Duration::from_millis(10)),
+            .slow_threshold_for("db_query", Duration::from_millis(10))
+            .busy_time(true),
     );
     let slow = layer.slow_operations();
     traced(&layer, || {
@@ -116,7 +117,7 @@ fn slow_operations_keep_fields_start_parents_and_per_name_thresholds() {
     let op = &ops[0];
     assert_eq!(op.name, "db_query");
     assert_eq!(op.duration, Duration::from_millis(40));
-    assert_eq!(op.busy, Duration::from_millis(40));
+    assert_eq!(op.busy, Some(Duration::from_millis(40)));
     assert_eq!(op.started.timestamp_millis(), T0 + 5);
     assert_eq!(op.parents, ["request"]);
     assert_eq!(
@@ -205,7 +206,7 @@ fn recent_events_keep_errors_and_warnings_with_fields_bounded() {
     let e = &events[0];
     assert_eq!(
         (e.level, e.target.as_str(), e.message.as_str()),
-        (Level::ERROR, "chat", "send failed")
+        (LogLevel::Error, "chat", "send failed")
     );
     assert_eq!(e.fields, [("room".to_string(), "lobby".to_string())]);
     assert_eq!(e.span.as_deref(), Some("send"));
@@ -290,6 +291,119 @@ fn slow_span_fields_keep_their_types_formatting_and_errors_survive_without_captu
     let lean =
         build(TracingLayer::builder(&engine).capture_fields(false).slow_threshold(Duration::ZERO));
     traced(&lean, || drop(tracing::info_span!("lean", error = 1_u64, room = "lobby")));
-    let op = &lean.slow_operations().list()[0];
+    // Layers of one engine share its log: the lean layer's span comes last.
+    let ops = lean.slow_operations().list();
+    let op = ops.last().unwrap();
+    assert_eq!(op.name, "lean");
     assert!(op.error && op.fields.is_empty(), "{op:?}");
+    assert_eq!(op.busy, None, "busy time is off by default");
+}
+
+#[test]
+fn busy_time_is_opt_in_and_without_it_no_busy_series_exists() {
+    let (engine, clock) = setup();
+    let layer = TracingLayer::new(&engine);
+    traced(&layer, || {
+        tracing::info_span!(target: "chat", "quiet")
+            .in_scope(|| clock.advance(Duration::from_millis(30)));
+    });
+    engine.flush().unwrap();
+    let text = engine.prometheus_text();
+    assert!(
+        text.contains(r#"span_duration_seconds_sum{span="quiet",target="chat"} 0.03"#),
+        "{text}"
+    );
+    assert!(!text.contains("span_busy_seconds"), "{text}");
+    assert_eq!(layer.stats()[0].mean, Duration::from_millis(30));
+}
+
+#[test]
+fn the_default_error_rate_rule_is_added_once_and_can_be_left_out() {
+    let (engine, _clock) = setup();
+    let rules =
+        |e: &Engine| e.alert_rules().iter().filter(|r| r.name() == "error_log_rate").count();
+    let _off = build(TracingLayer::builder(&engine).without_error_rate_rule());
+    assert_eq!(rules(&engine), 0);
+    let _first = TracingLayer::new(&engine);
+    let _second = build(TracingLayer::builder(&engine).error_rate_rule(1.0));
+    assert_eq!(rules(&engine), 1, "a second layer does not add it again");
+    let err = TracingLayer::builder(&engine).error_rate_rule(-1.0).build().unwrap_err();
+    assert!(matches!(err, Error::InvalidConfig { field: "per_minute", .. }), "{err}");
+}
+
+#[test]
+fn the_default_error_rate_rule_fires_at_more_than_ten_errors_a_minute() {
+    let (engine, clock) = setup();
+    let layer = TracingLayer::new(&engine);
+    let errors = |n: usize| {
+        traced(&layer, || (0..n).for_each(|_| tracing::error!(target: "chat", "failed")));
+        engine.flush().unwrap();
+    };
+    errors(1);
+    clock.advance(Duration::from_mins(1));
+    errors(10); // 10 in the last minute: not above 10
+    assert!(engine.active_alerts().is_empty(), "{:?}", engine.active_alerts());
+    clock.advance(Duration::from_secs(1));
+    errors(2); // 12 in the last minute
+    let active = engine.active_alerts();
+    assert_eq!(active.len(), 1, "{active:?}");
+    assert_eq!(active[0].rule, "error_log_rate");
+}
+
+#[test]
+fn slow_operations_and_log_events_reach_the_monitor_and_the_dashboard() {
+    let (engine, clock) = setup();
+    let layer = build(
+        TracingLayer::builder(&engine)
+            .slow_threshold(Duration::from_millis(100))
+            .slow_capacity(2)
+            .recent_events(3),
+    );
+    traced(&layer, || {
+        for ms in [150, 50, 300, 250] {
+            tracing::info_span!(target: "chat", "send", room = "lobby")
+                .in_scope(|| clock.advance(Duration::from_millis(ms)));
+        }
+        tracing::info_span!("outer").in_scope(|| {
+            tracing::warn!(target: "chat", user = 7_u64, "slow client");
+        });
+        tracing::error!(target: "chat", "dropped");
+        tracing::info!("not kept");
+    });
+    // The monitor holds the same log as the layer.
+    let slow = engine.slow_operations();
+    assert_eq!(slow.capacity(), 2);
+    let kept: Vec<u128> = slow.list().iter().map(|o| o.duration.as_millis()).collect();
+    assert_eq!(kept, [300, 250]);
+    let events = engine.recent_log_events();
+    assert_eq!(events.len(), 2);
+    assert_eq!((events[0].level, events[0].span.as_deref()), (LogLevel::Warn, Some("outer")));
+
+    engine.flush().unwrap();
+    let d = engine.dashboard();
+    let section = &d.slow_operations;
+    assert_eq!((section.count, section.recorded, section.evicted, section.capacity), (2, 3, 1, 2));
+    assert_eq!((section.mean_seconds, section.max_seconds), (0.275, 0.3));
+    assert_eq!(section.by_name.len(), 1);
+    assert_eq!((section.by_name[0].name.as_str(), section.by_name[0].count), ("send", 2));
+    assert_eq!(section.entries.len(), 2);
+    let e = &section.entries[1];
+    assert_eq!((e.name.as_str(), e.target.as_str(), e.duration_seconds), ("send", "chat", 0.25));
+    assert_eq!(e.fields.get("room").map(String::as_str), Some("lobby"));
+    assert_eq!(e.busy_seconds, None);
+    assert_eq!(e.started.timestamp_millis(), T0 + 500);
+    let json = serde_json::to_value(&d).unwrap();
+    assert_eq!(json["slow_operations"]["entries"][0]["duration_seconds"], 0.3);
+    let logged = &json["recent_log_events"];
+    assert_eq!(logged.as_array().map(Vec::len), Some(2), "{logged}");
+    assert_eq!(logged[0]["level"], "warn");
+    assert_eq!(logged[0]["fields"]["user"], "7");
+    assert_eq!(
+        (logged[1]["level"].as_str(), logged[1]["message"].as_str()),
+        (Some("error"), Some("dropped"))
+    );
+
+    assert_eq!(engine.clear_slow_operations(), 2);
+    assert_eq!(engine.dashboard().slow_operations.count, 0);
+    assert!(layer.slow_operations().is_empty(), "one log, cleared through the monitor");
 }
