@@ -67,6 +67,9 @@ mod kind;
 mod metric;
 pub mod notify;
 mod registry;
+#[cfg(feature = "remote-write")]
+#[cfg_attr(docsrs, doc(cfg(feature = "remote-write")))]
+pub mod remote_write;
 mod source;
 pub mod stats;
 

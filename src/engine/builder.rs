@@ -91,6 +91,8 @@ pub struct EngineBuilder {
     clock: Arc<dyn Clock>,
     system_source: bool,
     sources: Vec<Box<dyn Source>>,
+    /// Exporters started with the engine (remote write).
+    pub(crate) sinks: Vec<super::sink::SinkFactory>,
     recent_metrics: Vec<String>,
     recent_points: usize,
     statistics_window: Duration,
@@ -191,6 +193,7 @@ impl Default for EngineBuilder {
             clock: Arc::new(SystemClock),
             system_source: cfg!(feature = "system"),
             sources: Vec::new(),
+            sinks: Vec::new(),
             recent_metrics: ["system_cpu_usage", "system_memory_usage", "app_memory_usage"]
                 .map(String::from)
                 .to_vec(),
@@ -708,6 +711,17 @@ impl EngineBuilder {
             s.register(&registry)?;
         }
         let dispatcher = dispatcher.build()?;
+        let mut sinks: Vec<Arc<dyn super::sink::SampleSink>> = Vec::new();
+        for start in std::mem::take(&mut self.sinks) {
+            match start(&registry, &self.clock) {
+                Ok(sink) => sinks.push(sink),
+                Err(e) => {
+                    sinks.iter().for_each(|s| s.shutdown());
+                    let _ = dispatcher.shutdown();
+                    return Err(e);
+                }
+            }
+        }
         let shared = Arc::new(Shared {
             started_ms: self.clock.now_ms(),
             clock: self.clock,
@@ -734,6 +748,7 @@ impl EngineBuilder {
             notify: dispatcher.handle(),
             notify_flush_timeout: self.alerting.flush_timeout,
             staleness_ms: self.alerting.staleness.map(to_ms),
+            sinks,
         });
         let (nudge_tx, nudge_rx) = crossbeam_channel::bounded(1);
         let (control_tx, control_rx) = crossbeam_channel::unbounded();
@@ -754,7 +769,10 @@ impl EngineBuilder {
         let join = thread::Builder::new()
             .name("watchpost-worker".into())
             .spawn(move || worker.run())
-            .map_err(Error::Spawn)?;
+            .map_err(|e| {
+                shared.sinks.iter().for_each(|s| s.shutdown());
+                Error::Spawn(e)
+            })?;
         let _ = shared.worker_thread.set(join.thread().id());
         let engine = Engine {
             monitor: Monitor { shared, control: control_tx, nudge: nudge_tx },

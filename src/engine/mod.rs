@@ -2,6 +2,7 @@
 
 mod alerts;
 mod builder;
+pub(crate) mod sink;
 mod worker;
 
 use std::fmt;
@@ -110,6 +111,8 @@ pub(crate) struct Shared {
     pub(crate) notify_flush_timeout: Duration,
     /// A series silent for longer than this drops out of rule evaluation.
     pub(crate) staleness_ms: Option<i64>,
+    /// Exporters that push appended samples out of the process.
+    pub(crate) sinks: Vec<Arc<dyn sink::SampleSink>>,
 }
 
 /// Which detector each series gets.
@@ -234,6 +237,10 @@ impl Engine {
                 }
             }
         };
+        // After the worker's last append: the sinks deliver what they hold.
+        for sink in &self.monitor.shared.sinks {
+            sink.shutdown();
+        }
         // After the worker's last evaluation: nothing it queued is lost.
         let dispatcher =
             self.dispatcher.take().map_or(Ok(()), crate::dispatch::Dispatcher::shutdown);
@@ -704,6 +711,9 @@ impl Monitor {
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.control.send(Control::Flush(tx)).map_err(|_| Error::ShutDown)?;
         rx.recv().map_err(|_| Error::ShutDown)?;
+        for sink in &self.shared.sinks {
+            sink.flush(self.shared.notify_flush_timeout);
+        }
         self.flush_notifications(self.shared.notify_flush_timeout);
         Ok(())
     }
@@ -875,6 +885,7 @@ impl Monitor {
         d.active_alerts = active_alerts;
         d.recent_alert_events = recent_alert_events;
         d.notifications = self.shared.notify.stats();
+        d.remote_write = self.shared.sinks.first().map(|s| s.status());
         d
     }
 

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, select};
 
+use super::sink::Scored;
 use super::{Control, Record, Shared};
 use crate::alert::SeriesView;
 use crate::clock::ms_to_datetime;
@@ -128,6 +129,13 @@ impl SeriesCache {
         })
     }
 
+    /// Hands an appended sample to the sinks (remote write); never blocks.
+    fn tap(&self, shared: &Shared, i: usize, sample: Scored) {
+        for sink in &shared.sinks {
+            sink.accept(&self.keys[i], sample);
+        }
+    }
+
     /// Pushes one sample into history and, when it is the series' newest,
     /// scores it; says what became of it.
     fn push(
@@ -142,13 +150,17 @@ impl SeriesCache {
             return outcome;
         }
         let i = id.index();
-        let Some(Some(spec)) = self.plan.get(i) else { return outcome };
+        let Some(Some(spec)) = self.plan.get(i) else {
+            self.tap(shared, i, Scored { sample, score: None, band: None });
+            return outcome;
+        };
         let detector = self.detectors[i].get_or_insert_with(|| spec.build());
         let band = detector.expected_band();
         let score = detector.update(sample.timestamp_ms, sample.value);
         if let Some(h) = history.get_mut(id) {
             h.annotate_newest(score, band);
         }
+        self.tap(shared, i, Scored { sample, score: Some(score), band });
         if score >= shared.detection.threshold {
             let key = &self.keys[i];
             let mut log = shared.anomalies.lock();
