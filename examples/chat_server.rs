@@ -211,6 +211,12 @@ Options:
                       example built with --features notify
   --webhook URL       post alerts to URL in Alertmanager's webhook format;
                       repeatable; needs --features notify
+  --remote-write URL  push every sample to a Prometheus remote-write receiver at
+                      URL (with anomaly scores and bands), batches sent within 1 s;
+                      needs --features remote-write. The final counters go to
+                      stderr as a 'remote write totals' JSON line
+  --remote-write-capacity N
+                      samples the remote-write queue holds (default 10000)
   -h, --help          print this help
 
 Ctrl-C or SIGTERM stops the run cleanly (pending notifications are delivered
@@ -256,6 +262,8 @@ struct Config {
     webhooks: Vec<String>,
     /// Where the final dashboard JSON goes, if anywhere (`--json`).
     json: Option<JsonOut>,
+    /// A Prometheus remote-write receiver, and its queue's capacity.
+    remote_write: Option<(String, usize)>,
 }
 
 impl Default for Config {
@@ -268,6 +276,7 @@ impl Default for Config {
             alertmanagers: Vec::new(),
             webhooks: Vec::new(),
             json: None,
+            remote_write: None,
         }
     }
 }
@@ -332,6 +341,20 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
                     return Err("--alerts-log needs a file path".to_owned());
                 }
                 config.alerts_log = Some(PathBuf::from(value));
+            }
+            "--remote-write" => {
+                let url = flag_value(flag, inline, &mut args)?;
+                if !cfg!(feature = "remote-write") {
+                    return Err("--remote-write needs the remote-write feature".to_owned());
+                }
+                let capacity = config.remote_write.take().map_or(10_000, |r| r.1);
+                config.remote_write = Some((url, capacity));
+            }
+            "--remote-write-capacity" => {
+                let value = flag_value(flag, inline, &mut args)?;
+                let capacity = parse_number(flag, &value, 100, 10_000_000)?;
+                let url = config.remote_write.take().map(|r| r.0).unwrap_or_default();
+                config.remote_write = Some((url, capacity));
             }
             "--json" => {
                 let value = flag_value(flag, inline, &mut args)?;
@@ -470,6 +493,15 @@ fn run(config: &Config, stop: &AtomicBool) -> watchpost::Result<()> {
             builder = builder.notifier(format!("webhook-{i}"), ReceiverNotifier(hook));
         }
     }
+    #[cfg(feature = "remote-write")]
+    if let Some((url, capacity)) = &config.remote_write {
+        let remote = watchpost::remote_write::RemoteWriteConfig::new(url)?
+            .anomaly_series(true)
+            .batch_send_deadline(Duration::from_secs(1))
+            .max_samples_per_send((*capacity / 2).min(2_000))
+            .queue_capacity(*capacity);
+        builder = builder.remote_write(remote);
+    }
     let engine = builder.build()?;
     let integrations = Integrations::install(&engine)?;
     let metrics = Arc::new(ChatMetrics::register(&engine.monitor())?);
@@ -542,7 +574,11 @@ fn run(config: &Config, stop: &AtomicBool) -> watchpost::Result<()> {
     }
     // Delivers every pending notification (resolve notices included) and
     // joins the engine's threads before the summary is printed.
+    let monitor = engine.monitor();
     engine.shutdown()?;
+    if let Some(totals) = monitor.dashboard().remote_write {
+        eprintln!("chat_server: remote write totals {}", serde_json::to_string(&totals)?);
+    }
 
     let report = Report {
         elapsed,

@@ -20,6 +20,8 @@ mod middleware;
 mod props;
 #[cfg(all(feature = "notify", feature = "http"))]
 mod receivers;
+#[cfg(all(feature = "remote-write", feature = "http"))]
+mod remote_write;
 mod routing;
 mod settings;
 mod staleness;
