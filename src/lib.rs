@@ -128,6 +128,10 @@ pub mod guide {
     #[cfg(feature = "notify")]
     pub mod notify {}
     #[doc = include_str!("guide_links.md")]
+    #[doc = include_str!("../docs/fleet.md")]
+    #[cfg(feature = "remote-write")]
+    pub mod fleet {}
+    #[doc = include_str!("guide_links.md")]
     #[doc = include_str!("../docs/reliability.md")]
     pub mod reliability {}
 }

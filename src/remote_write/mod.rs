@@ -17,9 +17,11 @@
 //! ```
 //! use std::time::Duration;
 //! use watchpost::remote_write::RemoteWriteConfig;
-//! let config = RemoteWriteConfig::new("http://127.0.0.1:9090/api/v1/write")?
+//! // Prometheus listens on http://HOST:9090/api/v1/write; port 9 is closed
+//! let config = RemoteWriteConfig::new("http://127.0.0.1:9/api/v1/write")?
 //!     .job("chat")?
-//!     .batch_send_deadline(Duration::from_secs(1));
+//!     .batch_send_deadline(Duration::from_secs(1))
+//!     .shutdown_timeout(Duration::from_millis(100));
 //! let engine = watchpost::Engine::builder()
 //!     .without_system_source()
 //!     .remote_write(config)

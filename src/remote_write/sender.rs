@@ -349,6 +349,9 @@ struct Shard {
 impl Shard {
     fn run(mut self) {
         loop {
+            if self.stop_at.is_some() {
+                return self.finish();
+            }
             select! {
                 recv(self.control) -> c => match c {
                     Ok(Control::Flush(ack)) => {
@@ -356,16 +359,7 @@ impl Shard {
                         self.drain();
                         self.release();
                     }
-                    Ok(Control::Stop) | Err(_) => {
-                        self.note_stop();
-                        self.drain();
-                        self.release();
-                        // past the deadline: what is left is dropped
-                        let left = (self.pending.len() + self.data.try_iter().count()) as u64;
-                        self.inner.counters.dropped.add(left);
-                        self.inner.counters.publish_pending();
-                        return;
-                    }
+                    Ok(Control::Stop) | Err(_) => self.note_stop(),
                 },
                 recv(self.data) -> item => if let Ok(item) = item {
                     self.push(item);
@@ -383,6 +377,16 @@ impl Shard {
             }
             self.inner.counters.publish_pending();
         }
+    }
+
+    /// After `Stop` (seen here or while waiting to retry): sends what is
+    /// queued until the shutdown deadline, then drops and counts the rest.
+    fn finish(mut self) {
+        self.drain();
+        self.release();
+        let left = (self.pending.len() + self.data.try_iter().count()) as u64;
+        self.inner.counters.dropped.add(left);
+        self.inner.counters.publish_pending();
     }
 
     fn push(&mut self, item: Item) {
