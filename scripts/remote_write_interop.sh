@@ -159,7 +159,7 @@ try:
         if metric != want:
             fail(f"{key}: labels {metric}, want {want}")
         values = [float(v) for _, v in res[0]["values"]]
-        st = s["stats"]
+        st = s  # the statistics are flattened into the entry
         if len(values) != st["count"]:
             fail(f"{key}: {len(values)} samples in Prometheus, {st['count']} in the dashboard")
         if min(values) != st["min"] or max(values) != st["max"]:

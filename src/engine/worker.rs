@@ -42,6 +42,11 @@ pub(crate) struct SeriesCache {
     /// Series past the staleness horizon at the last evaluation: hidden from
     /// the rules (see `EngineBuilder::staleness_horizon`).
     stale: Vec<bool>,
+    /// Samples appended since the last hand-over to the sinks (remote
+    /// write), with the index of each series' newest one: a later value at
+    /// the same millisecond replaces it there, as it does in history.
+    taps: Vec<(usize, Scored)>,
+    newest_tap: HashMap<usize, usize>,
 }
 
 impl SeriesCache {
@@ -129,11 +134,33 @@ impl SeriesCache {
         })
     }
 
-    /// Hands an appended sample to the sinks (remote write); never blocks.
-    fn tap(&self, shared: &Shared, i: usize, sample: Scored) {
-        for sink in &shared.sinks {
-            sink.accept(&self.keys[i], sample);
+    /// Keeps an appended sample for the sinks (remote write).
+    fn tap(&mut self, shared: &Shared, i: usize, sample: Scored) {
+        if !shared.sinks.is_empty() {
+            self.newest_tap.insert(i, self.taps.len());
+            self.taps.push((i, sample));
         }
+    }
+
+    /// A value that replaced series `i`'s sample at the same millisecond
+    /// replaces it among the kept samples too (once handed over, it stays).
+    fn retap(&mut self, i: usize, sample: Sample) {
+        if let Some(&at) = self.newest_tap.get(&i)
+            && let Some((_, kept)) = self.taps.get_mut(at)
+            && kept.sample.timestamp_ms == sample.timestamp_ms
+        {
+            kept.sample.value = sample.value;
+        }
+    }
+
+    /// Hands the kept samples to the sinks; never blocks.
+    fn hand_over(&mut self, shared: &Shared) {
+        for (i, sample) in self.taps.drain(..) {
+            for sink in &shared.sinks {
+                sink.accept(&self.keys[i], sample);
+            }
+        }
+        self.newest_tap.clear();
     }
 
     /// Pushes one sample into history and, when it is the series' newest,
@@ -146,6 +173,9 @@ impl SeriesCache {
         sample: Sample,
     ) -> Pushed {
         let outcome = history.push(id, sample);
+        if outcome == Pushed::Replaced {
+            self.retap(id.index(), sample);
+        }
         if outcome != Pushed::Appended {
             return outcome;
         }
@@ -457,6 +487,7 @@ impl Worker {
                 g.set(r.value);
             }
         }
+        self.cache.hand_over(shared);
     }
 
     /// Samples every instrument, evaluates the alert rules, then ingests the queue.
@@ -519,6 +550,7 @@ impl Worker {
                     kept += 1;
                 }
             }
+            self.cache.hand_over(&shared);
         }
         m.ingested.add(kept);
         #[allow(clippy::cast_precision_loss)]

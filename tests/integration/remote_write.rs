@@ -386,3 +386,23 @@ fn shards_keep_each_series_on_one_connection_in_order() {
         assert!(samples.windows(2).all(|w| w[0].0 < w[1].0));
     }
 }
+
+#[test]
+fn a_value_that_replaces_one_at_the_same_millisecond_is_the_one_sent() {
+    let rx = Receiver::start();
+    let clock = ManualClock::at_millis(T0);
+    let engine = builder(&clock).remote_write(config(&rx)).build().unwrap();
+    engine.record_at("chat_messages", &[], at(T0 - 2000), 1.0).unwrap();
+    engine.record_at("chat_messages", &[], at(T0 - 1000), 2.0).unwrap();
+    engine.record_at("chat_messages", &[], at(T0 - 1000), 5.0).unwrap(); // coalesced
+    engine.flush().unwrap();
+    let history: Vec<_> = engine
+        .history("chat_messages", Duration::from_hours(1))
+        .iter()
+        .map(|s| (s.timestamp_ms, s.value))
+        .collect();
+    assert_eq!(history, [(T0 - 2000, 1.0), (T0 - 1000, 5.0)]);
+    assert_eq!(arrived(&rx.seen()).into_values().next().unwrap(), history);
+    let s = engine.dashboard().remote_write.unwrap();
+    assert_eq!((s.produced, s.sent), (2, 2));
+}
