@@ -17,6 +17,9 @@ use watchpost::Engine;
 use watchpost::remote_write::RemoteWriteConfig;
 use watchpost::remote_write::proto::{self, Label, Sample, TimeSeries, WriteRequest};
 
+/// One series for the JSON baseline: label pairs and (timestamp, value) pairs.
+type JsonSeries<'a> = (Vec<(&'a str, &'a str)>, Vec<(i64, f64)>);
+
 /// 100 series × 100 samples: the labels of a chat server's series, values
 /// of a latency gauge at a 250 ms interval.
 fn batch() -> WriteRequest {
@@ -47,7 +50,7 @@ fn encode(c: &mut Criterion) {
     let samples: usize = request.timeseries.iter().map(|t| t.samples.len()).sum();
     assert_eq!(samples, 10_000);
     // the serde_json baseline: the same labels and samples
-    let as_json: Vec<(Vec<(&str, &str)>, Vec<(i64, f64)>)> = request
+    let as_json: Vec<JsonSeries<'_>> = request
         .timeseries
         .iter()
         .map(|t| {
@@ -60,11 +63,11 @@ fn encode(c: &mut Criterion) {
     let mut g = c.benchmark_group("remote_write_batch");
     g.throughput(Throughput::Elements(10_000));
     let (mut raw, mut body) = (Vec::new(), Vec::new());
-    proto::encode_into(&request, &mut raw, &mut body);
+    proto::encode_into(&request, &mut raw, &mut body).expect("encodes");
     assert_eq!(proto::decode(&body).expect("decodes"), request);
     g.bench_function("protobuf_snappy_10k", |b| {
         b.iter(|| {
-            proto::encode_into(black_box(&request), &mut raw, &mut body);
+            proto::encode_into(black_box(&request), &mut raw, &mut body).expect("encodes");
             black_box(body.len())
         });
     });
@@ -162,9 +165,11 @@ fn sender(c: &mut Criterion) {
             .shards(shards)
     };
     let rooms: Vec<String> = (0..100).map(|i| format!("room-{i}")).collect();
-    for (name, config) in
-        [("ingest_only", None), ("remote_write_1_shard", Some(remote(1))), ("remote_write_4_shards", Some(remote(4)))]
-    {
+    for (name, config) in [
+        ("ingest_only", None),
+        ("remote_write_1_shard", Some(remote(1))),
+        ("remote_write_4_shards", Some(remote(4))),
+    ] {
         let engine = engine(config);
         let mut t = 1_767_225_600_000i64;
         g.bench_function(BenchmarkId::new(name, n), |b| {
@@ -174,7 +179,9 @@ fn sender(c: &mut Criterion) {
                     t += 1;
                     let at = Utc.timestamp_millis_opt(t).unwrap();
                     for room in &rooms {
-                        engine.record_at("chat_latency", &[("room", room)], at, 0.02).expect("records");
+                        engine
+                            .record_at("chat_latency", &[("room", room)], at, 0.02)
+                            .expect("records");
                     }
                 }
                 engine.flush().expect("flushes");

@@ -495,12 +495,7 @@ fn run(config: &Config, stop: &AtomicBool) -> watchpost::Result<()> {
     }
     #[cfg(feature = "remote-write")]
     if let Some((url, capacity)) = &config.remote_write {
-        let remote = watchpost::remote_write::RemoteWriteConfig::new(url)?
-            .anomaly_series(true)
-            .batch_send_deadline(Duration::from_secs(1))
-            .max_samples_per_send((*capacity / 2).min(2_000))
-            .queue_capacity(*capacity);
-        builder = builder.remote_write(remote);
+        builder = builder.remote_write(remote_write(url, *capacity)?);
     }
     let engine = builder.build()?;
     let integrations = Integrations::install(&engine)?;
@@ -576,9 +571,7 @@ fn run(config: &Config, stop: &AtomicBool) -> watchpost::Result<()> {
     // joins the engine's threads before the summary is printed.
     let monitor = engine.monitor();
     engine.shutdown()?;
-    if let Some(totals) = monitor.dashboard().remote_write {
-        eprintln!("chat_server: remote write totals {}", serde_json::to_string(&totals)?);
-    }
+    log_remote_write_totals(&monitor)?;
 
     let report = Report {
         elapsed,
@@ -602,6 +595,27 @@ fn run(config: &Config, stop: &AtomicBool) -> watchpost::Result<()> {
         io::stdout().lock().write_all(summary.as_bytes())
     };
     written.map_err(|e| io_error("cannot write the summary", &e))
+}
+
+/// The remote-write counters once the engine is shut down (nothing pending).
+fn log_remote_write_totals(monitor: &watchpost::Monitor) -> watchpost::Result<()> {
+    if let Some(totals) = monitor.dashboard().remote_write {
+        eprintln!("chat_server: remote write totals {}", serde_json::to_string(&totals)?);
+    }
+    Ok(())
+}
+
+/// Remote write for `--remote-write`: scores and bands too, batches within 1 s.
+#[cfg(feature = "remote-write")]
+fn remote_write(
+    url: &str,
+    capacity: usize,
+) -> watchpost::Result<watchpost::remote_write::RemoteWriteConfig> {
+    Ok(watchpost::remote_write::RemoteWriteConfig::new(url)?
+        .anomaly_series(true)
+        .batch_send_deadline(Duration::from_secs(1))
+        .max_samples_per_send((capacity / 2).min(2_000))
+        .queue_capacity(capacity))
 }
 
 /// Starts the monitoring endpoints unless the run is headless; they stop

@@ -716,7 +716,9 @@ impl EngineBuilder {
             match start(&registry, &self.clock) {
                 Ok(sink) => sinks.push(sink),
                 Err(e) => {
-                    sinks.iter().for_each(|s| s.shutdown());
+                    for s in &sinks {
+                        s.shutdown();
+                    }
                     let _ = dispatcher.shutdown();
                     return Err(e);
                 }

@@ -1,6 +1,6 @@
 //! Prometheus remote write (feature `remote-write`): the samples the worker
 //! appends to history, pushed to Prometheus or any store that speaks its
-//! remote-write 1.0 protocol (Mimir, Thanos Receive, VictoriaMetrics,
+//! remote-write 1.0 protocol (Mimir, Thanos Receive, `VictoriaMetrics`,
 //! Cortex, Grafana Cloud).
 //!
 //! Configure it with [`RemoteWriteConfig`] and hand it to
@@ -226,15 +226,14 @@ impl RemoteWriteConfig {
     /// # Ok::<(), watchpost::Error>(())
     /// ```
     pub fn label(mut self, name: &str, value: &str) -> Result<Self> {
-        let valid = name.chars().enumerate().all(|(i, c)| {
-            c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit())
-        });
+        let valid = name
+            .chars()
+            .enumerate()
+            .all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()));
         if name.is_empty() || !valid || name.starts_with("__") {
             return Err(Error::InvalidConfig {
                 field: "remote_write.label",
-                reason: format!(
-                    "{name:?} must match [a-zA-Z_][a-zA-Z0-9_]* and not start with __"
-                ),
+                reason: format!("{name:?} must match [a-zA-Z_][a-zA-Z0-9_]* and not start with __"),
             });
         }
         match self.labels.iter_mut().find(|(n, _)| n == name) {
@@ -494,8 +493,7 @@ impl RemoteWriteConfig {
                 m.matches(value)
             })
         };
-        (self.include.is_empty() || self.include.iter().any(all))
-            && !self.exclude.iter().any(all)
+        (self.include.is_empty() || self.include.iter().any(all)) && !self.exclude.iter().any(all)
     }
 
     /// The labels of `key` with `suffix` on its name: the series' own, the
@@ -511,7 +509,8 @@ impl RemoteWriteConfig {
                 labels.push(Label { name: name.clone(), value: value.clone() });
             }
         }
-        labels.push(Label { name: "__name__".to_owned(), value: format!("{}{suffix}", key.name()) });
+        labels
+            .push(Label { name: "__name__".to_owned(), value: format!("{}{suffix}", key.name()) });
         labels.sort_by(|a, b| a.name.cmp(&b.name));
         labels
     }
@@ -538,7 +537,6 @@ impl EngineBuilder {
     /// assert_eq!(e.to_string(), "invalid remote_write.shards: must be 1 to 64, got 0");
     /// # Ok::<(), watchpost::Error>(())
     /// ```
-    #[must_use]
     pub fn remote_write(mut self, config: RemoteWriteConfig) -> Self {
         self.sinks = vec![Box::new(move |registry, clock| {
             let writer: Arc<dyn crate::engine::sink::SampleSink> =

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 ///     }],
 ///     metadata: vec![],
 /// };
-/// let body = watchpost::remote_write::proto::encode(&request);
+/// let body = watchpost::remote_write::proto::encode(&request)?;
 /// assert_eq!(watchpost::remote_write::proto::decode(&body)?, request);
 /// # Ok::<(), watchpost::Error>(())
 /// ```
@@ -119,13 +119,19 @@ pub struct MetricMetadata {
 /// ```
 /// use watchpost::remote_write::proto::{encode, WriteRequest};
 /// // an empty request is an empty protobuf message: snappy's header only
-/// assert_eq!(encode(&WriteRequest::default()), [0]);
+/// assert_eq!(encode(&WriteRequest::default())?, [0]);
+/// # Ok::<(), watchpost::Error>(())
 /// ```
-pub fn encode(request: &WriteRequest) -> Vec<u8> {
+///
+/// # Errors
+///
+/// [`Error::InvalidConfig`] (field `remote_write body`) for a request past
+/// snappy's limit of 4 GiB.
+pub fn encode(request: &WriteRequest) -> Result<Vec<u8>> {
     let mut raw = Vec::new();
     let mut out = Vec::new();
-    encode_into(request, &mut raw, &mut out);
-    out
+    encode_into(request, &mut raw, &mut out)?;
+    Ok(out)
 }
 
 /// [`encode`] reusing two buffers: `raw` receives the protobuf bytes and
@@ -136,20 +142,27 @@ pub fn encode(request: &WriteRequest) -> Vec<u8> {
 /// ```
 /// use watchpost::remote_write::proto::{encode, encode_into, WriteRequest};
 /// let (mut raw, mut out) = (Vec::new(), Vec::new());
-/// encode_into(&WriteRequest::default(), &mut raw, &mut out);
-/// assert_eq!(out, encode(&WriteRequest::default()));
+/// encode_into(&WriteRequest::default(), &mut raw, &mut out)?;
+/// assert_eq!(out, encode(&WriteRequest::default())?);
+/// # Ok::<(), watchpost::Error>(())
 /// ```
-pub fn encode_into(request: &WriteRequest, raw: &mut Vec<u8>, out: &mut Vec<u8>) {
+///
+/// # Errors
+///
+/// As [`encode`].
+pub fn encode_into(request: &WriteRequest, raw: &mut Vec<u8>, out: &mut Vec<u8>) -> Result<()> {
     use prost::Message as _;
     raw.clear();
     raw.reserve(request.encoded_len());
-    request.encode(raw).expect("a Vec grows as needed");
+    request.encode_raw(raw); // a Vec grows as needed
     out.clear();
     out.resize(snap::raw::max_compress_len(raw.len()), 0);
-    let n = snap::raw::Encoder::new()
-        .compress(raw, out)
-        .expect("the output holds max_compress_len bytes and the input is in range");
+    let n = snap::raw::Encoder::new().compress(raw, out).map_err(|e| Error::InvalidConfig {
+        field: "remote_write body",
+        reason: format!("{} bytes cannot be compressed ({e})", raw.len()),
+    })?;
     out.truncate(n);
+    Ok(())
 }
 
 /// Decompresses and decodes a remote-write body, as a receiver does.

@@ -3,7 +3,7 @@
 //! retries.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::io::Read as _;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -84,7 +84,10 @@ impl Counters {
         };
         for (name, help) in [
             ("watchpost_remote_write_samples_total", "Samples handed to the remote-write sender."),
-            ("watchpost_remote_write_samples_sent_total", "Samples the remote-write receiver accepted."),
+            (
+                "watchpost_remote_write_samples_sent_total",
+                "Samples the remote-write receiver accepted.",
+            ),
             (
                 "watchpost_remote_write_samples_failed_total",
                 "Samples in requests the receiver refused with a 4xx (not retried).",
@@ -220,9 +223,7 @@ impl Writer {
         if self.shards.len() == 1 {
             return 0;
         }
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        usize::try_from(h.finish() % self.shards.len() as u64).unwrap_or(0)
+        usize::try_from(self.hasher.hash_one(key) % self.shards.len() as u64).unwrap_or(0)
     }
 
     /// Queues one sample; on a full queue the oldest sample goes (counted).
@@ -439,9 +440,14 @@ impl Shard {
         }
         let n = items.len() as u64;
         let request = self.request(&items);
-        super::proto::encode_into(&request, &mut self.raw, &mut self.body);
+        if let Err(e) = super::proto::encode_into(&request, &mut self.raw, &mut self.body) {
+            self.inner.counters.failed.add(n);
+            self.inner.error(format!("dropped a batch of {n} samples: {e}"));
+            return;
+        }
         let c = self.inner.counters.clone();
-        let (min_backoff, max_backoff) = (self.inner.config.min_backoff, self.inner.config.max_backoff);
+        let (min_backoff, max_backoff) =
+            (self.inner.config.min_backoff, self.inner.config.max_backoff);
         let mut backoff = min_backoff;
         loop {
             match self.post() {

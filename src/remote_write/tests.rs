@@ -35,7 +35,7 @@ fn known_request() -> WriteRequest {
 #[test]
 fn a_request_encodes_to_the_bytes_of_the_wire_format() {
     let (mut raw, mut body) = (Vec::new(), Vec::new());
-    proto::encode_into(&known_request(), &mut raw, &mut body);
+    proto::encode_into(&known_request(), &mut raw, &mut body).unwrap();
     assert_eq!(raw, KNOWN);
     // snappy's block format: the uncompressed length as a varint (42), then
     // one literal of 42 bytes (tag (42 - 1) << 2 = 0xa4): no 4-byte repeats
@@ -62,7 +62,7 @@ fn round_trip_through_snappy_and_a_protobuf_decode() {
             .collect(),
         metadata: vec![],
     };
-    let body = proto::encode(&request);
+    let body = proto::encode(&request).unwrap();
     let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
     assert!(body.len() < raw.len(), "{} !< {}", body.len(), raw.len());
     assert_eq!(WriteRequest::decode(raw.as_slice()).unwrap(), request);
@@ -77,7 +77,7 @@ fn round_trip_through_snappy_and_a_protobuf_decode() {
         }],
         metadata: vec![],
     };
-    let back = proto::decode(&proto::encode(&odd)).unwrap();
+    let back = proto::decode(&proto::encode(&odd).unwrap()).unwrap();
     let bits = |r: &WriteRequest| {
         r.timeseries[0].samples.iter().map(|s| s.value.to_bits()).collect::<Vec<_>>()
     };
@@ -91,7 +91,10 @@ fn round_trip_through_snappy_and_a_protobuf_decode() {
         }],
         metadata: vec![],
     };
-    assert_eq!(proto::decode(&proto::encode(&zero)).unwrap().timeseries[0].samples[0].value, 0.0);
+    assert_eq!(
+        proto::decode(&proto::encode(&zero).unwrap()).unwrap().timeseries[0].samples[0].value,
+        0.0
+    );
 }
 
 #[test]

@@ -2,6 +2,12 @@
 //! what arrives equals history, batching, the batch deadline on the
 //! engine's clock, retries, refused batches, an outage with bounded memory,
 //! and shards that keep each series on one connection in order.
+#![allow(
+    clippy::cast_precision_loss,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap,
+    clippy::cast_possible_truncation
+)]
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -23,6 +29,9 @@ use watchpost::{Engine, ManualClock};
 
 use crate::util::{T0, builder};
 
+/// A scripted answer: status and `Retry-After`.
+type Answer = (u16, Option<&'static str>);
+
 /// One request the receiver got.
 #[derive(Debug, Clone)]
 struct Seen {
@@ -42,7 +51,7 @@ impl Seen {
 struct Receiver {
     addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
-    script: Arc<Mutex<VecDeque<(u16, Option<&'static str>)>>>,
+    script: Arc<Mutex<VecDeque<Answer>>>,
     down: Arc<AtomicBool>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -57,7 +66,8 @@ impl Receiver {
         let script = Arc::new(Mutex::new(VecDeque::new()));
         let down = Arc::new(AtomicBool::new(false));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (recorded, scripted, is_down) = (Arc::clone(&seen), Arc::clone(&script), Arc::clone(&down));
+        let (recorded, scripted, is_down) =
+            (Arc::clone(&seen), Arc::clone(&script), Arc::clone(&down));
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async move {
@@ -80,8 +90,8 @@ impl Receiver {
                             scripted.lock().pop_front().unwrap_or((204, None))
                         };
                         recorded.lock().push(Seen { status, headers, request });
-                        let mut response = Response::builder()
-                            .status(StatusCode::from_u16(status).unwrap());
+                        let mut response =
+                            Response::builder().status(StatusCode::from_u16(status).unwrap());
                         if let Some(after) = after {
                             response = response.header("retry-after", after);
                         }
@@ -153,7 +163,12 @@ fn arrived(seen: &[Seen]) -> BTreeMap<String, Vec<(i64, f64)>> {
     let mut out: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
     for s in seen {
         for ts in &s.request.timeseries {
-            let key = ts.labels.iter().map(|l| format!("{}={:?}", l.name, l.value)).collect::<Vec<_>>().join(",");
+            let key = ts
+                .labels
+                .iter()
+                .map(|l| format!("{}={:?}", l.name, l.value))
+                .collect::<Vec<_>>()
+                .join(",");
             out.entry(key).or_default().extend(ts.samples.iter().map(|p| (p.timestamp, p.value)));
         }
     }
@@ -164,11 +179,17 @@ fn arrived(seen: &[Seen]) -> BTreeMap<String, Vec<(i64, f64)>> {
 fn what_arrives_is_what_history_holds_with_scores_and_bands() {
     let rx = Receiver::start();
     let clock = ManualClock::at_millis(T0);
-    let engine =
-        builder(&clock).remote_write(config(&rx).anomaly_series(true)).build().unwrap();
+    let engine = builder(&clock).remote_write(config(&rx).anomaly_series(true)).build().unwrap();
     for i in 0..60 {
         let v = if i == 50 { 900.0 } else { 100.0 + f64::from(i % 7) };
-        engine.record_at("chat_latency", &[("room", "general")], at(T0 - 60_000 + i64::from(i) * 1000), v).unwrap();
+        engine
+            .record_at(
+                "chat_latency",
+                &[("room", "general")],
+                at(T0 - 60_000 + i64::from(i) * 1000),
+                v,
+            )
+            .unwrap();
     }
     engine.flush().unwrap();
     let seen = rx.wait_for(1);
@@ -187,7 +208,8 @@ fn what_arrives_is_what_history_holds_with_scores_and_bands() {
     let key = |name: &str| {
         format!("__name__={name:?},instance=\"test-host\",job=\"chat\",room=\"general\"")
     };
-    let history = engine.history_with("chat_latency", &[("room", "general")], Duration::from_hours(1));
+    let history =
+        engine.history_with("chat_latency", &[("room", "general")], Duration::from_hours(1));
     assert_eq!(history.len(), 60);
     let values: Vec<_> = history.iter().map(|s| (s.timestamp_ms, s.value)).collect();
     assert_eq!(got[&key("chat_latency")], values);
@@ -203,12 +225,16 @@ fn what_arrives_is_what_history_holds_with_scores_and_bands() {
     assert!(!expected.is_empty());
     let lower = &got[&key("chat_latency:expected_lower")];
     let upper = &got[&key("chat_latency:expected_upper")];
-    let bands: Vec<_> = history.iter().filter_map(|s| s.expected_band.map(|b| (s.timestamp_ms, b))).collect();
+    let bands: Vec<_> =
+        history.iter().filter_map(|s| s.expected_band.map(|b| (s.timestamp_ms, b))).collect();
     assert!(!bands.is_empty());
     assert_eq!(lower.len(), bands.len());
     for (((t, l), (_, u)), (tb, (bl, bu))) in lower.iter().zip(upper).zip(&bands) {
         assert_eq!(t, tb);
-        assert!((l - bl).abs() <= 1e-3 * bl.abs().max(1.0) && (u - bu).abs() <= 1e-3 * bu.abs().max(1.0));
+        assert!(
+            (l - bl).abs() <= 1e-3 * bl.abs().max(1.0)
+                && (u - bu).abs() <= 1e-3 * bu.abs().max(1.0)
+        );
     }
     // counted in the dashboard and in /metrics
     let status = engine.dashboard().remote_write.unwrap();
@@ -305,7 +331,10 @@ fn a_refused_batch_is_dropped_with_its_reason_and_the_next_goes_through() {
     let s = engine.dashboard().remote_write.unwrap();
     assert_eq!((s.sent, s.failed, s.retried, s.dropped), (1, 2, 0, 0));
     let why = s.last_error.unwrap();
-    assert!(why.contains("status 400") && why.contains("answer 400") && why.contains("2 samples"), "{why}");
+    assert!(
+        why.contains("status 400") && why.contains("answer 400") && why.contains("2 samples"),
+        "{why}"
+    );
     assert_eq!(rx.seen().len(), 2);
 }
 
@@ -346,7 +375,9 @@ fn an_outage_keeps_memory_bounded_and_the_totals_add_up() {
         .seen()
         .iter()
         .filter(|seen| seen.status == 204)
-        .flat_map(|seen| seen.request.timeseries.iter().flat_map(|t| t.samples.iter().map(|p| p.value)))
+        .flat_map(|seen| {
+            seen.request.timeseries.iter().flat_map(|t| t.samples.iter().map(|p| p.value))
+        })
         .collect();
     let unique = delivered;
     assert_eq!(unique.len() as u64, s.sent);
@@ -365,7 +396,14 @@ fn shards_keep_each_series_on_one_connection_in_order() {
     for t in 0..5 {
         for s in 0..40 {
             let room = format!("r{s}");
-            engine.record_at("chat_rooms", &[("room", &room)], at(T0 - 5000 + t * 1000), (s * 10 + t) as f64).unwrap();
+            engine
+                .record_at(
+                    "chat_rooms",
+                    &[("room", &room)],
+                    at(T0 - 5000 + t * 1000),
+                    (s * 10 + t) as f64,
+                )
+                .unwrap();
         }
     }
     engine.flush().unwrap();
