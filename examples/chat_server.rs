@@ -258,6 +258,12 @@ Options:
   --config FILE       take the engine settings, rules and detectors from FILE
                       (TOML, see examples/chat_server.toml and docs/config.md)
                       instead of the built-in ones; on Unix, SIGHUP reloads it
+  --remote-write URL  push every sample to a Prometheus remote-write receiver at
+                      URL (with anomaly scores and bands), batches sent within 1 s;
+                      needs --features remote-write. The final counters go to
+                      stderr as a 'remote write totals' JSON line
+  --remote-write-capacity N
+                      samples the remote-write queue holds (default 10000)
   -h, --help          print this help
 
 Ctrl-C or SIGTERM stops the run cleanly (pending notifications are delivered
@@ -307,6 +313,8 @@ struct Config {
     state_dir: Option<PathBuf>,
     /// The configuration file (`--config`), reloaded on SIGHUP.
     settings_file: Option<PathBuf>,
+    /// A Prometheus remote-write receiver, and its queue's capacity.
+    remote_write: Option<(String, usize)>,
 }
 
 impl Default for Config {
@@ -321,6 +329,7 @@ impl Default for Config {
             json: None,
             state_dir: None,
             settings_file: None,
+            remote_write: None,
         }
     }
 }
@@ -385,6 +394,20 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
                     return Err("--alerts-log needs a file path".to_owned());
                 }
                 config.alerts_log = Some(PathBuf::from(value));
+            }
+            "--remote-write" => {
+                let url = flag_value(flag, inline, &mut args)?;
+                if !cfg!(feature = "remote-write") {
+                    return Err("--remote-write needs the remote-write feature".to_owned());
+                }
+                let capacity = config.remote_write.take().map_or(10_000, |r| r.1);
+                config.remote_write = Some((url, capacity));
+            }
+            "--remote-write-capacity" => {
+                let value = flag_value(flag, inline, &mut args)?;
+                let capacity = parse_number(flag, &value, 100, 10_000_000)?;
+                let url = config.remote_write.take().map(|r| r.0).unwrap_or_default();
+                config.remote_write = Some((url, capacity));
             }
             "--json" => {
                 let value = flag_value(flag, inline, &mut args)?;
@@ -566,6 +589,10 @@ fn run(config: &Config, stop: &AtomicBool) -> watchpost::Result<()> {
             builder = builder.notifier(format!("webhook-{i}"), ReceiverNotifier(hook));
         }
     }
+    #[cfg(feature = "remote-write")]
+    if let Some((url, capacity)) = &config.remote_write {
+        builder = builder.remote_write(remote_write(url, *capacity)?);
+    }
     let engine = builder.build()?;
     if let Some(path) = &config.settings_file {
         reload_on_signal(engine.monitor(), path.clone())?;
@@ -641,7 +668,9 @@ fn run(config: &Config, stop: &AtomicBool) -> watchpost::Result<()> {
     }
     // Delivers every pending notification (resolve notices included) and
     // joins the engine's threads before the summary is printed.
+    let monitor = engine.monitor();
     engine.shutdown()?;
+    log_remote_write_totals(&monitor)?;
 
     let report = Report {
         elapsed,
@@ -665,6 +694,27 @@ fn run(config: &Config, stop: &AtomicBool) -> watchpost::Result<()> {
         io::stdout().lock().write_all(summary.as_bytes())
     };
     written.map_err(|e| io_error("cannot write the summary", &e))
+}
+
+/// The remote-write counters once the engine is shut down (nothing pending).
+fn log_remote_write_totals(monitor: &watchpost::Monitor) -> watchpost::Result<()> {
+    if let Some(totals) = monitor.dashboard().remote_write {
+        eprintln!("chat_server: remote write totals {}", serde_json::to_string(&totals)?);
+    }
+    Ok(())
+}
+
+/// Remote write for `--remote-write`: scores and bands too, batches within 1 s.
+#[cfg(feature = "remote-write")]
+fn remote_write(
+    url: &str,
+    capacity: usize,
+) -> watchpost::Result<watchpost::remote_write::RemoteWriteConfig> {
+    Ok(watchpost::remote_write::RemoteWriteConfig::new(url)?
+        .anomaly_series(true)
+        .batch_send_deadline(Duration::from_secs(1))
+        .max_samples_per_send((capacity / 2).min(2_000))
+        .queue_capacity(capacity))
 }
 
 /// Starts the monitoring endpoints unless the run is headless; they stop

@@ -80,6 +80,45 @@ pub struct Dashboard {
     /// The newest ERROR and WARN log events, oldest first (bounded).
     #[serde(default)]
     pub recent_log_events: Vec<LogEventEntry>,
+    /// Counters of the remote-write sender (feature `remote-write`); absent
+    /// when remote write is not configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_write: Option<RemoteWriteStatus>,
+}
+
+/// The remote-write sender's counters, in samples: every sample handed to it
+/// ends as exactly one of `sent`, `failed` or `dropped`, or is still
+/// `pending`.
+///
+/// # Examples
+///
+/// ```
+/// use watchpost::dashboard::RemoteWriteStatus;
+/// let s = RemoteWriteStatus { produced: 10, sent: 7, failed: 1, dropped: 2, ..Default::default() };
+/// assert_eq!(s.produced, s.sent + s.failed + s.dropped + s.pending);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteWriteStatus {
+    /// The receiver's URL, without its query.
+    pub url: String,
+    /// Sender shards (connections), each keeping its series in order.
+    pub shards: usize,
+    /// Samples handed to the sender by the worker.
+    pub produced: u64,
+    /// Samples the receiver accepted (2xx).
+    pub sent: u64,
+    /// Samples in requests the receiver refused with a 4xx other than 429:
+    /// not retried.
+    pub failed: u64,
+    /// Samples sent again after a 5xx, a 429 or a connection error.
+    pub retried: u64,
+    /// Samples dropped: the oldest ones when the queue was full, and what
+    /// was left at shutdown.
+    pub dropped: u64,
+    /// Samples queued or in a request not yet answered.
+    pub pending: u64,
+    /// The latest error (status and body, or the connection error), if any.
+    pub last_error: Option<String>,
 }
 
 /// A point whose anomaly score reached the engine's threshold.
@@ -429,5 +468,6 @@ pub(crate) fn build(
         notifications: NotificationStats::default(),
         slow_operations: SlowOperationsSection::default(),
         recent_log_events: Vec::new(),
+        remote_write: None,
     }
 }

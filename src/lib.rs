@@ -70,6 +70,9 @@ mod metric;
 pub mod notify;
 mod persist;
 mod registry;
+#[cfg(feature = "remote-write")]
+#[cfg_attr(docsrs, doc(cfg(feature = "remote-write")))]
+pub mod remote_write;
 mod source;
 pub mod stats;
 
@@ -137,6 +140,9 @@ pub mod guide {
     #[doc = include_str!("guide_links.md")]
     #[doc = include_str!("../docs/persistence.md")]
     pub mod persistence {}
+    #[doc = include_str!("../docs/fleet.md")]
+    #[cfg(feature = "remote-write")]
+    pub mod fleet {}
     #[doc = include_str!("guide_links.md")]
     #[doc = include_str!("../docs/reliability.md")]
     pub mod reliability {}

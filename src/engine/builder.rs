@@ -91,6 +91,8 @@ pub struct EngineBuilder {
     clock: Arc<dyn Clock>,
     system_source: bool,
     sources: Vec<Box<dyn Source>>,
+    /// Exporters started with the engine (remote write).
+    pub(crate) sinks: Vec<super::sink::SinkFactory>,
     recent_metrics: Vec<String>,
     recent_points: usize,
     statistics_window: Duration,
@@ -195,6 +197,7 @@ impl Default for EngineBuilder {
             clock: Arc::new(SystemClock),
             system_source: cfg!(feature = "system"),
             sources: Vec::new(),
+            sinks: Vec::new(),
             recent_metrics: ["system_cpu_usage", "system_memory_usage", "app_memory_usage"]
                 .map(String::from)
                 .to_vec(),
@@ -729,6 +732,19 @@ impl EngineBuilder {
             s.register(&registry)?;
         }
         let dispatcher = dispatcher.build()?;
+        let mut sinks: Vec<Arc<dyn super::sink::SampleSink>> = Vec::new();
+        for start in std::mem::take(&mut self.sinks) {
+            match start(&registry, &self.clock) {
+                Ok(sink) => sinks.push(sink),
+                Err(e) => {
+                    for s in &sinks {
+                        s.shutdown();
+                    }
+                    let _ = dispatcher.shutdown();
+                    return Err(e);
+                }
+            }
+        }
         let shared = Arc::new(Shared {
             started_ms: self.clock.now_ms(),
             clock: self.clock,
@@ -757,6 +773,7 @@ impl EngineBuilder {
             staleness_ms: self.alerting.staleness.map(to_ms),
             config: parking_lot::Mutex::new(config),
             operations: crate::apm::OperationsLog::default(),
+            sinks,
         });
         let (nudge_tx, nudge_rx) = crossbeam_channel::bounded(1);
         let (control_tx, control_rx) = crossbeam_channel::unbounded();
@@ -778,7 +795,10 @@ impl EngineBuilder {
         let join = thread::Builder::new()
             .name("watchpost-worker".into())
             .spawn(move || worker.run())
-            .map_err(Error::Spawn)?;
+            .map_err(|e| {
+                shared.sinks.iter().for_each(|s| s.shutdown());
+                Error::Spawn(e)
+            })?;
         let _ = shared.worker_thread.set(join.thread().id());
         let engine = Engine {
             monitor: Monitor { shared, control: control_tx, nudge: nudge_tx },

@@ -5,6 +5,7 @@ mod builder;
 mod persist;
 mod config;
 mod operations;
+pub(crate) mod sink;
 mod worker;
 
 use std::fmt;
@@ -118,6 +119,8 @@ pub(crate) struct Shared {
     pub(crate) config: parking_lot::Mutex<crate::config::Config>,
     /// Slow operations and recent ERROR/WARN events (the `tracing` layer fills it).
     pub(crate) operations: crate::apm::OperationsLog,
+    /// Exporters that push appended samples out of the process.
+    pub(crate) sinks: Vec<Arc<dyn sink::SampleSink>>,
 }
 
 /// Which detector each series gets.
@@ -242,6 +245,10 @@ impl Engine {
                 }
             }
         };
+        // After the worker's last append: the sinks deliver what they hold.
+        for sink in &self.monitor.shared.sinks {
+            sink.shutdown();
+        }
         // After the worker's last evaluation: nothing it queued is lost.
         let dispatcher =
             self.dispatcher.take().map_or(Ok(()), crate::dispatch::Dispatcher::shutdown);
@@ -712,6 +719,9 @@ impl Monitor {
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.control.send(Control::Flush(tx)).map_err(|_| Error::ShutDown)?;
         rx.recv().map_err(|_| Error::ShutDown)?;
+        for sink in &self.shared.sinks {
+            sink.flush(self.shared.notify_flush_timeout);
+        }
         self.flush_notifications(self.shared.notify_flush_timeout);
         Ok(())
     }
@@ -884,6 +894,7 @@ impl Monitor {
         d.recent_alert_events = recent_alert_events;
         d.notifications = self.shared.notify.stats();
         (d.slow_operations, d.recent_log_events) = self.operations_sections();
+        d.remote_write = self.shared.sinks.first().map(|s| s.status());
         d
     }
 

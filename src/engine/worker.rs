@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, select};
 
+use super::sink::Scored;
 use super::{Control, Record, Shared};
 use crate::alert::SeriesView;
 use crate::clock::ms_to_datetime;
@@ -45,6 +46,11 @@ pub(crate) struct SeriesCache {
     /// yet: the rules see it, and it moves into history (replayed through
     /// the detector) when its series is registered.
     restored: crate::persist::RestoredHistory,
+    /// Samples appended since the last hand-over to the sinks (remote
+    /// write), with the index of each series' newest one: a later value at
+    /// the same millisecond replaces it there, as it does in history.
+    taps: Vec<(usize, Scored)>,
+    newest_tap: HashMap<usize, usize>,
 }
 
 impl SeriesCache {
@@ -186,6 +192,35 @@ impl SeriesCache {
         })
     }
 
+    /// Keeps an appended sample for the sinks (remote write).
+    fn tap(&mut self, shared: &Shared, i: usize, sample: Scored) {
+        if !shared.sinks.is_empty() {
+            self.newest_tap.insert(i, self.taps.len());
+            self.taps.push((i, sample));
+        }
+    }
+
+    /// A value that replaced series `i`'s sample at the same millisecond
+    /// replaces it among the kept samples too (once handed over, it stays).
+    fn retap(&mut self, i: usize, sample: Sample) {
+        if let Some(&at) = self.newest_tap.get(&i)
+            && let Some((_, kept)) = self.taps.get_mut(at)
+            && kept.sample.timestamp_ms == sample.timestamp_ms
+        {
+            kept.sample.value = sample.value;
+        }
+    }
+
+    /// Hands the kept samples to the sinks; never blocks.
+    fn hand_over(&mut self, shared: &Shared) {
+        for (i, sample) in self.taps.drain(..) {
+            for sink in &shared.sinks {
+                sink.accept(&self.keys[i], sample);
+            }
+        }
+        self.newest_tap.clear();
+    }
+
     /// Pushes one sample into history and, when it is the series' newest,
     /// scores it; says what became of it.
     fn push(
@@ -196,17 +231,24 @@ impl SeriesCache {
         sample: Sample,
     ) -> Pushed {
         let outcome = history.push(id, sample);
+        if outcome == Pushed::Replaced {
+            self.retap(id.index(), sample);
+        }
         if outcome != Pushed::Appended {
             return outcome;
         }
         let i = id.index();
-        let Some(Some(spec)) = self.plan.get(i) else { return outcome };
+        let Some(Some(spec)) = self.plan.get(i) else {
+            self.tap(shared, i, Scored { sample, score: None, band: None });
+            return outcome;
+        };
         let detector = self.detectors[i].get_or_insert_with(|| spec.build());
         let band = detector.expected_band();
         let score = detector.update(sample.timestamp_ms, sample.value);
         if let Some(h) = history.get_mut(id) {
             h.annotate_newest(score, band);
         }
+        self.tap(shared, i, Scored { sample, score: Some(score), band });
         if score >= shared.detection.threshold {
             let key = &self.keys[i];
             let mut log = shared.anomalies.lock();
@@ -523,6 +565,7 @@ impl Worker {
                 g.set(r.value);
             }
         }
+        self.cache.hand_over(shared);
     }
 
     /// Samples every instrument, evaluates the alert rules, then ingests the queue.
@@ -586,6 +629,7 @@ impl Worker {
                     kept += 1;
                 }
             }
+            self.cache.hand_over(&shared);
         }
         m.ingested.add(kept);
         #[allow(clippy::cast_precision_loss)]

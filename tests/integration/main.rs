@@ -25,6 +25,8 @@ mod prometheus_import;
 mod props;
 #[cfg(all(feature = "notify", feature = "http"))]
 mod receivers;
+#[cfg(all(feature = "remote-write", feature = "http"))]
+mod remote_write;
 mod routing;
 mod settings;
 #[cfg(all(feature = "http", feature = "tracing"))]

@@ -1,0 +1,570 @@
+//! The sender: a bounded queue per shard fed by the worker without
+//! blocking, and one thread per shard that batches, encodes, posts and
+//! retries.
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::io::Read as _;
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError, select};
+use parking_lot::Mutex;
+
+use super::RemoteWriteConfig;
+use super::proto::{Label, Sample, TimeSeries, WriteRequest};
+use crate::clock::Clock;
+use crate::dashboard::RemoteWriteStatus;
+use crate::engine::sink::{SampleSink, Scored};
+use crate::error::{Error, Result};
+use crate::key::SeriesKey;
+use crate::metric::{Counter, Gauge};
+use crate::registry::Registry;
+
+/// How often an idle shard wakes to check its batch's deadline.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Which series of a key a queued sample belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Part {
+    Value,
+    Score,
+    Lower,
+    Upper,
+}
+
+impl Part {
+    fn suffix(self) -> &'static str {
+        match self {
+            Part::Value => "",
+            Part::Score => ":anomaly_score",
+            Part::Lower => ":expected_lower",
+            Part::Upper => ":expected_upper",
+        }
+    }
+}
+
+/// One queued sample.
+#[derive(Debug, Clone)]
+pub(crate) struct Item {
+    pub(crate) key: Arc<SeriesKey>,
+    pub(crate) part: Part,
+    pub(crate) timestamp_ms: i64,
+    pub(crate) value: f64,
+}
+
+enum Control {
+    /// Send everything queued now, then answer.
+    Flush(Sender<()>),
+    /// Deliver what can be delivered before the shutdown deadline, then exit.
+    Stop,
+}
+
+/// The sender's counters, registered as watchpost's own metrics.
+#[derive(Clone)]
+struct Counters {
+    produced: Counter,
+    sent: Counter,
+    failed: Counter,
+    retried: Counter,
+    dropped: Counter,
+    pending: Gauge,
+}
+
+impl Counters {
+    fn register(r: &Registry) -> Result<Self> {
+        let c = Counters {
+            produced: r.counter("watchpost_remote_write_samples_total", &[])?,
+            sent: r.counter("watchpost_remote_write_samples_sent_total", &[])?,
+            failed: r.counter("watchpost_remote_write_samples_failed_total", &[])?,
+            retried: r.counter("watchpost_remote_write_samples_retried_total", &[])?,
+            dropped: r.counter("watchpost_remote_write_samples_dropped_total", &[])?,
+            pending: r.gauge("watchpost_remote_write_pending_samples", &[])?,
+        };
+        for (name, help) in [
+            ("watchpost_remote_write_samples_total", "Samples handed to the remote-write sender."),
+            (
+                "watchpost_remote_write_samples_sent_total",
+                "Samples the remote-write receiver accepted.",
+            ),
+            (
+                "watchpost_remote_write_samples_failed_total",
+                "Samples in requests the receiver refused with a 4xx (not retried).",
+            ),
+            (
+                "watchpost_remote_write_samples_retried_total",
+                "Samples sent again after a 5xx, a 429 or a connection error.",
+            ),
+            (
+                "watchpost_remote_write_samples_dropped_total",
+                "Samples dropped by remote write: oldest first on a full queue, and at shutdown.",
+            ),
+            (
+                "watchpost_remote_write_pending_samples",
+                "Samples queued for remote write or in a request not yet answered.",
+            ),
+        ] {
+            r.describe(name, help)?;
+        }
+        Ok(c)
+    }
+
+    fn pending(&self) -> u64 {
+        let done = self.sent.get() + self.failed.get() + self.dropped.get();
+        self.produced.get().saturating_sub(done)
+    }
+
+    fn publish_pending(&self) {
+        #[allow(clippy::cast_precision_loss)]
+        self.pending.set(self.pending() as f64);
+    }
+}
+
+/// What the shards share.
+struct Inner {
+    config: RemoteWriteConfig,
+    clock: Arc<dyn Clock>,
+    counters: Counters,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Inner {
+    fn error(&self, why: String) {
+        *self.last_error.lock() = Some(why);
+    }
+}
+
+/// The worker's side of one shard.
+struct ShardQueue {
+    tx: Sender<Item>,
+    /// A receiver too, to drop the oldest sample when the queue is full.
+    oldest: Receiver<Item>,
+    control: Sender<Control>,
+}
+
+/// The remote-write sink: queues on the worker, sends on its shard threads.
+pub(crate) struct Writer {
+    inner: Arc<Inner>,
+    shards: Vec<ShardQueue>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl Writer {
+    /// Registers the counters and starts one thread per shard.
+    pub(crate) fn start(
+        config: RemoteWriteConfig,
+        registry: &Registry,
+        clock: &Arc<dyn Clock>,
+    ) -> Result<Arc<Writer>> {
+        config.validate()?;
+        let counters = Counters::register(registry)?;
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(config.timeout))
+            .http_status_as_error(false)
+            .user_agent(concat!("watchpost/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .new_agent();
+        let shards_n = config.shards;
+        let capacity = config.queue_capacity;
+        let inner = Arc::new(Inner {
+            config,
+            clock: Arc::clone(clock),
+            counters,
+            last_error: Mutex::new(None),
+        });
+        let mut shards = Vec::with_capacity(shards_n);
+        let mut threads = Vec::with_capacity(shards_n);
+        for i in 0..shards_n {
+            let (tx, rx) = crossbeam_channel::bounded(capacity);
+            let (control_tx, control_rx) = crossbeam_channel::unbounded();
+            let shard = Shard {
+                inner: Arc::clone(&inner),
+                agent: agent.clone(),
+                data: rx.clone(),
+                control: control_rx,
+                pending: Vec::new(),
+                started_ms: 0,
+                labels: HashMap::new(),
+                held: Vec::new(),
+                stop_at: None,
+                raw: Vec::new(),
+                body: Vec::new(),
+            };
+            let spawned = thread::Builder::new()
+                .name(format!("watchpost-remote-write-{i}"))
+                .spawn(move || shard.run());
+            match spawned {
+                Ok(join) => threads.push(join),
+                Err(e) => {
+                    for s in &shards {
+                        let s: &ShardQueue = s;
+                        let _ = s.control.send(Control::Stop);
+                    }
+                    drop(shards);
+                    for t in threads {
+                        let _ = t.join();
+                    }
+                    return Err(Error::Spawn(e));
+                }
+            }
+            shards.push(ShardQueue { tx, oldest: rx, control: control_tx });
+        }
+        Ok(Arc::new(Writer {
+            inner,
+            shards,
+            threads: Mutex::new(threads),
+            hasher: foldhash::fast::FixedState::with_seed(0x5eed),
+        }))
+    }
+
+    fn shard_of(&self, key: &SeriesKey) -> usize {
+        if self.shards.len() == 1 {
+            return 0;
+        }
+        usize::try_from(self.hasher.hash_one(key) % self.shards.len() as u64).unwrap_or(0)
+    }
+
+    /// Queues one sample; on a full queue the oldest sample goes (counted).
+    fn enqueue(&self, queue: &ShardQueue, item: Item) {
+        let c = &self.inner.counters;
+        c.produced.inc();
+        let mut item = item;
+        for _ in 0..2 {
+            match queue.tx.try_send(item) {
+                Ok(()) => return,
+                Err(TrySendError::Full(back)) => {
+                    if queue.oldest.try_recv().is_ok() {
+                        c.dropped.inc();
+                    }
+                    item = back;
+                }
+                Err(TrySendError::Disconnected(_)) => break,
+            }
+        }
+        c.dropped.inc();
+    }
+}
+
+impl SampleSink for Writer {
+    fn accept(&self, key: &Arc<SeriesKey>, s: Scored) {
+        if !self.inner.config.selects(key) {
+            return;
+        }
+        let queue = &self.shards[self.shard_of(key)];
+        let ts = s.sample.timestamp_ms;
+        let item = |part, value| Item { key: Arc::clone(key), part, timestamp_ms: ts, value };
+        self.enqueue(queue, item(Part::Value, s.sample.value));
+        if self.inner.config.anomaly_series {
+            if let Some(score) = s.score {
+                self.enqueue(queue, item(Part::Score, score));
+            }
+            if let Some((lower, upper)) = s.band {
+                self.enqueue(queue, item(Part::Lower, lower));
+                self.enqueue(queue, item(Part::Upper, upper));
+            }
+        }
+    }
+
+    fn flush(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let acks: Vec<_> = self
+            .shards
+            .iter()
+            .filter_map(|s| {
+                let (tx, rx) = crossbeam_channel::bounded(1);
+                s.control.send(Control::Flush(tx)).ok().map(|()| rx)
+            })
+            .collect();
+        for ack in acks {
+            let _ = ack.recv_deadline(deadline);
+        }
+        self.inner.counters.publish_pending();
+    }
+
+    fn shutdown(&self) {
+        let threads = std::mem::take(&mut *self.threads.lock());
+        if threads.is_empty() {
+            return;
+        }
+        for s in &self.shards {
+            let _ = s.control.send(Control::Stop);
+        }
+        for t in threads {
+            let _ = t.join();
+        }
+        // anything the worker queued after the shards left
+        for s in &self.shards {
+            while s.oldest.try_recv().is_ok() {
+                self.inner.counters.dropped.inc();
+            }
+        }
+        self.inner.counters.publish_pending();
+    }
+
+    fn status(&self) -> RemoteWriteStatus {
+        let c = &self.inner.counters;
+        RemoteWriteStatus {
+            url: super::redact_url(&self.inner.config.url).to_owned(),
+            shards: self.shards.len(),
+            produced: c.produced.get(),
+            sent: c.sent.get(),
+            failed: c.failed.get(),
+            retried: c.retried.get(),
+            dropped: c.dropped.get(),
+            pending: c.pending(),
+            last_error: self.inner.last_error.lock().clone(),
+        }
+    }
+}
+
+/// Why a request failed.
+enum Failure {
+    /// 5xx, 429 or no answer: try again, after `Retry-After` if given.
+    Retry(String, Option<Duration>),
+    /// Any other status: the batch is dropped.
+    Refused(String),
+}
+
+/// One shard's thread.
+struct Shard {
+    inner: Arc<Inner>,
+    agent: ureq::Agent,
+    data: Receiver<Item>,
+    control: Receiver<Control>,
+    /// The batch being filled.
+    pending: Vec<Item>,
+    /// The clock's time when the batch's first sample arrived.
+    started_ms: i64,
+    /// Label sets by series, built once.
+    labels: HashMap<(Arc<SeriesKey>, Part), Vec<Label>>,
+    /// Flushes waiting for this shard.
+    held: Vec<Sender<()>>,
+    /// Set by `Stop`: give up retrying after this instant.
+    stop_at: Option<Instant>,
+    raw: Vec<u8>,
+    body: Vec<u8>,
+}
+
+impl Shard {
+    fn run(mut self) {
+        loop {
+            if self.stop_at.is_some() {
+                return self.finish();
+            }
+            select! {
+                recv(self.control) -> c => match c {
+                    Ok(Control::Flush(ack)) => {
+                        self.held.push(ack);
+                        self.drain();
+                        self.release();
+                    }
+                    Ok(Control::Stop) | Err(_) => self.note_stop(),
+                },
+                recv(self.data) -> item => if let Ok(item) = item {
+                    self.push(item);
+                    if self.pending.len() >= self.inner.config.max_samples_per_send {
+                        self.send_pending();
+                    }
+                },
+                default(TICK) => {}
+            }
+            let deadline_ms = super::duration_ms(self.inner.config.batch_send_deadline);
+            if !self.pending.is_empty()
+                && self.inner.clock.now_ms().saturating_sub(self.started_ms) >= deadline_ms
+            {
+                self.send_pending();
+            }
+            self.inner.counters.publish_pending();
+        }
+    }
+
+    /// After `Stop` (seen here or while waiting to retry): sends what is
+    /// queued until the shutdown deadline, then drops and counts the rest.
+    fn finish(mut self) {
+        self.drain();
+        self.release();
+        let left = (self.pending.len() + self.data.try_iter().count()) as u64;
+        self.inner.counters.dropped.add(left);
+        self.inner.counters.publish_pending();
+    }
+
+    fn push(&mut self, item: Item) {
+        if self.pending.is_empty() {
+            self.started_ms = self.inner.clock.now_ms();
+        }
+        self.pending.push(item);
+    }
+
+    /// Sends everything queued, in batches, until the queue is empty (or
+    /// the shutdown deadline passes).
+    fn drain(&mut self) {
+        loop {
+            while self.pending.len() < self.inner.config.max_samples_per_send {
+                match self.data.try_recv() {
+                    Ok(item) => self.push(item),
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                }
+            }
+            if self.pending.is_empty() || self.past_stop() {
+                return;
+            }
+            self.send_pending();
+        }
+    }
+
+    fn release(&mut self) {
+        for ack in self.held.drain(..) {
+            let _ = ack.send(());
+        }
+    }
+
+    fn note_stop(&mut self) {
+        if self.stop_at.is_none() {
+            self.stop_at = Some(Instant::now() + self.inner.config.shutdown_timeout);
+        }
+    }
+
+    fn past_stop(&self) -> bool {
+        self.stop_at.is_some_and(|t| Instant::now() >= t)
+    }
+
+    /// Sends the batch, retrying recoverable failures with capped
+    /// exponential backoff (or the receiver's `Retry-After`, capped too)
+    /// until it is delivered, refused, or the shutdown deadline passes.
+    fn send_pending(&mut self) {
+        let items = std::mem::take(&mut self.pending);
+        if items.is_empty() {
+            return;
+        }
+        let n = items.len() as u64;
+        let request = self.request(&items);
+        if let Err(e) = super::proto::encode_into(&request, &mut self.raw, &mut self.body) {
+            self.inner.counters.failed.add(n);
+            self.inner.error(format!("dropped a batch of {n} samples: {e}"));
+            return;
+        }
+        let c = self.inner.counters.clone();
+        let (min_backoff, max_backoff) =
+            (self.inner.config.min_backoff, self.inner.config.max_backoff);
+        let mut backoff = min_backoff;
+        loop {
+            match self.post() {
+                Ok(()) => {
+                    c.sent.add(n);
+                    return;
+                }
+                Err(Failure::Refused(why)) => {
+                    c.failed.add(n);
+                    self.inner.error(format!("dropped a batch of {n} samples: {why}"));
+                    return;
+                }
+                Err(Failure::Retry(why, after)) => {
+                    self.inner.error(why);
+                    let wait = after.unwrap_or(backoff).min(max_backoff);
+                    backoff = (backoff * 2).min(max_backoff);
+                    if !self.wait(wait) {
+                        c.dropped.add(n);
+                        return;
+                    }
+                    c.retried.add(n);
+                }
+            }
+        }
+    }
+
+    /// Waits `d` before a retry, answering flushes at once (the receiver is
+    /// failing: they cannot wait for it) and noting a stop. False when the
+    /// shutdown deadline passed.
+    fn wait(&mut self, d: Duration) -> bool {
+        self.release();
+        let mut until = Instant::now() + d;
+        loop {
+            if let Some(stop) = self.stop_at {
+                if Instant::now() >= stop {
+                    return false;
+                }
+                until = until.min(stop);
+            }
+            let now = Instant::now();
+            if now >= until {
+                return true;
+            }
+            match self.control.recv_timeout(until - now) {
+                Ok(Control::Flush(ack)) => {
+                    let _ = ack.send(());
+                }
+                Ok(Control::Stop) => self.note_stop(),
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                    // the writer is gone: nothing can arrive; sleep out the wait
+                    self.note_stop();
+                    let end = self.stop_at.map_or(until, |stop| stop.min(until));
+                    thread::sleep(end.saturating_duration_since(Instant::now()));
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => return true,
+            }
+        }
+    }
+
+    /// The request for `items`: one time series per series and part, its
+    /// samples in queue order.
+    fn request(&mut self, items: &[Item]) -> WriteRequest {
+        let mut index: HashMap<(*const SeriesKey, Part), usize> = HashMap::new();
+        let mut timeseries: Vec<TimeSeries> = Vec::new();
+        if self.labels.len() > 65_536 {
+            self.labels.clear();
+        }
+        for item in items {
+            let slot = *index.entry((Arc::as_ptr(&item.key), item.part)).or_insert_with(|| {
+                let labels = self
+                    .labels
+                    .entry((Arc::clone(&item.key), item.part))
+                    .or_insert_with(|| self.inner.config.label_set(&item.key, item.part.suffix()))
+                    .clone();
+                timeseries.push(TimeSeries { labels, samples: Vec::new() });
+                timeseries.len() - 1
+            });
+            timeseries[slot]
+                .samples
+                .push(Sample { value: item.value, timestamp: item.timestamp_ms });
+        }
+        WriteRequest { timeseries, metadata: Vec::new() }
+    }
+
+    /// One POST of the encoded body.
+    fn post(&self) -> std::result::Result<(), Failure> {
+        let cfg = &self.inner.config;
+        let mut request = self
+            .agent
+            .post(&cfg.url)
+            .header("Content-Encoding", "snappy")
+            .header("Content-Type", "application/x-protobuf")
+            .header("X-Prometheus-Remote-Write-Version", "0.1.0");
+        if let Some(auth) = &cfg.authorization {
+            request = request.header("Authorization", auth.0.as_str());
+        }
+        let target = super::redact_url(&cfg.url);
+        let mut response = request
+            .send(self.body.as_slice())
+            .map_err(|e| Failure::Retry(format!("POST {target}: {e}"), None))?;
+        let status = response.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(());
+        }
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let mut text = String::new();
+        let _ = response.body_mut().as_reader().take(4 * 1024).read_to_string(&mut text);
+        let why = format!("POST {target}: status {status}: {}", text.trim());
+        if status >= 500 || status == 429 {
+            Err(Failure::Retry(why, retry_after))
+        } else {
+            Err(Failure::Refused(why))
+        }
+    }
+}
