@@ -1,6 +1,6 @@
 use std::cell::Cell;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 
 /// Number of cells a contended counter is striped over. Threads are spread
@@ -12,19 +12,20 @@ const STRIPES: usize = 8;
 #[derive(Default)]
 struct Cell128(AtomicU64);
 
-static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
+/// Source of thread ids (from 1; 0 means "no owner yet").
+static NEXT_THREAD: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
-    static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
+    static THREAD: Cell<u64> = const { Cell::new(0) };
 }
 
-/// The stripe this thread writes to, assigned round-robin on first use.
+/// This thread's id, assigned on first use; its stripe is the id modulo [`STRIPES`].
 #[inline]
-fn stripe() -> usize {
-    STRIPE.with(|s| {
+fn thread_id() -> u64 {
+    THREAD.with(|s| {
         let v = s.get();
-        if v == usize::MAX {
-            let n = NEXT_STRIPE.fetch_add(1, Relaxed) % STRIPES;
+        if v == 0 {
+            let n = NEXT_THREAD.fetch_add(1, Relaxed);
             s.set(n);
             n
         } else {
@@ -37,19 +38,23 @@ fn stripe() -> usize {
 /// an increment meets another thread's, then eight padded cells on top.
 #[derive(Default)]
 struct CounterCore {
-    /// The count while nobody contends (and what it was when contention began).
+    /// The owner's count, and everyone's while nobody contends.
     base: AtomicU64,
-    /// Allocated when an increment's exchange on `base` first fails.
+    /// The first thread to increment: it always adds to `base`, with one
+    /// atomic add. Other threads exchange `base` while nobody contends.
+    owner: AtomicU64,
+    /// Allocated when another thread's exchange on `base` first fails.
     cells: OnceLock<Box<[Cell128; STRIPES]>>,
 }
 
 /// A monotonic counter. Cloning shares the count.
 ///
-/// An uncontended counter is one word, incremented with one atomic
-/// exchange, and cheap to read. The first time two threads' increments
-/// collide it grows eight cache-line-padded cells and, from then on,
-/// each thread adds to its own cell, so contended counters scale; reading
-/// sums the word and the cells.
+/// An uncontended counter is a few words, cheap to read: the first thread
+/// to increment it adds to its count with one atomic add, the others with
+/// one atomic exchange. The first time another thread's increment collides
+/// with one in flight the counter grows eight cache-line-padded cells and,
+/// from then on, the other threads add to their own cells, so contended
+/// counters scale; reading sums the count and the cells.
 ///
 /// The total counts modulo 2^64: past `u64::MAX` it wraps (an increment is
 /// one atomic add, with no check). The engine's rate series
@@ -112,14 +117,24 @@ impl Counter {
     #[inline]
     pub fn add(&self, n: u64) {
         let core = &*self.core;
+        let me = thread_id();
+        let owner = core.owner.load(Relaxed);
+        if owner == me
+            || (owner == 0 && core.owner.compare_exchange(0, me, Relaxed, Relaxed).is_ok())
+        {
+            core.base.fetch_add(n, Relaxed);
+            return;
+        }
+        #[allow(clippy::cast_possible_truncation)]
+        let stripe = (me % STRIPES as u64) as usize;
         if let Some(cells) = core.cells.get() {
-            cells[stripe()].0.fetch_add(n, Relaxed);
+            cells[stripe].0.fetch_add(n, Relaxed);
             return;
         }
         let current = core.base.load(Relaxed);
         if core.base.compare_exchange(current, current.wrapping_add(n), Relaxed, Relaxed).is_err() {
             // another thread got in between: stripe from now on
-            core.cells.get_or_init(Box::default)[stripe()].0.fetch_add(n, Relaxed);
+            core.cells.get_or_init(Box::default)[stripe].0.fetch_add(n, Relaxed);
         }
     }
 
@@ -208,7 +223,7 @@ mod tests {
     }
 
     #[test]
-    fn an_uncontended_counter_stays_one_word_and_contention_stripes_it() {
+    fn an_uncontended_counter_stays_unstriped_and_contention_stripes_it() {
         let c = Counter::detached();
         for _ in 0..1_000 {
             c.inc();
@@ -219,7 +234,7 @@ mod tests {
         // one thread at a time never collides
         assert!(!c.is_striped());
         assert_eq!(c.get(), 2_000);
-        assert_eq!(std::mem::size_of::<CounterCore>(), 24);
+        assert_eq!(std::mem::size_of::<CounterCore>(), 32);
         // threads hammering it together do, and the total stays exact
         let threads = std::thread::available_parallelism().map_or(2, std::num::NonZero::get).max(2);
         let mut rounds = 0u64;
