@@ -80,31 +80,35 @@ fn collection(c: &mut Criterion) {
 
 const BATCH: u64 = 10_000;
 
-/// `record()` of a batch of samples, then `flush()` until they are in history.
+/// `record()` of a batch of samples, then `flush()` until they are in
+/// history; `no_detection` shows what the detectors cost.
 fn records(c: &mut Criterion) {
     let mut g = c.benchmark_group("ingest_records");
-    let clock = StepClock::default();
-    let engine = Engine::builder()
-        .without_system_source()
-        .clock(clock.clone())
-        .sample_interval(std::time::Duration::from_hours(24))
-        .build()
-        .unwrap();
-    let recorders: Vec<_> =
-        (0..100).map(|i| engine.recorder("bench_rec", &[("i", &i.to_string())]).unwrap()).collect();
     g.throughput(Throughput::Elements(BATCH));
-    g.bench_function("10000_samples", |b| {
-        b.iter(|| {
-            for k in 0..BATCH {
-                clock.step(1);
-                #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
-                recorders[(k % 100) as usize].record(k as f64);
-            }
-            engine.flush().unwrap();
+    for (label, detect) in [("10000_samples", true), ("no_detection/10000_samples", false)] {
+        let clock = StepClock::default();
+        let builder = Engine::builder()
+            .without_system_source()
+            .clock(clock.clone())
+            .sample_interval(std::time::Duration::from_hours(24));
+        let builder = if detect { builder } else { builder.without_anomaly_detection() };
+        let engine = builder.build().unwrap();
+        let recorders: Vec<_> = (0..100)
+            .map(|i| engine.recorder("bench_rec", &[("i", &i.to_string())]).unwrap())
+            .collect();
+        g.bench_function(label, |b| {
+            b.iter(|| {
+                for k in 0..BATCH {
+                    clock.step(1);
+                    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+                    recorders[(k % 100) as usize].record(k as f64);
+                }
+                engine.flush().unwrap();
+            });
         });
-    });
+        assert_eq!(engine.stats().samples_dropped, 0, "the queue must not overflow in this bench");
+    }
     g.finish();
-    assert_eq!(engine.stats().samples_dropped, 0, "the queue must not overflow in this bench");
 }
 
 /// A dashboard snapshot with `n` series, each holding 300 samples (5 minutes at 1 s).

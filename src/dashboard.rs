@@ -424,14 +424,11 @@ pub(crate) fn build(
     }
     let since = now_ms.saturating_sub(config.statistics_window_ms);
     let mut statistics = Vec::new();
+    let mut scratch = Vec::new();
     for (id, key, kind) in &infos {
         let Some(h) = history.get(*id) else { continue };
         let mut values = Vec::new();
-        h.for_each_since(since, |s| {
-            if s.timestamp_ms <= now_ms {
-                values.push(s.value);
-            }
-        });
+        h.values_between(since, now_ms, &mut scratch, &mut values);
         if let Some(stats) = summarize_owned(values) {
             statistics.push(SeriesStatistics {
                 series: key.to_string(),

@@ -12,8 +12,9 @@ use crate::key::SeriesId;
 /// The largest history capacity (samples per series) an engine accepts: 1 048 576 (2^20).
 ///
 /// A series' ring buffer is allocated whole when the series gets its first
-/// sample, with room for the capacity rounded up to a power of two, at 32
-/// bytes a sample: 32 MiB per series at this maximum. Enough for a week of
+/// sample, with room for the capacity rounded up to a power of two, at 16
+/// bytes a sample, plus 8 bytes a sample for the expected bands of a series
+/// with a detector: 16 to 24 MiB per series at this maximum. Enough for a week of
 /// one sample a second.
 ///
 /// # Examples
@@ -76,36 +77,44 @@ impl Sample {
     }
 }
 
-/// A sample as stored: 32 bytes, with the detector's annotation as `f32`s
-/// (NaN when absent).
+/// A sample as stored: 16 bytes. The timestamp is an offset from the
+/// series' base in milliseconds, the anomaly score an `f32` (NaN when
+/// absent); the expected band lives out of line (see [`SeriesHistory`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Stored {
-    pub(crate) timestamp_ms: i64,
-    pub(crate) value: f64,
+    value: f64,
+    offset_ms: u32,
     score: f32,
+}
+
+/// The band a detector expected for one stored sample, as `f32`s (NaN when absent).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Band {
     lower: f32,
     upper: f32,
 }
 
-impl Stored {
-    fn from_sample(s: Sample) -> Self {
+impl Band {
+    const NONE: Band = Band { lower: f32::NAN, upper: f32::NAN };
+
+    fn of(band: Option<(f64, f64)>) -> Band {
         #[allow(clippy::cast_possible_truncation)]
-        let (lower, upper) =
-            s.expected_band.map_or((f32::NAN, f32::NAN), |(l, u)| (l as f32, u as f32));
-        #[allow(clippy::cast_possible_truncation)]
-        let score = s.anomaly_score.map_or(f32::NAN, |v| v as f32);
-        Stored { timestamp_ms: s.timestamp_ms, value: s.value, score, lower, upper }
+        band.map_or(Band::NONE, |(l, u)| Band { lower: l as f32, upper: u as f32 })
     }
 
-    pub(crate) fn sample(&self) -> Sample {
-        Sample {
-            timestamp_ms: self.timestamp_ms,
-            value: self.value,
-            anomaly_score: (!self.score.is_nan()).then_some(f64::from(self.score)),
-            expected_band: (!self.lower.is_nan() && !self.upper.is_nan())
-                .then_some((f64::from(self.lower), f64::from(self.upper))),
-        }
+    fn get(self) -> Option<(f64, f64)> {
+        (!self.lower.is_nan() && !self.upper.is_nan())
+            .then_some((f64::from(self.lower), f64::from(self.upper)))
     }
+}
+
+#[allow(clippy::cast_possible_truncation)]
+fn score_of(score: Option<f64>) -> f32 {
+    score.map_or(f32::NAN, |v| v as f32)
+}
+
+fn score_get(score: f32) -> Option<f64> {
+    (!score.is_nan()).then_some(f64::from(score))
 }
 
 /// What [`SeriesHistory::push`] did with a sample.
@@ -127,9 +136,21 @@ impl Pushed {
     }
 }
 
+/// The longest span one series' history holds, newest to oldest: the
+/// largest timestamp offset a stored sample carries (`u32::MAX`
+/// milliseconds, 49.7 days). Older samples are evicted as newer ones arrive.
+pub(crate) const MAX_SPAN_MS: i64 = u32::MAX as i64;
+
 /// The history of one series: newest `capacity` samples, optionally no older than `max_age_ms`.
+///
+/// Samples are 16 bytes in the ring. The expected bands, which only series
+/// with a detector have, are kept in a second ring of the same capacity in
+/// step with the first, allocated when the first band arrives.
 pub(crate) struct SeriesHistory {
     ring: AllocRingBuffer<Stored>,
+    bands: Option<AllocRingBuffer<Band>>,
+    /// Timestamp of offset 0.
+    base_ms: i64,
     max_age_ms: Option<i64>,
 }
 
@@ -140,26 +161,46 @@ impl SeriesHistory {
     /// may reach it.
     pub(crate) fn new(capacity: usize, max_age_ms: Option<i64>) -> Self {
         let capacity = capacity.clamp(1, MAX_HISTORY_CAPACITY);
-        SeriesHistory { ring: AllocRingBuffer::new(capacity), max_age_ms }
+        SeriesHistory { ring: AllocRingBuffer::new(capacity), bands: None, base_ms: 0, max_age_ms }
+    }
+
+    #[inline]
+    fn ts(&self, s: &Stored) -> i64 {
+        self.base_ms + i64::from(s.offset_ms)
+    }
+
+    fn sample_at(&self, s: &Stored, band: Band) -> Sample {
+        Sample {
+            timestamp_ms: self.ts(s),
+            value: s.value,
+            anomaly_score: score_get(s.score),
+            expected_band: band.get(),
+        }
     }
 
     /// Adds a sample, keeping time order. A sample at the same timestamp as
     /// the newest replaces its value; an older one is inserted in place (or
     /// dropped if it is older than everything a full buffer holds).
     pub(crate) fn push(&mut self, s: Sample) -> Pushed {
-        let s = Stored::from_sample(s);
-        let outcome = match self.ring.back_mut() {
+        let newest = self.ring.back().map(|b| self.ts(b));
+        let outcome = match newest {
             None => {
-                let _ = self.ring.enqueue(s);
+                self.base_ms = s.timestamp_ms;
+                self.enqueue(s);
                 Pushed::Appended
             }
-            Some(last) if last.timestamp_ms < s.timestamp_ms => {
-                let _ = self.ring.enqueue(s);
+            Some(last) if last < s.timestamp_ms => {
+                if s.timestamp_ms.saturating_sub(self.base_ms) > MAX_SPAN_MS {
+                    self.rebase(s.timestamp_ms);
+                }
+                self.enqueue(s);
                 Pushed::Appended
             }
-            Some(last) if last.timestamp_ms == s.timestamp_ms => {
+            Some(last) if last == s.timestamp_ms => {
                 // keep the annotation the first value at this instant got
-                *last = Stored { value: s.value, ..*last };
+                if let Some(b) = self.ring.back_mut() {
+                    b.value = s.value;
+                }
                 Pushed::Replaced
             }
             Some(_) => self.insert_older(s),
@@ -168,45 +209,102 @@ impl SeriesHistory {
         outcome
     }
 
+    /// Appends `s`; its offset must fit.
+    fn enqueue(&mut self, s: Sample) {
+        let offset_ms =
+            u32::try_from(s.timestamp_ms.saturating_sub(self.base_ms)).unwrap_or(u32::MAX);
+        let _ = self.ring.enqueue(Stored {
+            value: s.value,
+            offset_ms,
+            score: score_of(s.anomaly_score),
+        });
+        let band = Band::of(s.expected_band);
+        if self.bands.is_none() && band.get().is_some() {
+            // the sample just enqueued gets its band below
+            self.allocate_bands(self.ring.len() - 1);
+        }
+        if let Some(bands) = &mut self.bands {
+            let _ = bands.enqueue(band);
+        }
+        debug_assert!(self.bands.as_ref().is_none_or(|b| b.len() == self.ring.len()));
+    }
+
+    /// Starts the band ring, with no band for the oldest `n` samples held.
+    fn allocate_bands(&mut self, n: usize) {
+        let mut bands = AllocRingBuffer::new(self.ring.capacity());
+        for _ in 0..n {
+            let _ = bands.enqueue(Band::NONE);
+        }
+        self.bands = Some(bands);
+    }
+
+    /// Moves the base so that `newest_ms` fits, evicting what would then
+    /// be more than [`MAX_SPAN_MS`] older than it.
+    fn rebase(&mut self, newest_ms: i64) {
+        while self.ring.front().is_some_and(|f| newest_ms.saturating_sub(self.ts(f)) > MAX_SPAN_MS)
+        {
+            let _ = self.ring.dequeue();
+            if let Some(b) = &mut self.bands {
+                let _ = b.dequeue();
+            }
+        }
+        let new_base = self.ring.front().map_or(newest_ms, |f| self.ts(f));
+        let shift = u32::try_from(new_base.saturating_sub(self.base_ms)).unwrap_or(0);
+        for s in self.ring.iter_mut() {
+            s.offset_ms -= shift;
+        }
+        self.base_ms = new_base;
+    }
+
     /// Sets the detector's annotation on the newest sample.
     pub(crate) fn annotate_newest(&mut self, score: f64, band: Option<(f64, f64)>) {
-        if let Some(last) = self.ring.back_mut() {
-            *last = Stored::from_sample(Sample {
-                anomaly_score: Some(score),
-                expected_band: band,
-                ..last.sample()
-            });
+        let Some(last) = self.ring.back_mut() else { return };
+        last.score = score_of(Some(score));
+        let band = Band::of(band);
+        if self.bands.is_none() && band.get().is_some() {
+            self.allocate_bands(self.ring.len());
+        }
+        if let Some(b) = self.bands.as_mut().and_then(RingBuffer::back_mut) {
+            *b = band;
         }
     }
 
-    fn insert_older(&mut self, s: Stored) -> Pushed {
-        if self.ring.is_full() && self.ring.front().is_some_and(|f| f.timestamp_ms > s.timestamp_ms)
-        {
+    fn insert_older(&mut self, s: Sample) -> Pushed {
+        if self.ring.is_full() && self.ring.front().is_some_and(|f| self.ts(f) > s.timestamp_ms) {
             return Pushed::Dropped; // older than anything kept: it would be evicted at once
         }
+        let newest = self.ring.back().map_or(s.timestamp_ms, |b| self.ts(b));
+        if newest.saturating_sub(s.timestamp_ms) > MAX_SPAN_MS {
+            return Pushed::Dropped; // further back than a history spans
+        }
         // Rare (concurrent record() calls racing): rebuild the buffer in order.
-        let mut all: Vec<Stored> = self.ring.iter().copied().collect();
+        let mut all = self.window(i64::MIN, i64::MAX);
         let pos = all.partition_point(|x| x.timestamp_ms < s.timestamp_ms);
         let outcome = if all.get(pos).is_some_and(|x| x.timestamp_ms == s.timestamp_ms) {
-            all[pos] = Stored { value: s.value, ..all[pos] };
+            all[pos].value = s.value;
             Pushed::Replaced
         } else {
             all.insert(pos, s);
             Pushed::Inserted
         };
         self.ring.clear();
+        if let Some(b) = &mut self.bands {
+            b.clear();
+        }
+        self.base_ms = all.first().map_or(s.timestamp_ms, |f| f.timestamp_ms);
         for x in all {
-            let _ = self.ring.enqueue(x);
+            self.enqueue(x);
         }
         outcome
     }
 
     fn evict_old(&mut self) {
-        if let (Some(age), Some(newest)) =
-            (self.max_age_ms, self.ring.back().map(|s| s.timestamp_ms))
-        {
-            while self.ring.front().is_some_and(|f| f.timestamp_ms < newest.saturating_sub(age)) {
+        if let (Some(age), Some(newest)) = (self.max_age_ms, self.ring.back().map(|s| self.ts(s))) {
+            while self.ring.front().is_some_and(|f| self.ts(f) < newest.saturating_sub(age)) {
                 let _ = self.ring.dequeue();
+                if let Some(b) = &mut self.bands {
+                    let _ = b.dequeue();
+                }
             }
         }
     }
@@ -216,7 +314,7 @@ impl SeriesHistory {
         let (mut lo, mut hi) = (0usize, self.ring.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if self.ring.get(mid).expect("in range").timestamp_ms < since_ms {
+            if self.ts(self.ring.get(mid).expect("in range")) < since_ms {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -225,31 +323,75 @@ impl SeriesHistory {
         lo
     }
 
-    /// Samples with `since_ms <= timestamp <= until_ms`, oldest first.
-    pub(crate) fn window(&self, since_ms: i64, until_ms: i64) -> Vec<Sample> {
-        let start = self.first_at_or_after(since_ms);
-        self.ring
+    /// The stored samples from index `start` on, copied out of the ring
+    /// whole (two contiguous halves, no per-sample index arithmetic).
+    fn copy_from(&self, start: usize, out: &mut Vec<Stored>) {
+        let n = self.ring.len().saturating_sub(start);
+        out.clear();
+        if n > 0 {
+            out.resize(n, Stored { value: 0.0, offset_ms: 0, score: 0.0 });
+            self.ring.copy_to_slice(start, out);
+        }
+    }
+
+    /// The bands from index `start` on, as [`copy_from`](Self::copy_from).
+    fn bands_from(&self, start: usize) -> Vec<Band> {
+        let n = self.ring.len().saturating_sub(start);
+        match &self.bands {
+            Some(b) if n > 0 => {
+                let mut out = vec![Band::NONE; n];
+                b.copy_to_slice(start, &mut out);
+                out
+            }
+            _ => vec![Band::NONE; n],
+        }
+    }
+
+    /// Samples from index `start` on while `timestamp <= until_ms`.
+    fn samples_from(&self, start: usize, until_ms: i64) -> Vec<Sample> {
+        let mut stored = Vec::new();
+        self.copy_from(start, &mut stored);
+        let bands = self.bands_from(start);
+        stored
             .iter()
-            .skip(start)
+            .zip(bands)
+            .map(|(s, b)| self.sample_at(s, b))
             .take_while(|s| s.timestamp_ms <= until_ms)
-            .map(Stored::sample)
             .collect()
     }
 
-    /// Calls `f` on each stored sample with `since_ms <= timestamp`.
-    pub(crate) fn for_each_since(&self, since_ms: i64, f: impl FnMut(&Stored)) {
-        let start = self.first_at_or_after(since_ms);
-        self.ring.iter().skip(start).for_each(f);
+    /// Samples with `since_ms <= timestamp <= until_ms`, oldest first.
+    pub(crate) fn window(&self, since_ms: i64, until_ms: i64) -> Vec<Sample> {
+        self.samples_from(self.first_at_or_after(since_ms), until_ms)
+    }
+
+    /// Appends to `out` the values with `since_ms <= timestamp <= until_ms`,
+    /// oldest first; `scratch` is working space kept between calls.
+    pub(crate) fn values_between(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+        scratch: &mut Vec<Stored>,
+        out: &mut Vec<f64>,
+    ) {
+        self.copy_from(self.first_at_or_after(since_ms), scratch);
+        let until = until_ms.saturating_sub(self.base_ms);
+        out.extend(scratch.iter().take_while(|s| i64::from(s.offset_ms) <= until).map(|s| s.value));
     }
 
     /// The newest `n` samples, oldest first.
     pub(crate) fn last_n(&self, n: usize) -> Vec<Sample> {
-        let skip = self.ring.len().saturating_sub(n);
-        self.ring.iter().skip(skip).map(Stored::sample).collect()
+        self.samples_from(self.ring.len().saturating_sub(n), i64::MAX)
     }
 
     pub(crate) fn latest(&self) -> Option<Sample> {
-        self.ring.back().map(Stored::sample)
+        let band = self.bands.as_ref().and_then(RingBuffer::back).copied().unwrap_or(Band::NONE);
+        self.ring.back().map(|s| self.sample_at(s, band))
+    }
+
+    /// Timestamp of the newest sample.
+    pub(crate) fn newest_ms(&self) -> Option<i64> {
+        self.ring.back().map(|s| self.ts(s))
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -305,7 +447,7 @@ impl History {
 
     /// Timestamp of the newest sample of series `id`.
     pub(crate) fn newest_ms(&self, id: SeriesId) -> Option<i64> {
-        self.get(id).and_then(|h| h.ring.back()).map(|s| s.timestamp_ms)
+        self.get(id).and_then(SeriesHistory::newest_ms)
     }
 
     pub(crate) fn get(&self, id: SeriesId) -> Option<&SeriesHistory> {
@@ -383,6 +525,92 @@ mod tests {
             let want: Vec<i64> = stamps.iter().copied().filter(|t| (a..=a + len).contains(t)).collect();
             prop_assert_eq!(got, want);
         }
+    }
+
+    /// The sample history hands back for `s`: annotations at `f32` precision.
+    fn as_stored(s: Sample) -> Sample {
+        #[allow(clippy::cast_possible_truncation)]
+        let f = |v: f64| f64::from(v as f32);
+        Sample {
+            anomaly_score: s.anomaly_score.map(f),
+            expected_band: s.expected_band.map(|(l, u)| (f(l), f(u))),
+            ..s
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn annotated_samples_come_back_as_pushed_across_any_gaps(
+            cap in 1usize..40,
+            steps in prop::collection::vec(
+                (prop_oneof![1i64..5_000, Just(MAX_SPAN_MS - 1), Just(MAX_SPAN_MS), Just(1i64 << 33)],
+                 -1e6f64..1e6, prop::option::of(0.0f64..1.0),
+                 prop::option::of((-1e3f64..1e3, 0.0f64..1e3)), any::<bool>()),
+                0..120),
+        ) {
+            let mut h = SeriesHistory::new(cap, None);
+            let mut model: Vec<Sample> = Vec::new();
+            let mut t = -1_000_000i64;
+            for (gap, value, score, band, annotate_later) in steps {
+                t += gap;
+                let band = band.map(|(l, w)| (l, l + w));
+                if annotate_later {
+                    prop_assert_eq!(h.push(Sample::new(t, value)), Pushed::Appended);
+                    if let Some(score) = score {
+                        h.annotate_newest(score, band);
+                    }
+                } else {
+                    let s = Sample { anomaly_score: score, expected_band: band, ..Sample::new(t, value) };
+                    prop_assert_eq!(h.push(s), Pushed::Appended);
+                }
+                let annotated = !annotate_later || score.is_some();
+                let kept = Sample {
+                    anomaly_score: if annotated { score } else { None },
+                    expected_band: if annotated { band } else { None },
+                    ..Sample::new(t, value)
+                };
+                model.push(as_stored(kept));
+                model.retain(|m| t - m.timestamp_ms <= MAX_SPAN_MS);
+                let excess = model.len().saturating_sub(cap);
+                model.drain(..excess);
+                prop_assert_eq!(h.window(i64::MIN, i64::MAX), model.clone());
+                prop_assert_eq!(h.latest(), model.last().copied());
+                prop_assert_eq!(h.last_n(3), model[model.len().saturating_sub(3)..].to_vec());
+                let mut values = Vec::new();
+                h.values_between(t - 10_000, t - 1, &mut Vec::new(), &mut values);
+                let want: Vec<f64> = model
+                    .iter()
+                    .filter(|m| (t - 10_000..t).contains(&m.timestamp_ms))
+                    .map(|m| m.value)
+                    .collect();
+                prop_assert_eq!(values, want);
+            }
+        }
+    }
+
+    #[test]
+    fn samples_are_16_bytes_and_bands_cost_only_where_they_exist() {
+        assert_eq!(std::mem::size_of::<Stored>(), 16);
+        let mut plain = SeriesHistory::new(8, None);
+        plain.push(Sample::new(1, 1.0));
+        plain.annotate_newest(0.5, None);
+        assert!(plain.bands.is_none());
+        plain.push(Sample::new(2, 2.0));
+        plain.annotate_newest(0.25, Some((1.0, 3.0)));
+        assert!(plain.bands.is_some());
+        let w = plain.window(i64::MIN, i64::MAX);
+        assert_eq!((w[0].anomaly_score, w[0].expected_band), (Some(0.5), None));
+        assert_eq!((w[1].anomaly_score, w[1].expected_band), (Some(0.25), Some((1.0, 3.0))));
+    }
+
+    #[test]
+    fn a_late_sample_further_back_than_a_history_spans_is_dropped() {
+        let mut h = SeriesHistory::new(8, None);
+        h.push(Sample::new(MAX_SPAN_MS + 100, 1.0));
+        assert_eq!(h.push(Sample::new(50, 0.5)), Pushed::Dropped);
+        assert_eq!(h.push(Sample::new(100, 0.5)), Pushed::Inserted);
+        let w = h.window(i64::MIN, i64::MAX);
+        assert_eq!(w.iter().map(|s| s.timestamp_ms).collect::<Vec<_>>(), [100, MAX_SPAN_MS + 100]);
     }
 
     #[test]

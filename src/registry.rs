@@ -241,6 +241,33 @@ pub struct Registry {
     /// Per-registry state of the layers above (exposition caches, health
     /// checks), one value per type, created on first use.
     extensions: Mutex<Vec<Arc<dyn Any + Send + Sync>>>,
+    /// This registry among all of the process, for the per-thread cache of lookups.
+    uid: u64,
+    /// Bumped, under the index's write lock, whenever a series leaves the
+    /// index: lookups cached before then are stale.
+    index_epoch: AtomicU64,
+}
+
+/// Source of [`Registry`] uids.
+static NEXT_REGISTRY_UID: AtomicU64 = AtomicU64::new(1);
+
+/// A `recorded()` lookup one thread made recently.
+struct CachedLookup {
+    registry: u64,
+    epoch: u64,
+    hash: u64,
+    id: SeriesId,
+    key: Arc<SeriesKey>,
+}
+
+/// Slots of the per-thread lookup cache (direct-mapped by hash).
+const LOOKUP_CACHE: usize = 32;
+
+thread_local! {
+    /// The series `record()` by name found last on this thread, so a repeat
+    /// takes neither the index's lock nor its map.
+    static RECENT_LOOKUPS: std::cell::RefCell<[Option<CachedLookup>; LOOKUP_CACHE]> =
+        const { std::cell::RefCell::new([const { None }; LOOKUP_CACHE]) };
 }
 
 impl Registry {
@@ -264,6 +291,8 @@ impl Registry {
             hasher: RandomState::default(),
             help: RwLock::new(HashMap::new()),
             extensions: Mutex::new(Vec::new()),
+            uid: NEXT_REGISTRY_UID.fetch_add(1, Ordering::Relaxed),
+            index_epoch: AtomicU64::new(0),
         }
     }
 
@@ -452,12 +481,39 @@ impl Registry {
     /// Id of the series `record()` writes to, registering it on first use.
     pub(crate) fn recorded(&self, name: &str, labels: &[(&str, &str)]) -> Result<SeriesId> {
         let h = lookup_hash(&self.hasher, name, labels);
+        #[allow(clippy::cast_possible_truncation)]
+        let slot_of = (h as usize) % LOOKUP_CACHE;
+        let epoch = self.index_epoch.load(Ordering::Acquire);
+        let cached = RECENT_LOOKUPS.with(|c| {
+            let c = c.borrow();
+            let e = c[slot_of].as_ref()?;
+            (e.registry == self.uid
+                && e.epoch == epoch
+                && e.hash == h
+                && e.key.matches(name, labels))
+            .then_some(e.id)
+        });
+        if let Some(id) = cached {
+            return Ok(id);
+        }
         {
             let index = self.index.read();
             if let Some(id) = index.find(name, labels, h) {
                 let slot = &index.slots[id.index()];
                 return match &slot.instrument {
-                    Instrument::Gauge(_) | Instrument::Recorded(_) => Ok(id),
+                    Instrument::Gauge(_) | Instrument::Recorded(_) => {
+                        // read under the lock: no removal is changing the index meanwhile
+                        let epoch = self.index_epoch.load(Ordering::Acquire);
+                        let entry = CachedLookup {
+                            registry: self.uid,
+                            epoch,
+                            hash: h,
+                            id,
+                            key: Arc::clone(&slot.key),
+                        };
+                        RECENT_LOOKUPS.with(|c| c.borrow_mut()[slot_of] = Some(entry));
+                        Ok(id)
+                    }
                     _ => Err(Error::KindMismatch {
                         name: name.to_owned(),
                         registered: slot.kind,
@@ -736,6 +792,8 @@ impl Registry {
             }
             index.slots[id.index()].instrument = Instrument::Removed;
         }
+        self.index_epoch.fetch_add(1, Ordering::Release);
+        drop(index);
         Ok(Some(out))
     }
 
@@ -1075,6 +1133,31 @@ impl Collector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recorded_lookups_cached_per_thread_follow_removals_and_registries() {
+        let r = Registry::new(10);
+        let a = r.recorded("orders", &[("shop", "eu")]).unwrap();
+        assert_eq!(r.recorded("orders", &[("shop", "eu")]).unwrap(), a); // cached now
+        let b = r.recorded("orders", &[("shop", "us")]).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(r.recorded("orders", &[("shop", "eu")]).unwrap(), a);
+        // a removal makes what was cached stale: the series comes back under a new id
+        assert!(r.remove("orders", &[("shop", "eu")]).unwrap().is_some());
+        let a2 = r.recorded("orders", &[("shop", "eu")]).unwrap();
+        assert!(a2 != a && a2 != b);
+        assert_eq!(r.recorded("orders", &[("shop", "us")]).unwrap(), b);
+        // another registry on the same thread does not see this one's ids
+        let other = Registry::new(10);
+        let _ = other.gauge("first", &[]).unwrap();
+        let o = other.recorded("orders", &[("shop", "eu")]).unwrap();
+        assert_eq!(o, SeriesId(1));
+        assert_eq!(r.recorded("orders", &[("shop", "eu")]).unwrap(), a2);
+        // a kind mismatch is never cached as a hit
+        let _ = r.counter("hits_total", &[]).unwrap();
+        assert!(r.recorded("hits_total", &[]).is_err());
+        assert!(r.recorded("hits_total", &[]).is_err());
+    }
 
     #[test]
     fn kinds_and_caps() {

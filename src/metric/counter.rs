@@ -1,10 +1,10 @@
 use std::cell::Cell;
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
 
-/// Number of cells a counter is striped over. Threads are spread over the
-/// cells, so two threads hammering one counter rarely share a cache line.
+/// Number of cells a contended counter is striped over. Threads are spread
+/// over the cells, so two threads hammering one counter rarely share a cache line.
 const STRIPES: usize = 8;
 
 /// One cell on its own cache line pair (adjacent-line prefetchers pull 128 bytes).
@@ -12,19 +12,20 @@ const STRIPES: usize = 8;
 #[derive(Default)]
 struct Cell128(AtomicU64);
 
-static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
+/// Source of thread ids (from 1; 0 means "no owner yet").
+static NEXT_THREAD: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
-    static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
+    static THREAD: Cell<u64> = const { Cell::new(0) };
 }
 
-/// The stripe this thread writes to, assigned round-robin on first use.
+/// This thread's id, assigned on first use; its stripe is the id modulo [`STRIPES`].
 #[inline]
-fn stripe() -> usize {
-    STRIPE.with(|s| {
+fn thread_id() -> u64 {
+    THREAD.with(|s| {
         let v = s.get();
-        if v == usize::MAX {
-            let n = NEXT_STRIPE.fetch_add(1, Relaxed) % STRIPES;
+        if v == 0 {
+            let n = NEXT_THREAD.fetch_add(1, Relaxed);
             s.set(n);
             n
         } else {
@@ -33,15 +34,27 @@ fn stripe() -> usize {
     })
 }
 
+/// A counter striped lazily, the way Java's `LongAdder` is: one word until
+/// an increment meets another thread's, then eight padded cells on top.
 #[derive(Default)]
 struct CounterCore {
-    cells: [Cell128; STRIPES],
+    /// The owner's count, and everyone's while nobody contends.
+    base: AtomicU64,
+    /// The first thread to increment: it always adds to `base`, with one
+    /// atomic add. Other threads exchange `base` while nobody contends.
+    owner: AtomicU64,
+    /// Allocated when another thread's exchange on `base` first fails.
+    cells: OnceLock<Box<[Cell128; STRIPES]>>,
 }
 
 /// A monotonic counter. Cloning shares the count.
 ///
-/// Increments go to a per-thread stripe (one of eight cache-line-padded
-/// cells), so contended counters scale; reading sums the stripes.
+/// An uncontended counter is a few words, cheap to read: the first thread
+/// to increment it adds to its count with one atomic add, the others with
+/// one atomic exchange. The first time another thread's increment collides
+/// with one in flight the counter grows eight cache-line-padded cells and,
+/// from then on, the other threads add to their own cells, so contended
+/// counters scale; reading sums the count and the cells.
 ///
 /// The total counts modulo 2^64: past `u64::MAX` it wraps (an increment is
 /// one atomic add, with no check). The engine's rate series
@@ -103,7 +116,26 @@ impl Counter {
     /// ```
     #[inline]
     pub fn add(&self, n: u64) {
-        self.core.cells[stripe()].0.fetch_add(n, Relaxed);
+        let core = &*self.core;
+        let me = thread_id();
+        let owner = core.owner.load(Relaxed);
+        if owner == me
+            || (owner == 0 && core.owner.compare_exchange(0, me, Relaxed, Relaxed).is_ok())
+        {
+            core.base.fetch_add(n, Relaxed);
+            return;
+        }
+        #[allow(clippy::cast_possible_truncation)]
+        let stripe = (me % STRIPES as u64) as usize;
+        if let Some(cells) = core.cells.get() {
+            cells[stripe].0.fetch_add(n, Relaxed);
+            return;
+        }
+        let current = core.base.load(Relaxed);
+        if core.base.compare_exchange(current, current.wrapping_add(n), Relaxed, Relaxed).is_err() {
+            // another thread got in between: stripe from now on
+            core.cells.get_or_init(Box::default)[stripe].0.fetch_add(n, Relaxed);
+        }
     }
 
     /// The current total, modulo 2^64 (it wraps past `u64::MAX`).
@@ -118,7 +150,17 @@ impl Counter {
     /// assert_eq!(c.get(), 0); // wrapped; the rate series counts this as +1
     /// ```
     pub fn get(&self) -> u64 {
-        self.core.cells.iter().fold(0u64, |acc, c| acc.wrapping_add(c.0.load(Relaxed)))
+        let base = self.core.base.load(Relaxed);
+        match self.core.cells.get() {
+            None => base,
+            Some(cells) => cells.iter().fold(base, |acc, c| acc.wrapping_add(c.0.load(Relaxed))),
+        }
+    }
+
+    /// Whether increments have met contention and go to striped cells.
+    #[cfg(test)]
+    pub(crate) fn is_striped(&self) -> bool {
+        self.core.cells.get().is_some()
     }
 
     /// Raises the total to `value` if it is below; never lowers it (a
@@ -127,7 +169,7 @@ impl Counter {
     /// on another thread is kept on top.
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     pub(crate) fn raise_to(&self, value: u64) {
-        let first = &self.core.cells[0].0;
+        let first = &self.core.base;
         loop {
             // Read the cell before the total: the exchange below fails if
             // anything changed the cell since, so the total it used is current.
@@ -178,6 +220,40 @@ mod tests {
         });
         // An overshoot (raising by a stale difference) would end above it.
         assert_eq!(c.get(), 4_999 * 4 + 3);
+    }
+
+    #[test]
+    fn an_uncontended_counter_stays_unstriped_and_contention_stripes_it() {
+        let c = Counter::detached();
+        for _ in 0..1_000 {
+            c.inc();
+        }
+        std::thread::scope(|s| {
+            s.spawn(|| (0..1_000).for_each(|_| c.inc()));
+        });
+        // one thread at a time never collides
+        assert!(!c.is_striped());
+        assert_eq!(c.get(), 2_000);
+        assert_eq!(std::mem::size_of::<CounterCore>(), 32);
+        // threads hammering it together do, and the total stays exact
+        let threads = std::thread::available_parallelism().map_or(2, std::num::NonZero::get).max(2);
+        let mut rounds = 0u64;
+        while !c.is_striped() && rounds < 50 {
+            let go = std::sync::Barrier::new(threads);
+            std::thread::scope(|s| {
+                for _ in 0..threads {
+                    s.spawn(|| {
+                        go.wait();
+                        (0..20_000).for_each(|_| c.inc());
+                    });
+                }
+            });
+            rounds += 1;
+        }
+        assert!(c.is_striped(), "no collision in {rounds} rounds");
+        assert_eq!(c.get(), 2_000 + rounds * 20_000 * threads as u64);
+        c.raise_to(c.get() + 5);
+        assert_eq!(c.get(), 2_005 + rounds * 20_000 * threads as u64);
     }
 
     #[test]
