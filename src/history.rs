@@ -13,8 +13,8 @@ use crate::key::SeriesId;
 ///
 /// A series' ring buffer is allocated whole when the series gets its first
 /// sample, with room for the capacity rounded up to a power of two, at 16
-/// bytes a sample, plus 8 bytes a sample for the expected bands of a series
-/// with a detector: 16 to 24 MiB per series at this maximum. Enough for a week of
+/// bytes a sample, plus 12 bytes a sample for the annotations of a series
+/// with a detector: 16 to 28 MiB per series at this maximum. Enough for a week of
 /// one sample a second.
 ///
 /// # Examples
@@ -77,44 +77,43 @@ impl Sample {
     }
 }
 
-/// A sample as stored: 16 bytes. The timestamp is an offset from the
-/// series' base in milliseconds, the anomaly score an `f32` (NaN when
-/// absent); the expected band lives out of line (see [`SeriesHistory`]).
+/// A sample as stored: 16 bytes (timestamp and value). The detector's
+/// annotation lives out of line (see [`SeriesHistory`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Stored {
+    timestamp_ms: i64,
     value: f64,
-    offset_ms: u32,
-    score: f32,
 }
 
-/// The band a detector expected for one stored sample, as `f32`s (NaN when absent).
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Band {
+/// The detector's annotation of one stored sample, as `f32`s (NaN when absent).
+#[derive(Debug, Clone, Copy)]
+struct Annotation {
+    score: f32,
     lower: f32,
     upper: f32,
 }
 
-impl Band {
-    const NONE: Band = Band { lower: f32::NAN, upper: f32::NAN };
+impl Annotation {
+    const NONE: Annotation = Annotation { score: f32::NAN, lower: f32::NAN, upper: f32::NAN };
 
-    fn of(band: Option<(f64, f64)>) -> Band {
-        #[allow(clippy::cast_possible_truncation)]
-        band.map_or(Band::NONE, |(l, u)| Band { lower: l as f32, upper: u as f32 })
+    #[allow(clippy::cast_possible_truncation)]
+    fn of(score: Option<f64>, band: Option<(f64, f64)>) -> Annotation {
+        let (lower, upper) = band.map_or((f32::NAN, f32::NAN), |(l, u)| (l as f32, u as f32));
+        Annotation { score: score.map_or(f32::NAN, |v| v as f32), lower, upper }
     }
 
-    fn get(self) -> Option<(f64, f64)> {
+    fn is_none(self) -> bool {
+        self.score.is_nan() && (self.lower.is_nan() || self.upper.is_nan())
+    }
+
+    fn score(self) -> Option<f64> {
+        (!self.score.is_nan()).then_some(f64::from(self.score))
+    }
+
+    fn band(self) -> Option<(f64, f64)> {
         (!self.lower.is_nan() && !self.upper.is_nan())
             .then_some((f64::from(self.lower), f64::from(self.upper)))
     }
-}
-
-#[allow(clippy::cast_possible_truncation)]
-fn score_of(score: Option<f64>) -> f32 {
-    score.map_or(f32::NAN, |v| v as f32)
-}
-
-fn score_get(score: f32) -> Option<f64> {
-    (!score.is_nan()).then_some(f64::from(score))
 }
 
 /// What [`SeriesHistory::push`] did with a sample.
@@ -136,21 +135,15 @@ impl Pushed {
     }
 }
 
-/// The longest span one series' history holds, newest to oldest: the
-/// largest timestamp offset a stored sample carries (`u32::MAX`
-/// milliseconds, 49.7 days). Older samples are evicted as newer ones arrive.
-pub(crate) const MAX_SPAN_MS: i64 = u32::MAX as i64;
-
 /// The history of one series: newest `capacity` samples, optionally no older than `max_age_ms`.
 ///
-/// Samples are 16 bytes in the ring. The expected bands, which only series
-/// with a detector have, are kept in a second ring of the same capacity in
-/// step with the first, allocated when the first band arrives.
+/// Samples are 16 bytes in the ring. The detector's annotations (score and
+/// expected band), which only series with a detector have, are kept in a
+/// second ring of the same capacity in step with the first, allocated when
+/// the first annotation arrives.
 pub(crate) struct SeriesHistory {
     ring: AllocRingBuffer<Stored>,
-    bands: Option<AllocRingBuffer<Band>>,
-    /// Timestamp of offset 0.
-    base_ms: i64,
+    annotations: Option<AllocRingBuffer<Annotation>>,
     max_age_ms: Option<i64>,
 }
 
@@ -161,20 +154,15 @@ impl SeriesHistory {
     /// may reach it.
     pub(crate) fn new(capacity: usize, max_age_ms: Option<i64>) -> Self {
         let capacity = capacity.clamp(1, MAX_HISTORY_CAPACITY);
-        SeriesHistory { ring: AllocRingBuffer::new(capacity), bands: None, base_ms: 0, max_age_ms }
+        SeriesHistory { ring: AllocRingBuffer::new(capacity), annotations: None, max_age_ms }
     }
 
-    #[inline]
-    fn ts(&self, s: &Stored) -> i64 {
-        self.base_ms + i64::from(s.offset_ms)
-    }
-
-    fn sample_at(&self, s: &Stored, band: Band) -> Sample {
+    fn sample_at(s: &Stored, a: Annotation) -> Sample {
         Sample {
-            timestamp_ms: self.ts(s),
+            timestamp_ms: s.timestamp_ms,
             value: s.value,
-            anomaly_score: score_get(s.score),
-            expected_band: band.get(),
+            anomaly_score: a.score(),
+            expected_band: a.band(),
         }
     }
 
@@ -182,25 +170,18 @@ impl SeriesHistory {
     /// the newest replaces its value; an older one is inserted in place (or
     /// dropped if it is older than everything a full buffer holds).
     pub(crate) fn push(&mut self, s: Sample) -> Pushed {
-        let newest = self.ring.back().map(|b| self.ts(b));
-        let outcome = match newest {
+        let outcome = match self.ring.back_mut() {
             None => {
-                self.base_ms = s.timestamp_ms;
                 self.enqueue(s);
                 Pushed::Appended
             }
-            Some(last) if last < s.timestamp_ms => {
-                if s.timestamp_ms.saturating_sub(self.base_ms) > MAX_SPAN_MS {
-                    self.rebase(s.timestamp_ms);
-                }
+            Some(last) if last.timestamp_ms < s.timestamp_ms => {
                 self.enqueue(s);
                 Pushed::Appended
             }
-            Some(last) if last == s.timestamp_ms => {
+            Some(last) if last.timestamp_ms == s.timestamp_ms => {
                 // keep the annotation the first value at this instant got
-                if let Some(b) = self.ring.back_mut() {
-                    b.value = s.value;
-                }
+                last.value = s.value;
                 Pushed::Replaced
             }
             Some(_) => self.insert_older(s),
@@ -209,73 +190,46 @@ impl SeriesHistory {
         outcome
     }
 
-    /// Appends `s`; its offset must fit.
+    /// Appends `s` after the newest sample.
     fn enqueue(&mut self, s: Sample) {
-        let offset_ms =
-            u32::try_from(s.timestamp_ms.saturating_sub(self.base_ms)).unwrap_or(u32::MAX);
-        let _ = self.ring.enqueue(Stored {
-            value: s.value,
-            offset_ms,
-            score: score_of(s.anomaly_score),
-        });
-        let band = Band::of(s.expected_band);
-        if self.bands.is_none() && band.get().is_some() {
-            // the sample just enqueued gets its band below
-            self.allocate_bands(self.ring.len() - 1);
+        let _ = self.ring.enqueue(Stored { timestamp_ms: s.timestamp_ms, value: s.value });
+        let a = Annotation::of(s.anomaly_score, s.expected_band);
+        if self.annotations.is_none() && !a.is_none() {
+            // the sample just enqueued gets its annotation below
+            self.allocate_annotations(self.ring.len() - 1);
         }
-        if let Some(bands) = &mut self.bands {
-            let _ = bands.enqueue(band);
+        if let Some(annotations) = &mut self.annotations {
+            let _ = annotations.enqueue(a);
         }
-        debug_assert!(self.bands.as_ref().is_none_or(|b| b.len() == self.ring.len()));
+        debug_assert!(self.annotations.as_ref().is_none_or(|b| b.len() == self.ring.len()));
     }
 
-    /// Starts the band ring, with no band for the oldest `n` samples held.
-    fn allocate_bands(&mut self, n: usize) {
-        let mut bands = AllocRingBuffer::new(self.ring.capacity());
+    /// Starts the annotation ring, with none for the oldest `n` samples held.
+    fn allocate_annotations(&mut self, n: usize) {
+        let mut annotations = AllocRingBuffer::new(self.ring.capacity());
         for _ in 0..n {
-            let _ = bands.enqueue(Band::NONE);
+            let _ = annotations.enqueue(Annotation::NONE);
         }
-        self.bands = Some(bands);
-    }
-
-    /// Moves the base so that `newest_ms` fits, evicting what would then
-    /// be more than [`MAX_SPAN_MS`] older than it.
-    fn rebase(&mut self, newest_ms: i64) {
-        while self.ring.front().is_some_and(|f| newest_ms.saturating_sub(self.ts(f)) > MAX_SPAN_MS)
-        {
-            let _ = self.ring.dequeue();
-            if let Some(b) = &mut self.bands {
-                let _ = b.dequeue();
-            }
-        }
-        let new_base = self.ring.front().map_or(newest_ms, |f| self.ts(f));
-        let shift = u32::try_from(new_base.saturating_sub(self.base_ms)).unwrap_or(0);
-        for s in self.ring.iter_mut() {
-            s.offset_ms -= shift;
-        }
-        self.base_ms = new_base;
+        self.annotations = Some(annotations);
     }
 
     /// Sets the detector's annotation on the newest sample.
     pub(crate) fn annotate_newest(&mut self, score: f64, band: Option<(f64, f64)>) {
-        let Some(last) = self.ring.back_mut() else { return };
-        last.score = score_of(Some(score));
-        let band = Band::of(band);
-        if self.bands.is_none() && band.get().is_some() {
-            self.allocate_bands(self.ring.len());
+        if self.ring.is_empty() {
+            return;
         }
-        if let Some(b) = self.bands.as_mut().and_then(RingBuffer::back_mut) {
-            *b = band;
+        if self.annotations.is_none() {
+            self.allocate_annotations(self.ring.len());
+        }
+        if let Some(a) = self.annotations.as_mut().and_then(RingBuffer::back_mut) {
+            *a = Annotation::of(Some(score), band);
         }
     }
 
     fn insert_older(&mut self, s: Sample) -> Pushed {
-        if self.ring.is_full() && self.ring.front().is_some_and(|f| self.ts(f) > s.timestamp_ms) {
+        if self.ring.is_full() && self.ring.front().is_some_and(|f| f.timestamp_ms > s.timestamp_ms)
+        {
             return Pushed::Dropped; // older than anything kept: it would be evicted at once
-        }
-        let newest = self.ring.back().map_or(s.timestamp_ms, |b| self.ts(b));
-        if newest.saturating_sub(s.timestamp_ms) > MAX_SPAN_MS {
-            return Pushed::Dropped; // further back than a history spans
         }
         // Rare (concurrent record() calls racing): rebuild the buffer in order.
         let mut all = self.window(i64::MIN, i64::MAX);
@@ -288,10 +242,9 @@ impl SeriesHistory {
             Pushed::Inserted
         };
         self.ring.clear();
-        if let Some(b) = &mut self.bands {
-            b.clear();
+        if let Some(a) = &mut self.annotations {
+            a.clear();
         }
-        self.base_ms = all.first().map_or(s.timestamp_ms, |f| f.timestamp_ms);
         for x in all {
             self.enqueue(x);
         }
@@ -299,11 +252,13 @@ impl SeriesHistory {
     }
 
     fn evict_old(&mut self) {
-        if let (Some(age), Some(newest)) = (self.max_age_ms, self.ring.back().map(|s| self.ts(s))) {
-            while self.ring.front().is_some_and(|f| self.ts(f) < newest.saturating_sub(age)) {
+        if let (Some(age), Some(newest)) =
+            (self.max_age_ms, self.ring.back().map(|s| s.timestamp_ms))
+        {
+            while self.ring.front().is_some_and(|f| f.timestamp_ms < newest.saturating_sub(age)) {
                 let _ = self.ring.dequeue();
-                if let Some(b) = &mut self.bands {
-                    let _ = b.dequeue();
+                if let Some(a) = &mut self.annotations {
+                    let _ = a.dequeue();
                 }
             }
         }
@@ -314,7 +269,7 @@ impl SeriesHistory {
         let (mut lo, mut hi) = (0usize, self.ring.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if self.ts(self.ring.get(mid).expect("in range")) < since_ms {
+            if self.ring.get(mid).expect("in range").timestamp_ms < since_ms {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -329,21 +284,21 @@ impl SeriesHistory {
         let n = self.ring.len().saturating_sub(start);
         out.clear();
         if n > 0 {
-            out.resize(n, Stored { value: 0.0, offset_ms: 0, score: 0.0 });
+            out.resize(n, Stored { timestamp_ms: 0, value: 0.0 });
             self.ring.copy_to_slice(start, out);
         }
     }
 
-    /// The bands from index `start` on, as [`copy_from`](Self::copy_from).
-    fn bands_from(&self, start: usize) -> Vec<Band> {
+    /// The annotations from index `start` on, as [`copy_from`](Self::copy_from).
+    fn annotations_from(&self, start: usize) -> Vec<Annotation> {
         let n = self.ring.len().saturating_sub(start);
-        match &self.bands {
-            Some(b) if n > 0 => {
-                let mut out = vec![Band::NONE; n];
-                b.copy_to_slice(start, &mut out);
+        match &self.annotations {
+            Some(a) if n > 0 => {
+                let mut out = vec![Annotation::NONE; n];
+                a.copy_to_slice(start, &mut out);
                 out
             }
-            _ => vec![Band::NONE; n],
+            _ => vec![Annotation::NONE; n],
         }
     }
 
@@ -351,11 +306,11 @@ impl SeriesHistory {
     fn samples_from(&self, start: usize, until_ms: i64) -> Vec<Sample> {
         let mut stored = Vec::new();
         self.copy_from(start, &mut stored);
-        let bands = self.bands_from(start);
+        let annotations = self.annotations_from(start);
         stored
             .iter()
-            .zip(bands)
-            .map(|(s, b)| self.sample_at(s, b))
+            .zip(annotations)
+            .map(|(s, a)| Self::sample_at(s, a))
             .take_while(|s| s.timestamp_ms <= until_ms)
             .collect()
     }
@@ -375,8 +330,7 @@ impl SeriesHistory {
         out: &mut Vec<f64>,
     ) {
         self.copy_from(self.first_at_or_after(since_ms), scratch);
-        let until = until_ms.saturating_sub(self.base_ms);
-        out.extend(scratch.iter().take_while(|s| i64::from(s.offset_ms) <= until).map(|s| s.value));
+        out.extend(scratch.iter().take_while(|s| s.timestamp_ms <= until_ms).map(|s| s.value));
     }
 
     /// The newest `n` samples, oldest first.
@@ -385,13 +339,18 @@ impl SeriesHistory {
     }
 
     pub(crate) fn latest(&self) -> Option<Sample> {
-        let band = self.bands.as_ref().and_then(RingBuffer::back).copied().unwrap_or(Band::NONE);
-        self.ring.back().map(|s| self.sample_at(s, band))
+        let a = self
+            .annotations
+            .as_ref()
+            .and_then(RingBuffer::back)
+            .copied()
+            .unwrap_or(Annotation::NONE);
+        self.ring.back().map(|s| Self::sample_at(s, a))
     }
 
     /// Timestamp of the newest sample.
     pub(crate) fn newest_ms(&self) -> Option<i64> {
-        self.ring.back().map(|s| self.ts(s))
+        self.ring.back().map(|s| s.timestamp_ms)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -540,10 +499,10 @@ mod tests {
 
     proptest! {
         #[test]
-        fn annotated_samples_come_back_as_pushed_across_any_gaps(
+        fn annotated_samples_come_back_as_pushed_in_order(
             cap in 1usize..40,
             steps in prop::collection::vec(
-                (prop_oneof![1i64..5_000, Just(MAX_SPAN_MS - 1), Just(MAX_SPAN_MS), Just(1i64 << 33)],
+                (prop_oneof![1i64..5_000, Just(1i64 << 33)],
                  -1e6f64..1e6, prop::option::of(0.0f64..1.0),
                  prop::option::of((-1e3f64..1e3, 0.0f64..1e3)), any::<bool>()),
                 0..120),
@@ -570,7 +529,6 @@ mod tests {
                     ..Sample::new(t, value)
                 };
                 model.push(as_stored(kept));
-                model.retain(|m| t - m.timestamp_ms <= MAX_SPAN_MS);
                 let excess = model.len().saturating_sub(cap);
                 model.drain(..excess);
                 prop_assert_eq!(h.window(i64::MIN, i64::MAX), model.clone());
@@ -589,28 +547,31 @@ mod tests {
     }
 
     #[test]
-    fn samples_are_16_bytes_and_bands_cost_only_where_they_exist() {
+    fn samples_are_16_bytes_and_annotations_cost_only_where_they_exist() {
         assert_eq!(std::mem::size_of::<Stored>(), 16);
         let mut plain = SeriesHistory::new(8, None);
         plain.push(Sample::new(1, 1.0));
         plain.annotate_newest(0.5, None);
-        assert!(plain.bands.is_none());
+        assert!(plain.annotations.is_some());
         plain.push(Sample::new(2, 2.0));
         plain.annotate_newest(0.25, Some((1.0, 3.0)));
-        assert!(plain.bands.is_some());
+        let mut unscored = SeriesHistory::new(8, None);
+        unscored.push(Sample::new(1, 1.0));
+        assert!(unscored.annotations.is_none());
         let w = plain.window(i64::MIN, i64::MAX);
         assert_eq!((w[0].anomaly_score, w[0].expected_band), (Some(0.5), None));
         assert_eq!((w[1].anomaly_score, w[1].expected_band), (Some(0.25), Some((1.0, 3.0))));
     }
 
     #[test]
-    fn a_late_sample_further_back_than_a_history_spans_is_dropped() {
+    fn a_late_sample_far_back_is_inserted_in_order() {
         let mut h = SeriesHistory::new(8, None);
-        h.push(Sample::new(MAX_SPAN_MS + 100, 1.0));
-        assert_eq!(h.push(Sample::new(50, 0.5)), Pushed::Dropped);
-        assert_eq!(h.push(Sample::new(100, 0.5)), Pushed::Inserted);
+        h.push(Sample::new(i64::MAX - 1, 1.0));
+        h.annotate_newest(0.5, Some((0.0, 2.0)));
+        assert_eq!(h.push(Sample::new(i64::MIN, 0.5)), Pushed::Inserted);
         let w = h.window(i64::MIN, i64::MAX);
-        assert_eq!(w.iter().map(|s| s.timestamp_ms).collect::<Vec<_>>(), [100, MAX_SPAN_MS + 100]);
+        assert_eq!(w.iter().map(|s| s.timestamp_ms).collect::<Vec<_>>(), [i64::MIN, i64::MAX - 1]);
+        assert_eq!((w[0].anomaly_score, w[1].anomaly_score), (None, Some(0.5)));
     }
 
     #[test]
