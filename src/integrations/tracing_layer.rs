@@ -210,7 +210,7 @@ impl TracingLayerBuilder {
     }
 
     /// Builds the layer without adding the default rule `error_log_rate`,
-    /// like [`EngineBuilder::without_default_rules`](crate::EngineBuilder::without_default_rules)
+    /// like [`EngineBuilder::without_default_alert_rules`](crate::EngineBuilder::without_default_alert_rules)
     /// for the host rules.
     ///
     /// # Examples
