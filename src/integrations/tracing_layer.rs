@@ -210,7 +210,7 @@ impl TracingLayerBuilder {
     }
 
     /// Builds the layer without adding the default rule `error_log_rate`,
-    /// like [`EngineBuilder::without_default_rules`](crate::EngineBuilder::without_default_rules)
+    /// like [`EngineBuilder::without_default_alert_rules`](crate::EngineBuilder::without_default_alert_rules)
     /// for the host rules.
     ///
     /// # Examples
@@ -280,8 +280,9 @@ impl TracingLayerBuilder {
         self
     }
 
-    /// How many slow operations the log keeps before evicting the oldest
-    /// (default [`DEFAULT_SLOW_CAPACITY`], 1 to [`MAX_TRACING_LIST_CAPACITY`]).
+    /// How many slow operations the engine's log keeps before evicting the
+    /// oldest (default [`DEFAULT_SLOW_CAPACITY`], 1 to
+    /// [`MAX_TRACING_LIST_CAPACITY`]); building the layer applies it to the log.
     ///
     /// # Examples
     ///
@@ -298,8 +299,9 @@ impl TracingLayerBuilder {
         self
     }
 
-    /// How many recent ERROR and WARN events to keep (default
-    /// [`DEFAULT_RECENT_EVENTS`], 0 to [`MAX_TRACING_LIST_CAPACITY`]; 0 keeps none).
+    /// How many recent ERROR and WARN events the engine keeps (default
+    /// [`DEFAULT_RECENT_EVENTS`], 0 to [`MAX_TRACING_LIST_CAPACITY`]; 0 keeps
+    /// none); building the layer applies it.
     ///
     /// # Examples
     ///
