@@ -86,3 +86,32 @@ pub fn write_history_snapshot(
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     file::write_atomic(path, bytes)
 }
+
+/// The bytes [`write_alert_state`] writes (header and postcard payload),
+/// without writing them: the encoding's share of the cost.
+///
+/// # Examples
+///
+/// ```
+/// let mgr = watchpost::alert::AlertManager::with_default_rules();
+/// assert_eq!(&watchpost::state_files::encode_alert_state(&mgr, 0)[..8], b"WPALERTS");
+/// ```
+pub fn encode_alert_state(mgr: &AlertManager, now_ms: i64) -> Vec<u8> {
+    let payload = alert_state::encode(mgr, now_ms);
+    file::frame(alert_state::MAGIC, alert_state::VERSION, 0, &payload)
+}
+
+/// The bytes [`write_history_snapshot`] writes (header and LZ4-compressed
+/// postcard payload), without writing them.
+///
+/// # Examples
+///
+/// ```
+/// use watchpost::SeriesKey;
+/// let series = vec![(SeriesKey::new("cpu", &[]).unwrap(), vec![(0, 1.0)])];
+/// assert_eq!(&watchpost::state_files::encode_history_snapshot(&series, 0)[..8], b"WPHISTRY");
+/// ```
+pub fn encode_history_snapshot(series: &[(SeriesKey, Vec<(i64, f64)>)], now_ms: i64) -> Vec<u8> {
+    let payload = history_snapshot::encode(now_ms, series.iter().map(|(k, s)| (k, s.as_slice())));
+    file::frame(history_snapshot::MAGIC, history_snapshot::VERSION, file::FLAG_LZ4, &payload)
+}
