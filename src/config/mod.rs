@@ -32,6 +32,8 @@
 //! # Ok::<(), watchpost::Error>(())
 //! ```
 
+#[cfg(feature = "notify")]
+mod notify;
 mod prometheus;
 mod rule;
 mod settings;
@@ -42,6 +44,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "notify")]
+#[cfg_attr(docsrs, doc(cfg(feature = "notify")))]
+pub use self::notify::{REDACTED, ReceiverSpec, RouteSpec, Secret};
 pub use self::prometheus::{PrometheusImport, import_prometheus_rules};
 pub use self::rule::{ConditionSpec, FlapSpec, InhibitSpec, MOfN, RuleSpec, SilenceSpec};
 pub use self::settings::{DetectorChoice, EngineSettings, RepeatSetting};
@@ -87,6 +92,15 @@ pub struct Config {
     /// Silences.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub silences: Vec<SilenceSpec>,
+    /// The notification route tree (feature `notify`); with it the engine
+    /// gets a [`Router`](crate::notify::Router) handler named `"router"`.
+    #[cfg(feature = "notify")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<RouteSpec>,
+    /// The receivers the routes name (feature `notify`).
+    #[cfg(feature = "notify")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub receivers: Vec<ReceiverSpec>,
 }
 
 /// What a document builds: every entry checked.
@@ -140,6 +154,12 @@ struct RawConfig {
     inhibit_rules: Vec<toml::Spanned<InhibitSpec>>,
     #[serde(default)]
     silences: Vec<toml::Spanned<SilenceSpec>>,
+    #[cfg(feature = "notify")]
+    #[serde(default)]
+    route: Option<toml::Spanned<RouteSpec>>,
+    #[cfg(feature = "notify")]
+    #[serde(default)]
+    receivers: Vec<toml::Spanned<ReceiverSpec>>,
 }
 
 impl Config {
@@ -254,6 +274,29 @@ impl Config {
             }
             config.silences.push(spec);
         }
+        #[cfg(feature = "notify")]
+        {
+            for (i, spanned) in raw.receivers.into_iter().enumerate() {
+                let span = spanned.span();
+                let spec = spanned.into_inner();
+                if let Err(e) = spec.to_receiver() {
+                    problems.push(problem_at(text, span.start, &format!("receivers[{i}]"), &e));
+                }
+                config.receivers.push(spec);
+            }
+            if let Some(spanned) = raw.route {
+                let span = spanned.span();
+                let spec = spanned.into_inner();
+                let names: Vec<&str> = config.receivers.iter().map(ReceiverSpec::name).collect();
+                let tree = spec
+                    .to_route()
+                    .and_then(|root| crate::notify::RouteTree::new(root, names).map(drop));
+                if let Err(e) = tree {
+                    problems.push(problem_at(text, span.start, "", &e));
+                }
+                config.route = Some(spec);
+            }
+        }
         if let Err(Error::Config { problems: more, .. }) = config.build_all() {
             // What the per-entry checks above could not place: engine settings.
             problems.extend(more.into_iter().filter(|p| p.field.starts_with("engine")));
@@ -321,6 +364,41 @@ impl Config {
         }
     }
 
+    /// The notification router the document describes, if it has a
+    /// `[route]`: receivers built (secrets resolved) and the tree checked.
+    #[cfg(feature = "notify")]
+    pub(crate) fn router(
+        &self,
+        clock: std::sync::Arc<dyn crate::clock::Clock>,
+    ) -> Result<Option<crate::notify::Router>> {
+        let Some(route) = &self.route else { return Ok(None) };
+        let mut b = crate::notify::Router::builder(route.to_route()?).clock(clock);
+        for r in &self.receivers {
+            b = b.receiver(r.to_receiver()?);
+        }
+        b.build().map(Some)
+    }
+
+    /// The same configuration with inline secrets replaced by
+    /// `"<redacted>"` (references to the environment or files are kept).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let c = watchpost::config::Config::default();
+    /// assert_eq!(c.redacted(), c);
+    /// ```
+    #[must_use]
+    pub fn redacted(&self) -> Config {
+        #[allow(unused_mut, reason = "only receivers hold secrets")]
+        let mut c = self.clone();
+        #[cfg(feature = "notify")]
+        {
+            c.receivers = c.receivers.iter().map(ReceiverSpec::redacted).collect();
+        }
+        c
+    }
+
     /// The configuration as a TOML document.
     ///
     /// # Examples
@@ -358,6 +436,9 @@ fn problem_from_toml(text: &str, field: &str, e: &toml::de::Error) -> ConfigProb
 fn problem_at(text: &str, offset: usize, base: &str, e: &Error) -> ConfigProblem {
     let place = Place::of(text, offset);
     let (field, message) = match e {
+        Error::InvalidConfig { field, reason } if base.is_empty() => {
+            ((*field).to_owned(), reason.clone())
+        }
         Error::InvalidConfig { field, reason } if !field.is_empty() => {
             (format!("{base}.{}", field.trim_start_matches("rule.")), reason.clone())
         }
