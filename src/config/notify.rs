@@ -373,7 +373,7 @@ impl ReceiverSpec {
             }
             ReceiverSpec::Slack { url, .. } => hide(url),
             ReceiverSpec::Alertmanager { bearer_token, .. } => {
-                bearer_token.iter_mut().for_each(hide)
+                bearer_token.iter_mut().for_each(hide);
             }
             ReceiverSpec::Dingtalk { url, secret, .. } => {
                 hide(url);
