@@ -163,7 +163,8 @@ struct RawConfig {
 }
 
 impl Config {
-    /// Reads and checks the TOML file at `path`.
+    /// Reads and checks the file at `path`: YAML if its name ends in
+    /// `.yml` or `.yaml`, TOML otherwise.
     ///
     /// # Errors
     ///
@@ -179,7 +180,9 @@ impl Config {
     pub fn load(path: impl AsRef<Path>) -> Result<Config> {
         let path = path.as_ref();
         let name = path.display().to_string();
+        let yaml = path.extension().is_some_and(|e| e == "yml" || e == "yaml");
         match std::fs::read_to_string(path) {
+            Ok(text) if yaml => Config::from_yaml_str(&text, &name),
             Ok(text) => Config::from_toml_str(&text, &name),
             Err(e) => Err(Error::Config {
                 file: name,
@@ -308,6 +311,68 @@ impl Config {
         }
     }
 
+    /// Parses and checks a YAML document (the same fields as TOML); `file`
+    /// names it in errors. Type errors carry their line and column; the
+    /// checks made by builders carry the field path only (YAML values keep
+    /// no place).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] with every problem found.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let yaml = "
+    /// rules:
+    ///   - name: gone
+    ///     metric: heartbeat
+    ///     condition: { kind: absent, duration: 30s }
+    ///   - name: bad
+    ///     metric: m
+    ///     condition: { kind: absent, duration: 30s }
+    ///     m_of_n: { m: 9, n: 5 }
+    /// ";
+    /// let err = watchpost::config::Config::from_yaml_str(yaml, "w.yml").unwrap_err();
+    /// assert!(err.to_string().starts_with("w.yml: rules[1].m_of_n"), "{err}");
+    /// let ok = watchpost::config::Config::from_yaml_str(&yaml[..yaml.find("  - name: bad").unwrap()], "w.yml")?;
+    /// assert_eq!(ok.rules[0].to_rule()?.condition().to_string(), "absent for 30s");
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn from_yaml_str(text: &str, file: &str) -> Result<Config> {
+        let de = serde_norway::Deserializer::from_str(text);
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let loc = e.inner().location();
+            // The YAML error repeats its own path and place; keep the rest.
+            let mut message = e.inner().to_string();
+            if let Some(at) = message.rfind(" at line ") {
+                message.truncate(at);
+            }
+            if let Some((head, rest)) = message.split_once(": ")
+                && path.starts_with(head)
+            {
+                message = rest.to_owned();
+            }
+            Error::Config {
+                file: file.to_owned(),
+                problems: vec![ConfigProblem {
+                    line: loc.as_ref().map(serde_norway::Location::line),
+                    column: loc.as_ref().map(serde_norway::Location::column),
+                    field: if path == "." { String::new() } else { path },
+                    message,
+                }],
+            }
+        })?;
+        match config.build_all() {
+            Ok(_) => Ok(config),
+            Err(Error::Config { problems, .. }) => {
+                Err(Error::Config { file: file.to_owned(), problems })
+            }
+            Err(other) => Err(other),
+        }
+    }
+
     /// Builds every rule, inhibit rule and silence, and checks the
     /// settings that are not checked by a builder, collecting every problem.
     pub(crate) fn build_all(&self) -> Result<Built> {
@@ -344,6 +409,23 @@ impl Config {
             match spec.to_silence() {
                 Ok(s) => built.silences.push(s),
                 Err(e) => push(format!("silences[{i}]"), &e),
+            }
+        }
+        #[cfg(feature = "notify")]
+        {
+            for (i, spec) in self.receivers.iter().enumerate() {
+                if let Err(e) = spec.to_receiver() {
+                    push(format!("receivers[{i}]"), &e);
+                }
+            }
+            if let Some(route) = &self.route {
+                let names: Vec<&str> = self.receivers.iter().map(ReceiverSpec::name).collect();
+                let tree = route
+                    .to_route()
+                    .and_then(|root| crate::notify::RouteTree::new(root, names).map(drop));
+                if let Err(e) = tree {
+                    push(String::new(), &e);
+                }
             }
         }
         for (severity, every) in &self.engine.repeat_interval {

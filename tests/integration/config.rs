@@ -288,3 +288,33 @@ url = "https://hooks.slack.invalid/services/T000/B000/inline-secret"
         assert_eq!(problems[0].line, line_of("[[receivers]]"));
     }
 }
+
+#[test]
+fn a_yaml_file_loads_like_toml_and_places_type_errors() {
+    let clock = ManualClock::at_millis(T0);
+    let yaml = r#"
+engine:
+  default_alert_rules: false
+rules:
+  - name: queue_backlog
+    metric: queue_depth
+    condition: { kind: threshold, aggregate: last, window: 5m, op: gt, value: 100.0 }
+    for: 1m
+"#;
+    let dir = std::env::temp_dir().join(format!("watchpost-config-yaml-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("watchpost.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let engine = builder(&clock).config_file(&path).build().unwrap();
+    // The same rule as the TOML document describes.
+    let toml_config = watchpost::config::Config::from_toml_str(QUEUE_RULES, "q.toml").unwrap();
+    assert_eq!(engine.config().rules[0], toml_config.rules[0]);
+
+    std::fs::write(&path, yaml.replace("value: 100.0", "value: lots")).unwrap();
+    let err = engine.reload_config(&path).unwrap_err();
+    let Error::Config { problems, .. } = &err else { panic!("{err}") };
+    // The rule's entry (line 5): the condition is read whole before its fields.
+    assert_eq!(problems[0].line, Some(5), "{err}");
+    assert!(problems[0].field.starts_with("rules[0].condition"), "{err}");
+    assert!(problems[0].message.contains("lots"), "{err}");
+}
