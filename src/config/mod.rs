@@ -349,10 +349,12 @@ impl Config {
             if let Some(at) = message.rfind(" at line ") {
                 message.truncate(at);
             }
-            if let Some((head, rest)) = message.split_once(": ")
-                && path.starts_with(head)
-            {
-                message = rest.to_owned();
+            let cut = message
+                .split_once(": ")
+                .filter(|(head, _)| path.starts_with(head))
+                .map(|(head, _)| head.len() + 2);
+            if let Some(cut) = cut {
+                message.drain(..cut);
             }
             Error::Config {
                 file: file.to_owned(),

@@ -292,7 +292,7 @@ url = "https://hooks.slack.invalid/services/T000/B000/inline-secret"
 #[test]
 fn a_yaml_file_loads_like_toml_and_places_type_errors() {
     let clock = ManualClock::at_millis(T0);
-    let yaml = r#"
+    let yaml = r"
 engine:
   default_alert_rules: false
 rules:
@@ -300,7 +300,7 @@ rules:
     metric: queue_depth
     condition: { kind: threshold, aggregate: last, window: 5m, op: gt, value: 100.0 }
     for: 1m
-"#;
+";
     let dir = std::env::temp_dir().join(format!("watchpost-config-yaml-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("watchpost.yaml");
