@@ -32,6 +32,8 @@
 //! # Ok::<(), watchpost::Error>(())
 //! ```
 
+#[cfg(feature = "notify")]
+mod notify;
 mod prometheus;
 mod rule;
 mod settings;
@@ -42,6 +44,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "notify")]
+#[cfg_attr(docsrs, doc(cfg(feature = "notify")))]
+pub use self::notify::{REDACTED, ReceiverSpec, RouteSpec, Secret};
 pub use self::prometheus::{PrometheusImport, import_prometheus_rules};
 pub use self::rule::{ConditionSpec, FlapSpec, InhibitSpec, MOfN, RuleSpec, SilenceSpec};
 pub use self::settings::{DetectorChoice, EngineSettings, RepeatSetting};
@@ -87,6 +92,15 @@ pub struct Config {
     /// Silences.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub silences: Vec<SilenceSpec>,
+    /// The notification route tree (feature `notify`); with it the engine
+    /// gets a [`Router`](crate::notify::Router) handler named `"router"`.
+    #[cfg(feature = "notify")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<RouteSpec>,
+    /// The receivers the routes name (feature `notify`).
+    #[cfg(feature = "notify")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub receivers: Vec<ReceiverSpec>,
 }
 
 /// What a document builds: every entry checked.
@@ -140,10 +154,17 @@ struct RawConfig {
     inhibit_rules: Vec<toml::Spanned<InhibitSpec>>,
     #[serde(default)]
     silences: Vec<toml::Spanned<SilenceSpec>>,
+    #[cfg(feature = "notify")]
+    #[serde(default)]
+    route: Option<toml::Spanned<RouteSpec>>,
+    #[cfg(feature = "notify")]
+    #[serde(default)]
+    receivers: Vec<toml::Spanned<ReceiverSpec>>,
 }
 
 impl Config {
-    /// Reads and checks the TOML file at `path`.
+    /// Reads and checks the file at `path`: YAML if its name ends in
+    /// `.yml` or `.yaml`, TOML otherwise.
     ///
     /// # Errors
     ///
@@ -159,7 +180,9 @@ impl Config {
     pub fn load(path: impl AsRef<Path>) -> Result<Config> {
         let path = path.as_ref();
         let name = path.display().to_string();
+        let yaml = path.extension().is_some_and(|e| e == "yml" || e == "yaml");
         match std::fs::read_to_string(path) {
+            Ok(text) if yaml => Config::from_yaml_str(&text, &name),
             Ok(text) => Config::from_toml_str(&text, &name),
             Err(e) => Err(Error::Config {
                 file: name,
@@ -254,6 +277,29 @@ impl Config {
             }
             config.silences.push(spec);
         }
+        #[cfg(feature = "notify")]
+        {
+            for (i, spanned) in raw.receivers.into_iter().enumerate() {
+                let span = spanned.span();
+                let spec = spanned.into_inner();
+                if let Err(e) = spec.to_receiver() {
+                    problems.push(problem_at(text, span.start, &format!("receivers[{i}]"), &e));
+                }
+                config.receivers.push(spec);
+            }
+            if let Some(spanned) = raw.route {
+                let span = spanned.span();
+                let spec = spanned.into_inner();
+                let names: Vec<&str> = config.receivers.iter().map(ReceiverSpec::name).collect();
+                let tree = spec
+                    .to_route()
+                    .and_then(|root| crate::notify::RouteTree::new(root, names).map(drop));
+                if let Err(e) = tree {
+                    problems.push(problem_at(text, span.start, "", &e));
+                }
+                config.route = Some(spec);
+            }
+        }
         if let Err(Error::Config { problems: more, .. }) = config.build_all() {
             // What the per-entry checks above could not place: engine settings.
             problems.extend(more.into_iter().filter(|p| p.field.starts_with("engine")));
@@ -262,6 +308,70 @@ impl Config {
             Ok(config)
         } else {
             Err(Error::Config { file: file.to_owned(), problems })
+        }
+    }
+
+    /// Parses and checks a YAML document (the same fields as TOML); `file`
+    /// names it in errors. Type errors carry their line and column; the
+    /// checks made by builders carry the field path only (YAML values keep
+    /// no place).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] with every problem found.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let yaml = "
+    /// rules:
+    ///   - name: gone
+    ///     metric: heartbeat
+    ///     condition: { kind: absent, duration: 30s }
+    ///   - name: bad
+    ///     metric: m
+    ///     condition: { kind: absent, duration: 30s }
+    ///     m_of_n: { m: 9, n: 5 }
+    /// ";
+    /// let err = watchpost::config::Config::from_yaml_str(yaml, "w.yml").unwrap_err();
+    /// assert!(err.to_string().starts_with("w.yml: rules[1].m_of_n"), "{err}");
+    /// let ok = watchpost::config::Config::from_yaml_str(&yaml[..yaml.find("  - name: bad").unwrap()], "w.yml")?;
+    /// assert_eq!(ok.rules[0].to_rule()?.condition().to_string(), "absent for 30s");
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn from_yaml_str(text: &str, file: &str) -> Result<Config> {
+        let de = serde_norway::Deserializer::from_str(text);
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let loc = e.inner().location();
+            // The YAML error repeats its own path and place; keep the rest.
+            let mut message = e.inner().to_string();
+            if let Some(at) = message.rfind(" at line ") {
+                message.truncate(at);
+            }
+            let cut = message
+                .split_once(": ")
+                .filter(|(head, _)| path.starts_with(head))
+                .map(|(head, _)| head.len() + 2);
+            if let Some(cut) = cut {
+                message.drain(..cut);
+            }
+            Error::Config {
+                file: file.to_owned(),
+                problems: vec![ConfigProblem {
+                    line: loc.as_ref().map(serde_norway::Location::line),
+                    column: loc.as_ref().map(serde_norway::Location::column),
+                    field: if path == "." { String::new() } else { path },
+                    message,
+                }],
+            }
+        })?;
+        match config.build_all() {
+            Ok(_) => Ok(config),
+            Err(Error::Config { problems, .. }) => {
+                Err(Error::Config { file: file.to_owned(), problems })
+            }
+            Err(other) => Err(other),
         }
     }
 
@@ -303,6 +413,23 @@ impl Config {
                 Err(e) => push(format!("silences[{i}]"), &e),
             }
         }
+        #[cfg(feature = "notify")]
+        {
+            for (i, spec) in self.receivers.iter().enumerate() {
+                if let Err(e) = spec.to_receiver() {
+                    push(format!("receivers[{i}]"), &e);
+                }
+            }
+            if let Some(route) = &self.route {
+                let names: Vec<&str> = self.receivers.iter().map(ReceiverSpec::name).collect();
+                let tree = route
+                    .to_route()
+                    .and_then(|root| crate::notify::RouteTree::new(root, names).map(drop));
+                if let Err(e) = tree {
+                    push(String::new(), &e);
+                }
+            }
+        }
         for (severity, every) in &self.engine.repeat_interval {
             if every.0.is_some_and(|d| d.is_zero()) {
                 push(
@@ -319,6 +446,41 @@ impl Config {
         } else {
             Err(Error::Config { file: "configuration".to_owned(), problems })
         }
+    }
+
+    /// The notification router the document describes, if it has a
+    /// `[route]`: receivers built (secrets resolved) and the tree checked.
+    #[cfg(feature = "notify")]
+    pub(crate) fn router(
+        &self,
+        clock: std::sync::Arc<dyn crate::clock::Clock>,
+    ) -> Result<Option<crate::notify::Router>> {
+        let Some(route) = &self.route else { return Ok(None) };
+        let mut b = crate::notify::Router::builder(route.to_route()?).clock(clock);
+        for r in &self.receivers {
+            b = b.receiver(r.to_receiver()?);
+        }
+        b.build().map(Some)
+    }
+
+    /// The same configuration with inline secrets replaced by
+    /// `"<redacted>"` (references to the environment or files are kept).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let c = watchpost::config::Config::default();
+    /// assert_eq!(c.redacted(), c);
+    /// ```
+    #[must_use]
+    pub fn redacted(&self) -> Config {
+        #[allow(unused_mut, reason = "only receivers hold secrets")]
+        let mut c = self.clone();
+        #[cfg(feature = "notify")]
+        {
+            c.receivers = c.receivers.iter().map(ReceiverSpec::redacted).collect();
+        }
+        c
     }
 
     /// The configuration as a TOML document.
@@ -358,6 +520,9 @@ fn problem_from_toml(text: &str, field: &str, e: &toml::de::Error) -> ConfigProb
 fn problem_at(text: &str, offset: usize, base: &str, e: &Error) -> ConfigProblem {
     let place = Place::of(text, offset);
     let (field, message) = match e {
+        Error::InvalidConfig { field, reason } if base.is_empty() => {
+            ((*field).to_owned(), reason.clone())
+        }
         Error::InvalidConfig { field, reason } if !field.is_empty() => {
             (format!("{base}.{}", field.trim_start_matches("rule.")), reason.clone())
         }

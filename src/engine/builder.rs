@@ -88,7 +88,7 @@ pub struct EngineBuilder {
     limits: crate::registry::Limits,
     record_queue_capacity: usize,
     summary_window: Duration,
-    clock: Arc<dyn Clock>,
+    pub(super) clock: Arc<dyn Clock>,
     system_source: bool,
     sources: Vec<Box<dyn Source>>,
     /// Exporters started with the engine (remote write).

@@ -119,6 +119,10 @@ impl EngineBuilder {
         for (metric, choice) in &config.detectors {
             self = self.anomaly_detector_for(metric, choice.spec().cloned());
         }
+        #[cfg(feature = "notify")]
+        if let Some(router) = config.router(std::sync::Arc::clone(&self.clock))? {
+            self = self.notifier("router", router);
+        }
         let built = config.build_all().map_err(|e| rebrand(e, "configuration"))?;
         self = self.alert_rules(built.rules);
         for rule in built.inhibit_rules {
@@ -229,6 +233,10 @@ impl Monitor {
         if config.detectors != current.detectors {
             report.restart_required.push("detectors".to_owned());
         }
+        #[cfg(feature = "notify")]
+        if config.route != current.route || config.receivers != current.receivers {
+            report.restart_required.push("route and receivers".to_owned());
+        }
         {
             let mut mgr = self.shared.alerts.lock();
             apply_rules(&mut mgr, &current, &config, built.rules, now, &mut report);
@@ -290,7 +298,8 @@ impl Monitor {
     /// The configuration in effect: the `[engine]` settings and detector
     /// choices of the document in force, and every rule, inhibit rule and
     /// silence the engine holds now, wherever it came from (defaults, code,
-    /// file, HTTP). Expired silences are left out. Nothing in it is secret.
+    /// file, HTTP). Expired silences are left out, and so are secrets:
+    /// inline ones read `"<redacted>"` (see [`Config::redacted`]).
     ///
     /// # Examples
     ///
@@ -302,7 +311,7 @@ impl Monitor {
     /// # Ok::<(), watchpost::Error>(())
     /// ```
     pub fn effective_config(&self) -> Config {
-        let mut config = self.config();
+        let mut config = self.config().redacted();
         let now = self.clock_now_ms();
         let mgr = self.shared.alerts.lock();
         config.rules = mgr.rules().map(crate::config::RuleSpec::from_rule).collect();

@@ -98,8 +98,8 @@ async fn remove(State(monitor): State<Monitor>, Path(name): Path<String>) -> Res
     }
 }
 
-/// `GET /api/config`: the effective configuration (see
-/// [`Monitor::effective_config`]); it holds no secrets to redact.
+/// `GET /api/config`: the effective configuration, inline secrets
+/// redacted (see [`Monitor::effective_config`]).
 pub(super) async fn config(State(monitor): State<Monitor>) -> Response {
     match blocking(move || monitor.effective_config()).await {
         Ok(config) => axum::Json(config).into_response(),

@@ -22,7 +22,8 @@ use crate::registry::Registry;
 /// use watchpost::notify::SmtpSecurity;
 /// assert_eq!(SmtpSecurity::StartTls.default_port(), 587);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SmtpSecurity {
     /// No encryption (a trusted local relay only).
     Plain,

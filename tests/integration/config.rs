@@ -215,3 +215,106 @@ target = ['alertname="queue_empty"']
     assert_eq!(report.silences_expired, 1);
     assert!(engine.silences().iter().all(|s| !s.is_active(T0)));
 }
+
+#[cfg(feature = "notify")]
+mod routes_and_receivers {
+    use super::*;
+
+    fn doc(token_file: &str) -> String {
+        format!(
+            r#"
+[engine]
+default_alert_rules = false
+
+[route]
+receiver = "ops"
+group_by = ["alertname"]
+group_wait = "0s"
+
+[[route.routes]]
+matchers = ['severity="critical"']
+receiver = "pager"
+
+[[receivers]]
+kind = "webhook"
+name = "ops"
+url = "http://127.0.0.1:9/ops"
+bearer_token = {{ file = "{token_file}" }}
+
+[[receivers]]
+kind = "slack"
+name = "pager"
+url = "https://hooks.slack.invalid/services/T000/B000/inline-secret"
+"#
+        )
+    }
+
+    #[test]
+    fn a_route_tree_with_receivers_becomes_the_router_handler() {
+        let clock = ManualClock::at_millis(T0);
+        let token = file("token", "s3cret-token\n");
+        let path = file("route", &doc(&token.display().to_string()));
+        let engine = builder(&clock).config_file(&path).build().unwrap();
+        let handlers: Vec<String> =
+            engine.notification_stats().handlers.into_iter().map(|h| h.name).collect();
+        assert_eq!(handlers, ["router"]);
+        // Shown with the inline Slack URL redacted, the file reference kept.
+        let shown = engine.effective_config().to_toml();
+        assert!(!shown.contains("inline-secret"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+        assert!(shown.contains(&token.display().to_string()), "{shown}");
+        // A reload with another route reports a restart, it does not rebuild the router.
+        std::fs::write(&path, doc(&token.display().to_string()).replace("\"0s\"", "\"30s\""))
+            .unwrap();
+        let report = engine.reload_config(&path).unwrap();
+        assert_eq!(report.restart_required, ["route and receivers"]);
+    }
+
+    #[test]
+    fn a_missing_secret_or_receiver_is_placed() {
+        let text = doc("/nonexistent/watchpost-token")
+            .replace("receiver = \"pager\"", "receiver = \"pagr\"");
+        let err = watchpost::config::Config::from_toml_str(&text, "n.toml").unwrap_err();
+        let Error::Config { problems, .. } = &err else { panic!("{err}") };
+        assert_eq!(problems.len(), 2, "{err}");
+        let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).map(|i| i + 1);
+        // The route tree names a receiver that does not exist.
+        assert_eq!(problems[1].field, "route", "{err}");
+        assert!(problems[1].message.contains("pagr"), "{err}");
+        assert_eq!(problems[1].line, line_of("[route]"));
+        // The webhook's token file cannot be read.
+        assert_eq!(problems[0].field, "receivers[0].secret");
+        assert!(problems[0].message.contains("/nonexistent/watchpost-token"), "{err}");
+        assert_eq!(problems[0].line, line_of("[[receivers]]"));
+    }
+}
+
+#[test]
+fn a_yaml_file_loads_like_toml_and_places_type_errors() {
+    let clock = ManualClock::at_millis(T0);
+    let yaml = r"
+engine:
+  default_alert_rules: false
+rules:
+  - name: queue_backlog
+    metric: queue_depth
+    condition: { kind: threshold, aggregate: last, window: 5m, op: gt, value: 100.0 }
+    for: 1m
+";
+    let dir = std::env::temp_dir().join(format!("watchpost-config-yaml-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("watchpost.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let engine = builder(&clock).config_file(&path).build().unwrap();
+    // The same rule as the TOML document describes.
+    let toml_config = watchpost::config::Config::from_toml_str(QUEUE_RULES, "q.toml").unwrap();
+    assert_eq!(engine.config().rules[0], toml_config.rules[0]);
+
+    std::fs::write(&path, yaml.replace("value: 100.0", "value: lots")).unwrap();
+    let err = engine.reload_config(&path).unwrap_err();
+    let Error::Config { problems, .. } = &err else { panic!("{err}") };
+    // The rule's entry (line 5): the condition is read whole before its fields.
+    assert_eq!(problems[0].line, Some(5), "{err}");
+    assert!(problems[0].field.starts_with("rules[0].condition"), "{err}");
+    assert!(problems[0].message.contains("lots"), "{err}");
+}
