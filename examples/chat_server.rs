@@ -1800,6 +1800,20 @@ mod tests {
     }
 
     #[test]
+    fn remote_write_takes_a_url_and_a_capacity_in_either_order() {
+        let url = "http://127.0.0.1:9090/api/v1/write";
+        if cfg!(feature = "remote-write") {
+            let c = config(&["--remote-write-capacity", "500", "--remote-write", url]).unwrap();
+            assert_eq!(c.remote_write, Some((url.to_owned(), 500)));
+            let c = config(&["--remote-write", url]).unwrap();
+            assert_eq!(c.remote_write, Some((url.to_owned(), 10_000)));
+        } else {
+            assert!(config(&["--remote-write", url]).unwrap_err().contains("remote-write feature"));
+        }
+        assert!(config(&["--remote-write-capacity", "5"]).unwrap_err().contains('5'));
+    }
+
+    #[test]
     fn serve_addr_is_kept_for_scripts() {
         let parsed = config(&["--serve", "127.0.0.1:0", "--duration", "40"]);
         if cfg!(feature = "http") {

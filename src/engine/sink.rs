@@ -15,6 +15,7 @@ use crate::registry::Registry;
 /// A sample the worker appended to history, with its anomaly score and the
 /// expected band when the series has a detector.
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(feature = "remote-write"), allow(dead_code, reason = "read by remote write"))]
 pub(crate) struct Scored {
     pub(crate) sample: Sample,
     pub(crate) score: Option<f64>,
