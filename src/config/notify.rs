@@ -199,7 +199,7 @@ impl RouteSpec {
 ///     url = "http://127.0.0.1:9/hook"
 ///     bearer_token = { env = "WATCHPOST_DOC_NO_SUCH_TOKEN" }
 /// "#)?;
-/// let err = spec.to_receiver().unwrap_err();
+/// let Err(err) = spec.to_receiver() else { panic!("the variable is not set") };
 /// assert!(err.to_string().contains("WATCHPOST_DOC_NO_SUCH_TOKEN"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
