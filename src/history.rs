@@ -330,6 +330,7 @@ impl SeriesHistory {
         out: &mut Vec<f64>,
     ) {
         self.copy_from(self.first_at_or_after(since_ms), scratch);
+        out.reserve(scratch.len());
         out.extend(scratch.iter().take_while(|s| s.timestamp_ms <= until_ms).map(|s| s.value));
     }
 
