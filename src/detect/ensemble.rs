@@ -39,6 +39,7 @@ pub struct EnsembleConfig {
     breakout_warmup: usize,
     refractory: usize,
     threshold: f64,
+    relative_floor: f64,
 }
 
 impl Default for EnsembleConfig {
@@ -60,6 +61,7 @@ impl Default for EnsembleConfig {
             breakout_warmup: 150,
             refractory: 150,
             threshold: DEFAULT_THRESHOLD,
+            relative_floor: 0.01,
         }
     }
 }
@@ -95,6 +97,24 @@ impl EnsembleConfig {
     /// ```
     pub fn with_threshold(mut self, threshold: f64) -> Result<Self> {
         self.threshold = check_f64("threshold", threshold, 0.01, 1.0)?;
+        Ok(self)
+    }
+
+    /// Sets the relative floor (0..=1): a value closer to the rolling median
+    /// than this fraction of the median's magnitude is never anomalous (nor
+    /// one closer than the smallest step the series has shown).
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::InvalidConfig`] naming `relative_floor` when out of range.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(watchpost::detect::EnsembleConfig::default().with_relative_floor(0.01).is_ok());
+    /// ```
+    pub fn with_relative_floor(mut self, fraction: f64) -> Result<Self> {
+        self.relative_floor = check_f64("relative_floor", fraction, 0.0, 1.0)?;
         Ok(self)
     }
 
@@ -273,6 +293,9 @@ pub struct Ensemble {
     breakout: RangeBreakout,
     quiet_for: usize,
     last_score: f64,
+    /// The previous value, and the smallest non-zero step between two values.
+    previous: f64,
+    resolution: f64,
 }
 
 impl Ensemble {
@@ -293,6 +316,8 @@ impl Ensemble {
             breakout: RangeBreakout::new(cfg.breakout_window.div_ceil(64), cfg.breakout_warmup),
             quiet_for: 0,
             last_score: 0.0,
+            previous: f64::NAN,
+            resolution: f64::INFINITY,
             cfg,
         }
     }
@@ -324,14 +349,34 @@ impl Ensemble {
         self.quiet_for > 0
     }
 
+    /// The smallest deviation that can count: the series' resolution (its
+    /// smallest step so far) or the relative floor of its level.
+    fn floor(&self) -> f64 {
+        let center = self.robust.center();
+        let relative =
+            if center.is_finite() { self.cfg.relative_floor * center.abs() } else { 0.0 };
+        let resolution = if self.resolution.is_finite() { self.resolution } else { 0.0 };
+        relative.max(resolution)
+    }
+
     fn combined(&mut self, t: i64, x: f64) -> f64 {
+        let floor = self.floor();
+        // a deviation below the floor is no deviation
+        let gate = |score: f64, expected: f64| {
+            if !score.is_nan() && (x - expected).abs() < floor { 0.0 } else { score }
+        };
         let members = [
-            self.robust.member_score(x),
-            self.ewma.member_score(x),
-            self.seasonal.member_score(t, x),
-            self.weekly.as_ref().map_or(f64::NAN, |w| w.member_score(t, x)),
+            gate(self.robust.member_score(x), self.robust.center()),
+            gate(self.ewma.member_score(x), self.ewma.expectation()),
+            gate(self.seasonal.member_score(t, x), self.seasonal.expectation(t)),
+            self.weekly.as_ref().map_or(f64::NAN, |w| gate(w.member_score(t, x), w.expectation(t))),
         ];
-        let breakout = self.breakout.excess(x) >= self.cfg.breakout_margin;
+        let breakout = self.breakout.excess(x, floor) >= self.cfg.breakout_margin;
+        let step = (x - self.previous).abs();
+        if step > 0.0 && step < self.resolution {
+            self.resolution = step;
+        }
+        self.previous = x;
         self.robust.learn(x);
         self.ewma.learn(x);
         self.seasonal.learn(t, x);

@@ -126,6 +126,11 @@ impl EwmaBand {
     }
 
     /// The member score of `x` in `[0, 1)`, NaN before warm-up.
+    /// The weighted mean the next value is compared with.
+    pub(crate) fn expectation(&self) -> f64 {
+        self.mean
+    }
+
     pub(crate) fn member_score(&self, x: f64) -> f64 {
         let z = self.signed_z(x);
         if z.is_nan() { f64::NAN } else { z_to_unit(z.abs(), self.cfg.sigmas) }

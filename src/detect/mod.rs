@@ -46,6 +46,7 @@
 //! ```
 
 mod breakout;
+mod domain;
 mod ensemble;
 mod ewma;
 mod likelihood;
@@ -60,6 +61,7 @@ mod window;
 use std::str::FromStr;
 
 pub use self::{
+    domain::Domain,
     ensemble::{Ensemble, EnsembleConfig},
     ewma::{EwmaBand, EwmaConfig},
     likelihood::{AnomalyLikelihood, LikelihoodConfig},
