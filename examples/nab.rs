@@ -29,7 +29,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use watchpost::detect::{
-    DetectorSpec, EnsembleConfig, LikelihoodConfig,
+    DetectorSpec, EnsembleConfig,
     nab::{self, FileCase, Labels, PROFILES, STANDARD, Series},
 };
 
@@ -175,22 +175,22 @@ fn run() -> Result<(), String> {
 
 /// The declared parameter grid of the leave-one-category-out validation:
 /// every combination of these settings of the default ensemble.
+///
+/// The relative floor and the warm-up are not in the grid: they are set by
+/// what a live engine needs (quiet on healthy machines, a first score within
+/// a few hundred points), not by these files.
 fn grid() -> Result<Vec<(String, EnsembleConfig)>, String> {
     let mut out = Vec::new();
-    for learning in [100, 200, 400] {
-        for refractory in [75, 150, 300] {
-            for margin in [0.05, 0.1, 0.2] {
+    for refractory in [75, 150, 300] {
+        for margin in [0.05, 0.1, 0.2] {
+            for breakthrough in [true, false] {
                 let cfg = EnsembleConfig::default()
-                    .with_likelihood(
-                        LikelihoodConfig::default()
-                            .with_learning(learning)
-                            .map_err(|e| e.to_string())?,
-                    )
+                    .with_breakthrough(breakthrough)
                     .with_refractory(refractory)
                     .and_then(|c| c.with_breakout_margin(margin))
                     .map_err(|e| e.to_string())?;
                 out.push((
-                    format!("learning={learning} refractory={refractory} margin={margin}"),
+                    format!("refractory={refractory} margin={margin} breakthrough={breakthrough}"),
                     cfg,
                 ));
             }
@@ -257,14 +257,17 @@ fn loco(data: &std::path::Path, labels: &Labels) -> Result<(), String> {
         let train = best.ok_or("empty grid")?;
         let test = subset(&runs[best_i], |c| c == held);
         let r = nab::score(&test, &STANDARD, Some(train.threshold));
-        let quiet: Vec<f64> =
-            test.iter().filter_map(|c| c.detections_per_day(train.threshold)).collect();
+        let quiet: Vec<f64> = test
+            .iter()
+            .filter(|c| c.rel.starts_with("artificialNoAnomaly/"))
+            .filter_map(|c| c.detections_per_day(train.threshold))
+            .collect();
         #[allow(clippy::cast_precision_loss)] // a handful of files
         let fp_day =
             if quiet.is_empty() { 0.0 } else { quiet.iter().sum::<f64>() / quiet.len() as f64 };
         println!(
             "held out {held:<22} picked [{}] threshold={:.4} train={:6.2}  held-out score={:6.2} \
-             windows_hit={}/{} fp_rows={} detections/day={fp_day:.3}",
+             windows_hit={}/{} fp_rows={} fp/day(no-anomaly files)={fp_day:.3}",
             grid[best_i].0,
             train.threshold,
             train.normalized,
@@ -293,6 +296,14 @@ fn loco(data: &std::path::Path, labels: &Labels) -> Result<(), String> {
         "pooled out-of-sample score (all files, each at its fold's choice): {:.2}  windows_hit={}/{} fp_rows={}",
         p.normalized, p.windows_hit, p.scored_windows, p.fp_rows
     );
+    let all = runs
+        .iter()
+        .enumerate()
+        .map(|(i, cases)| (i, nab::score(cases, &STANDARD, None)))
+        .max_by(|a, b| a.1.normalized.total_cmp(&b.1.normalized).then(b.0.cmp(&a.0)));
+    if let Some((i, r)) = all {
+        println!("chosen on all four categories: [{}] score={:.2}", grid[i].0, r.normalized);
+    }
     if let Some(i) = default_run {
         let r = nab::score(&runs[i], &STANDARD, None);
         let f = nab::score(&runs[i], &STANDARD, Some(watchpost::detect::DEFAULT_THRESHOLD));

@@ -355,6 +355,9 @@ pub(crate) fn check_f64(field: &'static str, value: f64, min: f64, max: f64) -> 
 pub(crate) mod testutil;
 
 #[cfg(test)]
+mod irregular_tests;
+
+#[cfg(test)]
 #[allow(clippy::float_cmp)] // exact values are expected
 mod tests {
     use proptest::prelude::*;
