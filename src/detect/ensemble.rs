@@ -427,7 +427,7 @@ impl Ensemble {
         let breakout = self.breakout.excess(x, floor) >= self.cfg.breakout_margin;
         // to break through a refractory period, the robust member must also
         // see the value outside its band (consensus)
-        let strong = !(members[0] < 0.3);
+        let strong = members[0] >= 0.3 || members[0].is_nan();
         let step = (x - self.previous).abs();
         if step > 0.0 && step < self.resolution {
             self.resolution = step;
