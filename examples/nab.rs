@@ -111,9 +111,12 @@ fn run() -> Result<(), String> {
     let run = nab::run_corpus(&args.data, labels.as_ref(), &args.spec, Some(&args.out))
         .map_err(|e| e.to_string())?;
     let rows: usize = run.cases.iter().map(|c| c.scores.len()).sum();
+    let mut probe = args.spec.build();
+    probe.update(0, 1.0);
     println!(
-        "# detector={} files={} rows={} out={} ({:.2} s)",
+        "# detector={} bytes/series={} files={} rows={} out={} ({:.2} s)",
         args.spec.name(),
+        probe.memory_bytes(),
         run.cases.len(),
         rows,
         args.out.display(),
