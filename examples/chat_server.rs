@@ -88,7 +88,6 @@ use watchpost::alert::{
     AlertEvent, AlertRule, JsonLinesNotifier, LogNotifier, NotificationKind, Severity,
 };
 use watchpost::dashboard::Dashboard;
-use watchpost::detect::{DetectorSpec, RobustZConfig};
 use watchpost::{Counter, Engine, Gauge, Histogram, Monitor, Recorder, Unit};
 
 /// How often the engine samples every instrument.
@@ -441,15 +440,10 @@ fn main() -> ExitCode {
 /// the dashboard JSON if asked and prints the summary.
 fn run(config: &Config, stop: &AtomicBool) -> watchpost::Result<()> {
     // Four samples a second, so a short run has enough points for the
-    // detectors; a robust z-score (16 points of warm-up) watches p90 latency,
-    // the default ensemble every other gauge and rate.
+    // detectors; the default ensemble watches every gauge and rate.
     let mut builder = Engine::builder()
         .sample_interval(SAMPLE_INTERVAL)
         .dashboard_recent_metrics(RECENT_METRICS)
-        .anomaly_detector_for(
-            "message_latency_seconds:p90",
-            Some(DetectorSpec::RobustZ(RobustZConfig::default())),
-        )
         .alert_rule(slow_messages_rule()?)
         .notifier("log", LogNotifier::stderr());
     if let Some(path) = &config.alerts_log {
