@@ -88,7 +88,6 @@ use watchpost::alert::{
     AlertEvent, AlertRule, JsonLinesNotifier, LogNotifier, NotificationKind, Severity,
 };
 use watchpost::dashboard::Dashboard;
-use watchpost::detect::{DetectorSpec, RobustZConfig};
 use watchpost::{Counter, Engine, Gauge, Histogram, Monitor, Recorder, Unit};
 
 /// How often the engine samples every instrument.
@@ -551,8 +550,7 @@ fn main() -> ExitCode {
 /// the dashboard JSON if asked and prints the summary.
 fn run(config: &Config, stop: &AtomicBool) -> watchpost::Result<()> {
     // Four samples a second, so a short run has enough points for the
-    // detectors; a robust z-score (16 points of warm-up) watches p90 latency,
-    // the default ensemble every other gauge and rate.
+    // detectors; the default ensemble watches every gauge and rate.
     let mut builder = Engine::builder()
         .sample_interval(SAMPLE_INTERVAL)
         .dashboard_recent_metrics(RECENT_METRICS)
@@ -560,12 +558,7 @@ fn run(config: &Config, stop: &AtomicBool) -> watchpost::Result<()> {
     builder = match &config.settings_file {
         // examples/chat_server.toml holds the same settings, rule and detector.
         Some(path) => builder.config_file(path),
-        None => builder
-            .anomaly_detector_for(
-                "message_latency_seconds:p90",
-                Some(DetectorSpec::RobustZ(RobustZConfig::default())),
-            )
-            .alert_rule(slow_messages_rule()?),
+        None => builder.alert_rule(slow_messages_rule()?),
     };
     if let Some(path) = &config.alerts_log {
         let file = std::fs::File::create(path)
@@ -1761,10 +1754,7 @@ mod tests {
         assert_eq!(file.rules.len(), 6); // the five default rules and slow_messages
         let loaded = from_file.config();
         assert_eq!(loaded.engine.sample_interval, Some(SAMPLE_INTERVAL));
-        assert_eq!(
-            loaded.detectors["message_latency_seconds:p90"].spec(),
-            Some(&DetectorSpec::RobustZ(RobustZConfig::default()))
-        );
+        assert!(loaded.detectors.is_empty(), "every series keeps the default ensemble");
     }
 
     #[test]

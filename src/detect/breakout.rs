@@ -41,10 +41,12 @@ impl RangeBreakout {
 
     /// How far `x` lies outside the range, as a fraction of the range's
     /// width (0 inside; infinite when the range has no width); 0 before warm-up.
-    pub(crate) fn excess(&self, x: f64) -> f64 {
+    /// How far `x` lies beyond the recent range, as a fraction of its width;
+    /// 0 when it lies less than `floor` beyond it.
+    pub(crate) fn excess(&self, x: f64, floor: f64) -> f64 {
         let Some((lo, hi)) = self.range() else { return 0.0 };
         let out = (x - hi).max(lo - x);
-        if out <= 0.0 {
+        if out <= 0.0 || out < floor {
             0.0
         } else if hi > lo {
             out / (hi - lo)
@@ -89,16 +91,16 @@ mod tests {
         for i in 0..300 {
             b.learn(f64::from(i % 10));
         }
-        assert_eq!(b.excess(5.0), 0.0);
-        assert!((b.excess(10.8) - 0.2).abs() < 1e-12);
-        assert!((b.excess(-0.9) - 0.1).abs() < 1e-12);
+        assert_eq!(b.excess(5.0, 0.0), 0.0);
+        assert!((b.excess(10.8, 0.0) - 0.2).abs() < 1e-12);
+        assert!((b.excess(-0.9, 0.0) - 0.1).abs() < 1e-12);
         // old extremes age out
         b.learn(1_000.0);
-        assert!(b.excess(500.0) == 0.0);
+        assert!(b.excess(500.0, 0.0) == 0.0);
         for _ in 0..BLOCK * 5 {
             b.learn(5.0);
         }
         assert_eq!(b.range(), Some((5.0, 5.0)));
-        assert_eq!(b.excess(5.1), f64::INFINITY);
+        assert_eq!(b.excess(5.1, 0.0), f64::INFINITY);
     }
 }

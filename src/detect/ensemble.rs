@@ -8,6 +8,9 @@ use super::{
 };
 use crate::Result;
 
+/// How fast the typical sampling step follows the stream (per point).
+const STEP_RATE: f64 = 0.05;
+
 /// Weight of the second strongest member in the consensus.
 const SECOND_WEIGHT: f64 = 0.5;
 /// The consensus is divided by this, so that one member alone needs a
@@ -39,6 +42,8 @@ pub struct EnsembleConfig {
     breakout_warmup: usize,
     refractory: usize,
     threshold: f64,
+    relative_floor: f64,
+    breakthrough: bool,
 }
 
 impl Default for EnsembleConfig {
@@ -60,6 +65,8 @@ impl Default for EnsembleConfig {
             breakout_warmup: 150,
             refractory: 150,
             threshold: DEFAULT_THRESHOLD,
+            relative_floor: 0.01,
+            breakthrough: true,
         }
     }
 }
@@ -95,6 +102,38 @@ impl EnsembleConfig {
     /// ```
     pub fn with_threshold(mut self, threshold: f64) -> Result<Self> {
         self.threshold = check_f64("threshold", threshold, 0.01, 1.0)?;
+        Ok(self)
+    }
+
+    /// Whether a new extreme (a range breakout) is flagged even during a
+    /// refractory period. Default on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cfg = watchpost::detect::EnsembleConfig::default().with_breakthrough(false);
+    /// ```
+    #[must_use]
+    pub fn with_breakthrough(mut self, on: bool) -> Self {
+        self.breakthrough = on;
+        self
+    }
+
+    /// Sets the relative floor (0..=1): a value closer to the rolling median
+    /// than this fraction of the median's magnitude is never anomalous (nor
+    /// one closer than the smallest step the series has shown).
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::InvalidConfig`] naming `relative_floor` when out of range.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(watchpost::detect::EnsembleConfig::default().with_relative_floor(0.01).is_ok());
+    /// ```
+    pub fn with_relative_floor(mut self, fraction: f64) -> Result<Self> {
+        self.relative_floor = check_f64("relative_floor", fraction, 0.0, 1.0)?;
         Ok(self)
     }
 
@@ -273,6 +312,15 @@ pub struct Ensemble {
     breakout: RangeBreakout,
     quiet_for: usize,
     last_score: f64,
+    /// The previous value, and the smallest non-zero step between two values.
+    previous: f64,
+    resolution: f64,
+    /// Time of the previous point, and the log of the typical (geometric
+    /// mean) step between points with distinct timestamps.
+    previous_ms: Option<i64>,
+    log_step: f64,
+    /// Whether the last point broke out of the recent range.
+    broke_out: bool,
 }
 
 impl Ensemble {
@@ -293,6 +341,11 @@ impl Ensemble {
             breakout: RangeBreakout::new(cfg.breakout_window.div_ceil(64), cfg.breakout_warmup),
             quiet_for: 0,
             last_score: 0.0,
+            previous: f64::NAN,
+            resolution: f64::INFINITY,
+            previous_ms: None,
+            log_step: f64::NAN,
+            broke_out: false,
             cfg,
         }
     }
@@ -324,16 +377,64 @@ impl Ensemble {
         self.quiet_for > 0
     }
 
+    /// The smallest deviation that can count: the series' resolution (its
+    /// smallest step so far) or the relative floor of its level.
+    fn floor(&self) -> f64 {
+        let center = self.robust.center();
+        let relative =
+            if center.is_finite() { self.cfg.relative_floor * center.abs() } else { 0.0 };
+        let resolution = if self.resolution.is_finite() { self.resolution } else { 0.0 };
+        relative.max(resolution)
+    }
+
+    /// How many typical sampling steps separate `t` from the previous point
+    /// (at least 1), learning the typical step from the stream itself.
+    fn steps_since(&mut self, t: i64) -> f64 {
+        let Some(last) = self.previous_ms.replace(t) else { return 1.0 };
+        #[allow(clippy::cast_precision_loss)] // a step in ms
+        let dt = t.saturating_sub(last) as f64;
+        if dt <= 0.0 {
+            return 1.0; // a duplicate or out-of-order timestamp
+        }
+        let ratio = if self.log_step.is_nan() { 1.0 } else { dt / self.log_step.exp() };
+        let ln = dt.ln();
+        self.log_step = if self.log_step.is_nan() {
+            ln
+        } else {
+            self.log_step + STEP_RATE * (ln - self.log_step)
+        };
+        ratio.max(1.0)
+    }
+
     fn combined(&mut self, t: i64, x: f64) -> f64 {
+        let floor = self.floor();
+        // After a gap the point-count members' expectations are stale: a
+        // deviation is judged as if spread over the missed steps (a random
+        // walk's spread grows with the square root of the time).
+        let steps = self.steps_since(t);
+        let shrink = steps.sqrt().recip();
+        let (center, mean) = (self.robust.center(), self.ewma.expectation());
+        // a deviation below the floor is no deviation
+        let gate = |score: f64, expected: f64| {
+            if !score.is_nan() && (x - expected).abs() < floor { 0.0 } else { score }
+        };
         let members = [
-            self.robust.member_score(x),
-            self.ewma.member_score(x),
-            self.seasonal.member_score(t, x),
-            self.weekly.as_ref().map_or(f64::NAN, |w| w.member_score(t, x)),
+            gate(self.robust.member_score(center + (x - center) * shrink), center),
+            gate(self.ewma.member_score(mean + (x - mean) * shrink), mean),
+            gate(self.seasonal.member_score(t, x), self.seasonal.expectation(t)),
+            self.weekly.as_ref().map_or(f64::NAN, |w| gate(w.member_score(t, x), w.expectation(t))),
         ];
-        let breakout = self.breakout.excess(x) >= self.cfg.breakout_margin;
+        let breakout = self.breakout.excess(x, floor) >= self.cfg.breakout_margin;
+        // to break through a refractory period, the robust member must also
+        // see the value outside its band (consensus)
+        let strong = members[0] >= 0.3 || members[0].is_nan();
+        let step = (x - self.previous).abs();
+        if step > 0.0 && step < self.resolution {
+            self.resolution = step;
+        }
+        self.previous = x;
         self.robust.learn(x);
-        self.ewma.learn(x);
+        self.ewma.learn_after(x, steps);
         self.seasonal.learn(t, x);
         if let Some(w) = &mut self.weekly {
             w.learn(t, x);
@@ -353,6 +454,7 @@ impl Ensemble {
                 second = s;
             }
         }
+        self.broke_out = breakout && strong;
         if breakout {
             return 1.0;
         }
@@ -371,7 +473,11 @@ impl Detector for Ensemble {
         self.last_score = score;
         if self.quiet_for > 0 {
             self.quiet_for -= 1;
-            return 0.0;
+            // a new extreme breaks through (ARTime's masking lets a stronger
+            // anomaly through); anything else is the same incident
+            if !(self.cfg.breakthrough && self.broke_out) {
+                return 0.0;
+            }
         }
         if score >= self.cfg.threshold {
             self.quiet_for = self.cfg.refractory;

@@ -126,9 +126,28 @@ impl EwmaBand {
     }
 
     /// The member score of `x` in `[0, 1)`, NaN before warm-up.
+    /// The weighted mean the next value is compared with.
+    pub(crate) fn expectation(&self) -> f64 {
+        self.mean
+    }
+
     pub(crate) fn member_score(&self, x: f64) -> f64 {
         let z = self.signed_z(x);
         if z.is_nan() { f64::NAN } else { z_to_unit(z.abs(), self.cfg.sigmas) }
+    }
+
+    /// Learns `x` after `steps` typical sampling steps (1 for a regular
+    /// point): the mean moves as far as it would have in that many steps.
+    pub(crate) fn learn_after(&mut self, x: f64, steps: f64) {
+        if self.seen == 0 || steps <= 1.0 {
+            self.learn(x);
+            return;
+        }
+        let a = 1.0 - (1.0 - self.alpha).powf(steps.min(1e6));
+        let d = x - self.mean;
+        self.mean += a * d;
+        self.var = (1.0 - self.alpha) * (self.var + self.alpha * d * d);
+        self.seen = self.seen.saturating_add(1);
     }
 
     pub(crate) fn learn(&mut self, x: f64) {

@@ -46,6 +46,7 @@
 //! ```
 
 mod breakout;
+mod domain;
 mod ensemble;
 mod ewma;
 mod likelihood;
@@ -60,6 +61,7 @@ mod window;
 use std::str::FromStr;
 
 pub use self::{
+    domain::Domain,
     ensemble::{Ensemble, EnsembleConfig},
     ewma::{EwmaBand, EwmaConfig},
     likelihood::{AnomalyLikelihood, LikelihoodConfig},
@@ -351,6 +353,9 @@ pub(crate) fn check_f64(field: &'static str, value: f64, min: f64, max: f64) -> 
 
 #[cfg(test)]
 pub(crate) mod testutil;
+
+#[cfg(test)]
+mod irregular_tests;
 
 #[cfg(test)]
 #[allow(clippy::float_cmp)] // exact values are expected

@@ -141,6 +141,11 @@ impl RobustZ {
     }
 
     /// The member score of `value` in `[0, 1)`, NaN before warm-up.
+    /// The rolling median (NaN before warm-up).
+    pub(crate) fn center(&self) -> f64 {
+        self.center
+    }
+
     pub(crate) fn member_score(&self, value: f64) -> f64 {
         let z = self.z(value);
         if z.is_nan() { f64::NAN } else { z_to_unit(z, self.cfg.sigmas) }

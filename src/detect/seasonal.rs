@@ -195,6 +195,11 @@ impl SeasonalProfile {
     }
 
     /// The member score of `x` at `t` in `[0, 1)`, NaN while its bucket is not ready.
+    /// The profile's mean for the bucket of `t`.
+    pub(crate) fn expectation(&self, t: i64) -> f64 {
+        self.mean[self.bucket(t)]
+    }
+
     pub(crate) fn member_score(&self, t: i64, x: f64) -> f64 {
         let z = self.signed_z(t, x);
         if z.is_nan() { f64::NAN } else { z_to_unit(z.abs(), self.cfg.sigmas) }

@@ -208,6 +208,7 @@ impl Default for EngineBuilder {
                 default: Some(DetectorSpec::default()),
                 per_metric: std::collections::HashMap::new(),
                 threshold: crate::detect::DEFAULT_THRESHOLD,
+                domains: std::collections::HashMap::new(),
             },
             alerting: Alerting::default(),
             persist: super::persist::Settings::default(),
@@ -435,6 +436,29 @@ impl EngineBuilder {
     /// Defaults to the default detector for eligible series.
     pub fn anomaly_detector_for(mut self, name: &str, spec: Option<DetectorSpec>) -> Self {
         self.detection.per_metric.insert(name.to_owned(), spec);
+        self
+    }
+
+    /// Declares the values every series of metric `name` can take; the
+    /// expected band its detector reports (in history, the dashboard and the
+    /// anomaly log) is cut to it.
+    ///
+    /// Defaults to [`Domain::of_metric`](crate::detect::Domain::of_metric):
+    /// `[0, 100]` for percentages, never negative for rates, counts, sizes
+    /// and durations, unbounded otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use watchpost::detect::Domain;
+    /// let engine = watchpost::Engine::builder()
+    ///     .without_system_source()
+    ///     .metric_domain("cache_hit_ratio", Domain::new(0.0, 1.0)?)
+    ///     .build()?;
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    pub fn metric_domain(mut self, name: &str, domain: crate::detect::Domain) -> Self {
+        self.detection.domains.insert(name.to_owned(), domain);
         self
     }
 

@@ -129,6 +129,8 @@ pub(crate) struct Detection {
     pub(crate) default: Option<crate::detect::DetectorSpec>,
     pub(crate) per_metric: std::collections::HashMap<String, Option<crate::detect::DetectorSpec>>,
     pub(crate) threshold: f64,
+    /// Declared domains by metric name (others: `Domain::of_metric`).
+    pub(crate) domains: std::collections::HashMap<String, crate::detect::Domain>,
 }
 
 /// A cheap, cloneable handle to a running engine: register metrics, record,

@@ -31,6 +31,8 @@ pub(crate) struct SeriesCache {
     keys: Vec<Arc<SeriesKey>>,
     /// The detector each series gets (None: no detection).
     plan: Vec<Option<DetectorSpec>>,
+    /// The values each series can take; expected bands are cut to them.
+    domains: Vec<crate::detect::Domain>,
     detectors: Vec<Option<Box<dyn Detector>>>,
     /// Series ids by metric name and by key, for the alert manager's view.
     by_name: HashMap<String, Vec<SeriesId>>,
@@ -121,6 +123,7 @@ impl SeriesCache {
             self.gauges.clear();
             self.keys.clear();
             self.plan.clear();
+            self.domains.clear();
             self.removed.clear();
             self.by_name.clear();
             self.ids.clear();
@@ -137,6 +140,13 @@ impl SeriesCache {
                 self.keys.push(Arc::clone(&e.key));
                 let removed = matches!(e.instrument, Instrument::Removed);
                 self.removed.push(removed);
+                self.domains.push(
+                    detection
+                        .domains
+                        .get(e.key.name())
+                        .copied()
+                        .unwrap_or_else(|| crate::detect::Domain::of_metric(e.key.name())),
+                );
                 if removed {
                     self.plan.push(None);
                     continue;
@@ -243,7 +253,8 @@ impl SeriesCache {
             return outcome;
         };
         let detector = self.detectors[i].get_or_insert_with(|| spec.build());
-        let band = detector.expected_band();
+        let domain = self.domains.get(i).copied().unwrap_or_default();
+        let band = detector.expected_band().map(|b| domain.clamp_band(b));
         let score = detector.update(sample.timestamp_ms, sample.value);
         if let Some(h) = history.get_mut(id) {
             h.annotate_newest(score, band);

@@ -16,6 +16,8 @@ use super::{
     analyze_series, clean, increase, rate::counter_rates, statistics, time_to_threshold,
     trend::fit,
 };
+mod anomaly;
+
 use crate::format::{Unit, format_number};
 use crate::stats::Summary;
 
@@ -268,6 +270,11 @@ pub struct SummaryConfig {
     /// Default `Some(Severity::Warning)`.
     #[serde(default)]
     pub anomaly_severity: Option<Severity>,
+    /// How many anomalous points a series needs in the window before it is
+    /// an issue: isolated points on a healthy machine are not. The series of
+    /// one metric that qualify are grouped into one issue. Default 3.
+    #[serde(default = "default_anomaly_min_points")]
+    pub anomaly_min_points: usize,
     /// How much data the trend checks ([`CheckKind::Trending`] and
     /// [`CheckKind::Exhaustion`]) need before a trend or a predicted crossing
     /// becomes an issue (a level already at the threshold needs none).
@@ -275,6 +282,10 @@ pub struct SummaryConfig {
     /// least 0.5, crossings at most 24 times that span ahead.
     #[serde(default)]
     pub forecast_support: ForecastSupport,
+}
+
+fn default_anomaly_min_points() -> usize {
+    3
 }
 
 impl Default for SummaryConfig {
@@ -289,6 +300,7 @@ impl Default for SummaryConfig {
             capacity: Some(100.0),
             checks: Self::default_checks(),
             anomaly_severity: Some(Severity::Warning),
+            anomaly_min_points: default_anomaly_min_points(),
             forecast_support: ForecastSupport::default(),
         }
     }
@@ -615,26 +627,14 @@ pub fn performance_summary<S: SeriesSource + ?Sized>(
         }
     }
     if let Some(severity) = config.anomaly_severity {
-        for a in source.anomalies() {
-            issues.push(Issue {
-                series: a.series.clone(),
-                severity,
-                message: format!(
-                    "Anomalous behaviour: {} unusual point{} in the window, the latest {} at {} \
-                     (score up to {:.2})",
-                    a.count,
-                    if a.count == 1 { "" } else { "s" },
-                    Unit::of_metric(a.series.split('{').next().unwrap_or_default())
-                        .format(a.latest_value),
-                    crate::clock::ms_to_datetime(a.latest_ms).format("%Y-%m-%d %H:%M:%S UTC"),
-                    a.max_score
-                ),
-            });
+        let found = anomaly::issues(source.anomalies(), config.anomaly_min_points, severity);
+        if !found.is_empty() {
             let advice = ANOMALY_RECOMMENDATION.to_owned();
             if !recommendations.contains(&advice) {
                 recommendations.push(advice);
             }
         }
+        issues.extend(found);
     }
     let status = match issues.iter().map(|i| i.severity).max() {
         None => HealthStatus::Healthy,
@@ -759,7 +759,7 @@ mod tests {
             fn anomalies(&self) -> Vec<AnomalyDigest> {
                 vec![AnomalyDigest {
                     series: "queue_depth".to_owned(),
-                    count: 2,
+                    count: 3,
                     latest_ms: 1_767_225_600_000,
                     latest_value: 500.0,
                     max_score: 0.974,
@@ -772,7 +772,7 @@ mod tests {
         assert_eq!(r.issues[0].series, "queue_depth");
         assert_eq!(
             r.issues[0].message,
-            "Anomalous behaviour: 2 unusual points in the window, the latest 500 at \
+            "Anomalous behaviour: 3 unusual points in the window, the latest 500 at \
              2026-01-01 00:00:00 UTC (score up to 0.97)"
         );
         assert_eq!(r.recommendations, [ANOMALY_RECOMMENDATION]);
