@@ -6,31 +6,21 @@ use std::collections::BTreeMap;
 use super::{AnomalyDigest, Issue, Severity};
 use crate::format::Unit;
 
-/// The metric a series belongs to: its name without labels and without the
-/// suffix of a derived series (`latency_seconds:p90` and
-/// `latency_seconds{route="/a"}` both belong to `latency_seconds`).
-fn metric_of(series: &str) -> &str {
-    let name = series.split('{').next().unwrap_or_default();
-    name.split(':').next().unwrap_or(name)
-}
-
-/// One issue per metric whose series had at least `min_points` anomalous
-/// points in the window between them; metrics below that are left out (an
-/// isolated point on a healthy machine is no issue). Points of several
-/// series of one metric add up: a spike seen at the same time in p50, p90
-/// and p99 of one latency is corroborated, not isolated.
+/// One issue per metric name whose series had at least `min_points`
+/// anomalous points in the window; series below that are left out (an
+/// isolated point on a healthy machine is no issue).
 pub(super) fn issues(
     digests: Vec<AnomalyDigest>,
     min_points: usize,
     severity: Severity,
 ) -> Vec<Issue> {
     let mut by_metric: BTreeMap<String, Vec<AnomalyDigest>> = BTreeMap::new();
-    for d in digests.into_iter().filter(|d| d.count > 0) {
-        by_metric.entry(metric_of(&d.series).to_owned()).or_default().push(d);
+    for d in digests.into_iter().filter(|d| d.count >= min_points.max(1)) {
+        let metric = d.series.split('{').next().unwrap_or_default().to_owned();
+        by_metric.entry(metric).or_default().push(d);
     }
     by_metric
         .into_iter()
-        .filter(|(_, group)| group.iter().map(|d| d.count).sum::<usize>() >= min_points.max(1))
         .filter_map(|(metric, mut group)| {
             group.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.series.cmp(&b.series)));
             let points: usize = group.iter().map(|d| d.count).sum();
@@ -65,25 +55,6 @@ pub(super) fn issues(
 mod tests {
     use super::*;
 
-    #[test]
-    fn single_points_in_several_series_of_one_metric_add_up() {
-        let found = issues(
-            vec![
-                digest("message_latency_seconds:p50", 1, 1_000, 0.2),
-                digest("message_latency_seconds:p90", 1, 1_000, 0.4),
-                digest("message_latency_seconds:p99", 1, 1_250, 0.6),
-                digest("system_load_average_15m", 1, 0, 1.68),
-                digest("system_disk_usage{mount=\"/\"}", 2, 0, 70.269),
-            ],
-            3,
-            Severity::Warning,
-        );
-        assert_eq!(found.len(), 1, "{found:?}");
-        assert_eq!(found[0].series, "message_latency_seconds");
-        assert!(found[0].message.starts_with("Anomalous behaviour: 3 unusual points"), "{found:?}");
-        assert_eq!(metric_of("a_b{x=\"1\"}:rate"), "a_b");
-    }
-
     fn digest(series: &str, count: usize, latest_ms: i64, value: f64) -> AnomalyDigest {
         AnomalyDigest {
             series: series.to_owned(),
@@ -113,8 +84,8 @@ mod tests {
             vec![
                 digest("latency_seconds{route=\"/a\"}", 4, 1_000, 0.5),
                 digest("latency_seconds{route=\"/b\"}", 6, 2_000, 0.7),
+                digest("latency_seconds{route=\"/c\"}", 1, 3_000, 9.0),
                 digest("queue_depth", 3, 500, 40.0),
-                digest("pool_size", 2, 3_000, 9.0),
             ],
             3,
             Severity::Warning,
@@ -128,7 +99,6 @@ mod tests {
              700 ms at 1970-01-01 00:00:02 UTC (score up to 0.80)"
         );
         assert_eq!(found[1].series, "queue_depth");
-        assert!(!found.iter().any(|i| i.series.starts_with("pool_size")), "{found:?}");
         assert_eq!(
             found[1].message,
             "Anomalous behaviour: 3 unusual points in the window, the latest 40 at \
