@@ -2,9 +2,9 @@
 
 mod alerts;
 mod builder;
-mod persist;
 mod config;
 mod operations;
+mod persist;
 pub(crate) mod sink;
 mod worker;
 
