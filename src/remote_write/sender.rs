@@ -127,11 +127,28 @@ struct Inner {
     clock: Arc<dyn Clock>,
     counters: Counters,
     last_error: Mutex<Option<String>>,
+    /// Batches dropped on a refusal, for the log's back-off.
+    refused: std::sync::atomic::AtomicU64,
 }
 
 impl Inner {
     fn error(&self, why: String) {
         *self.last_error.lock() = Some(why);
+    }
+
+    /// Keeps the reason of a dropped batch and logs it on stderr: the 1st,
+    /// 2nd, 4th, 8th … refusal, so a receiver that refuses everything
+    /// cannot flood the log.
+    fn refused(&self, why: String) {
+        let n = self.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if n.is_power_of_two() {
+            eprintln!(
+                "watchpost: warning: remote write to {}: {why} ({n} batch{} dropped so far)",
+                super::redact_url(&self.config.url),
+                if n == 1 { "" } else { "es" }
+            );
+        }
+        self.error(why);
     }
 }
 
@@ -173,6 +190,7 @@ impl Writer {
             clock: Arc::clone(clock),
             counters,
             last_error: Mutex::new(None),
+            refused: std::sync::atomic::AtomicU64::new(0),
         });
         let mut shards = Vec::with_capacity(shards_n);
         let mut threads = Vec::with_capacity(shards_n);
@@ -442,7 +460,7 @@ impl Shard {
         let request = self.request(&items);
         if let Err(e) = super::proto::encode_into(&request, &mut self.raw, &mut self.body) {
             self.inner.counters.failed.add(n);
-            self.inner.error(format!("dropped a batch of {n} samples: {e}"));
+            self.inner.refused(format!("dropped a batch of {n} samples: {e}"));
             return;
         }
         let c = self.inner.counters.clone();
@@ -457,7 +475,7 @@ impl Shard {
                 }
                 Err(Failure::Refused(why)) => {
                     c.failed.add(n);
-                    self.inner.error(format!("dropped a batch of {n} samples: {why}"));
+                    self.inner.refused(format!("dropped a batch of {n} samples: {why}"));
                     return;
                 }
                 Err(Failure::Retry(why, after)) => {
