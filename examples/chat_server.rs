@@ -354,7 +354,7 @@ impl Config {
 
 /// What the command line asks for.
 enum Command {
-    Run(Config),
+    Run(Box<Config>),
     Help,
 }
 
@@ -459,7 +459,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
             _ => return Err(format!("unknown argument '{arg}'")),
         }
     }
-    Ok(Command::Run(config))
+    Ok(Command::Run(Box::new(config)))
 }
 
 fn flag_value(
@@ -548,7 +548,9 @@ fn main() -> ExitCode {
 /// run's duration has passed or `stop` is raised; stops and joins every
 /// thread; shuts the engine down (delivering pending notifications); writes
 /// the dashboard JSON if asked and prints the summary.
-fn run(config: &Config, stop: &AtomicBool) -> watchpost::Result<()> {
+/// The engine of the demo: its rules (from the code or `--config`), the
+/// notifiers, the state directory and remote write the flags ask for.
+fn engine(config: &Config) -> watchpost::Result<Engine> {
     // Four samples a second, so a short run has enough points for the
     // detectors; the default ensemble watches every gauge and rate.
     let mut builder = Engine::builder()
@@ -586,7 +588,11 @@ fn run(config: &Config, stop: &AtomicBool) -> watchpost::Result<()> {
     if let Some((url, capacity)) = &config.remote_write {
         builder = builder.remote_write(remote_write(url, *capacity)?);
     }
-    let engine = builder.build()?;
+    builder.build()
+}
+
+fn run(config: &Config, stop: &AtomicBool) -> watchpost::Result<()> {
+    let engine = engine(config)?;
     if let Some(path) = &config.settings_file {
         reload_on_signal(engine.monitor(), path.clone())?;
     }
@@ -1733,7 +1739,7 @@ mod tests {
 
     fn config(args: &[&str]) -> Result<Config, String> {
         match parse_args(args.iter().map(|a| (*a).to_owned()))? {
-            Command::Run(config) => Ok(config),
+            Command::Run(config) => Ok(*config),
             Command::Help => Err("help".to_owned()),
         }
     }
