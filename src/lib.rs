@@ -140,6 +140,7 @@ pub mod guide {
     #[doc = include_str!("guide_links.md")]
     #[doc = include_str!("../docs/persistence.md")]
     pub mod persistence {}
+    #[doc = include_str!("guide_links.md")]
     #[doc = include_str!("../docs/fleet.md")]
     #[cfg(feature = "remote-write")]
     pub mod fleet {}

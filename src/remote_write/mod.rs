@@ -47,6 +47,14 @@ use proto::Label;
 pub const DEFAULT_MAX_SAMPLES_PER_SEND: usize = 2_000;
 /// Samples each shard's queue holds unless set (Prometheus' `capacity`).
 pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
+/// The most shards the sender opens unless set (see [`RemoteWriteConfig::max_shards`]).
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(watchpost::remote_write::DEFAULT_MAX_SHARDS, 4);
+/// ```
+pub const DEFAULT_MAX_SHARDS: usize = 4;
 /// How long a partial batch waits for more samples unless set.
 pub const DEFAULT_BATCH_SEND_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -60,15 +68,20 @@ pub const DEFAULT_BATCH_SEND_DEADLINE: Duration = Duration::from_secs(5);
 ///
 /// # Sharding
 ///
-/// Samples are spread over [`shards`](Self::shards) sender threads (one
-/// connection each) by a hash of their series, so every series stays in
-/// order on one connection. One shard (the default) sends a batch of 2 000
-/// samples in a few milliseconds on loopback: it keeps up with tens of
-/// thousands of samples per second. Use more shards when the receiver's
-/// round trip is long: with round trip `r` and `s` samples per second, `s × r
-/// / max_samples_per_send` shards keep up (Prometheus' queue manager
-/// computes the same figure to reshard). The count is fixed for the
-/// engine's life.
+/// Samples are spread over sender threads, the *shards* (one connection
+/// each), by a hash of their series, so every series stays in order on one
+/// connection. The sender starts with [`shards`](Self::shards) of them (1 by
+/// default) and opens more, up to [`max_shards`](Self::max_shards) (4 by
+/// default), when one cannot keep up: whenever a shard's queue is more than
+/// half full, one more shard takes part. New series go to the shards in use
+/// by their hash; a series already sending moves to its new shard only once
+/// none of its samples is queued or in flight on the old one, so no series
+/// is ever sent out of order. Shards are not given back while the engine
+/// runs. One shard sends a batch of 2 000 samples in a few milliseconds on
+/// loopback: it keeps up with tens of thousands of samples per second; with
+/// a receiver's round trip `r` and `s` samples per second, about `s × r /
+/// max_samples_per_send` shards are needed (the figure Prometheus' queue
+/// manager reshards by).
 ///
 /// # Examples
 ///
@@ -96,6 +109,7 @@ pub struct RemoteWriteConfig {
     batch_send_deadline: Duration,
     queue_capacity: usize,
     shards: usize,
+    max_shards: usize,
     min_backoff: Duration,
     max_backoff: Duration,
     timeout: Duration,
@@ -118,6 +132,7 @@ impl fmt::Debug for RemoteWriteConfig {
             .field("batch_send_deadline", &self.batch_send_deadline)
             .field("queue_capacity", &self.queue_capacity)
             .field("shards", &self.shards)
+            .field("max_shards", &self.max_shards)
             .field("min_backoff", &self.min_backoff)
             .field("max_backoff", &self.max_backoff)
             .field("timeout", &self.timeout)
@@ -168,6 +183,7 @@ impl RemoteWriteConfig {
             batch_send_deadline: DEFAULT_BATCH_SEND_DEADLINE,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             shards: 1,
+            max_shards: DEFAULT_MAX_SHARDS,
             min_backoff: Duration::from_millis(30),
             max_backoff: Duration::from_secs(5),
             timeout: Duration::from_secs(30),
@@ -365,8 +381,10 @@ impl RemoteWriteConfig {
     /// Samples each shard's queue holds (default [`DEFAULT_QUEUE_CAPACITY`];
     /// at least `max_samples_per_send`). While the receiver is down the
     /// queue fills; past it the oldest samples are dropped and counted, so
-    /// memory stays bounded by `shards × (queue_capacity +
-    /// max_samples_per_send)` samples.
+    /// memory stays bounded by `max_shards × (queue_capacity +
+    /// max_samples_per_send)` samples, plus at most `queue_capacity` more per
+    /// shard for samples of series that just moved between shards and wait
+    /// for the shard they left (see [Sharding](Self#sharding)).
     ///
     /// # Examples
     ///
@@ -381,7 +399,9 @@ impl RemoteWriteConfig {
         self
     }
 
-    /// Sender threads (default 1, at most 64); see [Sharding](Self#sharding).
+    /// Sender threads in use from the start (default 1, at most 64); see
+    /// [Sharding](Self#sharding). Raises [`max_shards`](Self::max_shards) to
+    /// the same count when it was lower.
     ///
     /// # Examples
     ///
@@ -393,6 +413,25 @@ impl RemoteWriteConfig {
     #[must_use]
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = shards;
+        self.max_shards = self.max_shards.max(shards);
+        self
+    }
+
+    /// The most sender threads the sender opens when the shards in use
+    /// cannot keep up (default [`DEFAULT_MAX_SHARDS`], at most 64, at least
+    /// [`shards`](Self::shards)); see [Sharding](Self#sharding). `1` keeps
+    /// one connection for good.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let c = watchpost::remote_write::RemoteWriteConfig::new("http://localhost/w")?
+    ///     .max_shards(8);
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    #[must_use]
+    pub fn max_shards(mut self, shards: usize) -> Self {
+        self.max_shards = shards;
         self
     }
 
@@ -465,6 +504,12 @@ impl RemoteWriteConfig {
         }
         if !(1..=64).contains(&self.shards) {
             return bad("remote_write.shards", format!("must be 1 to 64, got {}", self.shards));
+        }
+        if !(self.shards..=64).contains(&self.max_shards) {
+            return bad(
+                "remote_write.max_shards",
+                format!("must be {} (shards) to 64, got {}", self.shards, self.max_shards),
+            );
         }
         if self.min_backoff.is_zero() || self.min_backoff > self.max_backoff {
             return bad(

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::io::Read as _;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -46,12 +47,52 @@ impl Part {
 }
 
 /// One queued sample.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Item {
     pub(crate) key: Arc<SeriesKey>,
     pub(crate) part: Part,
     pub(crate) timestamp_ms: i64,
     pub(crate) value: f64,
+    /// Counts the sample among its series' samples still queued or in flight
+    /// until it is dropped (sent, refused or dropped alike).
+    _ticket: Ticket,
+    /// For a series that just moved to this shard: its samples still queued
+    /// or in flight on the shard it left. This shard holds the sample back
+    /// until they are gone, so the series is never sent out of order.
+    after: Option<Arc<AtomicU64>>,
+}
+
+impl Item {
+    /// Whether samples of its series sent by another shard are still pending.
+    fn must_wait(&self) -> bool {
+        self.after.as_ref().is_some_and(|a| a.load(Ordering::Acquire) > 0)
+    }
+}
+
+/// One unit of a series' samples in flight; released when dropped.
+#[derive(Debug)]
+struct Ticket(Arc<AtomicU64>);
+
+impl Ticket {
+    fn new(count: &Arc<AtomicU64>) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Ticket(Arc::clone(count))
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Where a series' samples go, and how many of them are queued or in
+/// flight there: a series moves to another shard only when none is.
+struct Route {
+    shard: usize,
+    in_flight: Arc<AtomicU64>,
+    /// The in-flight count on the shard the series left, until it is 0.
+    previous: Option<Arc<AtomicU64>>,
 }
 
 enum Control {
@@ -166,6 +207,10 @@ pub(crate) struct Writer {
     shards: Vec<ShardQueue>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     hasher: foldhash::fast::FixedState,
+    /// Shards in use: from `shards` up to `max_shards`.
+    active: AtomicUsize,
+    /// Each series' shard (the worker is the only caller of `accept`).
+    routes: Mutex<HashMap<Arc<SeriesKey>, Route>>,
 }
 
 impl Writer {
@@ -183,7 +228,7 @@ impl Writer {
             .user_agent(concat!("watchpost/", env!("CARGO_PKG_VERSION")))
             .build()
             .new_agent();
-        let shards_n = config.shards;
+        let (shards_n, first) = (config.max_shards, config.shards);
         let capacity = config.queue_capacity;
         let inner = Arc::new(Inner {
             config,
@@ -203,6 +248,7 @@ impl Writer {
                 data: rx.clone(),
                 control: control_rx,
                 pending: Vec::new(),
+                deferred: std::collections::VecDeque::new(),
                 started_ms: 0,
                 labels: HashMap::new(),
                 held: Vec::new(),
@@ -234,14 +280,51 @@ impl Writer {
             shards,
             threads: Mutex::new(threads),
             hasher: foldhash::fast::FixedState::with_seed(0x5eed),
+            active: AtomicUsize::new(first),
+            routes: Mutex::new(HashMap::new()),
         }))
     }
 
-    fn shard_of(&self, key: &SeriesKey) -> usize {
-        if self.shards.len() == 1 {
+    /// The shard `key` belongs to among the `active` shards in use.
+    fn shard_of(&self, key: &SeriesKey, active: usize) -> usize {
+        if active <= 1 {
             return 0;
         }
-        usize::try_from(self.hasher.hash_one(key) % self.shards.len() as u64).unwrap_or(0)
+        usize::try_from(self.hasher.hash_one(key) % active as u64).unwrap_or(0)
+    }
+
+    /// The shard for `key`'s next samples, their in-flight count, and the
+    /// in-flight count they wait for. A series follows its hash among the
+    /// shards in use now; when that moves it, the new shard holds its samples
+    /// back until the old one has sent (or dropped) those it had, so the
+    /// series is never reordered. One move at a time per series.
+    fn route(&self, key: &Arc<SeriesKey>) -> (usize, Arc<AtomicU64>, Option<Arc<AtomicU64>>) {
+        let desired = self.shard_of(key, self.active.load(Ordering::Relaxed));
+        let mut routes = self.routes.lock();
+        let route = routes.entry(Arc::clone(key)).or_insert_with(|| Route {
+            shard: desired,
+            in_flight: Arc::new(AtomicU64::new(0)),
+            previous: None,
+        });
+        if route.previous.as_ref().is_some_and(|p| p.load(Ordering::Acquire) == 0) {
+            route.previous = None;
+        }
+        if route.shard != desired && route.previous.is_none() {
+            if route.in_flight.load(Ordering::Acquire) > 0 {
+                let fresh = Arc::new(AtomicU64::new(0));
+                route.previous = Some(std::mem::replace(&mut route.in_flight, fresh));
+            }
+            route.shard = desired;
+        }
+        (route.shard, Arc::clone(&route.in_flight), route.previous.clone())
+    }
+
+    /// One more shard takes part when `queue`'s is more than half full.
+    fn grow_if_backed_up(&self, queue: &ShardQueue) {
+        let active = self.active.load(Ordering::Relaxed);
+        if active < self.shards.len() && queue.tx.len() > self.inner.config.queue_capacity / 2 {
+            self.active.store(active + 1, Ordering::Relaxed);
+        }
     }
 
     /// Queues one sample; on a full queue the oldest sample goes (counted).
@@ -270,9 +353,17 @@ impl SampleSink for Writer {
         if !self.inner.config.selects(key) {
             return;
         }
-        let queue = &self.shards[self.shard_of(key)];
+        let (shard, in_flight, after) = self.route(key);
+        let queue = &self.shards[shard];
         let ts = s.sample.timestamp_ms;
-        let item = |part, value| Item { key: Arc::clone(key), part, timestamp_ms: ts, value };
+        let item = |part, value| Item {
+            key: Arc::clone(key),
+            part,
+            timestamp_ms: ts,
+            value,
+            _ticket: Ticket::new(&in_flight),
+            after: after.clone(),
+        };
         self.enqueue(queue, item(Part::Value, s.sample.value));
         if self.inner.config.anomaly_series {
             if let Some(score) = s.score {
@@ -283,6 +374,7 @@ impl SampleSink for Writer {
                 self.enqueue(queue, item(Part::Upper, upper));
             }
         }
+        self.grow_if_backed_up(queue);
     }
 
     fn flush(&self, timeout: Duration) {
@@ -325,7 +417,7 @@ impl SampleSink for Writer {
         let c = &self.inner.counters;
         RemoteWriteStatus {
             url: super::redact_url(&self.inner.config.url).to_owned(),
-            shards: self.shards.len(),
+            shards: self.active.load(Ordering::Relaxed),
             produced: c.produced.get(),
             sent: c.sent.get(),
             failed: c.failed.get(),
@@ -353,6 +445,9 @@ struct Shard {
     control: Receiver<Control>,
     /// The batch being filled.
     pending: Vec<Item>,
+    /// Samples of series that moved here, held until the shard they left
+    /// has sent theirs (see [`Item::must_wait`]), oldest first.
+    deferred: std::collections::VecDeque<Item>,
     /// The clock's time when the batch's first sample arrived.
     started_ms: i64,
     /// Label sets by series, built once.
@@ -388,6 +483,7 @@ impl Shard {
                 },
                 default(TICK) => {}
             }
+            self.release_deferred();
             let deadline_ms = super::duration_ms(self.inner.config.batch_send_deadline);
             if !self.pending.is_empty()
                 && self.inner.clock.now_ms().saturating_sub(self.started_ms) >= deadline_ms
@@ -403,22 +499,82 @@ impl Shard {
     fn finish(mut self) {
         self.drain();
         self.release();
-        let left = (self.pending.len() + self.data.try_iter().count()) as u64;
+        let left =
+            (self.pending.len() + self.deferred.len() + self.data.try_iter().count()) as u64;
         self.inner.counters.dropped.add(left);
         self.inner.counters.publish_pending();
     }
 
     fn push(&mut self, item: Item) {
+        self.release_deferred();
+        let behind_held = item.after.as_ref().is_some_and(|a| {
+            self.deferred.iter().any(|d| d.after.as_ref().is_some_and(|b| Arc::ptr_eq(a, b)))
+        });
+        if behind_held || item.must_wait() {
+            // held samples are bounded like the queue: past it the oldest go
+            if self.deferred.len() >= self.inner.config.queue_capacity
+                && self.deferred.pop_front().is_some()
+            {
+                self.inner.counters.dropped.inc();
+            }
+            self.deferred.push_back(item);
+            return;
+        }
+        self.add(item);
+    }
+
+    fn add(&mut self, item: Item) {
         if self.pending.is_empty() {
             self.started_ms = self.inner.clock.now_ms();
         }
         self.pending.push(item);
     }
 
+    /// Moves the held samples of every series whose old shard is done into
+    /// the batch, in order. Whether a series may go is read once per pass,
+    /// so its samples go together or wait together; other series' samples
+    /// never wait behind them.
+    fn release_deferred(&mut self) {
+        if self.deferred.is_empty() {
+            return;
+        }
+        let mut verdict: Vec<(*const AtomicU64, bool)> = Vec::new();
+        let mut still = std::collections::VecDeque::with_capacity(self.deferred.len());
+        for item in std::mem::take(&mut self.deferred) {
+            let wait = match &item.after {
+                None => false,
+                Some(a) => {
+                    let ptr = Arc::as_ptr(a);
+                    if let Some(&(_, w)) = verdict.iter().find(|(p, _)| *p == ptr) {
+                        w
+                    } else {
+                        let w = a.load(Ordering::Acquire) > 0;
+                        verdict.push((ptr, w));
+                        w
+                    }
+                }
+            };
+            if wait {
+                still.push_back(item);
+            } else {
+                self.add(item);
+            }
+        }
+        self.deferred = still;
+    }
+
     /// Sends everything queued, in batches, until the queue is empty (or
     /// the shutdown deadline passes).
     fn drain(&mut self) {
+        // held samples wait for another shard: give it a moment (bounded)
+        let wait_until = Instant::now() + Duration::from_millis(200);
         loop {
+            self.release_deferred();
+            if self.pending.is_empty() && !self.deferred.is_empty() && Instant::now() < wait_until
+            {
+                thread::sleep(Duration::from_millis(1));
+                continue;
+            }
             while self.pending.len() < self.inner.config.max_samples_per_send {
                 match self.data.try_recv() {
                     Ok(item) => self.push(item),
