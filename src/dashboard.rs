@@ -101,7 +101,8 @@ pub struct Dashboard {
 pub struct RemoteWriteStatus {
     /// The receiver's URL, without its query.
     pub url: String,
-    /// Sender shards (connections), each keeping its series in order.
+    /// Sender shards (connections) in use, each keeping its series in order;
+    /// more open while the receiver cannot keep up, up to `max_shards`.
     pub shards: usize,
     /// Samples handed to the sender by the worker.
     pub produced: u64,

@@ -499,8 +499,7 @@ impl Shard {
     fn finish(mut self) {
         self.drain();
         self.release();
-        let left =
-            (self.pending.len() + self.deferred.len() + self.data.try_iter().count()) as u64;
+        let left = (self.pending.len() + self.deferred.len() + self.data.try_iter().count()) as u64;
         self.inner.counters.dropped.add(left);
         self.inner.counters.publish_pending();
     }
@@ -570,8 +569,7 @@ impl Shard {
         let wait_until = Instant::now() + Duration::from_millis(200);
         loop {
             self.release_deferred();
-            if self.pending.is_empty() && !self.deferred.is_empty() && Instant::now() < wait_until
-            {
+            if self.pending.is_empty() && !self.deferred.is_empty() && Instant::now() < wait_until {
                 thread::sleep(Duration::from_millis(1));
                 continue;
             }

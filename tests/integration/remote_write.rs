@@ -345,7 +345,9 @@ fn an_outage_keeps_memory_bounded_and_the_totals_add_up() {
     let clock = ManualClock::at_millis(T0);
     let (capacity, batch) = (10, 5);
     let engine = builder(&clock)
-        .remote_write(config(&rx).queue_capacity(capacity).max_samples_per_send(batch))
+        .remote_write(
+            config(&rx).queue_capacity(capacity).max_samples_per_send(batch).max_shards(1),
+        )
         .build()
         .unwrap();
     let m = engine.monitor();
@@ -423,6 +425,52 @@ fn shards_keep_each_series_on_one_connection_in_order() {
         assert_eq!(samples.len(), 5);
         assert!(samples.windows(2).all(|w| w[0].0 < w[1].0));
     }
+}
+
+#[test]
+fn a_backed_up_shard_opens_another_and_no_series_is_reordered() {
+    let rx = Receiver::start();
+    rx.down.store(true, Ordering::SeqCst);
+    let clock = ManualClock::at_millis(T0);
+    let (series, points) = (40_i64, 30_i64);
+    let engine: Engine = builder(&clock)
+        .remote_write(config(&rx).queue_capacity(1_000).max_samples_per_send(50))
+        .build()
+        .unwrap();
+    let m = engine.monitor();
+    assert_eq!(m.dashboard().remote_write.unwrap().shards, 1, "one shard to start with");
+    // the receiver is down: the first shard's queue backs up past half full
+    for t in 0..points {
+        for s in 0..series {
+            let room = format!("r{s}");
+            let value = (s * 1_000 + t) as f64;
+            engine
+                .record_at("chat_rooms", &[("room", &room)], at(T0 - 60_000 + t * 1000), value)
+                .unwrap();
+        }
+        engine.flush().unwrap();
+    }
+    let grown = m.dashboard().remote_write.unwrap().shards;
+    assert!(grown > 1, "still {grown} shard with a backed-up queue");
+    rx.down.store(false, Ordering::SeqCst);
+    let total = (series * points) as u64;
+    for _ in 0..200 {
+        if m.dashboard().remote_write.unwrap().sent == total {
+            break;
+        }
+        engine.flush().unwrap();
+    }
+    let s = m.dashboard().remote_write.unwrap();
+    assert_eq!((s.sent, s.dropped, s.failed), (total, 0, 0), "{s:?}");
+    let accepted: Vec<Seen> = rx.seen().into_iter().filter(|s| s.status == 204).collect();
+    let arrived = arrived(&accepted);
+    assert_eq!(arrived.len(), series as usize);
+    for (key, samples) in &arrived {
+        let times: Vec<i64> = samples.iter().map(|p| p.0).collect();
+        let expected: Vec<i64> = (0..points).map(|t| T0 - 60_000 + t * 1000).collect();
+        assert_eq!(times, expected, "{key} arrived out of order or incomplete");
+    }
+    engine.shutdown().unwrap();
 }
 
 #[test]
