@@ -838,7 +838,7 @@ impl EngineBuilder {
 
 impl EngineBuilder {
     /// Checks the series cap and the name and label limits.
-    fn validate_limits(&self) -> Result<()> {
+    pub(super) fn validate_limits(&self) -> Result<()> {
         let key = &self.limits.key;
         for (field, value, min) in [
             ("total_series_cap", self.limits.total, 64),
@@ -857,7 +857,7 @@ impl EngineBuilder {
     }
 
     /// Checks every setting that can be checked before anything starts.
-    fn validate(&self) -> Result<()> {
+    pub(super) fn validate(&self) -> Result<()> {
         let zero = |field: &'static str, what: &str| Error::InvalidConfig {
             field,
             reason: format!("must be at least {what}, got 0"),

@@ -61,6 +61,25 @@ impl EngineBuilder {
 
     /// The builder with `config` applied (called by `build`).
     pub(super) fn apply_config(mut self, config: &Config) -> Result<Self> {
+        self = self.apply_settings(config);
+        for (metric, choice) in &config.detectors {
+            self = self.anomaly_detector_for(metric, choice.spec().cloned());
+        }
+        #[cfg(feature = "notify")]
+        if let Some(router) = config.router(std::sync::Arc::clone(&self.clock))? {
+            self = self.notifier("router", router);
+        }
+        let built = config.build_all().map_err(|e| rebrand(e, "configuration"))?;
+        self = self.alert_rules(built.rules);
+        for rule in built.inhibit_rules {
+            self = self.inhibit_rule(rule);
+        }
+        self.pending_silences = built.silences;
+        Ok(self)
+    }
+
+    /// The builder with the `[engine]` settings of `config` applied.
+    fn apply_settings(mut self, config: &Config) -> Self {
         let s = &config.engine;
         if let Some(v) = s.sample_interval {
             self = self.sample_interval(v);
@@ -116,20 +135,28 @@ impl EngineBuilder {
         for (severity, every) in &s.repeat_interval {
             self = self.alert_repeat_interval(*severity, every.0);
         }
-        for (metric, choice) in &config.detectors {
-            self = self.anomaly_detector_for(metric, choice.spec().cloned());
-        }
-        #[cfg(feature = "notify")]
-        if let Some(router) = config.router(std::sync::Arc::clone(&self.clock))? {
-            self = self.notifier("router", router);
-        }
-        let built = config.build_all().map_err(|e| rebrand(e, "configuration"))?;
-        self = self.alert_rules(built.rules);
-        for rule in built.inhibit_rules {
-            self = self.inhibit_rule(rule);
-        }
-        self.pending_silences = built.silences;
-        Ok(self)
+        self
+    }
+
+    /// Checks the `[engine]` settings of `config` as `build` would, without
+    /// starting anything: a reload must refuse a document the next start
+    /// would refuse, even for settings that only take effect then.
+    fn check_settings(config: &Config) -> Result<()> {
+        let builder = EngineBuilder::default().apply_settings(config);
+        builder.validate().and_then(|()| builder.validate_limits()).map_err(|e| {
+            let field = match &e {
+                Error::InvalidConfig { field, .. } => format!("engine.{field}"),
+                _ => "engine".to_owned(),
+            };
+            let message = match &e {
+                Error::InvalidConfig { reason, .. } => reason.clone(),
+                other => other.to_string(),
+            };
+            Error::Config {
+                file: "configuration".to_owned(),
+                problems: vec![ConfigProblem { line: None, column: None, field, message }],
+            }
+        })
     }
 }
 
@@ -195,8 +222,9 @@ impl Monitor {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn reload_config(&self, path: impl AsRef<Path>) -> Result<ReloadReport> {
+        let path = path.as_ref();
         let config = Config::load(path)?;
-        self.apply_config(config)
+        self.apply_config(config).map_err(|e| rebrand(e, &path.display().to_string()))
     }
 
     /// Applies a configuration document, as [`reload_config`](Self::reload_config)
@@ -219,6 +247,7 @@ impl Monitor {
     /// ```
     pub fn apply_config(&self, config: Config) -> Result<ReloadReport> {
         let built = config.build_all()?;
+        EngineBuilder::check_settings(&config)?;
         let now = self.clock_now_ms();
         let mut current = self.shared.config.lock();
         let mut report = ReloadReport {

@@ -171,6 +171,27 @@ fn settings_that_need_a_restart_are_reported_not_applied() {
 }
 
 #[test]
+fn a_setting_the_next_start_would_refuse_makes_the_whole_reload_fail() {
+    let clock = ManualClock::at_millis(T0);
+    let path = file("restart_invalid", QUEUE_RULES);
+    let engine = builder(&clock).config_file(&path).build().unwrap();
+    let before = rule_names(&engine);
+    assert_eq!(before, ["queue_backlog", "queue_empty"]);
+    // a valid rule change next to a capacity no engine accepts
+    let changed = QUEUE_RULES
+        .replace("default_alert_rules = false", "default_alert_rules = false\nhistory_capacity = 0")
+        .replace("name = \"queue_empty\"", "name = \"queue_drained\"");
+    std::fs::write(&path, &changed).unwrap();
+    let err = engine.reload_config(&path).unwrap_err().to_string();
+    assert!(err.contains("engine.history_capacity"), "{err}");
+    assert!(err.contains("got 0"), "{err}");
+    assert!(err.contains(&path.display().to_string()), "{err}");
+    assert_eq!(rule_names(&engine), before, "nothing changed");
+    // the same document is refused at a start too
+    assert!(builder(&clock).config_file(&path).build().is_err());
+}
+
+#[test]
 fn rules_added_in_code_survive_a_reload_that_does_not_name_them() {
     let clock = ManualClock::at_millis(T0);
     let path = file("code", QUEUE_RULES);
