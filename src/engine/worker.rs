@@ -53,7 +53,16 @@ pub(crate) struct SeriesCache {
     /// the same millisecond replaces it there, as it does in history.
     taps: Vec<(usize, Scored)>,
     newest_tap: HashMap<usize, usize>,
+    /// Set while a flush or the shutdown drains: every kept sample goes.
+    pub(crate) hand_over_all: bool,
 }
+
+/// How long a series' newest sample is kept back from the sinks while it
+/// can still be replaced by an observation at the same millisecond that
+/// reaches the worker late (a thread that read the clock, then waited to
+/// queue its record). A value once sent is never sent again, so sending it
+/// sealed keeps what a receiver holds equal to history.
+const SEAL_MS: i64 = 1_000;
 
 impl SeriesCache {
     /// A cache that hands `restored` history to its series as they register.
@@ -221,14 +230,31 @@ impl SeriesCache {
         }
     }
 
-    /// Hands the kept samples to the sinks; never blocks.
+    /// Hands the kept samples to the sinks; never blocks. A series' newest
+    /// sample younger than [`SEAL_MS`] stays for the next hand-over (unless
+    /// a flush or the shutdown asks for all), so a late value at its
+    /// millisecond replaces it before it leaves.
     fn hand_over(&mut self, shared: &Shared) {
-        for (i, sample) in self.taps.drain(..) {
+        if self.taps.is_empty() {
+            return;
+        }
+        let sealed_before = shared.clock.now_ms().saturating_sub(SEAL_MS);
+        let newest = std::mem::take(&mut self.newest_tap);
+        let mut kept = Vec::new();
+        for (at, (i, sample)) in std::mem::take(&mut self.taps).into_iter().enumerate() {
+            if !self.hand_over_all
+                && newest.get(&i) == Some(&at)
+                && sample.sample.timestamp_ms > sealed_before
+            {
+                self.newest_tap.insert(i, kept.len());
+                kept.push((i, sample));
+                continue;
+            }
             for sink in &shared.sinks {
                 sink.accept(&self.keys[i], sample);
             }
         }
-        self.newest_tap.clear();
+        self.taps = kept;
     }
 
     /// Pushes one sample into history and, when it is the series' newest,
@@ -414,8 +440,10 @@ impl Worker {
                 },
                 recv(self.control) -> msg => match msg {
                     Ok(Control::Flush(done)) => {
+                        self.cache.hand_over_all = true;
                         self.drain(None);
                         self.tick();
+                        self.cache.hand_over_all = false;
                         let _ = done.send(());
                     }
                     Ok(Control::Evaluate) => {
@@ -428,6 +456,7 @@ impl Worker {
             }
         }
         self.shared.closed.store(true, Ordering::Release);
+        self.cache.hand_over_all = true;
         self.drain(None);
         self.tick();
         let _ = self.guarded(Self::persist_final);

@@ -474,6 +474,39 @@ fn a_backed_up_shard_opens_another_and_no_series_is_reordered() {
 }
 
 #[test]
+fn a_newest_sample_waits_until_a_late_value_at_its_millisecond_can_no_longer_replace_it() {
+    let rx = Receiver::start();
+    let clock = ManualClock::at_millis(T0);
+    // ticks every 20 ms of real time ingest without a flush
+    let engine = builder(&clock)
+        .sample_interval(Duration::from_millis(20))
+        .remote_write(config(&rx))
+        .build()
+        .unwrap();
+    let latest = || engine.latest("chat_typing").map(|s| s.value);
+    let until = |want: f64| {
+        // the worker ingests on its own (no flush): wait for it, bounded
+        for _ in 0..2_000 {
+            if latest() == Some(want) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        panic!("the worker never ingested {want}: {:?}", latest());
+    };
+    engine.record_at("chat_typing", &[], at(T0), 1.0).unwrap();
+    until(1.0);
+    // a late observation of the same millisecond, ingested by another drain
+    engine.record_at("chat_typing", &[], at(T0), 5.0).unwrap();
+    until(5.0);
+    engine.flush().unwrap();
+    let accepted: Vec<Seen> = rx.seen().into_iter().filter(|s| s.status == 204).collect();
+    let sent: Vec<(i64, f64)> = arrived(&accepted).into_values().flatten().collect();
+    assert_eq!(sent, [(T0, 5.0)], "what was sent is what history holds");
+    engine.shutdown().unwrap();
+}
+
+#[test]
 fn a_value_that_replaces_one_at_the_same_millisecond_is_the_one_sent() {
     let rx = Receiver::start();
     let clock = ManualClock::at_millis(T0);
