@@ -88,6 +88,7 @@ use watchpost::alert::{
     AlertEvent, AlertRule, JsonLinesNotifier, LogNotifier, NotificationKind, Severity,
 };
 use watchpost::dashboard::Dashboard;
+use watchpost::detect::{DetectorSpec, RobustZConfig};
 use watchpost::{Counter, Engine, Gauge, Histogram, Monitor, Recorder, Unit};
 
 /// How often the engine samples every instrument.
@@ -552,7 +553,9 @@ fn main() -> ExitCode {
 /// notifiers, the state directory and remote write the flags ask for.
 fn engine(config: &Config) -> watchpost::Result<Engine> {
     // Four samples a second, so a short run has enough points for the
-    // detectors; the default ensemble watches every gauge and rate.
+    // detectors. The default ensemble watches every gauge and rate; p90
+    // latency gets a robust z-score (16 points of warm-up), so the spike of
+    // a short run is flagged before the ensemble has finished learning.
     let mut builder = Engine::builder()
         .sample_interval(SAMPLE_INTERVAL)
         .dashboard_recent_metrics(RECENT_METRICS)
@@ -560,7 +563,12 @@ fn engine(config: &Config) -> watchpost::Result<Engine> {
     builder = match &config.settings_file {
         // examples/chat_server.toml holds the same settings, rule and detector.
         Some(path) => builder.config_file(path),
-        None => builder.alert_rule(slow_messages_rule()?),
+        None => builder
+            .anomaly_detector_for(
+                "message_latency_seconds:p90",
+                Some(DetectorSpec::RobustZ(RobustZConfig::default())),
+            )
+            .alert_rule(slow_messages_rule()?),
     };
     if let Some(path) = &config.alerts_log {
         let file = std::fs::File::create(path)
@@ -1760,7 +1768,10 @@ mod tests {
         assert_eq!(file.rules.len(), 6); // the five default rules and slow_messages
         let loaded = from_file.config();
         assert_eq!(loaded.engine.sample_interval, Some(SAMPLE_INTERVAL));
-        assert!(loaded.detectors.is_empty(), "every series keeps the default ensemble");
+        assert_eq!(
+            loaded.detectors["message_latency_seconds:p90"].spec(),
+            Some(&DetectorSpec::RobustZ(RobustZConfig::default()))
+        );
     }
 
     #[test]
