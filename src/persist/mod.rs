@@ -358,17 +358,21 @@ mod tests {
     use super::*;
     use crate::alert::{AlertRule, Matcher, MemoryView, Silence};
 
-    /// A real alert state file: two rules, firing and pending instances, a silence.
-    fn state_file() -> Vec<u8> {
-        let rules = vec![
+    /// The two rules of [`state_file`]: one fires at once, one waits a minute.
+    fn rules() -> Vec<AlertRule> {
+        vec![
             AlertRule::builder("hot", "temp").above(30.0).build().unwrap(),
             AlertRule::builder("warm", "temp")
                 .above(20.0)
                 .pending_for(Duration::from_mins(1))
                 .build()
                 .unwrap(),
-        ];
-        let mut mgr = AlertManager::new(rules).unwrap();
+        ]
+    }
+
+    /// A real alert state file: two rules, firing and pending instances, a silence.
+    fn state_file() -> Vec<u8> {
+        let mut mgr = AlertManager::new(rules()).unwrap();
         let mut view = MemoryView::new();
         for room in ["a", "b", "c"] {
             view.push(SeriesKey::new("temp", &[("room", room)]).unwrap(), 0, 35.0);
@@ -413,15 +417,7 @@ mod tests {
     fn the_state_file_restores_what_it_saved() {
         let bytes = state_file();
         let (_, payload) = file::unframe(alert_state::MAGIC, alert_state::VERSION, &bytes).unwrap();
-        let rules = vec![
-            AlertRule::builder("hot", "temp").above(30.0).build().unwrap(),
-            AlertRule::builder("warm", "temp")
-                .above(20.0)
-                .pending_for(Duration::from_mins(1))
-                .build()
-                .unwrap(),
-        ];
-        let mut mgr = AlertManager::new(rules).unwrap();
+        let mut mgr = AlertManager::new(rules()).unwrap();
         let r = alert_state::restore(&mut mgr, payload).unwrap();
         assert_eq!((r.instances, r.silences, r.dropped.len()), (6, 1, 0));
         assert_eq!(mgr.firing_count(), 3);
