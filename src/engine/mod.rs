@@ -313,8 +313,9 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Records `value` with the engine clock's current time. Never blocks:
-    /// when the queue is full the sample is dropped and counted.
+    /// Records `value` with the engine clock's current time (read as
+    /// [`Monitor::record`] reads it). Never blocks: when the queue is full
+    /// the sample is dropped and counted.
     ///
     /// # Examples
     ///
@@ -493,7 +494,14 @@ impl Monitor {
     }
 
     /// Records an explicit observation of series `name{labels}`, timestamped
-    /// with the engine's clock now. The series is a gauge, created on first
+    /// with the engine's clock now, read through
+    /// [`Clock::coarse_now_ms`](crate::Clock::coarse_now_ms): exact with a
+    /// [`ManualClock`](crate::ManualClock); with the default
+    /// [`SystemClock`](crate::SystemClock) on Linux, the wall time at the
+    /// kernel's last timer tick (up to 1 to 10 ms early, and observations of
+    /// one series within one tick share a millisecond, so the last of them is
+    /// kept). For an exact time pass it to [`record_at`](Self::record_at).
+    /// The series is a gauge, created on first
     /// use. Never blocks and takes no lock on the queue (a lock-free bounded
     /// queue the worker drains every tick, and sooner when it is a quarter
     /// full): on a full queue the sample is dropped and counted
@@ -660,7 +668,8 @@ impl Monitor {
             self.shared.metrics.record_nonfinite.inc();
             return;
         }
-        let timestamp_ms = self.shared.clock.now_ms();
+        // the coarse reading: the clock is most of the caller's cost otherwise
+        let timestamp_ms = self.shared.clock.coarse_now_ms();
         self.enqueue(Record { id, explicit: false, timestamp_ms, value });
     }
 
