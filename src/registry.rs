@@ -3,6 +3,7 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -255,6 +256,7 @@ static NEXT_REGISTRY_UID: AtomicU64 = AtomicU64::new(1);
 struct CachedLookup {
     registry: u64,
     epoch: u64,
+    /// Of the name and the labels in the order of the call that cached it.
     hash: u64,
     id: SeriesId,
     key: Arc<SeriesKey>,
@@ -480,22 +482,34 @@ impl Registry {
 
     /// Id of the series `record()` writes to, registering it on first use.
     pub(crate) fn recorded(&self, name: &str, labels: &[(&str, &str)]) -> Result<SeriesId> {
-        let h = lookup_hash(&self.hasher, name, labels);
+        // The cache is keyed by the labels in the caller's order: one hasher
+        // over the whole call, and a comparison pair by pair (a call site
+        // passes its labels in the same order every time).
+        let call = {
+            let mut h = self.hasher.build_hasher();
+            name.hash(&mut h);
+            for (k, v) in labels {
+                k.hash(&mut h);
+                v.hash(&mut h);
+            }
+            h.finish()
+        };
         #[allow(clippy::cast_possible_truncation)]
-        let slot_of = (h as usize) % LOOKUP_CACHE;
+        let slot_of = (call as usize) % LOOKUP_CACHE;
         let epoch = self.index_epoch.load(Ordering::Acquire);
         let cached = RECENT_LOOKUPS.with(|c| {
             let c = c.borrow();
             let e = c[slot_of].as_ref()?;
             (e.registry == self.uid
                 && e.epoch == epoch
-                && e.hash == h
+                && e.hash == call
                 && e.key.matches(name, labels))
             .then_some(e.id)
         });
         if let Some(id) = cached {
             return Ok(id);
         }
+        let h = lookup_hash(&self.hasher, name, labels);
         {
             let index = self.index.read();
             if let Some(id) = index.find(name, labels, h) {
@@ -507,7 +521,7 @@ impl Registry {
                         let entry = CachedLookup {
                             registry: self.uid,
                             epoch,
-                            hash: h,
+                            hash: call,
                             id,
                             key: Arc::clone(&slot.key),
                         };
@@ -1153,6 +1167,18 @@ mod tests {
         let o = other.recorded("orders", &[("shop", "eu")]).unwrap();
         assert_eq!(o, SeriesId(1));
         assert_eq!(r.recorded("orders", &[("shop", "eu")]).unwrap(), a2);
+        // the cache is keyed by the call's label order; any order finds the one series
+        let ab = r.recorded("pairs", &[("a", "1"), ("b", "2")]).unwrap();
+        for _ in 0..2 {
+            assert_eq!(r.recorded("pairs", &[("b", "2"), ("a", "1")]).unwrap(), ab);
+            assert_eq!(r.recorded("pairs", &[("a", "1"), ("b", "2")]).unwrap(), ab);
+        }
+        // labels that differ only in where a name ends and its value begins
+        let split = r.recorded("pairs", &[("ab", "c")]).unwrap();
+        let other = r.recorded("pairs", &[("a", "bc")]).unwrap();
+        assert_ne!(split, other);
+        assert_eq!(r.recorded("pairs", &[("ab", "c")]).unwrap(), split);
+        assert_eq!(r.recorded("pairs", &[("a", "bc")]).unwrap(), other);
         // a kind mismatch is never cached as a hit
         let _ = r.counter("hits_total", &[]).unwrap();
         assert!(r.recorded("hits_total", &[]).is_err());
