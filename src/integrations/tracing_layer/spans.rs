@@ -192,7 +192,8 @@ struct CachedSite {
 thread_local! {
     /// The per-callsite statistics this thread used last, direct-mapped by
     /// callsite and layer: a span finds its site without a lock or a shared
-    /// write.
+    /// write. It keeps at most `SITE_CACHE_SLOTS` sites alive per thread,
+    /// also of layers dropped since, until their slots are reused.
     static SITE_CACHE: RefCell<[Option<CachedSite>; SITE_CACHE_SLOTS]> =
         const { RefCell::new([const { None }; SITE_CACHE_SLOTS]) };
 }
