@@ -52,7 +52,8 @@ fn bench(c: &mut Criterion) {
         group.bench_function("watchpost_layer_with_busy_time", |b| b.iter(span));
     });
     group.finish();
-    assert!(layer.stats()[0].calls > 0, "the layer saw the spans");
+    // (empty when a filter left the layer's benches out)
+    assert!(layer.stats().iter().all(|s| s.calls > 0), "the layer saw the spans");
 }
 
 /// The ratio to the no-op layer, measured in many short alternating rounds

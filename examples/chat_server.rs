@@ -26,7 +26,8 @@
 //!   span with a `broadcast` span inside, timed by watchpost's
 //!   `TracingLayer`; messages slower than 20 ms (those of the latency spike)
 //!   land in its slow-operation log, and the summary prints the slowest
-//!   ones and the span statistics;
+//!   ones and the span statistics; the start of each latency spike is a
+//!   WARN event, which the page lists with the slow operations;
 //! - `--features metrics`: `messages_total{room}` is counted with the
 //!   `metrics` crate's `counter!` macro, through watchpost's
 //!   `MetricsRecorder` (the same series as before);
@@ -844,6 +845,12 @@ fn log_progress(
             if spike {
                 eprintln!(
                     "chat_server: [{second:>3} s] latency spike: the server now waits {SPIKE_DELAY:?} before each ack"
+                );
+                // With the `tracing` layer the page lists it among the warnings.
+                #[cfg(feature = "tracing")]
+                tracing::warn!(
+                    delay_ms = SPIKE_DELAY.as_millis(),
+                    "latency spike: acknowledgements delayed"
                 );
                 let delay = u64::try_from(SPIKE_DELAY.as_micros()).unwrap_or(u64::MAX);
                 server.ack_delay_us.store(delay, Relaxed);

@@ -8,7 +8,9 @@
 #   3. headless Chromium loads the dashboard page and the dumped DOM is
 #      checked (scripts/page_check.py): charts read from /api/series with
 #      units and domains, 401 shown without the token, anomaly markers, the
-#      badge and threshold lines during the demo's latency spike, the spike
+#      badge and threshold lines during the demo's latency spike, the slow
+#      operations and WARN events of the spike (the demo is built with the
+#      `tracing` layer) in their panels, the spike
 #      in context after it, no overflow at 400 px, the dark scheme, and a
 #      hostile label value shown as text; screenshots go to $TARGET/interop/;
 #   4. headless Chromium loads the page embedded under /monitor in an axum
@@ -143,7 +145,7 @@ api_get() { curl -fsS --max-time 5 -H "$AUTH" "${DEMO}api/$1"; }
 # --------------------------------------------------------------------------
 
 say "building the examples"
-cargo build -q --release --features http --example chat_server --example http_exporter \
+cargo build -q --release --features http,tracing --example chat_server --example http_exporter \
   --example embedded_axum
 BIN="$TARGET/release/examples"
 mkdir -p "$OUT"

@@ -66,11 +66,17 @@ if mode == "basic":
     assert all(k.startswith("watchpost_") for k in charts if k not in raw.split('id="charts-self"')[0]), \
         "an application chart in watchpost's section"
     assert dom.by_id("overall")["data-status"] not in ("", "unknown"), dom.by_id("overall")
-    for ident in ["alert-history", "anomalies", "alerts", "window", "token-form"]:
+    for ident in ["alert-history", "anomalies", "alerts", "window", "token-form", "slow-summary",
+                  "slow-by-name", "slow-ops", "log-events"]:
         assert dom.by_id(ident) is not None, ident
+    # the slow-operation and log panels are drawn even when empty
+    for ident in ["slow-by-name", "slow-ops", "log-events"]:
+        assert "data-count" in dom.by_id(ident), ident
+    assert "Slow operations" in raw and "Warnings and errors" in raw
     # one number formatter: at most 4 significant digits, no noise, no 1.00e-4
     shown = " ".join(dom.texts)
-    noisy = re.findall(r"\d\.\d{5,}|\d\.\d+e[-+]?\d+", shown)
+    # (zeros right after the point are not significant: 0.05805 is fine)
+    noisy = re.findall(r"\d\.0*[1-9]\d{4,}|\d\.\d+e[-+]?\d+", shown)
     assert not noisy, "numbers shown with noise or exponents: %s" % noisy[:5]
     print("page ok: drawn %d times, %d charts (%d own)" % (drawn, len(charts), int(own["data-count"])))
 elif mode == "notoken":
@@ -100,9 +106,24 @@ elif mode == "spike":
     assert len(items) == len(alerts_after["active"]) or len(items) == len(alerts_before["active"]), items
     if items:
         assert raw.count(">Acknowledge</button>") + raw.count(">Silence 1 h</button>") >= 1, "no ack/silence buttons"
-    print("spike ok: markers %s, badge %s (%s), p90 thresholds %r, %d active alerts" % (
+    # the slow-operation log and the WARN events of the spike (demo built with
+    # the tracing layer), as the page read them a moment after this dashboard
+    slow = dashboard.get("slow_operations") or {}
+    slow_names = {a.get("data-name") for t, a in dom.elements if t == "tr" and "data-name" in a}
+    slow_items = [a for t, a in dom.elements if t == "li" and "data-name" in a]
+    if slow.get("count", 0) > 0:
+        assert int(dom.by_id("slow-ops")["data-count"]) >= 1, dom.by_id("slow-ops")
+        assert {n["name"] for n in slow["by_name"]} <= slow_names, \
+            "slow spans %s not all listed: %s" % ([n["name"] for n in slow["by_name"]], slow_names)
+        assert len(slow_items) >= 1 and raw.count(" ms</span>") + raw.count(" s</span>") >= 1, slow_items[:3]
+    levels = [a["data-level"] for t, a in dom.elements if t == "li" and "data-level" in a]
+    if dashboard.get("recent_log_events"):
+        assert len(levels) >= len(dashboard["recent_log_events"][-100:]), levels
+        assert {e["level"] for e in dashboard["recent_log_events"]} <= set(levels), levels
+    print("spike ok: markers %s, badge %s (%s), p90 thresholds %r, %d active alerts, "
+          "%d slow operations (%s), %d log events" % (
         {k: markers[k] for k in flagged}, badge["data-status"], badge["data-source"],
-        p90["data-thresholds"], len(items)))
+        p90["data-thresholds"], len(items), len(slow_items), sorted(slow_names), len(levels)))
 elif mode == "after":
     p90 = chart("message_latency_seconds:p90")
     span, lo, hi = float(p90["data-span-seconds"]), float(p90["data-y-min"]), float(p90["data-y-max"])

@@ -9,9 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
-use smallvec::SmallVec;
 use tracing_core::callsite::Identifier;
-use tracing_core::field::{Field, Visit};
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::Layer;
@@ -27,6 +25,10 @@ use crate::clock::Clock;
 use crate::engine::Monitor;
 use crate::error::{Error, Result};
 use crate::metric::{Counter, Histogram};
+
+mod spans;
+
+use self::spans::{FieldVisitor, Fields, SpanState, SpanTable, owned, with_cached_site};
 
 /// Spans slower than this go to the slow-operation log unless their name has
 /// its own threshold: 500 ms.
@@ -55,7 +57,8 @@ pub struct SpanStats {
     /// Closed spans that recorded an `error` field (with any value but
     /// `false`) or held an ERROR event.
     pub errors: u64,
-    /// Mean duration, creation to close (exact).
+    /// Mean duration, creation to close: the duration histogram's sum over
+    /// its count, to the nanosecond.
     pub mean: Duration,
     /// Median duration, interpolated in the histogram's buckets (at most `max`).
     pub p50: Duration,
@@ -75,7 +78,6 @@ struct SpanSite {
     /// `None` unless busy time is on ([`TracingLayerBuilder::busy_time`]).
     busy: Option<Histogram>,
     errors: AtomicU64,
-    sum_ns: AtomicU64,
     max_ns: AtomicU64,
     slow_ns: u64,
 }
@@ -87,7 +89,12 @@ struct Sites {
     events: HashMap<Identifier, Counter, foldhash::fast::RandomState>,
 }
 
+/// Identities of layers (never reused), the key of the per-thread site cache.
+static NEXT_LAYER_ID: AtomicU64 = AtomicU64::new(1);
+
 struct Inner {
+    /// This layer's identity in the per-thread site cache.
+    id: u64,
     monitor: Monitor,
     clock: Arc<dyn Clock>,
     sites: RwLock<Sites>,
@@ -95,42 +102,6 @@ struct Inner {
     slow_overrides: HashMap<String, Duration>,
     capture_fields: bool,
     busy_time: bool,
-}
-
-/// What the layer stores in each span's extensions, inserted once at
-/// creation. Times are [`Clock::monotonic_nanos`] readings.
-struct Timing {
-    site: Arc<SpanSite>,
-    created_ns: i64,
-    entered_ns: i64,
-    entered: u32,
-    busy_ns: u64,
-    error: bool,
-    fields: Fields,
-}
-
-/// A span's captured fields: up to four without an allocation.
-type Fields = SmallVec<[(&'static str, FieldValue); 4]>;
-
-/// A captured field value, formatted only if the span turns out slow.
-enum FieldValue {
-    U64(u64),
-    I64(i64),
-    F64(f64),
-    Bool(bool),
-    Text(String),
-}
-
-impl fmt::Display for FieldValue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FieldValue::U64(v) => v.fmt(f),
-            FieldValue::I64(v) => v.fmt(f),
-            FieldValue::F64(v) => write!(f, "{v:?}"),
-            FieldValue::Bool(v) => v.fmt(f),
-            FieldValue::Text(v) => f.write_str(v),
-        }
-    }
 }
 
 /// A [`tracing_subscriber::Layer`] that feeds a watchpost engine (feature
@@ -152,7 +123,9 @@ impl fmt::Display for FieldValue {
 /// events; the capacities of the last one built apply.
 ///
 /// Time comes from the engine clock, so a `ManualClock` makes durations exact
-/// in tests. The handle is cheap to clone: clones share everything.
+/// in tests. The handle is cheap to clone: clones share the statistics and
+/// settings; each copy added to a subscriber keeps that subscriber's open
+/// spans apart (span ids are unique within one subscriber only).
 ///
 /// # Examples
 ///
@@ -174,6 +147,10 @@ impl fmt::Display for FieldValue {
 #[derive(Clone)]
 pub struct TracingLayer {
     inner: Arc<Inner>,
+    /// The open spans of the subscriber this layer is part of: a new table
+    /// when the layer joins a subscriber (`on_layer`), so clones in several
+    /// subscribers never mix up their span ids.
+    spans: Arc<SpanTable>,
 }
 
 /// Settings of a [`TracingLayer`], from [`TracingLayer::builder`].
@@ -231,8 +208,9 @@ impl TracingLayerBuilder {
     /// Whether to measure busy time, the time spent inside a span between
     /// enter and exit, into `span_busy_seconds{span, target}` and
     /// [`SlowOperation::busy`] (default `false`). It costs two more clock
-    /// readings and two more span lookups per span entry, about doubling the
-    /// layer's overhead (docs/integrations.md has the figures).
+    /// readings and two more lookups in the layer's span table per span
+    /// entry, about two thirds more than the layer's overhead without it
+    /// (docs/integrations.md has the figures).
     ///
     /// # Examples
     ///
@@ -368,6 +346,7 @@ impl TracingLayerBuilder {
         log.events.set_capacity(self.recent_events);
         Ok(TracingLayer {
             inner: Arc::new(Inner {
+                id: NEXT_LAYER_ID.fetch_add(1, Ordering::Relaxed),
                 monitor: self.monitor,
                 clock,
                 sites: RwLock::default(),
@@ -376,6 +355,7 @@ impl TracingLayerBuilder {
                 capture_fields: self.capture_fields,
                 busy_time: self.busy_time,
             }),
+            spans: Arc::default(),
         })
     }
 }
@@ -497,6 +477,22 @@ fn secs(ns: u64) -> f64 {
     ns as f64 / 1e9
 }
 
+/// `sum` seconds over `count`, rounded to the nanosecond (zero without
+/// spans): the mean `/metrics` gives as `_sum / _count`. Reading it from the
+/// histogram saves a sum of its own, one atomic update per span.
+#[allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "a finite mean in nanoseconds, rounded, negative ones clamped to zero"
+)]
+fn mean_of(sum: f64, count: u64) -> Duration {
+    if count == 0 || !sum.is_finite() {
+        return Duration::ZERO;
+    }
+    Duration::from_nanos((sum / count as f64 * 1e9).round().max(0.0) as u64)
+}
+
 impl SpanSite {
     fn stats(&self) -> SpanStats {
         let max_ns = self.max_ns.load(Ordering::Relaxed);
@@ -513,9 +509,7 @@ impl SpanSite {
             target: self.target.to_string(),
             calls,
             errors: self.errors.load(Ordering::Relaxed),
-            mean: Duration::from_nanos(
-                self.sum_ns.load(Ordering::Relaxed).checked_div(calls).unwrap_or(0),
-            ),
+            mean: mean_of(snapshot.sum, calls),
             p50: q(0.5),
             p90: q(0.9),
             p99: q(0.99),
@@ -529,8 +523,21 @@ impl Inner {
         self.clock.monotonic_nanos()
     }
 
-    /// The site of a span callsite: one read lock on the hot path, the
-    /// registration once per callsite.
+    /// Runs `f` on the site of a span callsite, from this thread's cache
+    /// (no lock, no shared write) or, when the cache cannot serve, from
+    /// [`span_site`](Self::span_site).
+    fn with_site<R>(
+        &self,
+        meta: &'static Metadata<'static>,
+        f: impl FnOnce(&SpanSite) -> R,
+    ) -> Option<R> {
+        let mut f = Some(f);
+        with_cached_site(self.id, meta, || self.span_site(meta), &mut f)
+            .or_else(|| f.take().map(|f| f(&self.span_site(meta))))
+    }
+
+    /// The site of a span callsite: one read lock, the registration once
+    /// per callsite.
     fn span_site(&self, meta: &'static Metadata<'static>) -> Arc<SpanSite> {
         let id = meta.callsite();
         if let Some(site) = self.sites.read().by_callsite.get(&id) {
@@ -557,7 +564,6 @@ impl Inner {
                     duration: histogram("span_duration_seconds"),
                     busy: self.busy_time.then(|| histogram("span_busy_seconds")),
                     errors: AtomicU64::new(0),
-                    sum_ns: AtomicU64::new(0),
                     max_ns: AtomicU64::new(0),
                     slow_ns: nanos(slow),
                 });
@@ -597,80 +603,16 @@ fn log_level(level: Level) -> LogLevel {
     }
 }
 
-/// Collects field values without formatting the primitive ones, and notes
-/// an `error` field. Events take their `message` apart; spans keep it as a
-/// field.
-struct FieldVisitor<'a> {
-    fields: &'a mut Fields,
-    capture: bool,
-    error: bool,
-    message: Option<String>,
-    take_message: bool,
-}
-
-impl FieldVisitor<'_> {
-    fn put(&mut self, field: &Field, value: FieldValue) {
-        if field.name() == "error" && !matches!(value, FieldValue::Bool(false)) {
-            self.error = true;
-        }
-        if self.capture {
-            self.fields.push((field.name(), value));
-        }
-    }
-
-    fn put_text(&mut self, field: &Field, value: impl FnOnce() -> String) {
-        if self.take_message && field.name() == "message" && self.message.is_none() {
-            self.message = Some(value());
-            return;
-        }
-        self.error |= field.name() == "error";
-        if self.capture {
-            self.fields.push((field.name(), FieldValue::Text(value())));
-        }
-    }
-}
-
-impl Visit for FieldVisitor<'_> {
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.put(field, FieldValue::U64(value));
-    }
-
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.put(field, FieldValue::I64(value));
-    }
-
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.put(field, FieldValue::F64(value));
-    }
-
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.put(field, FieldValue::Bool(value));
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.put_text(field, || value.to_string());
-    }
-
-    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.put_text(field, || value.to_string());
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.put_text(field, || format!("{value:?}"));
-    }
-}
-
-fn owned(fields: Fields) -> Vec<(String, String)> {
-    fields.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-}
-
 impl<S> Layer<S> for TracingLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        let site = self.inner.span_site(attrs.metadata());
+    fn on_layer(&mut self, _subscriber: &mut S) {
+        // Span ids are unique within one subscriber only.
+        self.spans = Arc::default();
+    }
+
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, _ctx: Context<'_, S>) {
         let mut fields = Fields::new();
         let mut error = false;
         if !attrs.values().is_empty() {
@@ -685,59 +627,60 @@ where
             error = visitor.error;
         }
         let now = self.inner.now_ns();
-        span.extensions_mut().insert(Timing {
-            site,
-            created_ns: now,
-            entered_ns: now,
-            entered: 0,
-            busy_ns: 0,
-            error,
-            fields,
+        self.spans.insert(
+            id.into_u64(),
+            SpanState {
+                meta: attrs.metadata(),
+                created_ns: now,
+                entered_ns: now,
+                busy_ns: 0,
+                entered: 0,
+                error,
+                fields,
+            },
+        );
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, _ctx: Context<'_, S>) {
+        let capture = self.inner.capture_fields;
+        self.spans.with(id.into_u64(), |state| {
+            let mut visitor = FieldVisitor {
+                fields: &mut state.fields,
+                capture,
+                error: false,
+                message: None,
+                take_message: false,
+            };
+            values.record(&mut visitor);
+            state.error |= visitor.error;
         });
     }
 
-    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        let mut ext = span.extensions_mut();
-        let Some(timing) = ext.get_mut::<Timing>() else { return };
-        let mut visitor = FieldVisitor {
-            fields: &mut timing.fields,
-            capture: self.inner.capture_fields,
-            error: false,
-            message: None,
-            take_message: false,
-        };
-        values.record(&mut visitor);
-        timing.error |= visitor.error;
-    }
-
-    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+    fn on_enter(&self, id: &Id, _ctx: Context<'_, S>) {
         if !self.inner.busy_time {
             return;
         }
-        let Some(span) = ctx.span(id) else { return };
-        let mut ext = span.extensions_mut();
-        if let Some(timing) = ext.get_mut::<Timing>() {
-            if timing.entered == 0 {
-                timing.entered_ns = self.inner.now_ns();
+        let inner = &self.inner;
+        self.spans.with(id.into_u64(), |state| {
+            if state.entered == 0 {
+                state.entered_ns = inner.now_ns();
             }
-            timing.entered = timing.entered.saturating_add(1);
-        }
+            state.entered = state.entered.saturating_add(1);
+        });
     }
 
-    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+    fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
         if !self.inner.busy_time {
             return;
         }
-        let Some(span) = ctx.span(id) else { return };
-        let mut ext = span.extensions_mut();
-        if let Some(timing) = ext.get_mut::<Timing>() {
-            timing.entered = timing.entered.saturating_sub(1);
-            if timing.entered == 0 {
-                let spent = self.inner.now_ns().saturating_sub(timing.entered_ns);
-                timing.busy_ns = timing.busy_ns.saturating_add(u64::try_from(spent).unwrap_or(0));
+        let inner = &self.inner;
+        self.spans.with(id.into_u64(), |state| {
+            state.entered = state.entered.saturating_sub(1);
+            if state.entered == 0 {
+                let spent = inner.now_ns().saturating_sub(state.entered_ns);
+                state.busy_ns = state.busy_ns.saturating_add(u64::try_from(spent).unwrap_or(0));
             }
-        }
+        });
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
@@ -750,9 +693,8 @@ where
         let span = ctx.event_span(event);
         if level == Level::ERROR
             && let Some(span) = &span
-            && let Some(timing) = span.extensions_mut().get_mut::<Timing>()
         {
-            timing.error = true;
+            self.spans.with(span.id().into_u64(), |state| state.error = true);
         }
         let mut fields = Fields::new();
         let mut visitor = FieldVisitor {
@@ -775,27 +717,30 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(&id) else { return };
-        let Some(timing) = span.extensions_mut().remove::<Timing>() else { return };
+        let Some(state) = self.spans.remove(id.into_u64()) else { return };
         let now = self.inner.now_ns();
-        let total_ns = u64::try_from(now.saturating_sub(timing.created_ns)).unwrap_or(0);
-        let site = &timing.site;
-        site.duration.observe(secs(total_ns));
-        if let Some(busy) = &site.busy {
-            busy.observe(secs(timing.busy_ns));
-        }
-        if timing.error {
-            site.errors.fetch_add(1, Ordering::Relaxed);
-        }
-        site.sum_ns.fetch_add(total_ns, Ordering::Relaxed);
-        // A plain load first: the max rarely moves, and a locked update costs.
-        if total_ns > site.max_ns.load(Ordering::Relaxed) {
-            site.max_ns.fetch_max(total_ns, Ordering::Relaxed);
-        }
-        if total_ns < site.slow_ns {
+        let total_ns = u64::try_from(now.saturating_sub(state.created_ns)).unwrap_or(0);
+        let slow = self.inner.with_site(state.meta, |site| {
+            site.duration.observe(secs(total_ns));
+            if let Some(busy) = &site.busy {
+                busy.observe(secs(state.busy_ns));
+            }
+            if state.error {
+                site.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            // A plain load first: the max rarely moves, and a locked update costs.
+            if total_ns > site.max_ns.load(Ordering::Relaxed) {
+                site.max_ns.fetch_max(total_ns, Ordering::Relaxed);
+            }
+            total_ns >= site.slow_ns
+        });
+        if slow != Some(true) {
             return;
         }
-        let mut parents: Vec<String> = span.scope().skip(1).map(|p| p.name().to_string()).collect();
+        let mut parents: Vec<String> = ctx
+            .span(&id)
+            .map(|span| span.scope().skip(1).map(|p| p.name().to_string()).collect())
+            .unwrap_or_default();
         parents.reverse();
         // The start on the wall clock: one more reading, for slow spans only.
         let duration = Duration::from_nanos(total_ns);
@@ -804,14 +749,17 @@ where
             .and_then(|d| self.inner.clock.now().checked_sub_signed(d))
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
         self.inner.monitor.operations_log().slow.push(SlowOperation {
-            name: site.name.to_string(),
-            target: site.target.to_string(),
+            name: state.meta.name().to_string(),
+            target: state.meta.target().to_string(),
             duration,
-            busy: self.inner.busy_time.then(|| Duration::from_nanos(timing.busy_ns)),
+            busy: self.inner.busy_time.then(|| Duration::from_nanos(state.busy_ns)),
             started,
-            fields: owned(timing.fields),
+            fields: owned(state.fields),
             parents,
-            error: timing.error,
+            error: state.error,
         });
     }
 }
+
+#[cfg(test)]
+mod tests;
