@@ -413,10 +413,19 @@ impl Condition {
                 Ok(())
             }
             Condition::Absent { duration } => {
-                if duration.is_zero() || duration_ms(*duration) == i64::MAX {
+                if duration.is_zero() {
                     return Err(invalid(
                         field,
                         format!("absent duration {duration:?} must be > 0"),
+                    ));
+                }
+                if *duration > crate::MAX_DURATION {
+                    return Err(invalid(
+                        field,
+                        format!(
+                            "absent duration {duration:?} must be at most {:?}",
+                            crate::MAX_DURATION
+                        ),
                     ));
                 }
                 Ok(())
