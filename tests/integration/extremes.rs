@@ -164,7 +164,7 @@ fn exercise(b: EngineBuilder, clock: &ManualClock) -> Result<()> {
     }
     engine.dashboard_json()?;
     let _ = engine.prometheus_text();
-    let _ = engine.history("load", Duration::from_secs(60));
+    let _ = engine.history("load", Duration::from_mins(1));
     let _ = engine.health();
     let _ = engine.active_alerts();
     engine.shutdown()
@@ -244,7 +244,7 @@ fn every_rule_number_works_or_names_itself_and_the_value() {
         ("threshold", &FLOATS, |r, v| r.below(v.f())),
         ("absent duration", &DURATIONS, |r, v| r.absent_for(v.d())),
         ("window", &DURATIONS, |r, v| r.anomaly_rate_above(v.d(), 0.5)),
-        ("anomaly rate", &FLOATS, |r, v| r.anomaly_rate_above(Duration::from_secs(60), v.f())),
+        ("anomaly rate", &FLOATS, |r, v| r.anomaly_rate_above(Duration::from_mins(1), v.f())),
         ("window", &DURATIONS, |r, v| r.outside_expected_band(v.d())),
         ("recover", &FLOATS, |r, v| r.above(1.0).recover_below(v.f())),
         ("recover", &FLOATS, |r, v| r.below(1.0).recover_above(v.f())),
@@ -266,8 +266,9 @@ fn every_rule_number_works_or_names_itself_and_the_value() {
 
 #[test]
 fn health_check_and_route_durations_work_or_name_themselves_and_the_value() {
-    let mut problems = String::new();
     type Check = fn(HealthCheck, Duration) -> HealthCheck;
+    type RouteSetting = fn(Route, Duration) -> Route;
+    let mut problems = String::new();
     let checks: [(&str, Check); 2] =
         [("timeout", |c, d| c.timeout(d)), ("degraded_after", |c, d| c.degraded_after(d))];
     for (setting, apply) in checks {
@@ -279,7 +280,6 @@ fn health_check_and_route_durations_work_or_name_themselves_and_the_value() {
             engine.shutdown()
         });
     }
-    type RouteSetting = fn(Route, Duration) -> Route;
     let routes: [(&str, RouteSetting); 3] = [
         ("group_wait", |r, d| r.group_wait(d)),
         ("group_interval", |r, d| r.group_interval(d)),
@@ -288,17 +288,17 @@ fn health_check_and_route_durations_work_or_name_themselves_and_the_value() {
     for (setting, apply) in routes {
         problems += &sweep(setting, &DURATIONS, |v| {
             let clock = ManualClock::at_millis(T0);
-            let router = Router::builder(apply(Route::builder().receiver("null"), v.d()))
+            let grouping = Router::builder(apply(Route::builder().receiver("null"), v.d()))
                 .receiver(Null)
                 .clock(clock.clone())
                 .build()?;
-            engine_with(|b| b.notifier("router", router))
+            engine_with(|b| b.notifier("router", grouping))
         });
     }
     problems += &sweep("flush_timeout", &DURATIONS, |v| {
-        let router =
+        let grouping =
             Router::builder(Route::builder().receiver("null")).receiver(Null).flush_timeout(v.d());
-        engine_with(|b| b.notifier("router", router.build().expect("a valid router")))
+        engine_with(|b| b.notifier("router", grouping.build().expect("a valid router")))
     });
     assert!(problems.is_empty(), "\n{problems}");
 }
@@ -307,7 +307,7 @@ fn health_check_and_route_durations_work_or_name_themselves_and_the_value() {
 struct Null;
 
 impl watchpost::notify::Receiver for Null {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "null"
     }
     fn send(&self, _: &watchpost::notify::AlertGroup) -> watchpost::alert::NotifyResult {
