@@ -80,7 +80,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -498,48 +498,98 @@ fn main() -> ExitCode {
         }
     };
     // Ctrl-C and SIGTERM ask the run to stop; it then shuts down cleanly. A
-    // second signal, while that takes long, exits at once.
+    // second one, while that takes long, exits at once. With --config,
+    // SIGHUP reloads the file.
     let stop = Arc::new(AtomicBool::new(false));
-    let signals = AtomicU32::new(0);
-    // With --config, SIGHUP reloads the file. ctrlc also catches SIGHUP (as
-    // a stop); signal-hook's handler chains to ctrlc's and then raises `hup`
-    // within the same signal delivery, while this closure runs later on
-    // ctrlc's thread: after a short grace it knows which signal it was.
-    let hup = Arc::new(AtomicBool::new(false));
-    let on_signal = {
-        let stop = Arc::clone(&stop);
-        let hup = Arc::clone(&hup);
-        let reloads = config.settings_file.is_some();
-        move || {
-            if reloads {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if hup.swap(false, Relaxed) {
-                RELOAD.store(true, Relaxed);
-                return;
-            }
-            if signals.fetch_add(1, Relaxed) > 0 {
-                std::process::exit(130);
-            }
-            stop.store(true, Relaxed);
-        }
-    };
-    if let Err(e) = ctrlc::set_handler(on_signal) {
-        eprintln!("chat_server: cannot handle Ctrl-C ({e}); it will end the run abruptly");
+    let signals = watch_signals(&stop, config.settings_file.is_some());
+    let outcome = run(&config, &stop);
+    if let Some(signals) = signals {
+        signals.close();
     }
-    #[cfg(unix)]
-    if config.settings_file.is_some()
-        && let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGHUP, hup)
-    {
-        eprintln!("chat_server: cannot handle SIGHUP ({e}); the configuration will not reload");
-    }
-    match run(&config, &stop) {
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("chat_server: error: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The thread that reads signals in the order they arrive (signal-hook's
+/// iterator): SIGINT and SIGTERM raise `stop`, and a second one exits at
+/// once; SIGHUP raises [`RELOAD`] when `reloads` (with `--config`), and
+/// stops like the others otherwise (a closed terminal). Each signal is told
+/// apart by its number, so a reload is never taken for a stop.
+#[cfg(unix)]
+struct SignalWatch {
+    handle: signal_hook::iterator::Handle,
+    thread: JoinHandle<()>,
+}
+
+#[cfg(unix)]
+impl SignalWatch {
+    /// Stops reading signals and joins the thread.
+    fn close(self) {
+        self.handle.close();
+        join_logged(self.thread);
+    }
+}
+
+/// Starts the [`SignalWatch`]; `None` (with a note on stderr) if signals
+/// cannot be handled: Ctrl-C then ends the run abruptly.
+#[cfg(unix)]
+fn watch_signals(stop: &Arc<AtomicBool>, reloads: bool) -> Option<SignalWatch> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) {
+        Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("chat_server: cannot handle signals ({e}); Ctrl-C will end the run abruptly");
+            return None;
+        }
+    };
+    let handle = signals.handle();
+    let stop = Arc::clone(stop);
+    let read = move || {
+        for signal in signals.forever() {
+            if signal == SIGHUP && reloads {
+                RELOAD.store(true, Relaxed);
+            } else if stop.swap(true, Relaxed) {
+                std::process::exit(130);
+            }
+        }
+    };
+    match spawn("signals".into(), read) {
+        Ok(thread) => Some(SignalWatch { handle, thread }),
+        Err(e) => {
+            eprintln!(
+                "chat_server: cannot start the signal thread ({e}); Ctrl-C will end the run abruptly"
+            );
+            None
+        }
+    }
+}
+
+/// Elsewhere Ctrl-C raises `stop` through signal-hook's flag (a second one
+/// raises it again); there is no SIGHUP.
+#[cfg(not(unix))]
+struct SignalWatch;
+
+#[cfg(not(unix))]
+impl SignalWatch {
+    fn close(self) {}
+}
+
+#[cfg(not(unix))]
+fn watch_signals(stop: &Arc<AtomicBool>, _reloads: bool) -> Option<SignalWatch> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    for signal in [SIGINT, SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(signal, Arc::clone(stop)) {
+            eprintln!(
+                "chat_server: cannot handle signal {signal} ({e}); it will end the run abruptly"
+            );
+        }
+    }
+    Some(SignalWatch)
 }
 
 // ---------------------------------------------------------------------------

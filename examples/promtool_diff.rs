@@ -93,15 +93,7 @@ fn build_rule(r: &Rule) -> Result<AlertRule, Box<dyn std::error::Error>> {
         "quantile" => Aggregate::Quantile(r.quantile),
         other => return Err(format!("rule {}: unknown aggregate {other:?}", r.name).into()),
     };
-    let op = match r.op.as_str() {
-        ">" => CompareOp::Gt,
-        ">=" => CompareOp::Ge,
-        "<" => CompareOp::Lt,
-        "<=" => CompareOp::Le,
-        "==" => CompareOp::Eq,
-        "!=" => CompareOp::Ne,
-        other => return Err(format!("rule {}: unknown operator {other:?}", r.name).into()),
-    };
+    let op: CompareOp = r.op.parse().map_err(|e| format!("rule {}: {e}", r.name))?;
     let severity = match r.severity.as_str() {
         "info" => Severity::Info,
         "warning" => Severity::Warning,

@@ -17,28 +17,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-started=$SECONDS
-say() { printf '[alertmanager-interop %3ds] %s\n' "$((SECONDS - started))" "$*" >&2; }
-fail() { say "FAIL: $*"; exit 1; }
+LIB_TAG=alertmanager-interop
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 PY=/usr/bin/python3
 missing=()
 command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
 [[ -x $PY ]] && $PY -c 'import aiosmtpd' 2>/dev/null || missing+=(python3 python3-aiosmtpd)
-if ((${#missing[@]})); then
-  say "installing: ${missing[*]}"
-  [[ $(id -u) == 0 ]] || fail "need root to install ${missing[*]} (or install them first)"
-  log=$(mktemp)
-  if ! timeout 120 apt-get update -qq >"$log" 2>&1 \
-    || grep -qE '^(E|W): (Failed to fetch|Some index files failed)' "$log"; then
-    cat "$log" >&2
-    say "SKIP: apt-get cannot reach the package mirror; Alertmanager interop not run"
-    exit 0
-  fi
-  # shellcheck disable=SC2068 # one word per package
-  DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq --no-install-recommends \
-    ${missing[@]} >"$log" 2>&1 || { cat "$log" >&2; fail "apt-get install ${missing[*]}"; }
-fi
+install_or_skip "Alertmanager interop" "${missing[@]}"
 say "$(prometheus-alertmanager --version 2>&1 | head -1)"
 
 cargo build -q --features notify --example alertmanager_push

@@ -23,23 +23,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+LIB_TAG=interop
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+
 TARGET="${CARGO_TARGET_DIR:-target}"
 OUT="$TARGET/interop"
 WORK="$(mktemp -d)"
-PIDS=()
-started=$SECONDS
-
-say() { printf '[interop %3ds] %s\n' "$((SECONDS - started))" "$*" >&2; }
-fail() { say "FAIL: $*"; exit 1; }
 
 cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do
-    kill "$pid" 2>/dev/null || true
-  done
-  for pid in "${PIDS[@]}"; do
-    wait "$pid" 2>/dev/null || true
-  done
+  stop_bg
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -55,40 +48,12 @@ command -v prometheus >/dev/null || missing+=(prometheus)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v curl >/dev/null || missing+=(curl)
 command -v python3 >/dev/null || missing+=(python3)
-if ((${#missing[@]})); then
-  packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
-  say "installing: $packages"
-  [[ $(id -u) == 0 ]] || fail "need root to install $packages (or install them first)"
-  if ! timeout 120 apt-get update -qq >"$WORK/apt-update.log" 2>&1 \
-    || grep -qE '^(E|W): (Failed to fetch|Some index files failed)' "$WORK/apt-update.log"; then
-    cat "$WORK/apt-update.log" >&2
-    say "SKIP: apt-get cannot reach the package mirror; interop tests not run"
-    exit 0
-  fi
-  # shellcheck disable=SC2086 # one word per package
-  DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq --no-install-recommends \
-    $packages >"$WORK/apt-install.log" 2>&1 || { cat "$WORK/apt-install.log" >&2; fail "apt-get install $packages"; }
-fi
+install_or_skip "interop tests" "${missing[@]}"
 say "$(promtool --version 2>&1 | head -1); $(chromium --version 2>/dev/null | head -1)"
 
 # --------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------
-
-# A free TCP port on 127.0.0.1.
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-# wait_for SECONDS DESCRIPTION COMMAND...: retries COMMAND every 0.25 s.
-wait_for() {
-  local limit=$1 what=$2 deadline=$((SECONDS + $1))
-  shift 2
-  until "$@" >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || fail "timed out after ${limit}s waiting for $what"
-    sleep 0.25
-  done
-}
 
 # url_from_log FILE: the http://… URL a process printed to stderr.
 url_from_log() {
@@ -217,9 +182,8 @@ scrape_configs:
 EOF
 promtool check config "$WORK/prometheus.yml" >/dev/null || fail "prometheus.yml"
 say "starting prometheus on 127.0.0.1:$PROM_PORT"
-prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/tsdb" \
-  --web.listen-address="127.0.0.1:$PROM_PORT" >"$WORK/prometheus.log" 2>&1 &
-PIDS+=("$!")
+start_bg "$WORK/prometheus.log" prometheus --config.file="$WORK/prometheus.yml" \
+  --storage.tsdb.path="$WORK/tsdb" --web.listen-address="127.0.0.1:$PROM_PORT"
 PROM="http://127.0.0.1:$PROM_PORT"
 wait_for 30 "prometheus to be ready" curl -fsS --max-time 2 "$PROM/-/ready"
 

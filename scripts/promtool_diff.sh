@@ -13,25 +13,14 @@ cd "$(dirname "$0")/.."
 
 TARGET="${CARGO_TARGET_DIR:-target}"
 OUT="$TARGET/promtool_diff"
-started=$SECONDS
-say() { printf '[promtool_diff %3ds] %s\n' "$((SECONDS - started))" "$*" >&2; }
+LIB_TAG=promtool_diff
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 missing=()
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v python3 >/dev/null || missing+=(python3)
-if ((${#missing[@]})); then
-  say "installing: ${missing[*]}"
-  [[ $(id -u) == 0 ]] || { say "FAIL: need root to install ${missing[*]} (or install them first)"; exit 1; }
-  log=$(mktemp)
-  if ! timeout 120 apt-get update -qq >"$log" 2>&1 \
-    || grep -qE '^(E|W): (Failed to fetch|Some index files failed)' "$log"; then
-    cat "$log" >&2
-    say "SKIP: apt-get cannot reach the package mirror; differential test not run"
-    exit 0
-  fi
-  DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq --no-install-recommends \
-    "${missing[@]}" >"$log" 2>&1 || { cat "$log" >&2; say "FAIL: apt-get install ${missing[*]}"; exit 1; }
-fi
+install_or_skip "differential test" "${missing[@]}"
 say "$(promtool --version 2>&1 | head -1)"
 
 # the test build already compiled the example with these features

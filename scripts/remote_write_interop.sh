@@ -24,23 +24,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-started=$SECONDS
-say() { printf '[remote-write-interop %3ds] %s\n' "$((SECONDS - started))" "$*" >&2; }
-fail() { say "FAIL: $*"; exit 1; }
+LIB_TAG=remote-write-interop
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
-if ! command -v prometheus >/dev/null; then
-  say "installing: prometheus"
-  [[ $(id -u) == 0 ]] || fail "need root to install prometheus (or install it first)"
-  log=$(mktemp)
-  if ! timeout 120 apt-get update -qq >"$log" 2>&1 \
-    || grep -qE '^(E|W): (Failed to fetch|Some index files failed)' "$log"; then
-    cat "$log" >&2
-    say "SKIP: apt-get cannot reach the package mirror; remote-write interop not run"
-    exit 0
-  fi
-  DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq --no-install-recommends \
-    prometheus >"$log" 2>&1 || { cat "$log" >&2; fail "apt-get install prometheus"; }
-fi
+command -v prometheus >/dev/null || install_or_skip "remote-write interop" prometheus
 say "$(prometheus --version 2>&1 | head -1)"
 # the fleet view: the Grafana dashboard's PromQL and the fleet rules parse
 python3 scripts/grafana_check.py

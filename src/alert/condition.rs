@@ -87,6 +87,52 @@ impl fmt::Display for CompareOp {
     }
 }
 
+impl std::str::FromStr for CompareOp {
+    type Err = crate::Error;
+
+    /// Parses the operator as written ([`as_str`](CompareOp::as_str)): `>`,
+    /// `>=`, `<`, `<=`, `==` or `!=`, with nothing around it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) naming the text
+    /// for anything else.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use watchpost::alert::CompareOp;
+    /// assert_eq!(">=".parse::<CompareOp>()?, CompareOp::Ge);
+    /// for op in [CompareOp::Gt, CompareOp::Ge, CompareOp::Lt, CompareOp::Le, CompareOp::Eq, CompareOp::Ne] {
+    ///     assert_eq!(op.as_str().parse::<CompareOp>()?, op);
+    /// }
+    /// let err = "=>".parse::<CompareOp>().unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     r#"invalid operator: unknown comparison "=>"; expected >, >=, <, <=, == or !="#
+    /// );
+    /// # Ok::<(), watchpost::Error>(())
+    /// ```
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            ">" => CompareOp::Gt,
+            ">=" => CompareOp::Ge,
+            "<" => CompareOp::Lt,
+            "<=" => CompareOp::Le,
+            "==" => CompareOp::Eq,
+            "!=" => CompareOp::Ne,
+            other => {
+                return Err(crate::Error::InvalidConfig {
+                    field: "operator",
+                    reason: format!(
+                        "unknown comparison {other:?}; expected >, >=, <, <=, == or !="
+                    ),
+                });
+            }
+        })
+    }
+}
+
 /// How the samples of a window are reduced to one value.
 ///
 /// # Examples
@@ -413,10 +459,19 @@ impl Condition {
                 Ok(())
             }
             Condition::Absent { duration } => {
-                if duration.is_zero() || duration_ms(*duration) == i64::MAX {
+                if duration.is_zero() {
                     return Err(invalid(
                         field,
                         format!("absent duration {duration:?} must be > 0"),
+                    ));
+                }
+                if *duration > crate::MAX_DURATION {
+                    return Err(invalid(
+                        field,
+                        format!(
+                            "absent duration {duration:?} must be at most {:?}",
+                            crate::MAX_DURATION
+                        ),
                     ));
                 }
                 Ok(())

@@ -442,18 +442,6 @@ const AGGREGATIONS: [&str; 14] = [
     "limit_ratio",
 ];
 
-fn compare_op(p: &str) -> Option<CompareOp> {
-    Some(match p {
-        ">" => CompareOp::Gt,
-        ">=" => CompareOp::Ge,
-        "<" => CompareOp::Lt,
-        "<=" => CompareOp::Le,
-        "==" => CompareOp::Eq,
-        "!=" => CompareOp::Ne,
-        _ => return None,
-    })
-}
-
 fn flipped(op: CompareOp) -> CompareOp {
     match op {
         CompareOp::Gt => CompareOp::Lt,
@@ -472,7 +460,7 @@ fn parse_expr(src: &str) -> std::result::Result<Expr, String> {
         match t {
             Tok::Punct("(" | "{" | "[") => depth += 1,
             Tok::Punct(")" | "}" | "]") => depth -= 1,
-            Tok::Punct(p) if depth == 0 && compare_op(p).is_some() => cmp.push(i),
+            Tok::Punct(p) if depth == 0 && p.parse::<CompareOp>().is_ok() => cmp.push(i),
             Tok::Punct(p @ ("+" | "*" | "/" | "%")) if depth == 0 => {
                 return Err(format!("the arithmetic operator `{p}`"));
             }
@@ -504,7 +492,7 @@ fn parse_expr(src: &str) -> std::result::Result<Expr, String> {
         });
     };
     let Tok::Punct(p) = toks[at] else { unreachable!("comparisons are punctuation") };
-    let mut op = compare_op(p).unwrap_or(CompareOp::Gt);
+    let mut op = p.parse::<CompareOp>().unwrap_or(CompareOp::Gt);
     let (mut left, mut right) = (&toks[..at], &toks[at + 1..]);
     if let Some(Tok::Ident(w)) = right.first()
         && w == "bool"

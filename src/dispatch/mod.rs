@@ -58,7 +58,7 @@ mod tests;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
@@ -146,6 +146,11 @@ struct Inbox {
     settled: u64,
     /// When the handler took the notification it is handling.
     busy_since: Option<Instant>,
+    /// Calls started so far: numbers the call in progress.
+    calls: u64,
+    /// The call in progress when a flush last gave up waiting for this
+    /// handler: later flushes do not wait while that same call lasts.
+    late_call: Option<u64>,
     /// No more notifications come: drain and exit.
     closed: bool,
     /// The thread has drained its mailbox and flushed, and is about to exit.
@@ -167,9 +172,9 @@ struct HandlerShared {
     dropped: AtomicU64,
     coalesced: AtomicU64,
     metrics: HandlerMetrics,
-    /// Set when a flush gave up waiting for this handler; later flushes do
-    /// not wait for it again until it has caught up.
-    lagging: AtomicBool,
+    /// Flushes waiting in [`wait_for`](Self::wait_for) (tests only).
+    #[cfg(test)]
+    waiters: std::sync::atomic::AtomicUsize,
 }
 
 impl HandlerShared {
@@ -229,36 +234,45 @@ impl HandlerShared {
         true
     }
 
-    /// Waits until `target` notifications are settled; `false` on timeout.
-    /// A handler that missed an earlier flush's deadline and has not caught up
-    /// since is not waited for (`false` at once): one stuck handler delays
-    /// one flush, not every flush.
+    /// Waits until `target` notifications are settled: each handled (its
+    /// `notify` call has returned), coalesced or dropped; `false` on
+    /// timeout. A handler still in the call an earlier flush gave up on is
+    /// not waited for (`false` at once): one stuck call delays one flush,
+    /// not every flush. Once that call returns, flushes wait for the
+    /// handler again, however much waits for it.
     fn wait_for(&self, target: u64, deadline: Option<Instant>) -> bool {
         if *self.thread.lock() == Some(thread::current().id()) {
             return true; // called from this handler itself: waiting would deadlock
         }
         let mut inbox = self.inbox.lock();
         if inbox.settled >= target {
-            self.lagging.store(false, Ordering::Relaxed);
             return true;
         }
-        if deadline.is_some() && self.lagging.load(Ordering::Relaxed) {
+        if deadline.is_some()
+            && inbox.busy_since.is_some()
+            && inbox.late_call.is_some_and(|late| late == inbox.calls)
+        {
             return false;
         }
+        #[cfg(test)]
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let mut done = true;
         while inbox.settled < target {
             match deadline {
                 None => self.progress.wait(&mut inbox),
                 Some(d) => {
                     if self.progress.wait_until(&mut inbox, d).timed_out() && inbox.settled < target
                     {
-                        self.lagging.store(true, Ordering::Relaxed);
-                        return false;
+                        inbox.late_call = inbox.busy_since.map(|_| inbox.calls);
+                        done = false;
+                        break;
                     }
                 }
             }
         }
-        self.lagging.store(false, Ordering::Relaxed);
-        true
+        #[cfg(test)]
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        done
     }
 }
 
@@ -599,8 +613,8 @@ impl DispatcherHandle {
     }
 
     /// Like [`flush`](Self::flush), waiting at most `timeout` for each
-    /// handler (and not at all for one that missed an earlier deadline and
-    /// has not caught up); returns whether everything was settled. A
+    /// handler (and not at all for one still in the call an earlier flush
+    /// gave up on); returns whether everything was settled. A
     /// `timeout` too long to represent waits in effect forever.
     pub(crate) fn flush_timeout(&self, timeout: Duration) -> bool {
         self.flush_until(|| Some(deadline_after(timeout)))
@@ -667,7 +681,8 @@ fn spawn_handler(
         dropped: AtomicU64::new(0),
         coalesced: AtomicU64::new(0),
         metrics,
-        lagging: AtomicBool::new(false),
+        #[cfg(test)]
+        waiters: std::sync::atomic::AtomicUsize::new(0),
     });
     let worker = Arc::clone(&hs);
     let join = thread::Builder::new()
@@ -687,6 +702,7 @@ fn run_handler(notifier: &dyn Notifier, hs: &HandlerShared) {
             loop {
                 if let Some(n) = inbox.mail.pop() {
                     inbox.busy_since = Some(Instant::now());
+                    inbox.calls += 1;
                     break Some(n);
                 }
                 if inbox.closed {

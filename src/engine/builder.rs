@@ -619,7 +619,8 @@ impl EngineBuilder {
 
     /// How long [`Monitor::flush`](crate::Monitor::flush) waits at most for
     /// each handler to take the notifications of its evaluation (wall time).
-    /// A handler that misses it is not waited for again until it catches up.
+    /// A handler that misses it is not waited for again while it is still
+    /// in the call it was late on.
     /// Longer than [`MAX_DURATION`] saturates to it.
     ///
     /// Defaults to [`DEFAULT_NOTIFY_FLUSH_TIMEOUT`](crate::DEFAULT_NOTIFY_FLUSH_TIMEOUT) (5 s).

@@ -699,13 +699,18 @@ impl Monitor {
     /// Waits until everything recorded before this call is ingested, the
     /// instruments have been sampled at the clock's current time, the alert
     /// rules evaluated, and the resulting notifications handled by every
-    /// handler. Use it in tests (with a [`ManualClock`](crate::ManualClock))
-    /// and before reading history you just wrote.
+    /// handler: each handler's `notify` call for them has returned (or the
+    /// notification was coalesced away while the handler was busy, or
+    /// dropped because it was stuck; both are counted in
+    /// [`notification_stats`](Self::notification_stats)). Use it in tests
+    /// (with a [`ManualClock`](crate::ManualClock)) and before reading
+    /// history you just wrote.
     ///
     /// A handler that blocks delays one `flush` by at most
     /// [`notification_flush_timeout`](EngineBuilder::notification_flush_timeout)
-    /// (wall time, 5 s by default); later flushes do not wait for it until it
-    /// has caught up.
+    /// (wall time, 5 s by default); later flushes do not wait for it while
+    /// it is still in the call it was late on, and wait for it again once
+    /// that call has returned.
     ///
     /// Blocks; from async code call it through `tokio::task::spawn_blocking`
     /// (see [the guide](crate::guide::http#calling-the-engine-from-async-code)).

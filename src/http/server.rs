@@ -207,6 +207,7 @@ impl HttpServerBuilder {
     /// [`max_connections`](Self::max_connections) for long.
     ///
     /// Defaults to [`DEFAULT_HEADER_READ_TIMEOUT`] (5 s); must be above zero.
+    /// Longer than [`MAX_DURATION`](crate::MAX_DURATION) saturates to it.
     ///
     /// # Examples
     ///
@@ -216,7 +217,7 @@ impl HttpServerBuilder {
     /// # let _ = b;
     /// ```
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
-        self.header_read_timeout = timeout;
+        self.header_read_timeout = timeout.min(crate::MAX_DURATION);
         self
     }
 

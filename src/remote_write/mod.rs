@@ -47,6 +47,20 @@ use proto::Label;
 pub const DEFAULT_MAX_SAMPLES_PER_SEND: usize = 2_000;
 /// Samples each shard's queue holds unless set (Prometheus' `capacity`).
 pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
+/// The largest [`RemoteWriteConfig::queue_capacity`] (and so
+/// `max_samples_per_send`): 1 048 576 samples per shard. A shard's queue is
+/// allocated whole when the sender starts.
+///
+/// # Examples
+///
+/// ```
+/// use watchpost::remote_write::{MAX_QUEUE_CAPACITY, RemoteWriteConfig};
+/// let config = RemoteWriteConfig::new("http://localhost/w")?.queue_capacity(MAX_QUEUE_CAPACITY + 1);
+/// let err = watchpost::Engine::builder().remote_write(config).build().unwrap_err();
+/// assert!(err.to_string().contains("remote_write.queue_capacity"));
+/// # Ok::<(), watchpost::Error>(())
+/// ```
+pub const MAX_QUEUE_CAPACITY: usize = 1 << 20;
 /// The most shards the sender opens unless set (see [`RemoteWriteConfig::max_shards`]).
 ///
 /// # Examples
@@ -363,6 +377,7 @@ impl RemoteWriteConfig {
 
     /// How long, by the engine's clock, a partial batch waits for more
     /// samples before it is sent (default [`DEFAULT_BATCH_SEND_DEADLINE`]).
+    /// Longer than [`MAX_DURATION`](crate::MAX_DURATION) saturates to it.
     ///
     /// # Examples
     ///
@@ -374,12 +389,12 @@ impl RemoteWriteConfig {
     /// ```
     #[must_use]
     pub fn batch_send_deadline(mut self, deadline: Duration) -> Self {
-        self.batch_send_deadline = deadline;
+        self.batch_send_deadline = deadline.min(crate::MAX_DURATION);
         self
     }
 
     /// Samples each shard's queue holds (default [`DEFAULT_QUEUE_CAPACITY`];
-    /// at least `max_samples_per_send`). While the receiver is down the
+    /// at least `max_samples_per_send`, at most [`MAX_QUEUE_CAPACITY`]). While the receiver is down the
     /// queue fills; past it the oldest samples are dropped and counted, so
     /// memory stays bounded by `max_shards × (queue_capacity +
     /// max_samples_per_send)` samples, plus at most `queue_capacity` more per
@@ -437,7 +452,8 @@ impl RemoteWriteConfig {
 
     /// The first and the longest wait between retries (defaults 30 ms and
     /// 5 s); the wait doubles after each failure, and a `Retry-After` in
-    /// seconds from the receiver replaces it, capped at `max`.
+    /// seconds from the receiver replaces it, capped at `max`. Longer than
+    /// [`MAX_DURATION`](crate::MAX_DURATION) saturates to it.
     ///
     /// # Examples
     ///
@@ -449,12 +465,13 @@ impl RemoteWriteConfig {
     /// ```
     #[must_use]
     pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
-        self.min_backoff = min;
-        self.max_backoff = max;
+        self.min_backoff = min.min(crate::MAX_DURATION);
+        self.max_backoff = max.min(crate::MAX_DURATION);
         self
     }
 
-    /// How long one request may take (default 30 s).
+    /// How long one request may take (default 30 s). Longer than
+    /// [`MAX_DURATION`](crate::MAX_DURATION) saturates to it.
     ///
     /// # Examples
     ///
@@ -466,12 +483,13 @@ impl RemoteWriteConfig {
     /// ```
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.timeout = timeout.min(crate::MAX_DURATION);
         self
     }
 
     /// How long shutdown keeps sending what is queued (default 5 s); what
-    /// is left then is dropped and counted.
+    /// is left then is dropped and counted. Longer than
+    /// [`MAX_DURATION`](crate::MAX_DURATION) saturates to it.
     ///
     /// # Examples
     ///
@@ -483,7 +501,7 @@ impl RemoteWriteConfig {
     /// ```
     #[must_use]
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
-        self.shutdown_timeout = timeout;
+        self.shutdown_timeout = timeout.min(crate::MAX_DURATION);
         self
     }
 
@@ -492,6 +510,12 @@ impl RemoteWriteConfig {
         let bad = |field, reason: String| Err(Error::InvalidConfig { field, reason });
         if self.max_samples_per_send == 0 {
             return bad("remote_write.max_samples_per_send", "must be at least 1, got 0".into());
+        }
+        if self.queue_capacity > MAX_QUEUE_CAPACITY {
+            return bad(
+                "remote_write.queue_capacity",
+                format!("must be at most {MAX_QUEUE_CAPACITY}, got {}", self.queue_capacity),
+            );
         }
         if self.queue_capacity < self.max_samples_per_send {
             return bad(

@@ -675,3 +675,50 @@ fn a_thousand_alerts_at_once_reach_a_healthy_handler_beside_broken_ones() {
         "{text}"
     );
 }
+
+#[test]
+fn flush_returns_once_a_handler_has_handled_what_the_evaluation_decided() {
+    // A handler slow in every call (it waits for the test), and a flush on
+    // another thread: when that flush returns, the handler's `notify` for the
+    // firing has returned, whenever the test lets it.
+    let clock = ManualClock::at_millis(T0);
+    let (entered_tx, entered_rx) = crossbeam_channel::unbounded::<NotificationKind>();
+    let (token_tx, token_rx) = crossbeam_channel::unbounded::<()>();
+    let handled = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&handled);
+    let engine = builder(&clock)
+        .without_default_alert_rules()
+        .alert_rule(AlertRule::builder("hot", "temp").above(30.0).build().unwrap())
+        .notification_flush_timeout(Duration::from_mins(10))
+        .notifier(
+            "slow",
+            FnNotifier(move |n: &Notification| {
+                let _ = entered_tx.send(n.kind);
+                let _ = token_rx.recv();
+                record.lock().push(n.kind);
+            }),
+        )
+        .build()
+        .unwrap();
+    engine.record("temp", &[], 35.0).unwrap();
+    clock.advance(Duration::from_secs(1));
+    let flush = std::thread::spawn({
+        let monitor = engine.monitor();
+        let handled = Arc::clone(&handled);
+        move || {
+            monitor.flush().unwrap();
+            handled.lock().clone()
+        }
+    });
+    assert_eq!(entered_rx.recv().unwrap(), NotificationKind::Firing);
+    assert!(handled.lock().is_empty()); // in its call
+    token_tx.send(()).unwrap();
+    assert_eq!(flush.join().unwrap(), [NotificationKind::Firing]);
+    // the same for the resolve, through the engine's own flush
+    engine.record("temp", &[], 20.0).unwrap();
+    clock.advance(Duration::from_secs(1));
+    token_tx.send(()).unwrap(); // let the resolve's call return when it comes
+    engine.flush().unwrap();
+    assert_eq!(*handled.lock(), [NotificationKind::Firing, NotificationKind::Resolved]);
+    engine.shutdown().unwrap();
+}

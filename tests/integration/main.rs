@@ -9,6 +9,7 @@ mod dashboard;
 mod detection;
 mod engine_alerts;
 mod export;
+mod extremes;
 mod fuzz;
 #[cfg(feature = "http")]
 mod http;
