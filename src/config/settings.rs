@@ -7,66 +7,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::DetectorChoice;
 use crate::alert::Severity;
-use crate::detect::DetectorSpec;
 use crate::error::{Error, Result};
-
-/// The anomaly detector of a metric: a name from
-/// [`DetectorSpec::NAMES`] with its default parameters, or `"none"`.
-///
-/// # Examples
-///
-/// ```
-/// use watchpost::config::DetectorChoice;
-/// let c: DetectorChoice = "seasonal".parse()?;
-/// assert_eq!(c.spec().unwrap().name(), "seasonal");
-/// assert!("none".parse::<DetectorChoice>()?.spec().is_none());
-/// assert!("nope".parse::<DetectorChoice>().is_err());
-/// # Ok::<(), watchpost::Error>(())
-/// ```
-#[derive(Debug, Clone, PartialEq)]
-pub struct DetectorChoice(Option<DetectorSpec>);
-
-impl DetectorChoice {
-    /// The detector, or `None` for no anomaly detection.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let c: watchpost::config::DetectorChoice = "ewma".parse()?;
-    /// assert!(c.spec().is_some());
-    /// # Ok::<(), watchpost::Error>(())
-    /// ```
-    pub fn spec(&self) -> Option<&DetectorSpec> {
-        self.0.as_ref()
-    }
-}
-
-impl FromStr for DetectorChoice {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        if s == "none" { Ok(DetectorChoice(None)) } else { Ok(DetectorChoice(Some(s.parse()?))) }
-    }
-}
-
-impl fmt::Display for DetectorChoice {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0.as_ref().map_or("none", DetectorSpec::name))
-    }
-}
-
-impl Serialize for DetectorChoice {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for DetectorChoice {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
-    }
-}
 
 /// A repeat interval: a duration (`"4h"`) or `"off"`.
 ///
