@@ -73,6 +73,9 @@ fn code_built_rules_round_trip_through_toml() {
     assert_eq!(back, config, "{text}");
     for (rule, spec) in code_rules().iter().zip(&back.rules) {
         let rebuilt = spec.to_rule().unwrap();
+        // The spec is the rule's canonical form: it rebuilds an equal rule,
+        // so reloads and saved state can tell rules apart by it.
+        assert_eq!(rebuilt, *rule);
         // Every observable setting survives, including the derived recovery condition.
         assert_eq!(rebuilt.condition(), rule.condition());
         assert_eq!(rebuilt.recovery(), rule.recovery());

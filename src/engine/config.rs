@@ -373,8 +373,8 @@ fn apply_rules(
         }
     }
     for (rule, spec) in rules.into_iter().zip(&new.rules) {
-        match mgr.rule(&spec.name).map(crate::config::RuleSpec::from_rule) {
-            Some(existing) if existing == *spec => report.unchanged.push(spec.name.clone()),
+        match mgr.rule(&spec.name) {
+            Some(existing) if *existing == rule => report.unchanged.push(spec.name.clone()),
             Some(_) => {
                 mgr.remove_rule(&spec.name, now);
                 report.changed.push(spec.name.clone());

@@ -339,3 +339,62 @@ rules:
     assert!(problems[0].field.starts_with("rules[0].condition"), "{err}");
     assert!(problems[0].message.contains("lots"), "{err}");
 }
+
+const ONE_RULE: &str = r#"
+[engine]
+default_alert_rules = false
+
+[[rules]]
+name = "queue_backlog"
+metric = "queue_depth"
+matchers = ['queue="mail"']
+condition = { kind = "threshold", aggregate = "last", window = "5m", op = "gt", value = 100.0 }
+recovery = { kind = "threshold", aggregate = "last", window = "5m", op = "lt", value = 80.0 }
+keep_firing_for = "10s"
+labels = { team = "chat" }
+title = "Backlog on {{labels.queue}}"
+"#;
+
+/// A reload sees any difference in a rule's definition, however small, and
+/// only then restarts it; the same definition keeps its alert as it was.
+#[test]
+fn a_rule_counts_as_changed_when_any_part_differs_and_unchanged_only_when_identical() {
+    let variants = [
+        ("title", ONE_RULE.replace("Backlog on", "Backlog in")),
+        ("message", ONE_RULE.to_owned() + "message = \"{{value}} waiting\"\n"),
+        ("label", ONE_RULE.replace("team = \"chat\"", "team = \"ops\"")),
+        ("extra label", ONE_RULE.replace("team = \"chat\"", "team = \"chat\", tier = \"1\"")),
+        ("for", ONE_RULE.to_owned() + "for = \"1s\"\n"),
+        ("keep_firing_for", ONE_RULE.replace("\"10s\"", "\"11s\"")),
+        ("recovery", ONE_RULE.replace("value = 80.0", "value = 70.0")),
+        ("m_of_n", ONE_RULE.to_owned() + "m_of_n = { m = 1, n = 2 }\n"),
+        ("no_data", ONE_RULE.to_owned() + "no_data = \"keep_last\"\n"),
+        ("severity", ONE_RULE.to_owned() + "severity = \"critical\"\n"),
+        ("matcher", ONE_RULE.replace("queue=\"mail\"", "queue=~\"mail\"")),
+        ("flap", ONE_RULE.to_owned() + "flap_detection = false\n"),
+    ];
+    for (what, text) in variants {
+        let clock = ManualClock::at_millis(T0);
+        let path = file("identity", ONE_RULE);
+        let (tx, rx) = inbox();
+        let engine = builder(&clock).config_file(&path).notifier("inbox", tx).build().unwrap();
+        engine.gauge_with("queue_depth", &[("queue", "mail")]).unwrap().set(150.0);
+        engine.flush().unwrap();
+        assert_eq!(rx.try_iter().count(), 1, "{what}: fired once");
+
+        // the same text: unchanged, still firing, nothing sent again
+        clock.advance(Duration::from_secs(1));
+        let report = engine.reload_config(&path).unwrap();
+        assert_eq!(report.unchanged, ["queue_backlog"], "{what}");
+        engine.flush().unwrap();
+        let alert = engine.active_alerts().into_iter().next().unwrap();
+        assert_eq!((alert.state, alert.firing_since_ms), (AlertState::Firing, Some(T0)), "{what}");
+        assert_eq!(rx.try_iter().count(), 0, "{what}: an unchanged rule does not fire again");
+
+        // one part different: changed, restarted
+        std::fs::write(&path, &text).unwrap();
+        let report = engine.reload_config(&path).unwrap();
+        assert_eq!(report.changed, ["queue_backlog"], "{what}");
+        assert!(report.unchanged.is_empty(), "{what}");
+    }
+}
