@@ -372,3 +372,59 @@ fn sigkill_at_any_moment_leaves_old_or_new_files() {
     engine.shutdown().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A silence of the configuration file that the state directory also kept
+/// is one silence after a restart, with the id it had; a silence added over
+/// the API beside it keeps its own id too.
+#[test]
+fn a_file_silence_restored_from_the_state_directory_is_not_duplicated() {
+    let dir = state_dir("config-silence");
+    let clock = ManualClock::at_millis(T0);
+    let path = dir.with_extension("toml");
+    let silence = r#"
+[[silences]]
+matchers = ['room="general"']
+starts_at = "2026-01-01T00:00:00Z"
+ends_at = "2026-01-01T06:00:00Z"
+comment = "planned work"
+"#;
+    std::fs::write(&path, "").unwrap();
+    let start = |clock: &ManualClock| {
+        builder(clock)
+            .without_default_alert_rules()
+            .state_dir(&dir)
+            .state_write_delay(Duration::ZERO)
+            .config_file(&path)
+            .build()
+            .unwrap()
+    };
+    // first run: a silence over the API, then the file's silence by a reload
+    let a = start(&clock);
+    let by_hand =
+        a.silence_for(vec![Matcher::equal("room", "lobby")], Duration::from_hours(1)).unwrap();
+    std::fs::write(&path, silence).unwrap();
+    assert_eq!(a.reload_config(&path).unwrap().silences_added, 1);
+    let from_file = a.silences().iter().find(|s| s.why() == "planned work").unwrap().id();
+    a.shutdown().unwrap();
+
+    // two restarts with the file: the same two silences, with their ids
+    for _ in 0..2 {
+        clock.advance(Duration::from_secs(10));
+        let b = start(&clock);
+        let mut ids: Vec<_> = b.silences().iter().map(|s| (s.id(), s.why().to_owned())).collect();
+        ids.sort();
+        assert_eq!(ids, [(by_hand, String::new()), (from_file, "planned work".to_owned())]);
+        b.shutdown().unwrap();
+    }
+
+    // and the file still owns its silence: dropping it from the file expires it
+    let c = start(&clock);
+    std::fs::write(&path, "").unwrap();
+    assert_eq!(c.reload_config(&path).unwrap().silences_expired, 1);
+    let live: Vec<_> =
+        c.silences().iter().filter(|s| !s.is_expired(T0 + 20_000)).map(|s| s.id()).collect();
+    assert_eq!(live, [by_hand]);
+    c.shutdown().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&path);
+}
