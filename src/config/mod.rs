@@ -444,6 +444,15 @@ impl Config {
                 }
             }
         }
+        if cfg!(not(feature = "system")) && self.engine.system_source == Some(true) {
+            push(
+                "engine.system_source".to_owned(),
+                &Error::InvalidConfig {
+                    field: "",
+                    reason: "true needs the feature `system`, which this build lacks".to_owned(),
+                },
+            );
+        }
         for (severity, every) in &self.engine.repeat_interval {
             if every.0.is_some_and(|d| d.is_zero()) {
                 push(

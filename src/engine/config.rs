@@ -135,6 +135,49 @@ impl EngineBuilder {
         for (severity, every) in &s.repeat_interval {
             self = self.alert_repeat_interval(*severity, every.0);
         }
+        if let Some(v) = s.summary_window {
+            self = self.summary_window(v);
+        }
+        if s.system_source == Some(false) {
+            self = self.without_system_source();
+        }
+        #[cfg(feature = "system")]
+        if s.system_source == Some(true) {
+            self = self.system_source(true);
+        }
+        if let Some(v) = s.dashboard_recent_points {
+            self = self.dashboard_recent_points(v);
+        }
+        if let Some(v) = s.dashboard_statistics_window {
+            self = self.dashboard_statistics_window(v);
+        }
+        if let Some(v) = s.dashboard_recent_alert_events {
+            self = self.dashboard_recent_alert_events(v);
+        }
+        if let Some(v) = s.notifier_queue_capacity {
+            self = self.notifier_queue_capacity(v);
+        }
+        if let Some(v) = s.notification_flush_timeout {
+            self = self.notification_flush_timeout(v);
+        }
+        if let Some(v) = s.notifier_shutdown_grace {
+            self = self.notifier_shutdown_grace(v);
+        }
+        if let Some(v) = s.notifier_stuck_timeout {
+            self = self.notifier_stuck_timeout(v);
+        }
+        if let Some(v) = &s.state_dir {
+            self = self.state_dir(v.clone());
+        }
+        if let Some(v) = s.state_write_delay {
+            self = self.state_write_delay(v);
+        }
+        if let Some(v) = s.history_snapshot_interval {
+            self = self.history_snapshot_interval(v);
+        }
+        if let Some(v) = s.history_snapshots {
+            self = self.history_snapshots(v);
+        }
         self
     }
 

@@ -398,3 +398,60 @@ fn a_rule_counts_as_changed_when_any_part_differs_and_unchanged_only_when_identi
         assert!(report.unchanged.is_empty(), "{what}");
     }
 }
+
+/// The settings of the state directory, the dashboard and the notifier
+/// queues come from `[engine]` like the others, checked by the same builder.
+#[test]
+fn state_dashboard_and_notifier_settings_load_from_the_file() {
+    let clock = ManualClock::at_millis(T0);
+    let dir = std::env::temp_dir().join(format!("watchpost-config-state-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let settings = format!(
+        r#"[engine]
+default_alert_rules = false
+system_source = false
+summary_window = "30s"
+dashboard_recent_points = 3
+dashboard_statistics_window = "1m"
+dashboard_recent_alert_events = 10
+notifier_queue_capacity = 128
+notification_flush_timeout = "2s"
+notifier_shutdown_grace = "3s"
+notifier_stuck_timeout = "20s"
+state_dir = {dir:?}
+state_write_delay = "0s"
+history_snapshot_interval = "1m"
+history_snapshots = false
+"#
+    );
+    let path = file("state-settings", &settings);
+    let engine = builder(&clock).config_file(&path).build().unwrap();
+    let g = engine.gauge("g").unwrap();
+    for i in 0..5 {
+        g.set(f64::from(i));
+        clock.advance(Duration::from_secs(1));
+        engine.flush().unwrap();
+    }
+    assert_eq!(engine.config().engine.dashboard_recent_points, Some(3));
+    // a change of any of them is reported as needing a restart
+    std::fs::write(
+        &path,
+        settings.replace("dashboard_recent_points = 3", "dashboard_recent_points = 4"),
+    )
+    .unwrap();
+    assert_eq!(engine.reload_config(&path).unwrap().restart_required, ["dashboard_recent_points"]);
+    engine.shutdown().unwrap();
+    // state_dir without history snapshots: alert state only
+    assert!(dir.join("alerts.state").exists());
+    assert!(!dir.join("history.snapshot").exists());
+
+    // checked as code would be
+    std::fs::write(
+        &path,
+        settings.replace("\"1m\"\nhistory_snapshots", "\"10ms\"\nhistory_snapshots"),
+    )
+    .unwrap();
+    let err = builder(&clock).config_file(&path).build().unwrap_err().to_string();
+    assert!(err.contains("history_snapshot_interval") && err.contains("10ms"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
