@@ -52,7 +52,7 @@ pub use self::detector::{
 };
 #[cfg(feature = "notify")]
 #[cfg_attr(docsrs, doc(cfg(feature = "notify")))]
-pub use self::notify::{REDACTED, ReceiverSpec, RouteSpec, Secret};
+pub use self::notify::{DeliverySpec, REDACTED, ReceiverSpec, RouteSpec, Secret};
 pub use self::prometheus::{PrometheusImport, import_prometheus_rules};
 pub use self::rule::{ConditionSpec, FlapSpec, InhibitSpec, MOfN, RuleSpec, SilenceSpec};
 pub use self::settings::{EngineSettings, RepeatSetting};
