@@ -140,6 +140,7 @@ impl<'de> Deserialize<'de> for DetectorChoice {
 
 /// A detector choice as written, not yet checked: the name or the table.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant, reason = "read once per metric from a file")]
 pub(crate) enum DetectorSetting {
     Name(String),
     Params(DetectorParams),
@@ -221,6 +222,7 @@ impl<'de> Deserialize<'de> for DetectorSetting {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[non_exhaustive]
+#[allow(clippy::large_enum_variant, reason = "read once per metric from a file")]
 pub enum DetectorParams {
     /// [`EnsembleConfig`].
     #[serde(alias = "default")]

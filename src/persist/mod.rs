@@ -4,7 +4,8 @@
 //! CRC-32 (see [`file`]), and replaced atomically:
 //!
 //! - `alerts.state`: alert instances and silences, written a short,
-//!   clock-driven delay after they change (coalescing bursts) and at shutdown;
+//!   clock-driven delay after they change (coalescing bursts) and at
+//!   shutdown, by a thread of its own ([`AlertQueue`]);
 //! - `history.snapshot`: every series' samples, written periodically and at
 //!   shutdown.
 //!

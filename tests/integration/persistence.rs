@@ -423,8 +423,12 @@ comment = "planned work"
     let c = start(&clock);
     std::fs::write(&path, "").unwrap();
     assert_eq!(c.reload_config(&path).unwrap().silences_expired, 1);
-    let live: Vec<_> =
-        c.silences().iter().filter(|s| !s.is_expired(T0 + 20_000)).map(|s| s.id()).collect();
+    let live: Vec<_> = c
+        .silences()
+        .iter()
+        .filter(|s| !s.is_expired(T0 + 20_000))
+        .map(watchpost::alert::Silence::id)
+        .collect();
     assert_eq!(live, [by_hand]);
     c.shutdown().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
