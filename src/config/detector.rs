@@ -12,8 +12,8 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::detect::{
-    DetectorSpec, EnsembleConfig, EwmaConfig, LikelihoodConfig, NoveltyConfig, RobustZConfig,
-    SeasonalConfig,
+    DetectorSpec, Domain, EnsembleConfig, EwmaConfig, LikelihoodConfig, NoveltyConfig,
+    RobustZConfig, SeasonalConfig,
 };
 use crate::error::{Error, Result};
 
@@ -591,6 +591,51 @@ impl EnsembleParams {
             c = c.with_likelihood(p.config(&format!("{prefix}likelihood."))?);
         }
         Ok(c)
+    }
+}
+
+/// The values a metric can take (`[domains]`, see
+/// [`metric_domain`](crate::EngineBuilder::metric_domain)): `lower` and
+/// `upper`, each unbounded when absent, checked by [`Domain::new`].
+///
+/// # Examples
+///
+/// ```
+/// let d: watchpost::config::DomainSpec = toml::from_str("lower = 0.0\nupper = 1.0")?;
+/// assert_eq!(d.to_domain()?.upper(), 1.0);
+/// let open: watchpost::config::DomainSpec = toml::from_str("lower = 0.0")?;
+/// assert_eq!(open.to_domain()?.upper(), f64::INFINITY);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct DomainSpec {
+    /// The smallest value; none: unbounded below.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lower: Option<f64>,
+    /// The largest value; none: unbounded above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upper: Option<f64>,
+}
+
+impl DomainSpec {
+    /// The domain, through [`Domain::new`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] naming `domain` with both bounds when
+    /// `lower >= upper` or a bound is NaN.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let d: watchpost::config::DomainSpec = toml::from_str("lower = 5.0\nupper = 1.0")?;
+    /// assert!(d.to_domain().unwrap_err().to_string().contains("[5, 1]"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn to_domain(&self) -> Result<Domain> {
+        Domain::new(self.lower.unwrap_or(f64::NEG_INFINITY), self.upper.unwrap_or(f64::INFINITY))
     }
 }
 

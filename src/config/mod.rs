@@ -47,8 +47,8 @@ use serde::{Deserialize, Serialize};
 
 use self::detector::DetectorSetting;
 pub use self::detector::{
-    DetectorChoice, DetectorParams, EnsembleParams, EwmaParams, LikelihoodParams, NoveltyParams,
-    RobustZParams, SeasonalParams, WeeklyParams,
+    DetectorChoice, DetectorParams, DomainSpec, EnsembleParams, EwmaParams, LikelihoodParams,
+    NoveltyParams, RobustZParams, SeasonalParams, WeeklyParams,
 };
 #[cfg(feature = "notify")]
 #[cfg_attr(docsrs, doc(cfg(feature = "notify")))]
@@ -65,6 +65,7 @@ use crate::error::{ConfigProblem, Error, Result};
 /// |---|---|
 /// | `[engine]` | [`EngineSettings`] |
 /// | `[detectors]` | metric name → [`DetectorChoice`] |
+/// | `[domains]` | metric name → [`DomainSpec`] |
 /// | `[[rules]]` | [`RuleSpec`] |
 /// | `[[inhibit_rules]]` | [`InhibitSpec`] |
 /// | `[[silences]]` | [`SilenceSpec`] |
@@ -89,6 +90,9 @@ pub struct Config {
     /// The anomaly detector of each named metric.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub detectors: BTreeMap<String, DetectorChoice>,
+    /// The values each named metric can take.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub domains: BTreeMap<String, DomainSpec>,
     /// Alert rules.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<RuleSpec>,
@@ -154,6 +158,8 @@ struct RawConfig {
     engine: EngineSettings,
     #[serde(default)]
     detectors: BTreeMap<String, toml::Spanned<DetectorSetting>>,
+    #[serde(default)]
+    domains: BTreeMap<String, toml::Spanned<DomainSpec>>,
     #[serde(default)]
     rules: Vec<toml::Spanned<RuleSpec>>,
     #[serde(default)]
@@ -249,6 +255,14 @@ impl Config {
                 }
                 Err(p) => problems.push(detector_problem(text, span, &metric, p)),
             }
+        }
+        for (metric, spanned) in raw.domains {
+            let span = spanned.span();
+            let spec = spanned.into_inner();
+            if let Err(e) = spec.to_domain() {
+                problems.push(problem_at(text, span.start, &format!("domains.{metric}"), &e));
+            }
+            config.domains.insert(metric, spec);
         }
         let mut names: BTreeMap<String, usize> = BTreeMap::new();
         for (i, spanned) in raw.rules.into_iter().enumerate() {
@@ -413,6 +427,11 @@ impl Config {
                         reason: format!("two rules are named {:?}", spec.name),
                     },
                 );
+            }
+        }
+        for (metric, spec) in &self.domains {
+            if let Err(e) = spec.to_domain() {
+                push(format!("domains.{metric}"), &e);
             }
         }
         for (i, spec) in self.inhibit_rules.iter().enumerate() {

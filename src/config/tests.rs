@@ -306,3 +306,22 @@ likelihood = { short_window = 5, long_window = 10 }
     assert!(p[0].field.starts_with("detectors.q"), "{:?}", p[0]);
     assert!(p[0].message.contains("span: must be in [1, 1000000], got 0.5"), "{:?}", p[0]);
 }
+
+#[test]
+fn domains_load_through_domain_new_with_a_place_for_errors() {
+    let text = "[domains]\ncache_hit_ratio = { lower = 0.0, upper = 1.0 }\nqueue_depth = { lower = 0.0 }\n";
+    let config = Config::from_toml_str(text, "d.toml").unwrap();
+    let d = config.domains["cache_hit_ratio"].to_domain().unwrap();
+    assert_eq!((d.lower(), d.upper()), (0.0, 1.0));
+    assert_eq!(config.domains["queue_depth"].to_domain().unwrap().upper(), f64::INFINITY);
+    assert_eq!(Config::from_toml_str(&config.to_toml(), "back.toml").unwrap(), config);
+    let bad = "[domains]\nok = { lower = 0.0 }\nratio = { lower = 1.0, upper = 0.0 }\n";
+    let p = problems(Config::from_toml_str(bad, "d.toml").unwrap_err());
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].line, Some(3), "{:?}", p[0]);
+    assert!(p[0].field.starts_with("domains.ratio"), "{:?}", p[0]);
+    assert!(p[0].message.contains("[1, 0]"), "{:?}", p[0]);
+    // the engine takes them like metric_domain in code
+    let engine = crate::Engine::builder().without_system_source().config(config).build();
+    assert!(engine.is_ok());
+}

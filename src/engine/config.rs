@@ -65,6 +65,12 @@ impl EngineBuilder {
         for (metric, choice) in &config.detectors {
             self = self.anomaly_detector_for(metric, choice.spec().cloned());
         }
+        for (metric, domain) in &config.domains {
+            // Checked by build_all below, which fails the build on an error.
+            if let Ok(d) = domain.to_domain() {
+                self = self.metric_domain(metric, d);
+            }
+        }
         #[cfg(feature = "notify")]
         if let Some(router) = config.router(std::sync::Arc::clone(&self.clock))? {
             self = self.notifier("router", router);
@@ -304,6 +310,9 @@ impl Monitor {
         };
         if config.detectors != current.detectors {
             report.restart_required.push("detectors".to_owned());
+        }
+        if config.domains != current.domains {
+            report.restart_required.push("domains".to_owned());
         }
         #[cfg(feature = "notify")]
         if config.route != current.route || config.receivers != current.receivers {
