@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use crate::alert::state::{Instance, alert_labels};
-use crate::alert::{AlertManager, AlertRule, MAX_SILENCES, Silence};
+use crate::alert::{AlertManager, AlertRule, MAX_SILENCES, Silence, SilenceId};
+use crate::error::Result;
 use crate::key::SeriesKey;
 
 impl AlertManager {
@@ -37,6 +38,25 @@ impl AlertManager {
         self.next_silence_id = self.next_silence_id.max(silence.id.0.saturating_add(1));
         self.silences.push(silence);
         true
+    }
+
+    /// Adds a silence of the configuration document, unless a silence with
+    /// the same content (matchers, start, end, creator, comment) is held:
+    /// a copy restored from the state directory and the file's copy are one
+    /// silence, which keeps the id it had before the restart. Returns the
+    /// silence's id.
+    pub(crate) fn add_config_silence(&mut self, silence: Silence) -> Result<SilenceId> {
+        let same = |s: &&Silence| {
+            s.matchers == silence.matchers
+                && s.starts_at_ms == silence.starts_at_ms
+                && s.ends_at_ms == silence.ends_at_ms
+                && s.created_by == silence.created_by
+                && s.comment == silence.comment
+        };
+        match self.silences.iter().find(same) {
+            Some(held) => Ok(held.id),
+            None => self.add_silence(silence),
+        }
     }
 
     /// Changes whenever a transition, notification, acknowledgement or

@@ -201,7 +201,7 @@ pub const DEFAULT_MESSAGE: &str = "{{metric}} is {{value}} (threshold {{threshol
 /// assert_eq!(rule.severity(), Severity::Critical);
 /// # Ok::<(), watchpost::Error>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AlertRule {
     pub(crate) name: String,
     pub(crate) metric: String,

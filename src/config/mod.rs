@@ -32,6 +32,7 @@
 //! # Ok::<(), watchpost::Error>(())
 //! ```
 
+mod detector;
 #[cfg(feature = "notify")]
 mod notify;
 mod prometheus;
@@ -44,12 +45,17 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use self::detector::DetectorSetting;
+pub use self::detector::{
+    DetectorChoice, DetectorParams, DomainSpec, EnsembleParams, EwmaParams, LikelihoodParams,
+    NoveltyParams, RobustZParams, SeasonalParams, WeeklyParams,
+};
 #[cfg(feature = "notify")]
 #[cfg_attr(docsrs, doc(cfg(feature = "notify")))]
-pub use self::notify::{REDACTED, ReceiverSpec, RouteSpec, Secret};
+pub use self::notify::{DeliverySpec, REDACTED, ReceiverSpec, RouteSpec, Secret};
 pub use self::prometheus::{PrometheusImport, import_prometheus_rules};
 pub use self::rule::{ConditionSpec, FlapSpec, InhibitSpec, MOfN, RuleSpec, SilenceSpec};
-pub use self::settings::{DetectorChoice, EngineSettings, RepeatSetting};
+pub use self::settings::{EngineSettings, RepeatSetting};
 use self::spans::Place;
 use crate::error::{ConfigProblem, Error, Result};
 
@@ -59,6 +65,7 @@ use crate::error::{ConfigProblem, Error, Result};
 /// |---|---|
 /// | `[engine]` | [`EngineSettings`] |
 /// | `[detectors]` | metric name → [`DetectorChoice`] |
+/// | `[domains]` | metric name → [`DomainSpec`] |
 /// | `[[rules]]` | [`RuleSpec`] |
 /// | `[[inhibit_rules]]` | [`InhibitSpec`] |
 /// | `[[silences]]` | [`SilenceSpec`] |
@@ -83,6 +90,9 @@ pub struct Config {
     /// The anomaly detector of each named metric.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub detectors: BTreeMap<String, DetectorChoice>,
+    /// The values each named metric can take.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub domains: BTreeMap<String, DomainSpec>,
     /// Alert rules.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<RuleSpec>,
@@ -147,7 +157,9 @@ struct RawConfig {
     #[serde(default)]
     engine: EngineSettings,
     #[serde(default)]
-    detectors: BTreeMap<String, DetectorChoice>,
+    detectors: BTreeMap<String, toml::Spanned<DetectorSetting>>,
+    #[serde(default)]
+    domains: BTreeMap<String, toml::Spanned<DomainSpec>>,
     #[serde(default)]
     rules: Vec<toml::Spanned<RuleSpec>>,
     #[serde(default)]
@@ -234,8 +246,24 @@ impl Config {
             }
         };
         let mut problems = Vec::new();
-        let mut config =
-            Config { engine: raw.engine, detectors: raw.detectors, ..Config::default() };
+        let mut config = Config { engine: raw.engine, ..Config::default() };
+        for (metric, spanned) in raw.detectors {
+            let span = spanned.span();
+            match spanned.into_inner().check() {
+                Ok(choice) => {
+                    config.detectors.insert(metric, choice);
+                }
+                Err(p) => problems.push(detector_problem(text, span, &metric, p)),
+            }
+        }
+        for (metric, spanned) in raw.domains {
+            let span = spanned.span();
+            let spec = spanned.into_inner();
+            if let Err(e) = spec.to_domain() {
+                problems.push(problem_at(text, span.start, &format!("domains.{metric}"), &e));
+            }
+            config.domains.insert(metric, spec);
+        }
         let mut names: BTreeMap<String, usize> = BTreeMap::new();
         for (i, spanned) in raw.rules.into_iter().enumerate() {
             let span = spanned.span();
@@ -401,6 +429,11 @@ impl Config {
                 );
             }
         }
+        for (metric, spec) in &self.domains {
+            if let Err(e) = spec.to_domain() {
+                push(format!("domains.{metric}"), &e);
+            }
+        }
         for (i, spec) in self.inhibit_rules.iter().enumerate() {
             match spec.to_inhibit_rule() {
                 Ok(r) => built.inhibit_rules.push(r),
@@ -429,6 +462,15 @@ impl Config {
                     push(String::new(), &e);
                 }
             }
+        }
+        if cfg!(not(feature = "system")) && self.engine.system_source == Some(true) {
+            push(
+                "engine.system_source".to_owned(),
+                &Error::InvalidConfig {
+                    field: "",
+                    reason: "true needs the feature `system`, which this build lacks".to_owned(),
+                },
+            );
         }
         for (severity, every) in &self.engine.repeat_interval {
             if every.0.is_some_and(|d| d.is_zero()) {
@@ -512,6 +554,43 @@ fn problem_from_toml(text: &str, field: &str, e: &toml::de::Error) -> ConfigProb
         column: place.map(|p| p.column),
         field: field.to_owned(),
         message: e.message().trim_end().to_owned(),
+    }
+}
+
+/// A detector parameter refused by its `with_*` method, placed at the line
+/// of the parameter's key inside the detector's table (else the table).
+fn detector_problem(
+    text: &str,
+    span: std::ops::Range<usize>,
+    metric: &str,
+    p: detector::ParamProblem,
+) -> ConfigProblem {
+    let base = format!("detectors.{metric}");
+    let key = p.field.rsplit('.').next().unwrap_or_default();
+    // A `[detectors.x]` table's span covers its header only: look on to the next header.
+    let header = text.get(span.clone()).is_some_and(|t| t.starts_with('['));
+    let end = if header {
+        text.get(span.end..).and_then(|rest| rest.find("\n[")).map_or(text.len(), |i| span.end + i)
+    } else {
+        span.end
+    };
+    let within = text.get(span.start..end).unwrap_or_default();
+    let offset = (!key.is_empty())
+        .then(|| {
+            within.match_indices(key).map(|(i, _)| i).find(|&i| {
+                let before = within[..i].chars().next_back();
+                let after = within[i + key.len()..].trim_start();
+                !before.is_some_and(|c| c.is_alphanumeric() || c == '_') && after.starts_with('=')
+            })
+        })
+        .flatten()
+        .map_or(span.start, |i| span.start + i);
+    let place = Place::of(text, offset);
+    ConfigProblem {
+        line: Some(place.line),
+        column: Some(place.column),
+        field: if p.field.is_empty() { base } else { format!("{base}.{}", p.field) },
+        message: p.message,
     }
 }
 

@@ -12,9 +12,74 @@ use serde::{Deserialize, Serialize};
 use crate::alert::Matcher;
 use crate::error::{Error, Result};
 use crate::notify::{
-    AlertmanagerReceiver, DingTalkReceiver, EmailReceiver, Receiver, Route, SlackReceiver,
-    SmtpSecurity, WebhookReceiver,
+    AlertmanagerReceiver, Delivery, DingTalkReceiver, EmailReceiver, Receiver, Route,
+    SlackReceiver, SmtpSecurity, WebhookReceiver,
 };
+
+/// A receiver's `delivery` table: [`Delivery::new`] (`timeout` per attempt,
+/// default 5 s; `retries`, default 3) and
+/// [`Delivery::with_backoff`] (`initial_backoff` and `max_backoff`, given
+/// together; default 500 ms and 4 s).
+///
+/// # Examples
+///
+/// ```
+/// let d: watchpost::config::DeliverySpec = toml::from_str("timeout = \"2s\"\nretries = 1")?;
+/// assert_eq!(d.to_delivery()?.timeout(), std::time::Duration::from_secs(2));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct DeliverySpec {
+    /// Timeout of one attempt.
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    /// Retries after the first attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// Backoff before the first retry.
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub initial_backoff: Option<Duration>,
+    /// Cap on the backoff.
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub max_backoff: Option<Duration>,
+}
+
+impl DeliverySpec {
+    /// The delivery policy, through [`Delivery::new`] and [`Delivery::with_backoff`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for a value they refuse, or one backoff without the other.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let d: watchpost::config::DeliverySpec = toml::from_str("retries = 99")?;
+    /// assert!(d.to_delivery().unwrap_err().to_string().contains("99"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn to_delivery(&self) -> Result<Delivery> {
+        let d = Delivery::new(
+            self.timeout.unwrap_or_else(|| Delivery::default().timeout()),
+            self.retries.unwrap_or(3),
+        )?;
+        match (self.initial_backoff, self.max_backoff) {
+            (Some(initial), Some(max)) => d.with_backoff(initial, max),
+            (None, None) => Ok(d),
+            _ => Err(Error::InvalidConfig {
+                field: "delivery",
+                reason: "give initial_backoff and max_backoff together".to_owned(),
+            }),
+        }
+    }
+}
+
+/// The delivery policy of an optional `delivery` table.
+fn delivery(spec: Option<&DeliverySpec>) -> Result<Option<Delivery>> {
+    spec.map(DeliverySpec::to_delivery).transpose()
+}
 
 /// What [`Secret::redacted`] shows instead of an inline secret.
 pub const REDACTED: &str = "<redacted>";
@@ -184,11 +249,14 @@ impl RouteSpec {
 ///
 /// | `kind` | fields |
 /// |---|---|
-/// | `webhook` | `name`, `url`, `bearer_token`, `max_alerts` |
+/// | `webhook` | `name`, `url`, `bearer_token`, `max_alerts`, `headers` (name → secret), `external_url` |
 /// | `slack` | `name`, `url` (secret: the URL carries the token), `channel`, `username` |
-/// | `alertmanager` | `name`, `urls`, `bearer_token`, `resend_interval` |
+/// | `alertmanager` | `name`, `urls`, `bearer_token`, `resend_interval`, `generator_url`, `max_active` |
 /// | `dingtalk` | `name`, `url` (secret), `secret` |
 /// | `email` | `name`, `host`, `port`, `security` (`plain`, `start_tls`, `tls`), `from`, `to`, `user`, `password` |
+///
+/// Every kind also takes a `delivery` table ([`DeliverySpec`]): timeout,
+/// retries and backoff.
 ///
 /// # Examples
 ///
@@ -216,6 +284,12 @@ pub enum ReceiverSpec {
         bearer_token: Option<Secret>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         max_alerts: Option<usize>,
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        headers: std::collections::BTreeMap<String, Secret>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        external_url: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delivery: Option<DeliverySpec>,
     },
     /// [`SlackReceiver`].
     Slack {
@@ -225,6 +299,8 @@ pub enum ReceiverSpec {
         channel: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         username: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delivery: Option<DeliverySpec>,
     },
     /// [`AlertmanagerReceiver`].
     Alertmanager {
@@ -234,6 +310,12 @@ pub enum ReceiverSpec {
         bearer_token: Option<Secret>,
         #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
         resend_interval: Option<Duration>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        generator_url: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_active: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delivery: Option<DeliverySpec>,
     },
     /// [`DingTalkReceiver`].
     Dingtalk {
@@ -241,6 +323,8 @@ pub enum ReceiverSpec {
         url: Secret,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         secret: Option<Secret>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delivery: Option<DeliverySpec>,
     },
     /// [`EmailReceiver`].
     Email {
@@ -256,6 +340,8 @@ pub enum ReceiverSpec {
         user: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         password: Option<Secret>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delivery: Option<DeliverySpec>,
     },
 }
 
@@ -288,7 +374,15 @@ impl ReceiverSpec {
     /// See [`ReceiverSpec`].
     pub fn to_receiver(&self) -> Result<Box<dyn Receiver>> {
         Ok(match self {
-            ReceiverSpec::Webhook { name, url, bearer_token, max_alerts } => {
+            ReceiverSpec::Webhook {
+                name,
+                url,
+                bearer_token,
+                max_alerts,
+                headers,
+                external_url,
+                delivery: d,
+            } => {
                 let mut r = WebhookReceiver::new(name.clone(), &url.resolve()?)?;
                 if let Some(t) = bearer_token {
                     r = r.bearer_token(&t.resolve()?);
@@ -296,9 +390,18 @@ impl ReceiverSpec {
                 if let Some(n) = max_alerts {
                     r = r.max_alerts(*n);
                 }
+                for (header, value) in headers {
+                    r = r.header(header, &value.resolve()?);
+                }
+                if let Some(u) = external_url {
+                    r = r.external_url(u.clone());
+                }
+                if let Some(d) = delivery(d.as_ref())? {
+                    r = r.delivery(d);
+                }
                 Box::new(r)
             }
-            ReceiverSpec::Slack { name, url, channel, username } => {
+            ReceiverSpec::Slack { name, url, channel, username, delivery: d } => {
                 let mut r = SlackReceiver::new(name.clone(), &url.resolve()?)?;
                 if let Some(c) = channel {
                     r = r.channel(c.clone());
@@ -306,9 +409,20 @@ impl ReceiverSpec {
                 if let Some(u) = username {
                     r = r.username(u.clone());
                 }
+                if let Some(d) = delivery(d.as_ref())? {
+                    r = r.delivery(d);
+                }
                 Box::new(r)
             }
-            ReceiverSpec::Alertmanager { name, urls, bearer_token, resend_interval } => {
+            ReceiverSpec::Alertmanager {
+                name,
+                urls,
+                bearer_token,
+                resend_interval,
+                generator_url,
+                max_active,
+                delivery: d,
+            } => {
                 let mut b = AlertmanagerReceiver::builder(urls).name(name.clone());
                 if let Some(t) = bearer_token {
                     b = b.bearer_token(t.resolve()?);
@@ -316,18 +430,43 @@ impl ReceiverSpec {
                 if let Some(d) = resend_interval {
                     b = b.resend_interval(*d);
                 }
+                if let Some(u) = generator_url {
+                    b = b.generator_url(u.clone());
+                }
+                if let Some(n) = max_active {
+                    b = b.max_active(*n);
+                }
+                if let Some(d) = delivery(d.as_ref())? {
+                    b = b.delivery(d);
+                }
                 Box::new(b.build()?)
             }
-            ReceiverSpec::Dingtalk { name, url, secret } => {
+            ReceiverSpec::Dingtalk { name, url, secret, delivery: d } => {
                 let mut r = DingTalkReceiver::new(name.clone(), &url.resolve()?)?;
                 if let Some(s) = secret {
                     r = r.secret(s.resolve()?);
                 }
+                if let Some(d) = delivery(d.as_ref())? {
+                    r = r.delivery(d);
+                }
                 Box::new(r)
             }
-            ReceiverSpec::Email { name, host, port, security, from, to, user, password } => {
+            ReceiverSpec::Email {
+                name,
+                host,
+                port,
+                security,
+                from,
+                to,
+                user,
+                password,
+                delivery: d,
+            } => {
                 let mut b = EmailReceiver::builder(host.clone(), from.clone(), to.iter().cloned())
                     .name(name.clone());
+                if let Some(d) = delivery(d.as_ref())? {
+                    b = b.delivery(d);
+                }
                 if let Some(p) = port {
                     b = b.port(*p);
                 }
@@ -367,9 +506,10 @@ impl ReceiverSpec {
         let mut spec = self.clone();
         let hide = |s: &mut Secret| *s = s.redacted();
         match &mut spec {
-            ReceiverSpec::Webhook { url, bearer_token, .. } => {
+            ReceiverSpec::Webhook { url, bearer_token, headers, .. } => {
                 hide(url);
                 bearer_token.iter_mut().for_each(hide);
+                headers.values_mut().for_each(hide);
             }
             ReceiverSpec::Slack { url, .. } => hide(url),
             ReceiverSpec::Alertmanager { bearer_token, .. } => {

@@ -7,66 +7,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::DetectorChoice;
 use crate::alert::Severity;
-use crate::detect::DetectorSpec;
 use crate::error::{Error, Result};
-
-/// The anomaly detector of a metric: a name from
-/// [`DetectorSpec::NAMES`] with its default parameters, or `"none"`.
-///
-/// # Examples
-///
-/// ```
-/// use watchpost::config::DetectorChoice;
-/// let c: DetectorChoice = "seasonal".parse()?;
-/// assert_eq!(c.spec().unwrap().name(), "seasonal");
-/// assert!("none".parse::<DetectorChoice>()?.spec().is_none());
-/// assert!("nope".parse::<DetectorChoice>().is_err());
-/// # Ok::<(), watchpost::Error>(())
-/// ```
-#[derive(Debug, Clone, PartialEq)]
-pub struct DetectorChoice(Option<DetectorSpec>);
-
-impl DetectorChoice {
-    /// The detector, or `None` for no anomaly detection.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let c: watchpost::config::DetectorChoice = "ewma".parse()?;
-    /// assert!(c.spec().is_some());
-    /// # Ok::<(), watchpost::Error>(())
-    /// ```
-    pub fn spec(&self) -> Option<&DetectorSpec> {
-        self.0.as_ref()
-    }
-}
-
-impl FromStr for DetectorChoice {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        if s == "none" { Ok(DetectorChoice(None)) } else { Ok(DetectorChoice(Some(s.parse()?))) }
-    }
-}
-
-impl fmt::Display for DetectorChoice {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0.as_ref().map_or("none", DetectorSpec::name))
-    }
-}
-
-impl Serialize for DetectorChoice {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for DetectorChoice {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
-    }
-}
 
 /// A repeat interval: a duration (`"4h"`) or `"off"`.
 ///
@@ -195,6 +138,46 @@ pub struct EngineSettings {
     /// [`alert_repeat_interval`](crate::EngineBuilder::alert_repeat_interval) per severity.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub repeat_interval: BTreeMap<Severity, RepeatSetting>,
+    /// [`summary_window`](crate::EngineBuilder::summary_window).
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub summary_window: Option<Duration>,
+    /// `false`: [`without_system_source`](crate::EngineBuilder::without_system_source);
+    /// `true` needs feature `system`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_source: Option<bool>,
+    /// [`dashboard_recent_points`](crate::EngineBuilder::dashboard_recent_points).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dashboard_recent_points: Option<usize>,
+    /// [`dashboard_statistics_window`](crate::EngineBuilder::dashboard_statistics_window).
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub dashboard_statistics_window: Option<Duration>,
+    /// [`dashboard_recent_alert_events`](crate::EngineBuilder::dashboard_recent_alert_events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dashboard_recent_alert_events: Option<usize>,
+    /// [`notifier_queue_capacity`](crate::EngineBuilder::notifier_queue_capacity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifier_queue_capacity: Option<usize>,
+    /// [`notification_flush_timeout`](crate::EngineBuilder::notification_flush_timeout).
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub notification_flush_timeout: Option<Duration>,
+    /// [`notifier_shutdown_grace`](crate::EngineBuilder::notifier_shutdown_grace).
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub notifier_shutdown_grace: Option<Duration>,
+    /// [`notifier_stuck_timeout`](crate::EngineBuilder::notifier_stuck_timeout).
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub notifier_stuck_timeout: Option<Duration>,
+    /// [`state_dir`](crate::EngineBuilder::state_dir).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_dir: Option<std::path::PathBuf>,
+    /// [`state_write_delay`](crate::EngineBuilder::state_write_delay).
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub state_write_delay: Option<Duration>,
+    /// [`history_snapshot_interval`](crate::EngineBuilder::history_snapshot_interval).
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub history_snapshot_interval: Option<Duration>,
+    /// [`history_snapshots`](crate::EngineBuilder::history_snapshots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_snapshots: Option<bool>,
 }
 
 impl EngineSettings {
@@ -246,6 +229,40 @@ impl EngineSettings {
             "notification_queue_capacity",
             self.notification_queue_capacity != other.notification_queue_capacity,
         );
+        cmp("summary_window", self.summary_window != other.summary_window);
+        cmp("system_source", self.system_source != other.system_source);
+        cmp(
+            "dashboard_recent_points",
+            self.dashboard_recent_points != other.dashboard_recent_points,
+        );
+        cmp(
+            "dashboard_statistics_window",
+            self.dashboard_statistics_window != other.dashboard_statistics_window,
+        );
+        cmp(
+            "dashboard_recent_alert_events",
+            self.dashboard_recent_alert_events != other.dashboard_recent_alert_events,
+        );
+        cmp(
+            "notifier_queue_capacity",
+            self.notifier_queue_capacity != other.notifier_queue_capacity,
+        );
+        cmp(
+            "notification_flush_timeout",
+            self.notification_flush_timeout != other.notification_flush_timeout,
+        );
+        cmp(
+            "notifier_shutdown_grace",
+            self.notifier_shutdown_grace != other.notifier_shutdown_grace,
+        );
+        cmp("notifier_stuck_timeout", self.notifier_stuck_timeout != other.notifier_stuck_timeout);
+        cmp("state_dir", self.state_dir != other.state_dir);
+        cmp("state_write_delay", self.state_write_delay != other.state_write_delay);
+        cmp(
+            "history_snapshot_interval",
+            self.history_snapshot_interval != other.history_snapshot_interval,
+        );
+        cmp("history_snapshots", self.history_snapshots != other.history_snapshots);
         out
     }
 }

@@ -73,6 +73,9 @@ fn code_built_rules_round_trip_through_toml() {
     assert_eq!(back, config, "{text}");
     for (rule, spec) in code_rules().iter().zip(&back.rules) {
         let rebuilt = spec.to_rule().unwrap();
+        // The spec is the rule's canonical form: it rebuilds an equal rule,
+        // so reloads and saved state can tell rules apart by it.
+        assert_eq!(rebuilt, *rule);
         // Every observable setting survives, including the derived recovery condition.
         assert_eq!(rebuilt.condition(), rule.condition());
         assert_eq!(rebuilt.recovery(), rule.recovery());
@@ -202,4 +205,123 @@ ends_at = "2026-01-02T00:00:00Z"
     assert_eq!(p.len(), 2, "{p:?}");
     assert_eq!((p[0].field.as_str(), p[0].line), ("inhibit_rules[0].matcher", Some(2)));
     assert_eq!((p[1].field.as_str(), p[1].line), ("silences[0].silence.matchers", Some(6)));
+}
+
+#[test]
+fn detector_parameters_in_a_file_build_what_code_builds() {
+    use crate::detect::{DetectorSpec, EnsembleConfig, RobustZConfig, SeasonalConfig};
+    let text = r#"
+[detectors]
+queue_depth = "ewma"
+heartbeat = "none"
+
+[detectors.message_latency_p90]
+kind = "robust_z"
+window = 64
+sigmas = 5.0
+
+[detectors.active_users]
+kind = "ensemble"
+refractory = 50
+weekly = false
+seasonal = { period_ms = 3600000, buckets = 60 }
+"#;
+    let config = Config::from_toml_str(text, "d.toml").unwrap();
+    let spec = |m: &str| config.detectors[m].spec().cloned();
+    assert_eq!(
+        spec("message_latency_p90"),
+        Some(DetectorSpec::RobustZ(
+            RobustZConfig::default().with_window(64).unwrap().with_sigmas(5.0).unwrap()
+        ))
+    );
+    assert_eq!(
+        spec("active_users"),
+        Some(DetectorSpec::Ensemble(
+            EnsembleConfig::default().with_refractory(50).unwrap().without_weekly().with_seasonal(
+                SeasonalConfig::default()
+                    .with_period_ms(3_600_000)
+                    .unwrap()
+                    .with_buckets(60)
+                    .unwrap()
+            )
+        ))
+    );
+    assert_eq!(spec("queue_depth"), Some("ewma".parse().unwrap()));
+    assert_eq!(spec("heartbeat"), None);
+    // written back as written, and read again to the same thing
+    let back = Config::from_toml_str(&config.to_toml(), "back.toml").unwrap();
+    assert_eq!(back, config, "{}", config.to_toml());
+    let json = serde_json::to_value(&config).unwrap();
+    assert_eq!(json["detectors"]["message_latency_p90"]["window"], 64);
+    assert_eq!(json["detectors"]["queue_depth"], "ewma");
+    // YAML says the same
+    let yaml = "detectors:\n  message_latency_p90: { kind: robust_z, window: 64, sigmas: 5.0 }\n";
+    let y = Config::from_yaml_str(yaml, "d.yml").unwrap();
+    assert_eq!(y.detectors["message_latency_p90"], config.detectors["message_latency_p90"]);
+}
+
+#[test]
+fn a_bad_detector_parameter_names_file_line_field_and_value() {
+    let text = r#"[detectors]
+queue_depth = "ewma"
+
+[detectors.message_latency_p90]
+kind = "robust_z"
+sigmas = 5.0
+window = 2
+
+[detectors.active_users]
+kind = "ensemble"
+likelihood = { short_window = 5, long_window = 10 }
+"#;
+    let err = Config::from_toml_str(text, "d.toml").unwrap_err();
+    let msg = err.to_string();
+    let p = problems(err);
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert_eq!(p[0].field, "detectors.active_users.likelihood.long_window");
+    assert_eq!((p[0].line, p[0].column), (Some(11), Some(34)), "{:?}", p[0]);
+    assert_eq!(p[0].message, "must be in 32..=1000000, got 10");
+    assert_eq!(p[1].field, "detectors.message_latency_p90.window");
+    assert_eq!((p[1].line, p[1].column), (Some(7), Some(1)), "{:?}", p[1]);
+    assert_eq!(p[1].message, "must be in 8..=8192, got 2");
+    assert!(
+        msg.contains(
+            "d.toml:7:1: detectors.message_latency_p90.window: must be in 8..=8192, got 2"
+        ),
+        "{msg}"
+    );
+
+    let p = problems(
+        Config::from_toml_str("[detectors]\nq = { kind = \"ewma\", spam = 1 }\n", "d.toml")
+            .unwrap_err(),
+    );
+    assert_eq!(p[0].line, Some(2), "{:?}", p[0]);
+    assert!(p[0].message.contains("spam"), "{:?}", p[0]);
+    let p = problems(Config::from_toml_str("[detectors]\nq = \"zscore\"\n", "d.toml").unwrap_err());
+    assert_eq!((p[0].field.as_str(), p[0].line), ("detectors.q", Some(2)), "{:?}", p[0]);
+    assert!(p[0].message.contains("\"zscore\""), "{:?}", p[0]);
+    let p = problems(
+        Config::from_yaml_str("detectors:\n  q: { kind: ewma, span: 0.5 }\n", "d.yml").unwrap_err(),
+    );
+    assert!(p[0].field.starts_with("detectors.q"), "{:?}", p[0]);
+    assert!(p[0].message.contains("span: must be in [1, 1000000], got 0.5"), "{:?}", p[0]);
+}
+
+#[test]
+fn domains_load_through_domain_new_with_a_place_for_errors() {
+    let text = "[domains]\ncache_hit_ratio = { lower = 0.0, upper = 1.0 }\nqueue_depth = { lower = 0.0 }\n";
+    let config = Config::from_toml_str(text, "d.toml").unwrap();
+    let d = config.domains["cache_hit_ratio"].to_domain().unwrap();
+    assert_eq!((d.lower(), d.upper()), (0.0, 1.0));
+    assert_eq!(config.domains["queue_depth"].to_domain().unwrap().upper(), f64::INFINITY);
+    assert_eq!(Config::from_toml_str(&config.to_toml(), "back.toml").unwrap(), config);
+    let bad = "[domains]\nok = { lower = 0.0 }\nratio = { lower = 1.0, upper = 0.0 }\n";
+    let p = problems(Config::from_toml_str(bad, "d.toml").unwrap_err());
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].line, Some(3), "{:?}", p[0]);
+    assert!(p[0].field.starts_with("domains.ratio"), "{:?}", p[0]);
+    assert!(p[0].message.contains("[1, 0]"), "{:?}", p[0]);
+    // the engine takes them like metric_domain in code
+    let engine = crate::Engine::builder().without_system_source().config(config).build();
+    assert!(engine.is_ok());
 }

@@ -732,12 +732,13 @@ impl EngineBuilder {
         let r = &registry;
         let metrics = self_metrics(r)?;
         let mut alerts = self.alerting.manager()?;
-        for silence in std::mem::take(&mut self.pending_silences) {
-            alerts.add_silence(silence)?;
-        }
         let caps =
             super::persist::caps(self.history_capacity, self.history_max_age, self.limits.total);
         let (persister, restored) = self.persist.open(r, &mut alerts, caps, self.clock.now_ms())?;
+        // after the restore: a file silence the state directory kept is not added twice
+        for silence in std::mem::take(&mut self.pending_silences) {
+            alerts.add_config_silence(silence)?;
+        }
         let mut dispatcher = crate::dispatch::Dispatcher::builder()
             .capacity(self.alerting.queue_capacity)
             .handler_capacity(self.alerting.handler_queue_capacity)

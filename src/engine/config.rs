@@ -65,6 +65,12 @@ impl EngineBuilder {
         for (metric, choice) in &config.detectors {
             self = self.anomaly_detector_for(metric, choice.spec().cloned());
         }
+        for (metric, domain) in &config.domains {
+            // Checked by build_all below, which fails the build on an error.
+            if let Ok(d) = domain.to_domain() {
+                self = self.metric_domain(metric, d);
+            }
+        }
         #[cfg(feature = "notify")]
         if let Some(router) = config.router(std::sync::Arc::clone(&self.clock))? {
             self = self.notifier("router", router);
@@ -134,6 +140,49 @@ impl EngineBuilder {
         }
         for (severity, every) in &s.repeat_interval {
             self = self.alert_repeat_interval(*severity, every.0);
+        }
+        if let Some(v) = s.summary_window {
+            self = self.summary_window(v);
+        }
+        if s.system_source == Some(false) {
+            self = self.without_system_source();
+        }
+        #[cfg(feature = "system")]
+        if s.system_source == Some(true) {
+            self = self.system_source(true);
+        }
+        if let Some(v) = s.dashboard_recent_points {
+            self = self.dashboard_recent_points(v);
+        }
+        if let Some(v) = s.dashboard_statistics_window {
+            self = self.dashboard_statistics_window(v);
+        }
+        if let Some(v) = s.dashboard_recent_alert_events {
+            self = self.dashboard_recent_alert_events(v);
+        }
+        if let Some(v) = s.notifier_queue_capacity {
+            self = self.notifier_queue_capacity(v);
+        }
+        if let Some(v) = s.notification_flush_timeout {
+            self = self.notification_flush_timeout(v);
+        }
+        if let Some(v) = s.notifier_shutdown_grace {
+            self = self.notifier_shutdown_grace(v);
+        }
+        if let Some(v) = s.notifier_stuck_timeout {
+            self = self.notifier_stuck_timeout(v);
+        }
+        if let Some(v) = &s.state_dir {
+            self = self.state_dir(v.clone());
+        }
+        if let Some(v) = s.state_write_delay {
+            self = self.state_write_delay(v);
+        }
+        if let Some(v) = s.history_snapshot_interval {
+            self = self.history_snapshot_interval(v);
+        }
+        if let Some(v) = s.history_snapshots {
+            self = self.history_snapshots(v);
         }
         self
     }
@@ -262,6 +311,9 @@ impl Monitor {
         if config.detectors != current.detectors {
             report.restart_required.push("detectors".to_owned());
         }
+        if config.domains != current.domains {
+            report.restart_required.push("domains".to_owned());
+        }
         #[cfg(feature = "notify")]
         if config.route != current.route || config.receivers != current.receivers {
             report.restart_required.push("route and receivers".to_owned());
@@ -373,8 +425,8 @@ fn apply_rules(
         }
     }
     for (rule, spec) in rules.into_iter().zip(&new.rules) {
-        match mgr.rule(&spec.name).map(crate::config::RuleSpec::from_rule) {
-            Some(existing) if existing == *spec => report.unchanged.push(spec.name.clone()),
+        match mgr.rule(&spec.name) {
+            Some(existing) if *existing == rule => report.unchanged.push(spec.name.clone()),
             Some(_) => {
                 mgr.remove_rule(&spec.name, now);
                 report.changed.push(spec.name.clone());

@@ -154,7 +154,13 @@ impl Settings {
             write_delay_ms: duration_ms(self.write_delay),
             snapshot_interval_ms: self.history.then(|| duration_ms(self.snapshot_interval)),
         };
-        let (p, restored) = Persister::open(opts, registry, mgr, caps, now_ms)?;
+        let (mut p, restored) = Persister::open(opts, registry, mgr, caps, now_ms)?;
+        // Alert state is written on a thread of its own, never on the worker
+        // or the dispatcher; if none can be started, the worker writes it.
+        let (queue, job) = p.alert_writer_job();
+        if let Ok(handle) = std::thread::Builder::new().name("watchpost-state".into()).spawn(job) {
+            p.set_alert_writer(queue, handle);
+        }
         let status = Arc::clone(&p.status);
         crate::health::register(
             registry,
@@ -216,6 +222,7 @@ impl Worker {
         let Some(p) = self.persister.as_mut() else { return };
         let payload = p.alerts_now(&self.shared.alerts.lock(), now_ms);
         p.write_alerts(&payload);
+        p.finish_alert_writer();
         self.snapshot_history(now_ms, false);
     }
 }

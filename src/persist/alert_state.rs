@@ -15,12 +15,16 @@ pub(crate) const MAGIC: [u8; 8] = *b"WPALERTS";
 /// The alert state file's format version; bumped on any change of the layout below.
 pub(crate) const VERSION: u16 = 1;
 
-/// A rule's identity: a CRC-32 of its whole definition (condition, `for`,
-/// recovery, matchers, policy, labels, templates…). State saved under a
-/// rule whose definition changed since is dropped, not applied to a rule
-/// it was not computed for.
+/// A rule's identity: a CRC-32 of its canonical form, the JSON of its
+/// [`RuleSpec`](crate::config::RuleSpec) (every part of the definition:
+/// condition, `for`, `keep_firing_for`, recovery, M-of-N, matchers, no-data
+/// policy, severity, family, labels, templates, repeat and flap settings;
+/// fields in a fixed order, labels sorted), which rebuilds an equal rule.
+/// State saved under a rule whose definition changed since is dropped, not
+/// applied to a rule it was not computed for.
 pub(crate) fn fingerprint(rule: &AlertRule) -> u32 {
-    crc32fast::hash(format!("{rule:?}").as_bytes())
+    // A rule's spec is strings, numbers and booleans: it always encodes.
+    crc32fast::hash(&serde_json::to_vec(rule).unwrap_or_default())
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -347,6 +351,38 @@ mod tests {
         assert_eq!(b.silences()[0], a.silences()[0]);
         assert_eq!(b.silences()[0].id(), id);
         assert_ne!(b.add_silence(s).unwrap(), id);
+    }
+
+    #[test]
+    fn the_fingerprint_sees_every_part_of_a_rule_and_only_that() {
+        let base = || {
+            AlertRule::builder("hot", "temp")
+                .label_eq("room", "lab")
+                .above(30.0)
+                .recover_below(25.0)
+                .pending_for(Duration::from_mins(1))
+                .label("team", "ops")
+                .title("Hot {{labels.room}}")
+        };
+        let f = |b: crate::alert::RuleBuilder| fingerprint(&b.build().unwrap());
+        assert_eq!(f(base()), f(base()), "the same definition, built twice");
+        let variants = [
+            ("title", f(base().title("Hot in {{labels.room}}"))),
+            ("message", f(base().message("{{value}} degrees"))),
+            ("label", f(base().label("team", "dev"))),
+            ("extra label", f(base().label("tier", "1"))),
+            ("for", f(base().pending_for(Duration::from_secs(61)))),
+            ("keep_firing_for", f(base().keep_firing_for(Duration::from_secs(1)))),
+            ("recovery", f(base().recover_below(24.0))),
+            ("m_of_n", f(base().m_of_n(1, 2))),
+            ("no_data", f(base().no_data(NoDataPolicy::KeepLast))),
+            ("severity", f(base().severity(crate::alert::Severity::Critical))),
+            ("matcher", f(base().label_eq("room", "hall"))),
+            ("threshold", f(base().above(31.0))),
+        ];
+        for (what, v) in variants {
+            assert_ne!(v, f(base()), "{what}");
+        }
     }
 
     #[test]

@@ -93,13 +93,15 @@ fn temp_path(path: &Path) -> PathBuf {
 
 /// Replaces `path` with `bytes` so that a crash at any moment leaves either
 /// the old file or the new one: write a temporary file in the same
-/// directory, fsync it, rename it over `path`, fsync the directory.
+/// directory, flush its data (`fdatasync`: the contents and the size, not
+/// the timestamps, which nothing reads), rename it over `path`, fsync the
+/// directory so the rename itself survives a power cut.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = temp_path(path);
     let result = (|| {
         let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
+        f.sync_data()?;
         drop(f);
         fs::rename(&tmp, path)?;
         sync_dir(path)

@@ -4,7 +4,8 @@
 //! CRC-32 (see [`file`]), and replaced atomically:
 //!
 //! - `alerts.state`: alert instances and silences, written a short,
-//!   clock-driven delay after they change (coalescing bursts) and at shutdown;
+//!   clock-driven delay after they change (coalescing bursts) and at
+//!   shutdown, by a thread of its own ([`AlertQueue`]);
 //! - `history.snapshot`: every series' samples, written periodically and at
 //!   shutdown.
 //!
@@ -124,6 +125,58 @@ pub(crate) struct Persister {
     pub(crate) status: Arc<Status>,
     /// The history snapshot being written off the worker, if any.
     pub(crate) snapshot_writer: Option<std::thread::JoinHandle<()>>,
+    /// The thread that writes the alert state, and what it is to write
+    /// next; without one (it could not be started) the caller writes.
+    alert_writer: Option<(Arc<AlertQueue>, std::thread::JoinHandle<()>)>,
+}
+
+/// The alert state waiting for the writer thread. Only the newest is kept:
+/// a state superseded before the thread got to it is never written, so a
+/// slow disk makes fewer writes, not a backlog.
+#[derive(Debug, Default)]
+pub(crate) struct AlertQueue {
+    next: Mutex<(Option<Vec<u8>>, bool)>,
+    ready: parking_lot::Condvar,
+}
+
+impl AlertQueue {
+    fn put(&self, payload: Vec<u8>) {
+        self.next.lock().0 = Some(payload);
+        self.ready.notify_one();
+    }
+
+    fn close(&self) {
+        self.next.lock().1 = true;
+        self.ready.notify_one();
+    }
+
+    /// The writer thread's loop: frames and writes each state put, until
+    /// closed with nothing left to write.
+    fn run(&self, status: &Status, path: &Path) {
+        loop {
+            let payload = {
+                let mut next = self.next.lock();
+                loop {
+                    if let Some(p) = next.0.take() {
+                        break p;
+                    }
+                    if next.1 {
+                        return;
+                    }
+                    self.ready.wait(&mut next);
+                }
+            };
+            let bytes = file::frame(alert_state::MAGIC, alert_state::VERSION, 0, &payload);
+            write_file(status, path, 0, &bytes);
+        }
+    }
+}
+
+impl Drop for Persister {
+    /// Writes what the alert writer holds and joins it.
+    fn drop(&mut self) {
+        self.finish_alert_writer();
+    }
 }
 
 impl Persister {
@@ -154,6 +207,7 @@ impl Persister {
             last_snapshot_ms: now_ms,
             status,
             snapshot_writer: None,
+            alert_writer: None,
         };
         p.restore_alerts(mgr, now_ms);
         p.marker = Some(mgr.change_marker());
@@ -286,11 +340,44 @@ impl Persister {
         alert_state::encode(mgr, now_ms)
     }
 
-    /// Writes an encoded alert state.
+    /// Writes an encoded alert state: hands it to the writer thread if
+    /// there is one (replacing a state it has not written yet), else writes
+    /// it here.
     pub(crate) fn write_alerts(&mut self, payload: &[u8]) {
         self.dirty_since = None;
+        if let Some((queue, _)) = &self.alert_writer {
+            queue.put(payload.to_vec());
+            return;
+        }
         let bytes = file::frame(alert_state::MAGIC, alert_state::VERSION, 0, payload);
         self.write(ALERTS_FILE, 0, &bytes);
+    }
+
+    /// The alert writer's queue and the loop a thread of its own runs
+    /// (the engine starts it; see [`set_alert_writer`](Self::set_alert_writer)).
+    pub(crate) fn alert_writer_job(&self) -> (Arc<AlertQueue>, impl FnOnce() + Send + 'static) {
+        let queue = Arc::new(AlertQueue::default());
+        let (q, status, path) =
+            (Arc::clone(&queue), Arc::clone(&self.status), self.path(ALERTS_FILE));
+        (queue, move || q.run(&status, &path))
+    }
+
+    /// From now on alert state is written by the thread `handle` runs for `queue`.
+    pub(crate) fn set_alert_writer(
+        &mut self,
+        queue: Arc<AlertQueue>,
+        handle: std::thread::JoinHandle<()>,
+    ) {
+        self.alert_writer = Some((queue, handle));
+    }
+
+    /// Waits for the alert writer to write what it holds, and stops it;
+    /// later writes happen on the caller's thread.
+    pub(crate) fn finish_alert_writer(&mut self) {
+        if let Some((queue, handle)) = self.alert_writer.take() {
+            queue.close();
+            let _ = handle.join();
+        }
     }
 
     /// Whether history snapshots are on and one is due at `now_ms`.

@@ -339,3 +339,119 @@ rules:
     assert!(problems[0].field.starts_with("rules[0].condition"), "{err}");
     assert!(problems[0].message.contains("lots"), "{err}");
 }
+
+const ONE_RULE: &str = r#"
+[engine]
+default_alert_rules = false
+
+[[rules]]
+name = "queue_backlog"
+metric = "queue_depth"
+matchers = ['queue="mail"']
+condition = { kind = "threshold", aggregate = "last", window = "5m", op = "gt", value = 100.0 }
+recovery = { kind = "threshold", aggregate = "last", window = "5m", op = "lt", value = 80.0 }
+keep_firing_for = "10s"
+labels = { team = "chat" }
+title = "Backlog on {{labels.queue}}"
+"#;
+
+/// A reload sees any difference in a rule's definition, however small, and
+/// only then restarts it; the same definition keeps its alert as it was.
+#[test]
+fn a_rule_counts_as_changed_when_any_part_differs_and_unchanged_only_when_identical() {
+    let variants = [
+        ("title", ONE_RULE.replace("Backlog on", "Backlog in")),
+        ("message", ONE_RULE.to_owned() + "message = \"{{value}} waiting\"\n"),
+        ("label", ONE_RULE.replace("team = \"chat\"", "team = \"ops\"")),
+        ("extra label", ONE_RULE.replace("team = \"chat\"", "team = \"chat\", tier = \"1\"")),
+        ("for", ONE_RULE.to_owned() + "for = \"1s\"\n"),
+        ("keep_firing_for", ONE_RULE.replace("\"10s\"", "\"11s\"")),
+        ("recovery", ONE_RULE.replace("value = 80.0", "value = 70.0")),
+        ("m_of_n", ONE_RULE.to_owned() + "m_of_n = { m = 1, n = 2 }\n"),
+        ("no_data", ONE_RULE.to_owned() + "no_data = \"keep_last\"\n"),
+        ("severity", ONE_RULE.to_owned() + "severity = \"critical\"\n"),
+        ("matcher", ONE_RULE.replace("queue=\"mail\"", "queue=~\"mail\"")),
+        ("flap", ONE_RULE.to_owned() + "flap_detection = false\n"),
+    ];
+    for (what, text) in variants {
+        let clock = ManualClock::at_millis(T0);
+        let path = file("identity", ONE_RULE);
+        let (tx, rx) = inbox();
+        let engine = builder(&clock).config_file(&path).notifier("inbox", tx).build().unwrap();
+        engine.gauge_with("queue_depth", &[("queue", "mail")]).unwrap().set(150.0);
+        engine.flush().unwrap();
+        assert_eq!(rx.try_iter().count(), 1, "{what}: fired once");
+
+        // the same text: unchanged, still firing, nothing sent again
+        clock.advance(Duration::from_secs(1));
+        let report = engine.reload_config(&path).unwrap();
+        assert_eq!(report.unchanged, ["queue_backlog"], "{what}");
+        engine.flush().unwrap();
+        let alert = engine.active_alerts().into_iter().next().unwrap();
+        assert_eq!((alert.state, alert.firing_since_ms), (AlertState::Firing, Some(T0)), "{what}");
+        assert_eq!(rx.try_iter().count(), 0, "{what}: an unchanged rule does not fire again");
+
+        // one part different: changed, restarted
+        std::fs::write(&path, &text).unwrap();
+        let report = engine.reload_config(&path).unwrap();
+        assert_eq!(report.changed, ["queue_backlog"], "{what}");
+        assert!(report.unchanged.is_empty(), "{what}");
+    }
+}
+
+/// The settings of the state directory, the dashboard and the notifier
+/// queues come from `[engine]` like the others, checked by the same builder.
+#[test]
+fn state_dashboard_and_notifier_settings_load_from_the_file() {
+    let clock = ManualClock::at_millis(T0);
+    let dir = std::env::temp_dir().join(format!("watchpost-config-state-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let settings = format!(
+        r#"[engine]
+default_alert_rules = false
+system_source = false
+summary_window = "30s"
+dashboard_recent_points = 3
+dashboard_statistics_window = "1m"
+dashboard_recent_alert_events = 10
+notifier_queue_capacity = 128
+notification_flush_timeout = "2s"
+notifier_shutdown_grace = "3s"
+notifier_stuck_timeout = "20s"
+state_dir = {dir:?}
+state_write_delay = "0s"
+history_snapshot_interval = "1m"
+history_snapshots = false
+"#
+    );
+    let path = file("state-settings", &settings);
+    let engine = builder(&clock).config_file(&path).build().unwrap();
+    let g = engine.gauge("g").unwrap();
+    for i in 0..5 {
+        g.set(f64::from(i));
+        clock.advance(Duration::from_secs(1));
+        engine.flush().unwrap();
+    }
+    assert_eq!(engine.config().engine.dashboard_recent_points, Some(3));
+    // a change of any of them is reported as needing a restart
+    std::fs::write(
+        &path,
+        settings.replace("dashboard_recent_points = 3", "dashboard_recent_points = 4"),
+    )
+    .unwrap();
+    assert_eq!(engine.reload_config(&path).unwrap().restart_required, ["dashboard_recent_points"]);
+    engine.shutdown().unwrap();
+    // state_dir without history snapshots: alert state only
+    assert!(dir.join("alerts.state").exists());
+    assert!(!dir.join("history.snapshot").exists());
+
+    // checked as code would be
+    std::fs::write(
+        &path,
+        settings.replace("\"1m\"\nhistory_snapshots", "\"10ms\"\nhistory_snapshots"),
+    )
+    .unwrap();
+    let err = builder(&clock).config_file(&path).build().unwrap_err().to_string();
+    assert!(err.contains("history_snapshot_interval") && err.contains("10ms"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

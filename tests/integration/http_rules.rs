@@ -108,7 +108,12 @@ fn rules_are_listed_created_replaced_and_deleted_with_builder_checks() {
 #[test]
 fn config_shows_what_is_in_effect() {
     let clock = ManualClock::at_millis(T0);
-    let engine = builder(&clock).build().unwrap();
+    let config = watchpost::config::Config::from_toml_str(
+        "[detectors]\nqueue_depth = \"ewma\"\n[detectors.latency_p90]\nkind = \"robust_z\"\nwindow = 64\n",
+        "detectors.toml",
+    )
+    .unwrap();
+    let engine = builder(&clock).config(config).build().unwrap();
     let server = HttpServer::builder()
         .health_check_interval(None)
         .bearer_token(TOKEN)
@@ -122,6 +127,12 @@ fn config_shows_what_is_in_effect() {
         config["rules"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
     let expected: Vec<String> = engine.alert_rules().iter().map(|r| r.name().to_owned()).collect();
     assert_eq!(names, expected);
+    // detector choices as written: a name, or a table with its parameters
+    assert_eq!(config["detectors"]["queue_depth"], "ewma");
+    assert_eq!(
+        config["detectors"]["latency_p90"],
+        serde_json::json!({"kind": "robust_z", "window": 64})
+    );
     // It is a valid configuration document: it loads back.
     let back: watchpost::config::Config = serde_json::from_value(config).unwrap();
     assert_eq!(back, engine.effective_config());

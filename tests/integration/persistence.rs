@@ -356,13 +356,6 @@ fn sigkill_at_any_moment_leaves_old_or_new_files() {
     let (engine, _rx) = engine_on(&dir, &clock, &[busy(Duration::ZERO)]);
     assert!(engine.prometheus_text().contains("watchpost_state_files_corrupt_total 0"));
     assert_eq!(engine.health().status, Status::Healthy);
-    let moved: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains("corrupt") || Path::new(n).extension().is_some_and(|e| e == "tmp"))
-        .collect();
-    assert!(moved.is_empty(), "{moved:?}");
     // what the last child wrote is there: its alert and its history
     assert_eq!(engine.alert_rules().len(), 1);
     engine.record("room_load", &[("room", "general")], 50.0).unwrap();
@@ -370,5 +363,124 @@ fn sigkill_at_any_moment_leaves_old_or_new_files() {
     let h = engine.history_with("room_load", &[("room", "general")], Duration::from_hours(24));
     assert!(h.len() > 1, "{h:?}");
     engine.shutdown().unwrap();
+    // nothing moved aside, no temporary file left (by the children or by
+    // this engine, whose writes are done once it is shut down)
+    let moved: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("corrupt") || Path::new(n).extension().is_some_and(|e| e == "tmp"))
+        .collect();
+    assert!(moved.is_empty(), "{moved:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A silence of the configuration file that the state directory also kept
+/// is one silence after a restart, with the id it had; a silence added over
+/// the API beside it keeps its own id too.
+#[test]
+fn a_file_silence_restored_from_the_state_directory_is_not_duplicated() {
+    let dir = state_dir("config-silence");
+    let clock = ManualClock::at_millis(T0);
+    let path = dir.with_extension("toml");
+    let silence = r#"
+[[silences]]
+matchers = ['room="general"']
+starts_at = "2026-01-01T00:00:00Z"
+ends_at = "2026-01-01T06:00:00Z"
+comment = "planned work"
+"#;
+    std::fs::write(&path, "").unwrap();
+    let start = |clock: &ManualClock| {
+        builder(clock)
+            .without_default_alert_rules()
+            .state_dir(&dir)
+            .state_write_delay(Duration::ZERO)
+            .config_file(&path)
+            .build()
+            .unwrap()
+    };
+    // first run: a silence over the API, then the file's silence by a reload
+    let a = start(&clock);
+    let by_hand =
+        a.silence_for(vec![Matcher::equal("room", "lobby")], Duration::from_hours(1)).unwrap();
+    std::fs::write(&path, silence).unwrap();
+    assert_eq!(a.reload_config(&path).unwrap().silences_added, 1);
+    let from_file = a.silences().iter().find(|s| s.why() == "planned work").unwrap().id();
+    a.shutdown().unwrap();
+
+    // two restarts with the file: the same two silences, with their ids
+    for _ in 0..2 {
+        clock.advance(Duration::from_secs(10));
+        let b = start(&clock);
+        let mut ids: Vec<_> = b.silences().iter().map(|s| (s.id(), s.why().to_owned())).collect();
+        ids.sort();
+        assert_eq!(ids, [(by_hand, String::new()), (from_file, "planned work".to_owned())]);
+        b.shutdown().unwrap();
+    }
+
+    // and the file still owns its silence: dropping it from the file expires it
+    let c = start(&clock);
+    std::fs::write(&path, "").unwrap();
+    assert_eq!(c.reload_config(&path).unwrap().silences_expired, 1);
+    let live: Vec<_> = c
+        .silences()
+        .iter()
+        .filter(|s| !s.is_expired(T0 + 20_000))
+        .map(watchpost::alert::Silence::id)
+        .collect();
+    assert_eq!(live, [by_hand]);
+    c.shutdown().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&path);
+}
+
+/// Alert state is written on a thread of its own: a write stuck on the disk
+/// (here: the temporary file is a FIFO nobody reads, so opening it blocks)
+/// holds up neither evaluation nor notifications, and the newest state is
+/// written once the disk answers again.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_stalled_state_write_holds_up_neither_evaluation_nor_notifications() {
+    use std::io::Read;
+    let dir = state_dir("stalled");
+    let clock = ManualClock::at_millis(T0);
+    let (engine, rx) = engine_on(&dir, &clock, &[busy(Duration::ZERO)]);
+    let tmp = dir.join(format!(".alerts.state.{}.tmp", std::process::id()));
+    let made = std::process::Command::new("mkfifo").arg(&tmp).status().unwrap();
+    assert!(made.success());
+
+    let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+    let worker_side = {
+        let (engine, clock) = (engine.monitor(), clock.clone());
+        std::thread::spawn(move || {
+            for (i, value) in [150.0, 50.0].into_iter().enumerate() {
+                clock.set_millis(T0 + 1_000 * i64::try_from(i).unwrap());
+                engine.record("room_load", &[("room", "general")], value).unwrap();
+                engine.flush().unwrap();
+            }
+            done_tx.send(()).unwrap();
+        })
+    };
+    // both evaluations finish while the first write is stuck
+    done_rx.recv_timeout(Duration::from_secs(20)).expect("evaluation waited for the disk");
+    worker_side.join().unwrap();
+    engine.flush_notifications(Duration::from_secs(5));
+    let kinds: Vec<NotificationKind> = got(&rx).into_iter().map(|(_, k)| k).collect();
+    assert_eq!(kinds, [NotificationKind::Firing, NotificationKind::Resolved]);
+
+    // the disk answers: the stuck write fails on the FIFO, the newest state follows
+    let mut stuck = Vec::new();
+    std::fs::File::open(&tmp).unwrap().read_to_end(&mut stuck).unwrap();
+    let started = std::time::Instant::now();
+    while !dir.join("alerts.state").exists() && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    engine.shutdown().unwrap();
+    let (again, rx) = engine_on(&dir, &clock, &[busy(Duration::ZERO)]);
+    again.flush_notifications(Duration::from_secs(5));
+    assert!(got(&rx).is_empty(), "the resolved alert was saved as resolved");
+    assert!(again.active_alerts().iter().all(|a| a.state != AlertState::Firing));
+    again.shutdown().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }

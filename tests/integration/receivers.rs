@@ -455,3 +455,42 @@ fn an_engine_delivers_through_a_receiver_and_shows_its_counters_in_metrics() {
     assert_eq!((handler.delivered, handler.failed), (1, 0));
     engine.shutdown().unwrap();
 }
+
+/// A webhook described in a file sends what the same receiver built in code
+/// sends: its headers (secrets from the environment), its external URL, and
+/// the retries of its `delivery` table.
+#[test]
+fn a_webhook_from_a_file_has_its_headers_external_url_and_delivery() {
+    let sink = Sink::start(Answer::Script(vec![503], "ok"));
+    let secret = std::env::temp_dir().join(format!("watchpost-team-{}", std::process::id()));
+    std::fs::write(&secret, "chat\n").unwrap();
+    let text = format!(
+        r#"
+kind = "webhook"
+name = "oncall"
+url = "{}"
+headers = {{ x-team = {{ file = {:?} }}, x-tier = "1" }}
+external_url = "http://chat-1:9898/"
+delivery = {{ timeout = "300ms", retries = 1, initial_backoff = "1ms", max_backoff = "5ms" }}
+"#,
+        sink.url("/hook"),
+        secret.display().to_string(),
+    );
+    let spec: watchpost::config::ReceiverSpec = toml::from_str(&text).unwrap();
+    let hook = spec.to_receiver().unwrap();
+    let (firing, _) = fire_and_resolve();
+    hook.send(&AlertGroup::single("oncall", &firing)).unwrap();
+    let seen = sink.wait_for(2); // one 503, one retry
+    assert_eq!(seen[1].headers["x-team"], "chat");
+    assert_eq!(seen[1].headers["x-tier"], "1");
+    assert_eq!(seen[1].body["externalURL"], "http://chat-1:9898/");
+    // shown redacted: the inline header value, not the reference to the file
+    let shown = toml::to_string(&spec.redacted()).unwrap();
+    assert!(shown.contains("watchpost-team-") && !shown.contains("\"1\""), "{shown}");
+    // a delivery the constructor refuses is an error naming the value
+    let bad: watchpost::config::ReceiverSpec =
+        toml::from_str(&text.replace("retries = 1", "retries = 99")).unwrap();
+    let err = bad.to_receiver().err().unwrap().to_string();
+    assert!(err.contains("99"), "{err}");
+    let _ = std::fs::remove_file(&secret);
+}
