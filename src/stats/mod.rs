@@ -70,40 +70,43 @@ pub fn summarize(values: &[f64]) -> Option<Summary> {
 /// ```
 pub fn summarize_owned(mut finite: Vec<f64>) -> Option<Summary> {
     finite.retain(|v| v.is_finite());
+    summarize_finite(&mut finite)
+}
+
+/// Like [`summarize_owned`], for values known to be finite (history holds
+/// only finite values), in a buffer the caller keeps between calls. Reorders
+/// `finite`.
+pub(crate) fn summarize_finite(finite: &mut [f64]) -> Option<Summary> {
+    debug_assert!(finite.iter().all(|v| v.is_finite()));
     if finite.is_empty() {
         return None;
     }
     let count = finite.len();
-    // Two-pass mean and sample variance. statrs' streaming (Welford) versions
-    // divide once per value in a dependent chain, which made them most of a
-    // dashboard snapshot's cost; the tests check these against statrs.
+    // Two-pass mean and sample variance, each pass in four independent sums
+    // (a single running sum is a chain of dependent additions, and statrs'
+    // streaming versions divide once per value); the tests check them
+    // against statrs.
     #[allow(clippy::cast_precision_loss)]
     let n = count as f64;
-    let mut mean = finite.iter().sum::<f64>() / n;
+    let (mut min, mut max) = (finite[0], finite[0]);
+    for &v in finite.iter() {
+        min = min.min(v);
+        max = max.max(v);
+    }
+    let mut mean = lanes_sum(finite, |v| v) / n;
     if !mean.is_finite() {
         // the plain sum overflowed (values near f64::MAX): scale first
-        mean = finite.iter().map(|v| v / n).sum::<f64>();
+        mean = lanes_sum(finite, |v| v / n);
     }
-    let stddev = if count < 2 {
-        0.0
-    } else {
-        (finite.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1.0)).sqrt()
-    };
-    // Sort once; every order statistic is then a lookup (dashboards summarise
-    // thousands of series per snapshot, so this matters).
-    finite.sort_unstable_by(f64::total_cmp);
-    let (min, max) = (finite[0], finite[count - 1]);
-    let median = if count % 2 == 1 {
-        finite[count / 2]
-    } else {
-        f64::midpoint(finite[count / 2 - 1], finite[count / 2])
-    };
+    let stddev =
+        if count < 2 { 0.0 } else { (lanes_sum(finite, |v| (v - mean) * (v - mean)) / (n - 1.0)).sqrt() };
+    // The order statistics the percentiles need, without sorting the window:
+    // a few selections, each in the part the previous one left above it.
+    let picks = Percentiles::select(finite);
+    let median = picks.median;
     let median = if median.is_finite() { median.clamp(min, max) } else { min };
     let mean = if mean.is_finite() { mean.clamp(min, max) } else { median };
     let clamp = |v: f64| if v.is_finite() { v.clamp(min, max) } else { median };
-    let p90 = clamp(sorted_quantile(&finite, 0.90));
-    let p95 = clamp(sorted_quantile(&finite, 0.95));
-    let p99 = clamp(sorted_quantile(&finite, 0.99));
     Some(Summary {
         count,
         min,
@@ -113,13 +116,84 @@ pub fn summarize_owned(mut finite: Vec<f64>) -> Option<Summary> {
         p50: median,
         // only values near f64::MAX can overflow the variance; report the largest finite spread
         stddev: if stddev.is_finite() { stddev } else { f64::MAX },
-        p90,
-        p95,
-        p99,
+        p90: clamp(picks.p90),
+        p95: clamp(picks.p95),
+        p99: clamp(picks.p99),
     })
 }
 
-/// Quantile `tau` of sorted finite data, by the same R-8 rule statrs'
+/// The sum of `f(v)` over `values`, in four interleaved partial sums.
+fn lanes_sum(values: &[f64], f: impl Fn(f64) -> f64) -> f64 {
+    let mut lanes = [0.0f64; 4];
+    let chunks = values.chunks_exact(4);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (lane, v) in lanes.iter_mut().zip(c) {
+            *lane += f(*v);
+        }
+    }
+    let tail: f64 = rest.iter().map(|v| f(*v)).sum();
+    (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]) + tail
+}
+
+/// Median and the 90th, 95th and 99th percentiles of finite data.
+struct Percentiles {
+    median: f64,
+    p90: f64,
+    p95: f64,
+    p99: f64,
+}
+
+impl Percentiles {
+    const TAUS: [f64; 3] = [0.90, 0.95, 0.99];
+
+    /// Reorders `v` (non-empty, finite) so that every rank the statistics
+    /// need holds the value a sort would put there, and reads them.
+    fn select(v: &mut [f64]) -> Percentiles {
+        let n = v.len();
+        // ranks: the median's one or two, and each percentile's pair
+        let mut ranks = [0usize; 8];
+        ranks[0] = (n - 1) / 2;
+        ranks[1] = n / 2;
+        for (i, tau) in Self::TAUS.iter().enumerate() {
+            let (lo, hi) = quantile_ranks(n, *tau);
+            ranks[2 + 2 * i] = lo;
+            ranks[3 + 2 * i] = hi;
+        }
+        ranks.sort_unstable();
+        if !v.is_sorted_by(|a, b| a.total_cmp(b).is_le()) {
+            // each selection only reorders what lies above the previous rank
+            let mut done = 0;
+            for &r in &ranks {
+                if r >= done {
+                    let _ = v[done..].select_nth_unstable_by(r - done, f64::total_cmp);
+                    done = r + 1;
+                }
+            }
+        }
+        let median = if n % 2 == 1 { v[n / 2] } else { f64::midpoint(v[n / 2 - 1], v[n / 2]) };
+        let [p90, p95, p99] = Self::TAUS.map(|tau| sorted_quantile(v, tau));
+        Percentiles { median, p90, p95, p99 }
+    }
+}
+
+/// The two ranks (0-based) [`sorted_quantile`] reads for quantile `tau` of `n` values.
+fn quantile_ranks(n: usize, tau: f64) -> (usize, usize) {
+    #[allow(clippy::cast_precision_loss)]
+    let h = (n as f64 + 1.0 / 3.0) * tau + 1.0 / 3.0;
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let hf = h.max(0.0) as usize;
+    if hf == 0 || tau <= 0.0 {
+        (0, 0)
+    } else if hf >= n || tau >= 1.0 {
+        (n - 1, n - 1)
+    } else {
+        (hf - 1, hf)
+    }
+}
+
+/// Quantile `tau` of finite data sorted at least at the ranks
+/// [`quantile_ranks`] names, by the same R-8 rule statrs'
 /// `OrderStatistics::quantile` uses (checked against it in the tests), but
 /// without its per-call scan of the data.
 fn sorted_quantile(sorted: &[f64], tau: f64) -> f64 {
@@ -160,7 +234,17 @@ mod tests {
 
     proptest! {
         #[test]
-        fn quantiles_agree_with_statrs(values in prop::collection::vec(-1e6f64..1e6, 1..300)) {
+        fn quantiles_agree_with_statrs(
+            values in prop_oneof![
+                prop::collection::vec(-1e6f64..1e6, 1..300),
+                // ties, and windows already in order (a counter's running total)
+                prop::collection::vec((0i8..5).prop_map(f64::from), 1..300),
+                prop::collection::vec(-1e6f64..1e6, 1..300).prop_map(|mut v| {
+                    v.sort_by(f64::total_cmp);
+                    v
+                }),
+            ],
+        ) {
             let s = summarize(&values).unwrap();
             let mut data = Data::new(values.clone());
             for (got, tau) in [(s.p90, 0.90), (s.p95, 0.95), (s.p99, 0.99)] {
