@@ -98,8 +98,11 @@ pub(crate) fn summarize_finite(finite: &mut [f64]) -> Option<Summary> {
         // the plain sum overflowed (values near f64::MAX): scale first
         mean = lanes_sum(finite, |v| v / n);
     }
-    let stddev =
-        if count < 2 { 0.0 } else { (lanes_sum(finite, |v| (v - mean) * (v - mean)) / (n - 1.0)).sqrt() };
+    let stddev = if count < 2 {
+        0.0
+    } else {
+        (lanes_sum(finite, |v| (v - mean) * (v - mean)) / (n - 1.0)).sqrt()
+    };
     // The order statistics the percentiles need, without sorting the window:
     // a few selections, each in the part the previous one left above it.
     let picks = Percentiles::select(finite);

@@ -39,7 +39,10 @@ fn scripted_dashboard() -> String {
         engine.record("orders_value", &[("shop", "eu")], f64::from(step) * 2.5).unwrap();
         engine.flush().unwrap();
     }
-    engine.dashboard_json().unwrap()
+    let json = engine.dashboard_json().unwrap();
+    // the JSON is the typed snapshot as serde_json pretty-prints it, byte for byte
+    assert_eq!(json, serde_json::to_string_pretty(&engine.dashboard()).unwrap());
+    json
 }
 
 #[test]
