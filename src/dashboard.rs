@@ -399,7 +399,7 @@ fn pretty<T: Serialize + ?Sized>(value: &T, capacity: usize) -> serde_json::Resu
     String::from_utf8(out).map_err(serde::ser::Error::custom)
 }
 
-/// serde_json's `PrettyFormatter` with its two-space indent, writing a line
+/// `serde_json`'s `PrettyFormatter` with its two-space indent, writing a line
 /// break and its indent in one piece instead of one write per level.
 #[derive(Default)]
 struct Pretty {

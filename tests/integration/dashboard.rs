@@ -220,7 +220,7 @@ fn statistics_of_unordered_windows_agree_with_statrs() {
     use statrs::statistics::{Data, Distribution, Max, Min, OrderStatistics};
     let clock = watchpost::ManualClock::at_millis(T0);
     let engine = builder(&clock)
-        .dashboard_statistics_window(Duration::from_secs(300))
+        .dashboard_statistics_window(Duration::from_mins(5))
         .without_anomaly_detection()
         .build()
         .unwrap();
