@@ -88,11 +88,6 @@ pub(crate) fn summarize_finite(finite: &mut [f64]) -> Option<Summary> {
     // against statrs.
     #[allow(clippy::cast_precision_loss)]
     let n = count as f64;
-    let (mut min, mut max) = (finite[0], finite[0]);
-    for &v in finite.iter() {
-        min = min.min(v);
-        max = max.max(v);
-    }
     let mut mean = lanes_sum(finite, |v| v) / n;
     if !mean.is_finite() {
         // the plain sum overflowed (values near f64::MAX): scale first
@@ -103,9 +98,12 @@ pub(crate) fn summarize_finite(finite: &mut [f64]) -> Option<Summary> {
     } else {
         (lanes_sum(finite, |v| (v - mean) * (v - mean)) / (n - 1.0)).sqrt()
     };
-    // The order statistics the percentiles need, without sorting the window:
-    // a few selections, each in the part the previous one left above it.
-    let picks = Percentiles::select(finite);
+    // Sort once; every order statistic is then a lookup. (Selecting only
+    // the ranks the percentiles need measured slower than the sort on the
+    // snapshot bench, whose windows the sort finds in order in one pass.)
+    finite.sort_unstable_by(f64::total_cmp);
+    let (min, max) = (finite[0], finite[count - 1]);
+    let picks = Percentiles::of_sorted(finite);
     let median = picks.median;
     let median = if median.is_finite() { median.clamp(min, max) } else { min };
     let mean = if mean.is_finite() { mean.clamp(min, max) } else { median };
@@ -139,7 +137,7 @@ fn lanes_sum(values: &[f64], f: impl Fn(f64) -> f64) -> f64 {
     (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]) + tail
 }
 
-/// Median and the 90th, 95th and 99th percentiles of finite data.
+/// Median and the 90th, 95th and 99th percentiles of sorted finite data.
 struct Percentiles {
     median: f64,
     p90: f64,
@@ -148,55 +146,16 @@ struct Percentiles {
 }
 
 impl Percentiles {
-    const TAUS: [f64; 3] = [0.90, 0.95, 0.99];
-
-    /// Reorders `v` (non-empty, finite) so that every rank the statistics
-    /// need holds the value a sort would put there, and reads them.
-    fn select(v: &mut [f64]) -> Percentiles {
+    /// Reads the statistics from non-empty, sorted, finite data.
+    fn of_sorted(v: &[f64]) -> Percentiles {
         let n = v.len();
-        // ranks: the median's one or two, and each percentile's pair
-        let mut ranks = [0usize; 8];
-        ranks[0] = (n - 1) / 2;
-        ranks[1] = n / 2;
-        for (i, tau) in Self::TAUS.iter().enumerate() {
-            let (lo, hi) = quantile_ranks(n, *tau);
-            ranks[2 + 2 * i] = lo;
-            ranks[3 + 2 * i] = hi;
-        }
-        ranks.sort_unstable();
-        if !v.is_sorted_by(|a, b| a.total_cmp(b).is_le()) {
-            // each selection only reorders what lies above the previous rank
-            let mut done = 0;
-            for &r in &ranks {
-                if r >= done {
-                    let _ = v[done..].select_nth_unstable_by(r - done, f64::total_cmp);
-                    done = r + 1;
-                }
-            }
-        }
         let median = if n % 2 == 1 { v[n / 2] } else { f64::midpoint(v[n / 2 - 1], v[n / 2]) };
-        let [p90, p95, p99] = Self::TAUS.map(|tau| sorted_quantile(v, tau));
+        let [p90, p95, p99] = [0.90, 0.95, 0.99].map(|tau| sorted_quantile(v, tau));
         Percentiles { median, p90, p95, p99 }
     }
 }
 
-/// The two ranks (0-based) [`sorted_quantile`] reads for quantile `tau` of `n` values.
-fn quantile_ranks(n: usize, tau: f64) -> (usize, usize) {
-    #[allow(clippy::cast_precision_loss)]
-    let h = (n as f64 + 1.0 / 3.0) * tau + 1.0 / 3.0;
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let hf = h.max(0.0) as usize;
-    if hf == 0 || tau <= 0.0 {
-        (0, 0)
-    } else if hf >= n || tau >= 1.0 {
-        (n - 1, n - 1)
-    } else {
-        (hf - 1, hf)
-    }
-}
-
-/// Quantile `tau` of finite data sorted at least at the ranks
-/// [`quantile_ranks`] names, by the same R-8 rule statrs'
+/// Quantile `tau` of sorted finite data, by the same R-8 rule statrs'
 /// `OrderStatistics::quantile` uses (checked against it in the tests), but
 /// without its per-call scan of the data.
 fn sorted_quantile(sorted: &[f64], tau: f64) -> f64 {
