@@ -322,9 +322,10 @@ impl SeriesHistory {
     /// whole (two contiguous halves, no per-sample index arithmetic).
     fn copy_from(&self, start: usize, out: &mut Vec<Stored>) {
         let n = self.ring.len().saturating_sub(start);
-        out.clear();
+        // every slot is overwritten below: a reused buffer is only resized,
+        // not cleared and filled again
+        out.resize(n, Stored { timestamp_ms: 0, value: 0.0 });
         if n > 0 {
-            out.resize(n, Stored { timestamp_ms: 0, value: 0.0 });
             self.ring.copy_to_slice(start, out);
         }
     }
