@@ -125,6 +125,22 @@ fn snapshot(c: &mut Criterion) {
             }
             engine.flush().unwrap();
         }
+        // In-run baseline: copy every series' 300 values out and sum them, the
+        // least any snapshot that reads the samples does (the machine is
+        // shared: compare against this, not across runs).
+        #[allow(clippy::cast_precision_loss)]
+        let windows: Vec<Vec<f64>> =
+            (0..n).map(|i| (0..300u32).map(|t| f64::from(t) + i as f64).collect()).collect();
+        g.bench_with_input(BenchmarkId::new("baseline_copy_values", n), &n, |b, _| {
+            b.iter(|| {
+                let mut total = 0.0;
+                for w in &windows {
+                    let copy = black_box(w.clone());
+                    total += copy.iter().sum::<f64>();
+                }
+                black_box(total)
+            });
+        });
         g.bench_with_input(BenchmarkId::new("typed", n), &n, |b, _| {
             b.iter(|| black_box(engine.dashboard()));
         });

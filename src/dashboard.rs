@@ -5,8 +5,11 @@
 //! so the output is deterministic.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{AlertEventView, AlertView, NotificationStats};
@@ -15,10 +18,10 @@ use crate::analysis::{
 };
 use crate::clock::ms_to_datetime;
 use crate::history::History;
-use crate::key::Labels;
+use crate::key::{Labels, SeriesId, SeriesKey};
 use crate::kind::MetricKind;
 use crate::registry::Registry;
-use crate::stats::{Summary, summarize_owned};
+use crate::stats::{Summary, summarize_finite};
 
 pub use crate::apm::{
     DASHBOARD_SLOW_ENTRIES, LogEventEntry, SlowNameEntry, SlowOperationEntry, SlowOperationsSection,
@@ -378,6 +381,156 @@ impl SeriesSource for HistorySource<'_> {
     }
 }
 
+/// `dashboard` as pretty-printed JSON, byte for byte what
+/// `serde_json::to_string_pretty` writes, into a buffer sized by the last
+/// snapshot of this registry.
+pub(crate) fn to_json(registry: &Registry, dashboard: &Dashboard) -> serde_json::Result<String> {
+    let cache = registry.extension::<SeriesOrder>();
+    let json = pretty(dashboard, cache.json_len.load(Ordering::Relaxed) + 1024)?;
+    cache.json_len.store(json.len(), Ordering::Relaxed);
+    Ok(json)
+}
+
+/// `value` as `serde_json::to_string_pretty` writes it, into a buffer of `capacity`.
+fn pretty<T: Serialize + ?Sized>(value: &T, capacity: usize) -> serde_json::Result<String> {
+    let mut out = Vec::with_capacity(capacity);
+    value.serialize(&mut serde_json::Serializer::with_formatter(&mut out, Pretty::default()))?;
+    // serde_json writes UTF-8 only
+    String::from_utf8(out).map_err(serde::ser::Error::custom)
+}
+
+/// `serde_json`'s `PrettyFormatter` with its two-space indent, writing a line
+/// break and its indent in one piece instead of one write per level.
+#[derive(Default)]
+struct Pretty {
+    depth: usize,
+    has_value: bool,
+}
+
+impl Pretty {
+    /// A line break and two spaces per level (deeper levels take more writes).
+    const BREAK: &'static [u8] =
+        b"\n                                                                ";
+
+    fn new_line<W: ?Sized + std::io::Write>(&self, w: &mut W) -> std::io::Result<()> {
+        let mut spaces = 2 * self.depth;
+        let first = spaces.min(Self::BREAK.len() - 1);
+        w.write_all(&Self::BREAK[..=first])?;
+        spaces -= first;
+        while spaces > 0 {
+            let n = spaces.min(Self::BREAK.len() - 1);
+            w.write_all(&Self::BREAK[1..=n])?;
+            spaces -= n;
+        }
+        Ok(())
+    }
+}
+
+impl serde_json::ser::Formatter for Pretty {
+    fn begin_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.depth += 1;
+        self.has_value = false;
+        w.write_all(b"[")
+    }
+
+    fn end_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.depth -= 1;
+        if self.has_value {
+            self.new_line(w)?;
+        }
+        w.write_all(b"]")
+    }
+
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if !first {
+            w.write_all(b",")?;
+        }
+        self.new_line(w)
+    }
+
+    fn end_array_value<W: ?Sized + std::io::Write>(&mut self, _: &mut W) -> std::io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+
+    fn begin_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.depth += 1;
+        self.has_value = false;
+        w.write_all(b"{")
+    }
+
+    fn end_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.depth -= 1;
+        if self.has_value {
+            self.new_line(w)?;
+        }
+        w.write_all(b"}")
+    }
+
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if !first {
+            w.write_all(b",")?;
+        }
+        self.new_line(w)
+    }
+
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        w.write_all(b": ")
+    }
+
+    fn end_object_value<W: ?Sized + std::io::Write>(&mut self, _: &mut W) -> std::io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+}
+
+/// One series in dashboard order: sorted by name and labels, with its name
+/// written out (`name{labels}`).
+struct Listed {
+    id: SeriesId,
+    key: Arc<SeriesKey>,
+    kind: MetricKind,
+    series: String,
+}
+
+/// The registry's series in dashboard order, kept between snapshots and
+/// built again when the registry changes (its generation): sorting the keys
+/// and writing their names out was a tenth of a snapshot.
+#[derive(Default)]
+struct SeriesOrder {
+    cached: Mutex<Option<(u64, Arc<[Listed]>)>>,
+    /// Length of the last snapshot as JSON.
+    json_len: AtomicUsize,
+}
+
+impl SeriesOrder {
+    fn get(&self, registry: &Registry) -> Arc<[Listed]> {
+        // read before the series: a change in between makes the next call rebuild
+        let generation = registry.generation();
+        let mut cached = self.cached.lock();
+        if let Some((g, list)) = cached.as_ref()
+            && *g == generation
+        {
+            return Arc::clone(list);
+        }
+        let list: Arc<[Listed]> = registry
+            .infos_with_ids()
+            .into_iter()
+            .map(|(id, key, kind)| Listed { id, series: key.to_string(), key, kind })
+            .collect();
+        *cached = Some((generation, Arc::clone(&list)));
+        list
+    }
+}
+
 /// Builds a snapshot from the registry and history at `now_ms`.
 pub(crate) fn build(
     registry: &Registry,
@@ -389,12 +542,12 @@ pub(crate) fn build(
     anomalies: Vec<Anomaly>,
 ) -> Dashboard {
     let generated_at = ms_to_datetime(now_ms);
-    let infos = registry.infos_with_ids();
+    let infos = registry.extension::<SeriesOrder>().get(registry);
     let latest = |name: &str| {
         infos
             .iter()
-            .find(|(_, key, _)| key.name() == name && key.labels().is_empty())
-            .and_then(|(id, _, _)| history.get(*id))
+            .find(|s| s.key.name() == name && s.key.labels().is_empty())
+            .and_then(|s| history.get(s.id))
             .and_then(crate::history::SeriesHistory::latest)
             .map(|s| s.value)
     };
@@ -405,7 +558,7 @@ pub(crate) fn build(
         timestamp: generated_at,
     };
     let mut recent_metrics = BTreeMap::new();
-    for (id, key, _) in &infos {
+    for Listed { id, key, series, .. } in infos.iter() {
         if config.recent_metrics.iter().any(|n| n == key.name()) {
             let points = history
                 .get(*id)
@@ -420,19 +573,20 @@ pub(crate) fn build(
                     upper: s.expected_band.map(|b| b.1),
                 })
                 .collect();
-            recent_metrics.insert(key.to_string(), points);
+            recent_metrics.insert(series.clone(), points);
         }
     }
     let since = now_ms.saturating_sub(config.statistics_window_ms);
-    let mut statistics = Vec::new();
-    let mut scratch = Vec::new();
-    for (id, key, kind) in &infos {
+    let mut statistics = Vec::with_capacity(infos.len());
+    // working space for every series: the window's samples, then its values
+    let (mut scratch, mut values) = (Vec::new(), Vec::new());
+    for Listed { id, key, kind, series } in infos.iter() {
         let Some(h) = history.get(*id) else { continue };
-        let mut values = Vec::new();
+        values.clear();
         h.values_between(since, now_ms, &mut scratch, &mut values);
-        if let Some(stats) = summarize_owned(values) {
+        if let Some(stats) = summarize_finite(&mut values) {
             statistics.push(SeriesStatistics {
-                series: key.to_string(),
+                series: series.clone(),
                 name: key.name().to_owned(),
                 labels: key.labels().clone(),
                 kind: *kind,
@@ -467,5 +621,45 @@ pub(crate) fn build(
         slow_operations: SlowOperationsSection::default(),
         recent_log_events: Vec::new(),
         remote_write: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Any JSON value: nested arrays and objects (empty ones too), strings, numbers.
+    fn json() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            (-1e9f64..1e9).prop_map(serde_json::Value::from),
+            "[a-z\"\\\n é]{0,6}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(48, 256, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                prop::collection::btree_map("[a-z]{0,3}", inner, 0..4)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn pretty_writes_what_serde_json_writes(v in json()) {
+            prop_assert_eq!(pretty(&v, 0).unwrap(), serde_json::to_string_pretty(&v).unwrap());
+        }
+    }
+
+    #[test]
+    fn pretty_indents_deeper_than_its_run_of_spaces() {
+        let mut v = serde_json::json!({"leaf": [1, {}, []]});
+        for i in 0..80 {
+            v = if i % 2 == 0 { serde_json::json!([v, 2.5]) } else { serde_json::json!({"k": v}) };
+        }
+        assert_eq!(pretty(&v, 16).unwrap(), serde_json::to_string_pretty(&v).unwrap());
     }
 }

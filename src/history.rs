@@ -3,6 +3,7 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
+use half::bf16;
 use ringbuffer::{AllocRingBuffer, RingBuffer};
 use serde::{Deserialize, Serialize};
 
@@ -13,8 +14,8 @@ use crate::key::SeriesId;
 ///
 /// A series' ring buffer is allocated whole when the series gets its first
 /// sample, with room for the capacity rounded up to a power of two, at 16
-/// bytes a sample, plus 12 bytes a sample for the annotations of a series
-/// with a detector: 16 to 28 MiB per series at this maximum. Enough for a week of
+/// bytes a sample, plus 8 bytes a sample for the annotations of a series
+/// with a detector: 16 to 24 MiB per series at this maximum. Enough for a week of
 /// one sample a second.
 ///
 /// # Examples
@@ -44,10 +45,13 @@ pub struct Sample {
     pub timestamp_ms: i64,
     /// The value (always finite).
     pub value: f64,
-    /// The anomaly detector's score in `[0, 1]`, where the series has a detector.
+    /// The anomaly detector's score in `[0, 1]`, where the series has a
+    /// detector (history keeps it in steps of 1/10 000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anomaly_score: Option<f64>,
-    /// The band (lower, upper) the detector expected this value in, once it has learnt one.
+    /// The band (lower, upper) the detector expected this value in, once it
+    /// has learnt one (history keeps the lower edge as an `f32` and the width
+    /// to 2^-8 of itself).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_band: Option<(f64, f64)>,
 }
@@ -85,34 +89,70 @@ pub(crate) struct Stored {
     value: f64,
 }
 
-/// The detector's annotation of one stored sample, as `f32`s (NaN when absent).
-#[derive(Debug, Clone, Copy)]
+/// The detector's annotation of one stored sample, in 8 bytes.
+///
+/// - the score in steps of 1/10 000 (`u16::MAX` when absent): the page prints
+///   two decimals, and a score reads back as a short decimal (`0.7312`);
+/// - the band's lower edge as an `f32` (NaN when there is no band), as it
+///   always was;
+/// - the band's width (`upper - lower`) as a `bfloat16`: eight significant
+///   bits, so the upper edge is the lower one plus the width to within 0.2 %
+///   of the width (a fraction of a pixel on any chart), with the range of an
+///   `f32`.
+///
+/// Both edges are clamped to finite `f32`s and the width to the largest
+/// `bfloat16` (about 3.4e38), so an annotation never reads back as an infinity. Encoding what a decode returned gives the same bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Annotation {
-    score: f32,
-    lower: f32,
-    upper: f32,
+    lower: u32,
+    width: u16,
+    score: u16,
 }
 
 impl Annotation {
-    const NONE: Annotation = Annotation { score: f32::NAN, lower: f32::NAN, upper: f32::NAN };
+    const NO_SCORE: u16 = u16::MAX;
+    const SCORE_STEPS: f64 = 10_000.0;
+    const NONE: Annotation =
+        Annotation { lower: f32::NAN.to_bits(), width: 0, score: Annotation::NO_SCORE };
 
-    #[allow(clippy::cast_possible_truncation)]
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     fn of(score: Option<f64>, band: Option<(f64, f64)>) -> Annotation {
-        let (lower, upper) = band.map_or((f32::NAN, f32::NAN), |(l, u)| (l as f32, u as f32));
-        Annotation { score: score.map_or(f32::NAN, |v| v as f32), lower, upper }
+        let score = match score {
+            // in [0, 10 000]: the cast cannot truncate
+            Some(s) if !s.is_nan() => (s.clamp(0.0, 1.0) * Self::SCORE_STEPS).round() as u16,
+            _ => Self::NO_SCORE,
+        };
+        let finite_f32 = |v: f64| v.clamp(f64::from(f32::MIN), f64::from(f32::MAX)) as f32;
+        match band {
+            Some((l, u)) if !l.is_nan() && !u.is_nan() => {
+                let lower = finite_f32(l);
+                let width = bf16::from_f64(
+                    (f64::from(finite_f32(u)) - f64::from(lower))
+                        .clamp(-f64::from(bf16::MAX), f64::from(bf16::MAX)),
+                );
+                Annotation { lower: lower.to_bits(), width: width.to_bits(), score }
+            }
+            _ => Annotation { score, ..Self::NONE },
+        }
     }
 
     fn is_none(self) -> bool {
-        self.score.is_nan() && (self.lower.is_nan() || self.upper.is_nan())
+        self.score == Self::NO_SCORE && f32::from_bits(self.lower).is_nan()
     }
 
     fn score(self) -> Option<f64> {
-        (!self.score.is_nan()).then_some(f64::from(self.score))
+        (self.score != Self::NO_SCORE).then(|| f64::from(self.score) / Self::SCORE_STEPS)
     }
 
     fn band(self) -> Option<(f64, f64)> {
-        (!self.lower.is_nan() && !self.upper.is_nan())
-            .then_some((f64::from(self.lower), f64::from(self.upper)))
+        let lower = f32::from_bits(self.lower);
+        if lower.is_nan() {
+            return None;
+        }
+        let lower = f64::from(lower);
+        let upper = lower + f64::from(bf16::from_bits(self.width));
+        // the width was clamped so that the sum stays within the f32 range
+        Some((lower, upper.clamp(f64::from(f32::MIN), f64::from(f32::MAX))))
     }
 }
 
@@ -138,8 +178,8 @@ impl Pushed {
 /// The history of one series: newest `capacity` samples, optionally no older than `max_age_ms`.
 ///
 /// Samples are 16 bytes in the ring. The detector's annotations (score and
-/// expected band), which only series with a detector have, are kept in a
-/// second ring of the same capacity in step with the first, allocated when
+/// expected band, 8 bytes, see `Annotation`), which only series with a
+/// detector have, are kept in a second ring of the same capacity in step with the first, allocated when
 /// the first annotation arrives.
 pub(crate) struct SeriesHistory {
     ring: AllocRingBuffer<Stored>,
@@ -282,9 +322,10 @@ impl SeriesHistory {
     /// whole (two contiguous halves, no per-sample index arithmetic).
     fn copy_from(&self, start: usize, out: &mut Vec<Stored>) {
         let n = self.ring.len().saturating_sub(start);
-        out.clear();
+        // every slot is overwritten below: a reused buffer is only resized,
+        // not cleared and filled again
+        out.resize(n, Stored { timestamp_ms: 0, value: 0.0 });
         if n > 0 {
-            out.resize(n, Stored { timestamp_ms: 0, value: 0.0 });
             self.ring.copy_to_slice(start, out);
         }
     }
@@ -487,14 +528,39 @@ mod tests {
         }
     }
 
-    /// The sample history hands back for `s`: annotations at `f32` precision.
+    /// The sample history hands back for `s`: annotations as stored.
     fn as_stored(s: Sample) -> Sample {
-        #[allow(clippy::cast_possible_truncation)]
-        let f = |v: f64| f64::from(v as f32);
-        Sample {
-            anomaly_score: s.anomaly_score.map(f),
-            expected_band: s.expected_band.map(|(l, u)| (f(l), f(u))),
-            ..s
+        let a = Annotation::of(s.anomaly_score, s.expected_band);
+        Sample { anomaly_score: a.score(), expected_band: a.band(), ..s }
+    }
+
+    proptest! {
+        #[test]
+        fn annotations_keep_the_documented_precision(
+            score in prop::option::of(0.0f64..=1.0),
+            lower in prop_oneof![-1e30f64..1e30, -1e3f64..1e3, Just(0.0)],
+            width in prop_oneof![0.0f64..1e3, 0.0f64..1e30, Just(0.0)],
+            banded in any::<bool>(),
+        ) {
+            let upper = lower + width;
+            let band = banded.then_some((lower, upper));
+            let a = Annotation::of(score, band);
+            prop_assert_eq!(a.score().is_some(), score.is_some());
+            if let (Some(got), Some(want)) = (a.score(), score) {
+                // steps of 1/10 000, rounded to the nearest
+                prop_assert!((got - want).abs() <= 0.5e-4 + 1e-12, "{} {}", got, want);
+            }
+            prop_assert_eq!(a.band().is_some(), banded);
+            if let Some((l, u)) = a.band() {
+                prop_assert!(l.is_finite() && u.is_finite());
+                // the lower edge at f32 precision, the width to 2^-8 of itself
+                prop_assert!((l - lower).abs() <= lower.abs() * 2f64.powi(-24), "{} {}", l, lower);
+                let w = u - l;
+                let slack = width * 2f64.powi(-8) + (lower.abs() + upper.abs()) * 2f64.powi(-23);
+                prop_assert!((w - width).abs() <= slack, "{} {}", w, width);
+            }
+            // what reads back is stored again unchanged
+            prop_assert_eq!(Annotation::of(a.score(), a.band()), a);
         }
     }
 
@@ -548,8 +614,9 @@ mod tests {
     }
 
     #[test]
-    fn samples_are_16_bytes_and_annotations_cost_only_where_they_exist() {
+    fn samples_are_16_bytes_and_annotations_8_and_only_where_they_exist() {
         assert_eq!(std::mem::size_of::<Stored>(), 16);
+        assert_eq!(std::mem::size_of::<Annotation>(), 8);
         let mut plain = SeriesHistory::new(8, None);
         plain.push(Sample::new(1, 1.0));
         plain.annotate_newest(0.5, None);
@@ -562,6 +629,22 @@ mod tests {
         let w = plain.window(i64::MIN, i64::MAX);
         assert_eq!((w[0].anomaly_score, w[0].expected_band), (Some(0.5), None));
         assert_eq!((w[1].anomaly_score, w[1].expected_band), (Some(0.25), Some((1.0, 3.0))));
+    }
+
+    #[test]
+    fn annotations_out_of_range_read_back_finite_and_clamped() {
+        let a = Annotation::of(Some(1.5), Some((0.0, f64::MAX)));
+        let (l, u) = a.band().unwrap();
+        assert_eq!((a.score(), l, u), (Some(1.0), 0.0, f64::from(bf16::MAX)));
+        // wider than any bfloat16: cut at the largest width, still finite
+        let (l, u) = Annotation::of(None, Some((f64::MIN, f64::MAX))).band().unwrap();
+        assert_eq!((l, u), (f64::from(f32::MIN), f64::from(f32::MIN) + f64::from(bf16::MAX)));
+        assert_eq!(Annotation::of(Some(-0.2), None).score(), Some(0.0));
+        assert_eq!(Annotation::of(Some(f64::NAN), None), Annotation::NONE);
+        assert!(Annotation::of(None, Some((f64::NAN, 1.0))).is_none());
+        // an anomaly far outside a narrow band keeps the band's edges
+        let (l, u) = Annotation::of(Some(1.0), Some((9.0, 13.0))).band().unwrap();
+        assert_eq!((l, u), (9.0, 13.0));
     }
 
     #[test]

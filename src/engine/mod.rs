@@ -1018,7 +1018,7 @@ impl Monitor {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn dashboard_json(&self) -> Result<String> {
-        Ok(serde_json::to_string_pretty(&self.dashboard())?)
+        Ok(dashboard::to_json(&self.shared.registry, &self.dashboard())?)
     }
 }
 

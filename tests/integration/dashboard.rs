@@ -39,7 +39,10 @@ fn scripted_dashboard() -> String {
         engine.record("orders_value", &[("shop", "eu")], f64::from(step) * 2.5).unwrap();
         engine.flush().unwrap();
     }
-    engine.dashboard_json().unwrap()
+    let json = engine.dashboard_json().unwrap();
+    // the JSON is the typed snapshot as serde_json pretty-prints it, byte for byte
+    assert_eq!(json, serde_json::to_string_pretty(&engine.dashboard()).unwrap());
+    json
 }
 
 #[test]
@@ -210,4 +213,73 @@ fn assert_subset(part: &Value, whole: &Value, path: &str) {
     } else {
         assert!(is_subset(part, whole), "{path}: {part} is not in {whole}");
     }
+}
+
+#[test]
+fn statistics_of_unordered_windows_agree_with_statrs() {
+    use statrs::statistics::{Data, Distribution, Max, Min, OrderStatistics};
+    let clock = watchpost::ManualClock::at_millis(T0);
+    let engine = builder(&clock)
+        .dashboard_statistics_window(Duration::from_mins(5))
+        .without_anomaly_detection()
+        .build()
+        .unwrap();
+    // three series: shuffled values with ties, a running total (in order), one sample
+    let mut recorded: Vec<(&str, Vec<f64>)> = vec![("noisy", vec![]), ("total", vec![])];
+    for i in 0..400u32 {
+        let noisy = f64::from((i * 7_919) % 257) * 0.5 - 20.0;
+        let total = f64::from(i * i);
+        engine.record("noisy", &[], noisy).unwrap();
+        engine.record("total", &[], total).unwrap();
+        if i >= 100 {
+            // the window of 300 s ending at T0 + 400 s holds samples 100..=399
+            recorded[0].1.push(noisy);
+            recorded[1].1.push(total);
+        }
+        clock.advance(Duration::from_secs(1));
+    }
+    engine.record("single", &[], 3.5).unwrap();
+    recorded.push(("single", vec![3.5]));
+    engine.flush().unwrap();
+    let d = engine.dashboard();
+    for (name, values) in recorded {
+        let got = d.statistics.iter().find(|s| s.name == name).unwrap().stats;
+        let mut data = Data::new(values.clone());
+        assert_eq!(got.count, values.len(), "{name}");
+        assert_eq!((got.min, got.max), (data.min(), data.max()), "{name}");
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+        assert!(close(got.mean, data.mean().unwrap()), "{name} mean {}", got.mean);
+        assert!(close(got.median, data.median()), "{name} median {}", got.median);
+        for (g, tau) in [(got.p90, 0.90), (got.p95, 0.95), (got.p99, 0.99)] {
+            assert!(close(g, data.quantile(tau)), "{name} p{tau} {g} vs {}", data.quantile(tau));
+        }
+        let sd = if values.len() > 1 { data.std_dev().unwrap() } else { 0.0 };
+        assert!(close(got.stddev, sd), "{name} stddev {} vs {sd}", got.stddev);
+    }
+}
+
+#[test]
+fn statistics_follow_series_registered_between_snapshots() {
+    let clock = watchpost::ManualClock::at_millis(T0);
+    let engine = builder(&clock).build().unwrap();
+    engine.record("b_metric", &[("room", "x\"y")], 1.0).unwrap();
+    engine.flush().unwrap();
+    let names = |d: &watchpost::dashboard::Dashboard| {
+        d.statistics.iter().map(|s| s.series.clone()).collect::<Vec<_>>()
+    };
+    let first = names(&engine.dashboard());
+    assert!(first.contains(&"b_metric{room=\"x\\\"y\"}".to_owned()), "{first:?}");
+    engine.record("a_metric", &[], 2.0).unwrap();
+    engine.flush().unwrap();
+    let second = names(&engine.dashboard());
+    // the new series, in its sorted place
+    let a = second.iter().position(|s| s == "a_metric").expect("registered since");
+    let b = second.iter().position(|s| s.starts_with("b_metric")).unwrap();
+    assert!(a < b, "{second:?}");
+    assert_eq!(second.len(), first.len() + 1);
+    // and a removed one leaves
+    assert!(engine.remove_series("b_metric", &[("room", "x\"y")]).unwrap());
+    let third = names(&engine.dashboard());
+    assert!(!third.iter().any(|s| s.starts_with("b_metric")), "{third:?}");
+    assert_eq!(third.len(), first.len());
 }

@@ -39,9 +39,11 @@ fn a_spike_is_scored_in_history_and_listed_with_its_band() {
     let a: Vec<_> = d.anomalies.iter().filter(|a| a.name == "queue_depth").collect();
     assert_eq!(a.len(), 1);
     assert_eq!(a[0].timestamp.timestamp_millis(), T0 + 300_000);
-    // history keeps the band as f32
-    assert!((a[0].expected_lower.unwrap() - lower).abs() < 1e-4 * lower.abs().max(1.0));
-    assert!((a[0].expected_upper.unwrap() - upper).abs() < 1e-4 * upper.abs().max(1.0));
+    // history keeps the lower edge as an f32 and the width to 2^-8 of itself
+    let (a_lower, a_upper) = (a[0].expected_lower.unwrap(), a[0].expected_upper.unwrap());
+    assert!((a_lower - lower).abs() < 1e-6 * lower.abs().max(1.0), "{a_lower} {lower}");
+    let width = a_upper - a_lower;
+    assert!((width - (upper - lower)).abs() <= width * 2f64.powi(-8) + 1e-6, "{a_upper} {upper}");
     // cumulative counter totals are not scored; their rates are
     assert!(engine.latest("jobs_total").unwrap().anomaly_score.is_none());
     assert!(engine.latest("jobs_total:rate").unwrap().anomaly_score.is_some());
