@@ -171,10 +171,12 @@ impl SeasonalProfile {
         }
     }
 
-    fn bucket(&self, t: i64) -> usize {
-        let phase = i128::from(t.rem_euclid(self.cfg.period_ms));
-        let b =
-            phase * i128::try_from(self.cfg.buckets).unwrap_or(1) / i128::from(self.cfg.period_ms);
+    /// The bucket of `t`. The phase is below a year in ms and the buckets at
+    /// most 1 440, so the product stays far inside `i64`.
+    pub(crate) fn bucket(&self, t: i64) -> usize {
+        let phase = t.rem_euclid(self.cfg.period_ms);
+        let buckets = i64::try_from(self.cfg.buckets).unwrap_or(1);
+        let b = phase.saturating_mul(buckets) / self.cfg.period_ms;
         usize::try_from(b).unwrap_or(0).min(self.cfg.buckets - 1)
     }
 
@@ -186,7 +188,11 @@ impl SeasonalProfile {
 
     /// Signed z of `x` at time `t`; NaN while the bucket is not ready.
     pub(crate) fn signed_z(&self, t: i64, x: f64) -> f64 {
-        let b = self.bucket(t);
+        self.signed_z_in(self.bucket(t), t, x)
+    }
+
+    /// [`Self::signed_z`] with the bucket of `t` already known.
+    fn signed_z_in(&self, b: usize, t: i64, x: f64) -> f64 {
         let warm = self.first_ms.is_some_and(|f| t.saturating_sub(f) >= self.cfg.period_ms);
         if !warm || self.count[b] < self.cfg.min_count {
             return f64::NAN;
@@ -194,15 +200,13 @@ impl SeasonalProfile {
         (x - self.mean[b]) / self.spread(b)
     }
 
-    /// The member score of `x` at `t` in `[0, 1)`, NaN while its bucket is not ready.
-    /// The profile's mean for the bucket of `t`.
-    pub(crate) fn expectation(&self, t: i64) -> f64 {
-        self.mean[self.bucket(t)]
-    }
-
-    pub(crate) fn member_score(&self, t: i64, x: f64) -> f64 {
-        let z = self.signed_z(t, x);
-        if z.is_nan() { f64::NAN } else { z_to_unit(z.abs(), self.cfg.sigmas) }
+    /// The member score of `x` at `t` in `[0, 1)`, NaN while its bucket is
+    /// not ready, with the bucket's mean; `b` is the bucket of `t` (see
+    /// [`Self::bucket`]).
+    pub(crate) fn member_score_in(&self, b: usize, t: i64, x: f64) -> (f64, f64) {
+        let z = self.signed_z_in(b, t, x);
+        let score = if z.is_nan() { f64::NAN } else { z_to_unit(z.abs(), self.cfg.sigmas) };
+        (score, self.mean[b])
     }
 
     /// Follows the typical sampling step, and from it the learning rate per
@@ -229,7 +233,11 @@ impl SeasonalProfile {
     }
 
     pub(crate) fn learn(&mut self, timestamp_ms: i64, value: f64) {
-        let b = self.bucket(timestamp_ms);
+        self.learn_in(self.bucket(timestamp_ms), timestamp_ms, value);
+    }
+
+    /// [`Self::learn`] with the bucket of `timestamp_ms` already known.
+    pub(crate) fn learn_in(&mut self, b: usize, timestamp_ms: i64, value: f64) {
         self.first_ms.get_or_insert(timestamp_ms);
         self.track_step(timestamp_ms);
         let rate = self.point_rate.max(1.0 / f64::from(self.count[b].saturating_add(1)));
