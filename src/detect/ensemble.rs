@@ -411,11 +411,11 @@ impl Ensemble {
             return 1.0;
         }
         let ratio = dt / self.step;
-        if dt != self.last_dt.0 {
+        if dt.to_bits() != self.last_dt.0.to_bits() {
             self.last_dt = (dt, dt.ln());
         }
         let next = self.log_step + STEP_RATE * (self.last_dt.1 - self.log_step);
-        if next != self.log_step {
+        if next.to_bits() != self.log_step.to_bits() {
             self.log_step = next;
             self.step = next.exp();
         }

@@ -34,6 +34,7 @@ impl<T: Copy> Ring<T> {
     }
 
     /// The value `back` steps before the newest one (`0` is the newest).
+    #[cfg(test)]
     pub(crate) fn back(&self, back: usize) -> Option<T> {
         let n = self.buf.len();
         if back >= n {
@@ -83,7 +84,7 @@ impl SortedWindow {
             // the oldest value leaves. Moving only the values between its
             // slot and the new one's gives the same order as a remove and an
             // insert, with a third of the copying on average.
-            let i = self.slots.iter().position(|&s| s == slot).unwrap_or(0);
+            let i = find(&self.slots, slot);
             if j <= i {
                 self.sorted.copy_within(j..i, j + 1);
                 self.slots.copy_within(j..i, j + 1);
@@ -128,6 +129,21 @@ impl SortedWindow {
         self.sorted.capacity() * std::mem::size_of::<f64>()
             + self.slots.capacity() * std::mem::size_of::<u16>()
     }
+}
+
+/// Index of `slot` in `slots` (0 if absent): a scan in chunks without an
+/// early exit inside a chunk, which the compiler turns into vector compares.
+#[allow(clippy::needless_bitwise_bool)] // no branch per element, on purpose
+fn find(slots: &[u16], slot: u16) -> usize {
+    const CHUNK: usize = 32;
+    let mut base = 0;
+    for chunk in slots.chunks(CHUNK) {
+        if chunk.iter().fold(false, |hit, &s| hit | (s == slot)) {
+            return base + chunk.iter().position(|&s| s == slot).unwrap_or(0);
+        }
+        base += CHUNK;
+    }
+    0
 }
 
 /// `n` as a float; counts in detectors stay far below 2^52, so nothing is lost.
