@@ -233,7 +233,7 @@ impl EnsembleConfig {
         self
     }
 
-    /// Drops the second seasonal member (saves about 4 KB per series).
+    /// Drops the second seasonal member (saves about 2.8 KB per series).
     ///
     /// # Examples
     ///
@@ -299,7 +299,7 @@ impl EnsembleConfig {
 ///     }
 /// }
 /// assert_eq!(hits, 1);
-/// assert!(d.memory_bytes() < 16 * 1024);
+/// assert!(d.memory_bytes() < 9 * 1024);
 /// ```
 #[derive(Debug, Clone)]
 pub struct Ensemble {
