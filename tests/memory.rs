@@ -63,17 +63,18 @@ fn memory_per_series_is_bounded_and_documented() {
         "bytes per series with a full history of 1 000 samples: {with_detector:.0} with the \
          default detector, {without:.0} without; history of 100 with the detector: {short_history:.0}"
     );
-    // docs/reliability.md quotes these figures (about 41 000 and 18 000
+    // docs/reliability.md quotes these figures (about 38 000 and 18 000
     // bytes); the bounds leave room for allocator rounding, not for a new
     // per-series structure.
-    assert!(with_detector < 43_000.0, "{with_detector}");
+    assert!(with_detector < 40_000.0, "{with_detector}");
     assert!(without < 20_000.0, "{without}");
     assert!(without < with_detector);
     // a history of 1 000 samples is 16 KiB (1 024 slots of 16 bytes) plus,
     // with a detector, 8 KiB of annotations: 896 slots fewer save 21 KiB
-    // (and the detector's state varies a little with the data)
+    // (and the engine's detection state differs with how much it has seen,
+    // by up to about 4 KiB)
     assert!(with_detector - short_history > 20_500.0, "{short_history}");
-    assert!(with_detector - short_history < 24_500.0, "{short_history}");
+    assert!(with_detector - short_history < 26_500.0, "{short_history}");
 }
 
 #[test]

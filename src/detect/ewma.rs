@@ -139,7 +139,8 @@ impl EwmaBand {
     /// Learns `x` after `steps` typical sampling steps (1 for a regular
     /// point): the mean moves as far as it would have in that many steps.
     pub(crate) fn learn_after(&mut self, x: f64, steps: f64) {
-        if self.seen == 0 || steps <= 1.0 {
+        // a step within rounding of the typical one is one step (no `powf`)
+        if self.seen == 0 || steps <= 1.0 + 1e-9 {
             self.learn(x);
             return;
         }

@@ -108,6 +108,16 @@ impl SeasonalConfig {
     }
 }
 
+/// One bucket of a profile, 16 bytes so a point touches one cache line: its
+/// mean, its mean absolute deviation (`f32`: a spread needs no more) and how
+/// many points it has learnt (saturating; only small counts matter).
+#[derive(Debug, Clone, Copy, Default)]
+struct Bucket {
+    mean: f64,
+    dev: f32,
+    count: u16,
+}
+
 /// Learns the typical value and spread of each time-of-period bucket (by
 /// default each half hour of the day) from the timestamps, and scores a point
 /// by its distance from its bucket's profile. A bucket scores only after it
@@ -132,9 +142,7 @@ impl SeasonalConfig {
 #[derive(Debug, Clone)]
 pub struct SeasonalProfile {
     cfg: SeasonalConfig,
-    mean: Vec<f64>,
-    dev: Vec<f64>,
-    count: Vec<u32>,
+    buckets: Vec<Bucket>,
     first_ms: Option<i64>,
     last_ms: Option<i64>,
     step_ms: f64,
@@ -157,9 +165,7 @@ impl SeasonalProfile {
         let n = cfg.buckets;
         SeasonalProfile {
             point_rate: cfg.alpha,
-            mean: vec![0.0; n],
-            dev: vec![0.0; n],
-            count: vec![0; n],
+            buckets: vec![Bucket::default(); n],
             first_ms: None,
             last_ms: None,
             step_ms: f64::NAN,
@@ -171,38 +177,42 @@ impl SeasonalProfile {
         }
     }
 
-    fn bucket(&self, t: i64) -> usize {
-        let phase = i128::from(t.rem_euclid(self.cfg.period_ms));
-        let b =
-            phase * i128::try_from(self.cfg.buckets).unwrap_or(1) / i128::from(self.cfg.period_ms);
+    /// The bucket of `t`. The phase is below a year in ms and the buckets at
+    /// most 1 440, so the product stays far inside `i64`.
+    pub(crate) fn bucket(&self, t: i64) -> usize {
+        let phase = t.rem_euclid(self.cfg.period_ms);
+        let buckets = i64::try_from(self.cfg.buckets).unwrap_or(1);
+        let b = phase.saturating_mul(buckets) / self.cfg.period_ms;
         usize::try_from(b).unwrap_or(0).min(self.cfg.buckets - 1)
     }
 
     fn spread(&self, b: usize) -> f64 {
         // mean absolute deviation to sigma, never far below the typical residual
-        let s = (self.dev[b] * 1.2533).max(0.5 * self.global_dev * 1.2533);
-        floor_spread(s, self.mean[b])
+        let s = (f64::from(self.buckets[b].dev) * 1.2533).max(0.5 * self.global_dev * 1.2533);
+        floor_spread(s, self.buckets[b].mean)
     }
 
     /// Signed z of `x` at time `t`; NaN while the bucket is not ready.
     pub(crate) fn signed_z(&self, t: i64, x: f64) -> f64 {
-        let b = self.bucket(t);
+        self.signed_z_in(self.bucket(t), t, x)
+    }
+
+    /// [`Self::signed_z`] with the bucket of `t` already known.
+    fn signed_z_in(&self, b: usize, t: i64, x: f64) -> f64 {
         let warm = self.first_ms.is_some_and(|f| t.saturating_sub(f) >= self.cfg.period_ms);
-        if !warm || self.count[b] < self.cfg.min_count {
+        if !warm || u32::from(self.buckets[b].count) < self.cfg.min_count {
             return f64::NAN;
         }
-        (x - self.mean[b]) / self.spread(b)
+        (x - self.buckets[b].mean) / self.spread(b)
     }
 
-    /// The member score of `x` at `t` in `[0, 1)`, NaN while its bucket is not ready.
-    /// The profile's mean for the bucket of `t`.
-    pub(crate) fn expectation(&self, t: i64) -> f64 {
-        self.mean[self.bucket(t)]
-    }
-
-    pub(crate) fn member_score(&self, t: i64, x: f64) -> f64 {
-        let z = self.signed_z(t, x);
-        if z.is_nan() { f64::NAN } else { z_to_unit(z.abs(), self.cfg.sigmas) }
+    /// The member score of `x` at `t` in `[0, 1)`, NaN while its bucket is
+    /// not ready, with the bucket's mean; `b` is the bucket of `t` (see
+    /// [`Self::bucket`]).
+    pub(crate) fn member_score_in(&self, b: usize, t: i64, x: f64) -> (f64, f64) {
+        let z = self.signed_z_in(b, t, x);
+        let score = if z.is_nan() { f64::NAN } else { z_to_unit(z.abs(), self.cfg.sigmas) };
+        (score, self.buckets[b].mean)
     }
 
     /// Follows the typical sampling step, and from it the learning rate per
@@ -229,21 +239,30 @@ impl SeasonalProfile {
     }
 
     pub(crate) fn learn(&mut self, timestamp_ms: i64, value: f64) {
-        let b = self.bucket(timestamp_ms);
+        self.learn_in(self.bucket(timestamp_ms), timestamp_ms, value);
+    }
+
+    /// [`Self::learn`] with the bucket of `timestamp_ms` already known.
+    pub(crate) fn learn_in(&mut self, b: usize, timestamp_ms: i64, value: f64) {
         self.first_ms.get_or_insert(timestamp_ms);
         self.track_step(timestamp_ms);
-        let rate = self.point_rate.max(1.0 / f64::from(self.count[b].saturating_add(1)));
-        if self.count[b] == 0 {
-            self.mean[b] = value;
+        let bucket = &mut self.buckets[b];
+        let rate = self.point_rate.max(1.0 / (f64::from(bucket.count) + 1.0));
+        if bucket.count == 0 {
+            bucket.mean = value;
         } else {
-            let residual = value - self.mean[b];
-            self.dev[b] += rate * (residual.abs() - self.dev[b]);
+            let residual = value - bucket.mean;
+            let dev = f64::from(bucket.dev);
+            #[allow(clippy::cast_possible_truncation)] // clamped into f32's range
+            {
+                bucket.dev = (dev + rate * (residual.abs() - dev)).min(f64::from(f32::MAX)) as f32;
+            }
             self.global_dev += 0.01 * (residual.abs() - self.global_dev);
-            self.mean[b] += rate * residual;
+            bucket.mean += rate * residual;
         }
-        self.count[b] = self.count[b].saturating_add(1);
+        bucket.count = bucket.count.saturating_add(1);
         self.last_bucket = b;
-        self.ready = self.count[b] >= self.cfg.min_count;
+        self.ready = u32::from(bucket.count) >= self.cfg.min_count;
     }
 }
 
@@ -263,7 +282,7 @@ impl Detector for SeasonalProfile {
         let b = self.last_bucket;
         self.ready.then(|| {
             let k = self.cfg.sigmas * self.spread(b);
-            (self.mean[b] - k, self.mean[b] + k)
+            (self.buckets[b].mean - k, self.buckets[b].mean + k)
         })
     }
 
@@ -272,9 +291,7 @@ impl Detector for SeasonalProfile {
     }
 
     fn memory_bytes(&self) -> usize {
-        std::mem::size_of::<Self>()
-            + (self.mean.capacity() + self.dev.capacity()) * std::mem::size_of::<f64>()
-            + self.count.capacity() * std::mem::size_of::<u32>()
+        std::mem::size_of::<Self>() + self.buckets.capacity() * std::mem::size_of::<Bucket>()
     }
 }
 
@@ -282,7 +299,8 @@ impl Detector for SeasonalProfile {
 #[cfg(test)]
 impl SeasonalProfile {
     fn coverage(&self) -> f64 {
-        let ready = self.count.iter().filter(|&&c| c >= self.cfg.min_count).count();
+        let ready =
+            self.buckets.iter().filter(|b| u32::from(b.count) >= self.cfg.min_count).count();
         super::window::as_f64(ready) / super::window::as_f64(self.cfg.buckets)
     }
 }
