@@ -196,6 +196,7 @@ pub fn time_to_threshold(
 pub struct ForecastSupport {
     /// The shortest span of data (first to last point) a trend rests on.
     /// Default 3 minutes.
+    #[serde(with = "humantime_serde")]
     pub min_span: Duration,
     /// The lowest coefficient of determination (R², in [0, 1]) of the fitted
     /// line. Default 0.5.

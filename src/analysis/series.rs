@@ -60,10 +60,12 @@ pub fn window(points: &[Point], from_ms: i64, to_ms: i64) -> &[Point] {
 /// assert_eq!(disk.direction, CrossDirection::Rising);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct AnalysisConfig {
     /// How trends are classified. Default [`TrendConfig::default`].
     pub trend: TrendConfig,
     /// How far ahead to predict the value. Default one hour.
+    #[serde(with = "humantime_serde")]
     pub horizon: Duration,
     /// A level whose crossing time to predict, such as 100 for a percentage.
     /// Default `None`.

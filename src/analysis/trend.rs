@@ -59,6 +59,7 @@ pub enum Direction {
 /// # Ok::<(), watchpost::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TrendConfig {
     /// Significance level for the slope's p-value. Default 0.05.
     pub alpha: f64,

@@ -178,6 +178,14 @@ pub struct EngineSettings {
     /// [`history_snapshots`](crate::EngineBuilder::history_snapshots).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history_snapshots: Option<bool>,
+    /// [`performance_checks`](crate::EngineBuilder::performance_checks): the
+    /// series, checks and forecast settings of the dashboard's performance
+    /// summary, as a table with the fields of
+    /// [`SummaryConfig`](crate::analysis::SummaryConfig) (each optional;
+    /// durations written like `"6h"`). A `checks` list replaces the default
+    /// checks whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub performance_checks: Option<crate::analysis::SummaryConfig>,
 }
 
 impl EngineSettings {
@@ -263,6 +271,7 @@ impl EngineSettings {
             self.history_snapshot_interval != other.history_snapshot_interval,
         );
         cmp("history_snapshots", self.history_snapshots != other.history_snapshots);
+        cmp("performance_checks", self.performance_checks != other.performance_checks);
         out
     }
 }

@@ -184,6 +184,9 @@ impl EngineBuilder {
         if let Some(v) = s.history_snapshots {
             self = self.history_snapshots(v);
         }
+        if let Some(v) = &s.performance_checks {
+            self = self.performance_checks(v.clone());
+        }
         self
     }
 

@@ -455,3 +455,76 @@ history_snapshots = false
     assert!(err.contains("history_snapshot_interval") && err.contains("10ms"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn performance_checks_come_from_the_file_with_durations_as_text() {
+    use watchpost::analysis::{CheckKind, Severity, SummaryConfig};
+    let clock = ManualClock::at_millis(T0);
+    let path = file(
+        "performance",
+        r#"
+[engine]
+default_alert_rules = false
+
+[engine.performance_checks]
+anomaly_min_points = 5
+capacity = "off"
+forecast_support = { min_span = "10m" }
+
+[[engine.performance_checks.checks]]
+series = "queue_depth"
+kind = { mean_above = { threshold = 50.0, severity = "critical" } }
+issue = "queue too deep"
+recommendation = "add consumers"
+
+[[engine.performance_checks.checks]]
+series = "disk_used"
+kind = { exhaustion = { threshold = 90.0, critical_within = "2h", warning_within = "1d" } }
+issue = "disk filling"
+recommendation = "clean up"
+"#,
+    );
+    let config = watchpost::config::Config::load(&path).unwrap();
+    let checks = config.engine.performance_checks.as_ref().unwrap();
+    // every field left out keeps its default
+    let defaults = SummaryConfig::default();
+    assert_eq!(checks.cpu_series, defaults.cpu_series);
+    assert_eq!(checks.anomaly_min_points, 5);
+    assert_eq!(checks.capacity, None);
+    assert_eq!(checks.anomaly_severity, defaults.anomaly_severity);
+    assert_eq!(checks.forecast_support.min_span, Duration::from_mins(10));
+    assert_eq!(checks.forecast_support.min_r_squared, defaults.forecast_support.min_r_squared);
+    assert_eq!(checks.checks.len(), 2);
+    assert_eq!(
+        checks.checks[1].kind,
+        CheckKind::Exhaustion {
+            threshold: 90.0,
+            critical_within: Duration::from_hours(2),
+            warning_within: Duration::from_hours(24),
+        }
+    );
+
+    // the engine built from the file raises the file's check
+    let engine = builder(&clock).config_file(&path).build().unwrap();
+    engine.gauge("queue_depth").unwrap().set(80.0);
+    engine.flush().unwrap();
+    let issues = engine.dashboard().performance_summary.summary.issues;
+    let issue = issues.iter().find(|i| i.series == "queue_depth").expect("the file's check");
+    assert_eq!(issue.severity, Severity::Critical);
+    assert!(issue.message.contains("queue too deep"), "{}", issue.message);
+
+    // written back, the durations are text again and read the same
+    let text = config.to_toml();
+    assert!(text.contains("critical_within = \"2h\""), "{text}");
+    assert!(text.contains("capacity = \"off\""), "{text}");
+    let again = watchpost::config::Config::from_toml_str(&text, "again.toml").unwrap();
+    assert_eq!(again.engine.performance_checks, config.engine.performance_checks);
+
+    // a bad value names where it is
+    let bad = file(
+        "performance_bad",
+        "[engine.performance_checks]\nforecast_support = { min_span = \"ten minutes\" }\n",
+    );
+    let err = watchpost::config::Config::load(&bad).unwrap_err().to_string();
+    assert!(err.contains("watchpost.toml:2"), "{err}");
+}

@@ -179,8 +179,10 @@ pub enum CheckKind {
         /// The capacity limit, such as 100 for a percentage.
         threshold: f64,
         /// Crossings at most this far ahead are critical.
+        #[serde(with = "humantime_serde")]
         critical_within: Duration,
         /// Crossings at most this far ahead (and beyond `critical_within`) are warnings.
+        #[serde(with = "humantime_serde")]
         warning_within: Duration,
     },
 }
@@ -246,6 +248,7 @@ pub struct Issue {
 /// assert_eq!(cfg.checks.len(), 5);
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SummaryConfig {
     /// CPU usage in percent (0–100). Default `system_cpu_usage`.
     pub cpu_series: String,
@@ -261,31 +264,66 @@ pub struct SummaryConfig {
     /// `threshold` is ignored: see `capacity`.
     pub analysis: AnalysisConfig,
     /// The level whose crossing time the memory and disk sections predict.
-    /// Default `Some(100.0)`.
+    /// Default `Some(100.0)`. In a configuration file, `"off"` is `None`.
+    #[serde(with = "off_or")]
     pub capacity: Option<f64>,
     /// The checks, evaluated in order. Default [`SummaryConfig::default_checks`].
     pub checks: Vec<Check>,
     /// The severity of the issue raised for each series with anomalous points
     /// in the window (see [`SeriesSource::anomalies`]); `None` raises none.
-    /// Default `Some(Severity::Warning)`.
-    #[serde(default)]
+    /// Default `Some(Severity::Warning)`. In a configuration file, `"off"`
+    /// is `None`.
+    #[serde(with = "off_or")]
     pub anomaly_severity: Option<Severity>,
     /// How many anomalous points a series needs in the window before it is
     /// an issue: isolated points on a healthy machine are not. The series of
     /// one metric that qualify are grouped into one issue. Default 3.
-    #[serde(default = "default_anomaly_min_points")]
     pub anomaly_min_points: usize,
     /// How much data the trend checks ([`CheckKind::Trending`] and
     /// [`CheckKind::Exhaustion`]) need before a trend or a predicted crossing
     /// becomes an issue (a level already at the threshold needs none).
     /// Default [`ForecastSupport::default`]: 3 minutes of data, an R² of at
     /// least 0.5, crossings at most 24 times that span ahead.
-    #[serde(default)]
     pub forecast_support: ForecastSupport,
 }
 
-fn default_anomaly_min_points() -> usize {
-    3
+/// An optional setting written as its value or `"off"` (TOML has no null;
+/// a JSON or YAML null reads as `"off"` too), so `None` survives a round trip
+/// through a configuration file.
+mod off_or {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OffOr<T> {
+        Value(T),
+        Text(String),
+        Null(()),
+    }
+
+    #[allow(clippy::ref_option, reason = "the signature serde's `with` calls")]
+    pub(super) fn serialize<T: Serialize, S: Serializer>(
+        value: &Option<T>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(v) => v.serialize(serializer),
+            None => serializer.serialize_str("off"),
+        }
+    }
+
+    pub(super) fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<T>, D::Error> {
+        match OffOr::<T>::deserialize(deserializer)? {
+            OffOr::Value(v) => Ok(Some(v)),
+            OffOr::Null(()) => Ok(None),
+            OffOr::Text(t) if t == "off" => Ok(None),
+            OffOr::Text(t) => {
+                Err(serde::de::Error::custom(format!("{t:?} is neither a value nor \"off\"")))
+            }
+        }
+    }
 }
 
 impl Default for SummaryConfig {
@@ -300,7 +338,7 @@ impl Default for SummaryConfig {
             capacity: Some(100.0),
             checks: Self::default_checks(),
             anomaly_severity: Some(Severity::Warning),
-            anomaly_min_points: default_anomaly_min_points(),
+            anomaly_min_points: 3,
             forecast_support: ForecastSupport::default(),
         }
     }
