@@ -254,16 +254,15 @@ impl SeriesHistory {
     /// held), after re-basing or widening the ring if it needs to.
     fn offset_for(&mut self, t: i64) -> u64 {
         let offset = self.offset_of(t).unwrap_or(0);
-        let fits = offset <= u64::from(u32::MAX);
+        let fits = u32::try_from(offset).is_ok();
         let may_pass = self.since_pass as usize >= self.ring.len();
         self.since_pass = self.since_pass.saturating_add(1);
         if fits && self.wide.is_none() {
             return offset;
         }
         let oldest = self.time_at(0).unwrap_or(t);
-        let span_fits = self.offset_of(t).zip(self.offset_of(oldest)).is_some_and(|(a, b)| {
-            a - b <= u64::from(u32::MAX) // t >= oldest >= base
-        });
+        // t >= oldest >= base: the subtraction cannot overflow
+        let span_fits = self.offset_of(oldest).is_some_and(|o| u32::try_from(offset - o).is_ok());
         if may_pass && span_fits {
             self.rebase(oldest);
             self.since_pass = 1;
@@ -419,9 +418,7 @@ impl SeriesHistory {
             .iter()
             .zip(annotations)
             .enumerate()
-            .map(|(i, (s, a))| {
-                (join(s.offset(), highs.as_ref().map_or(0, |h| h[i])), s.value(), a)
-            })
+            .map(|(i, (s, a))| (join(s.offset(), highs.as_ref().map_or(0, |h| h[i])), s.value(), a))
             .take_while(|(offset, ..)| *offset <= until)
             .map(|(offset, value, a)| Sample {
                 timestamp_ms: self.time_of(offset),

@@ -99,7 +99,7 @@ fn when() -> impl Strategy<Value = When> {
         6 => (1i64..5_000).prop_map(When::After),
         2 => (-5_000i64..=0).prop_map(When::After),
         // past the 49.7 days a 32-bit offset holds
-        2 => (u32::MAX as i64 - 2_000..(1i64 << 34)).prop_map(When::After),
+        2 => (i64::from(u32::MAX) - 2_000..(1i64 << 34)).prop_map(When::After),
         1 => any::<i64>().prop_map(When::At),
         1 => prop_oneof![Just(i64::MIN), Just(i64::MAX), Just(-1), Just(0)].prop_map(When::At),
     ]
