@@ -77,7 +77,7 @@ fn memory_per_series_is_bounded_and_documented() {
          default detector, {without:.0} without; history of 100: {short_history:.0} with the \
          detector, {short_without:.0} without; registered, no sample yet: {registered:.0}"
     );
-    // docs/reliability.md quotes these figures (about 34 000 and 13 600
+    // docs/reliability.md quotes these figures (about 31 000 and 13 600
     // bytes); the bounds leave room for allocator rounding, not for a new
     // per-series structure.
     assert!(with_detector < 36_000.0, "{with_detector}");
