@@ -31,6 +31,11 @@
 # PERCENT_LIMIT (default 2), KEEP_PERF_DATA=1 keeps OUT_DIR/<name>.perf.data
 # for `perf report -i` (call graphs, annotation).
 #
+# The profile covers the whole bench process: the setup of the binary's
+# other groups runs too (a few % of the samples in `ingest`), and with LTO
+# much is inlined into its caller, so read a symbol as "this and what it
+# inlines".
+#
 # Needs `perf` (Debian: linux-perf) allowed to profile your own processes
 # (kernel.perf_event_paranoid <= 2), and jq. Run it on an idle machine, or
 # read the figures against the baselines measured in the same run. A bench
@@ -119,6 +124,7 @@ if [[ ${#benches[@]} -gt 0 ]]; then
                | [.target.name, .executable] | @tsv')
 fi
 
+# shellcheck disable=SC2001 # a bracket expression, not a fixed string
 escape() { sed 's/[][\\.^$*+?(){}|]/\\&/g' <<<"$1"; }
 
 for t in "${targets[@]}"; do
@@ -153,8 +159,10 @@ for t in "${targets[@]}"; do
     {
         echo "# $(basename "$exe") --bench --warm-up-time 1 --measurement-time 3 --noplot --discard-baseline '$(figure_filter "$t")'"
         echo "$header"
+        # the figures and outlier counts, not the progress lines
         "$exe" --bench --warm-up-time 1 --measurement-time 3 --noplot --discard-baseline \
-            "$(figure_filter "$t")" 2>&1
+            "$(figure_filter "$t")" 2>&1 | grep -vE '^Benchmarking |^ +[0-9]+ \([0-9.]+%\) ' ||
+            echo "(the bench run failed)"
     } >"$out/$t.bench.txt"
 
     : >"$out/$t.txt"
@@ -174,11 +182,17 @@ for t in "${targets[@]}"; do
             echo >>"$out/$t.txt"
             continue
         fi
-        perf record -q -g -o "$data" -- "$exe" --bench --profile-time "$profile_time" \
-            "$filter" >/dev/null 2>&1
-        # self %, command, shared object, symbol; no call chains
+        if ! perf record -q -g -o "$data" -- "$exe" --bench --profile-time "$profile_time" \
+            "$filter" >/dev/null 2>&1; then
+            echo "(perf record failed: is perf allowed here? see kernel.perf_event_paranoid)" >>"$out/$t.txt"
+            continue
+        fi
+        # self %, thread, shared object, symbol (the bench's thread and the
+        # engine's worker apart); no call chains, no perf's comments
         perf report -i "$data" --stdio --no-children --percent-limit "$percent_limit" \
-            --sort dso,symbol -g none 2>/dev/null | grep -v '^$' >>"$out/$t.txt"
+            --fields overhead,comm,dso,sym -g none 2>/dev/null |
+            awk '/^# Samples/ { print; print "#   self %  thread  object  symbol" }
+                 /^[^#]/ && NF { sub(/ +$/, ""); print }' >>"$out/$t.txt"
         echo >>"$out/$t.txt"
         [[ ${KEEP_PERF_DATA:-0} == 1 ]] || rm -f "$data"
     done
