@@ -159,9 +159,11 @@ for t in "${targets[@]}"; do
     {
         echo "# $(basename "$exe") --bench --warm-up-time 1 --measurement-time 3 --noplot --discard-baseline '$(figure_filter "$t")'"
         echo "$header"
-        # the figures and outlier counts, not the progress lines
+        # the figures and outlier counts; not the progress lines, nor the
+        # change against whatever run criterion saved last in this target dir
         "$exe" --bench --warm-up-time 1 --measurement-time 3 --noplot --discard-baseline \
-            "$(figure_filter "$t")" 2>&1 | grep -vE '^Benchmarking |^ +[0-9]+ \([0-9.]+%\) ' ||
+            "$(figure_filter "$t")" 2>&1 |
+            grep -vE '^Benchmarking |^ +[0-9]+ \([0-9.]+%\) |^ +change:|^(Performance has|No change in|Change within)' ||
             echo "(the bench run failed)"
     } >"$out/$t.bench.txt"
 
