@@ -23,7 +23,9 @@
 #   OUT_DIR/<target>.bench.txt  a short criterion run (`--warm-up-time 1
 #                               --measurement-time 3`) of the target and of
 #                               the baselines beside it in its group
-# and, for `memory`, OUT_DIR/memory.bench.txt with the test's printed figures.
+# and, for `memory`, OUT_DIR/memory.bench.txt with the printed figures of
+# `cargo test --profile bench --all-features --test memory` (the bench
+# profile, so it reuses the benches' build).
 #
 # The benches are built once in release (`cargo bench --all-features
 # --no-run`) in CARGO_TARGET_DIR (default: target). Settings from the
