@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
-use tracing_core::callsite::Identifier;
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::Layer;
@@ -26,9 +25,13 @@ use crate::engine::Monitor;
 use crate::error::{Error, Result};
 use crate::metric::{Counter, Histogram};
 
+mod fields;
+mod sites;
 mod spans;
 
-use self::spans::{FieldVisitor, Fields, SpanState, SpanTable, owned, with_cached_site};
+use self::fields::{FieldVisitor, Fields, owned};
+use self::sites::{Callsite, SpanSite, Sites, callsite_index, with_callsite};
+use self::spans::{NewSpan, SpanTable};
 
 /// Spans slower than this go to the slow-operation log unless their name has
 /// its own threshold: 500 ms.
@@ -68,25 +71,6 @@ pub struct SpanStats {
     pub p99: Duration,
     /// Longest duration (exact).
     pub max: Duration,
-}
-
-/// Everything the layer keeps per span name and target.
-struct SpanSite {
-    name: &'static str,
-    target: &'static str,
-    duration: Histogram,
-    /// `None` unless busy time is on ([`TracingLayerBuilder::busy_time`]).
-    busy: Option<Histogram>,
-    errors: AtomicU64,
-    max_ns: AtomicU64,
-    slow_ns: u64,
-}
-
-#[derive(Default)]
-struct Sites {
-    by_callsite: HashMap<Identifier, Arc<SpanSite>, foldhash::fast::RandomState>,
-    by_name: HashMap<(&'static str, &'static str), Arc<SpanSite>, foldhash::fast::RandomState>,
-    events: HashMap<Identifier, Counter, foldhash::fast::RandomState>,
 }
 
 /// Identities of layers (never reused), the key of the per-thread site cache.
@@ -477,73 +461,43 @@ fn secs(ns: u64) -> f64 {
     ns as f64 / 1e9
 }
 
-/// `sum` seconds over `count`, rounded to the nanosecond (zero without
-/// spans): the mean `/metrics` gives as `_sum / _count`. Reading it from the
-/// histogram saves a sum of its own, one atomic update per span.
-#[allow(
-    clippy::cast_precision_loss,
-    clippy::cast_possible_truncation,
-    clippy::cast_sign_loss,
-    reason = "a finite mean in nanoseconds, rounded, negative ones clamped to zero"
-)]
-fn mean_of(sum: f64, count: u64) -> Duration {
-    if count == 0 || !sum.is_finite() {
-        return Duration::ZERO;
-    }
-    Duration::from_nanos((sum / count as f64 * 1e9).round().max(0.0) as u64)
-}
-
-impl SpanSite {
-    fn stats(&self) -> SpanStats {
-        let max_ns = self.max_ns.load(Ordering::Relaxed);
-        let max = Duration::from_nanos(max_ns);
-        let snapshot = self.duration.snapshot();
-        let calls = snapshot.count;
-        let q = |q: f64| {
-            snapshot
-                .quantile(q)
-                .map_or(Duration::ZERO, |s| Duration::from_secs_f64(s.max(0.0)).min(max))
-        };
-        SpanStats {
-            name: self.name.to_string(),
-            target: self.target.to_string(),
-            calls,
-            errors: self.errors.load(Ordering::Relaxed),
-            mean: mean_of(snapshot.sum, calls),
-            p50: q(0.5),
-            p90: q(0.9),
-            p99: q(0.99),
-            max,
-        }
-    }
-}
-
 impl Inner {
     fn now_ns(&self) -> i64 {
         self.clock.monotonic_nanos()
     }
 
-    /// Runs `f` on the site of a span callsite, from this thread's cache
-    /// (no lock, no shared write) or, when the cache cannot serve, from
-    /// [`span_site`](Self::span_site).
-    fn with_site<R>(
-        &self,
-        meta: &'static Metadata<'static>,
-        f: impl FnOnce(&SpanSite) -> R,
-    ) -> Option<R> {
-        let mut f = Some(f);
-        with_cached_site(self.id, meta, || self.span_site(meta), &mut f)
-            .or_else(|| f.take().map(|f| f(&self.span_site(meta))))
+    /// The index of a span callsite in the callsite list, from this
+    /// thread's cache or [`register`](Self::register).
+    fn callsite_index(&self, meta: &'static Metadata<'static>) -> u32 {
+        callsite_index(self.id, meta, || self.register(meta))
     }
 
-    /// The site of a span callsite: one read lock, the registration once
-    /// per callsite.
-    fn span_site(&self, meta: &'static Metadata<'static>) -> Arc<SpanSite> {
+    /// Runs `f` on callsite `index` and its site, from this thread's cache
+    /// (no lock, no shared write) or the callsite list.
+    fn with_callsite<R>(
+        &self,
+        index: u32,
+        f: impl FnOnce(&'static Metadata<'static>, &SpanSite) -> R,
+    ) -> Option<R> {
+        let resolve = || -> Option<Callsite> {
+            let (meta, site) = self.sites.read().callsites.get(index as usize)?.clone();
+            Some((meta, site))
+        };
+        with_callsite(self.id, index, resolve, f)
+    }
+
+    /// The index of a span callsite: one read lock, the registration (and
+    /// the site of its name and target if it is the first) once per
+    /// callsite.
+    fn register(&self, meta: &'static Metadata<'static>) -> u32 {
         let id = meta.callsite();
-        if let Some(site) = self.sites.read().by_callsite.get(&id) {
-            return Arc::clone(site);
+        if let Some(index) = self.sites.read().by_callsite.get(&id) {
+            return *index;
         }
         let mut sites = self.sites.write();
+        if let Some(index) = sites.by_callsite.get(&id) {
+            return *index;
+        }
         let key = (meta.name(), meta.target());
         #[allow(clippy::single_match_else, reason = "two paths of similar weight")]
         let site = match sites.by_name.get(&key) {
@@ -571,8 +525,11 @@ impl Inner {
                 site
             }
         };
-        sites.by_callsite.insert(id, Arc::clone(&site));
-        site
+        // More span callsites than a u32 counts do not exist in one program.
+        let index = u32::try_from(sites.callsites.len()).unwrap_or(u32::MAX);
+        sites.callsites.push((meta, site));
+        sites.by_callsite.insert(id, index);
+        index
     }
 
     /// Counts one event of its callsite: a read lock on the hot path, the
@@ -616,71 +573,33 @@ where
         let mut fields = Fields::new();
         let mut error = false;
         if !attrs.values().is_empty() {
-            let mut visitor = FieldVisitor {
-                fields: &mut fields,
-                capture: self.inner.capture_fields,
-                error: false,
-                message: None,
-                take_message: false,
-            };
+            let mut visitor = FieldVisitor::span(&mut fields, self.inner.capture_fields);
             attrs.record(&mut visitor);
             error = visitor.error;
         }
-        let now = self.inner.now_ns();
-        self.spans.insert(
-            id.into_u64(),
-            SpanState {
-                meta: attrs.metadata(),
-                created_ns: now,
-                entered_ns: now,
-                busy_ns: 0,
-                entered: 0,
-                error,
-                fields,
-            },
-        );
+        let callsite = self.inner.callsite_index(attrs.metadata());
+        let created_ns = self.inner.now_ns();
+        self.spans.insert(id.into_u64(), NewSpan { created_ns, callsite, error, fields });
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, _ctx: Context<'_, S>) {
-        let capture = self.inner.capture_fields;
-        self.spans.with(id.into_u64(), |state| {
-            let mut visitor = FieldVisitor {
-                fields: &mut state.fields,
-                capture,
-                error: false,
-                message: None,
-                take_message: false,
-            };
-            values.record(&mut visitor);
-            state.error |= visitor.error;
-        });
+        let mut fields = Fields::new();
+        let mut visitor = FieldVisitor::span(&mut fields, self.inner.capture_fields);
+        values.record(&mut visitor);
+        let error = visitor.error;
+        self.spans.record(id.into_u64(), error, fields);
     }
 
     fn on_enter(&self, id: &Id, _ctx: Context<'_, S>) {
-        if !self.inner.busy_time {
-            return;
+        if self.inner.busy_time {
+            self.spans.enter(id.into_u64(), self.inner.now_ns());
         }
-        let inner = &self.inner;
-        self.spans.with(id.into_u64(), |state| {
-            if state.entered == 0 {
-                state.entered_ns = inner.now_ns();
-            }
-            state.entered = state.entered.saturating_add(1);
-        });
     }
 
     fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
-        if !self.inner.busy_time {
-            return;
+        if self.inner.busy_time {
+            self.spans.exit(id.into_u64(), self.inner.now_ns());
         }
-        let inner = &self.inner;
-        self.spans.with(id.into_u64(), |state| {
-            state.entered = state.entered.saturating_sub(1);
-            if state.entered == 0 {
-                let spent = inner.now_ns().saturating_sub(state.entered_ns);
-                state.busy_ns = state.busy_ns.saturating_add(u64::try_from(spent).unwrap_or(0));
-            }
-        });
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
@@ -694,7 +613,7 @@ where
         if level == Level::ERROR
             && let Some(span) = &span
         {
-            self.spans.with(span.id().into_u64(), |state| state.error = true);
+            self.spans.set_error(span.id().into_u64());
         }
         let mut fields = Fields::new();
         let mut visitor = FieldVisitor {
@@ -720,7 +639,7 @@ where
         let Some(state) = self.spans.remove(id.into_u64()) else { return };
         let now = self.inner.now_ns();
         let total_ns = u64::try_from(now.saturating_sub(state.created_ns)).unwrap_or(0);
-        let slow = self.inner.with_site(state.meta, |site| {
+        let slow = self.inner.with_callsite(state.callsite, |meta, site| {
             site.duration.observe(secs(total_ns));
             if let Some(busy) = &site.busy {
                 busy.observe(secs(state.busy_ns));
@@ -732,11 +651,9 @@ where
             if total_ns > site.max_ns.load(Ordering::Relaxed) {
                 site.max_ns.fetch_max(total_ns, Ordering::Relaxed);
             }
-            total_ns >= site.slow_ns
+            (total_ns >= site.slow_ns).then_some(meta)
         });
-        if slow != Some(true) {
-            return;
-        }
+        let Some(Some(meta)) = slow else { return };
         let mut parents: Vec<String> = ctx
             .span(&id)
             .map(|span| span.scope().skip(1).map(|p| p.name().to_string()).collect())
@@ -749,14 +666,14 @@ where
             .and_then(|d| self.inner.clock.now().checked_sub_signed(d))
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
         self.inner.monitor.operations_log().slow.push(SlowOperation {
-            name: state.meta.name().to_string(),
-            target: state.meta.target().to_string(),
+            name: meta.name().to_string(),
+            target: meta.target().to_string(),
             duration,
             busy: self.inner.busy_time.then(|| Duration::from_nanos(state.busy_ns)),
             started,
-            fields: owned(state.fields),
-            parents,
             error: state.error,
+            fields: state.fields(meta),
+            parents,
         });
     }
 }

@@ -1,0 +1,145 @@
+//! Field values of spans and events, captured typed and formatted only when
+//! they are shown (a slow span, a kept event).
+
+use std::fmt;
+
+use smallvec::SmallVec;
+use tracing_core::Metadata;
+use tracing_core::field::{Field, Visit};
+
+/// A captured field: its name, its position in its callsite's field set
+/// (how a span's table slot refers to it) and its value.
+pub(super) struct Captured {
+    pub(super) name: &'static str,
+    pub(super) index: usize,
+    pub(super) value: FieldValue,
+}
+
+/// Captured fields: up to two without an allocation.
+pub(super) type Fields = SmallVec<[Captured; 2]>;
+
+/// A captured field value, formatted only if the span turns out slow.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum FieldValue {
+    U64(u64),
+    I64(i64),
+    F64(f64),
+    Bool(bool),
+    Text(Box<str>),
+}
+
+impl FieldValue {
+    /// A value without an allocation as a 3-bit tag (never 0) and 64 bits,
+    /// the way a span's table slot keeps it; `None` for text.
+    pub(super) fn to_bits(&self) -> Option<(u8, u64)> {
+        match self {
+            FieldValue::U64(v) => Some((1, *v)),
+            FieldValue::I64(v) => Some((2, v.cast_unsigned())),
+            FieldValue::F64(v) => Some((3, v.to_bits())),
+            FieldValue::Bool(v) => Some((4, u64::from(*v))),
+            FieldValue::Text(_) => None,
+        }
+    }
+
+    /// The value [`to_bits`](Self::to_bits) encoded.
+    pub(super) fn from_bits(tag: u8, bits: u64) -> Option<FieldValue> {
+        match tag {
+            1 => Some(FieldValue::U64(bits)),
+            2 => Some(FieldValue::I64(bits.cast_signed())),
+            3 => Some(FieldValue::F64(f64::from_bits(bits))),
+            4 => Some(FieldValue::Bool(bits != 0)),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for FieldValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldValue::U64(v) => v.fmt(f),
+            FieldValue::I64(v) => v.fmt(f),
+            FieldValue::F64(v) => write!(f, "{v:?}"),
+            FieldValue::Bool(v) => v.fmt(f),
+            FieldValue::Text(v) => f.write_str(v),
+        }
+    }
+}
+
+/// The fields as owned `(name, value)` pairs, values formatted.
+pub(super) fn owned(fields: Fields) -> Vec<(String, String)> {
+    fields.into_iter().map(|c| (c.name.to_string(), c.value.to_string())).collect()
+}
+
+/// The name of field `index` of callsite `meta`.
+pub(super) fn field_name(meta: &'static Metadata<'static>, index: usize) -> &'static str {
+    meta.fields().iter().nth(index).map_or("?", |f| f.name())
+}
+
+/// Collects field values without formatting the primitive ones, and notes
+/// an `error` field. Events take their `message` apart; spans keep it as a
+/// field.
+pub(super) struct FieldVisitor<'a> {
+    pub(super) fields: &'a mut Fields,
+    pub(super) capture: bool,
+    pub(super) error: bool,
+    pub(super) message: Option<String>,
+    pub(super) take_message: bool,
+}
+
+impl<'a> FieldVisitor<'a> {
+    /// A visitor for a span's fields, keeping them when `capture` is set.
+    pub(super) fn span(fields: &'a mut Fields, capture: bool) -> Self {
+        FieldVisitor { fields, capture, error: false, message: None, take_message: false }
+    }
+
+    fn put(&mut self, field: &Field, value: FieldValue) {
+        if field.name() == "error" && !matches!(value, FieldValue::Bool(false)) {
+            self.error = true;
+        }
+        if self.capture {
+            self.fields.push(Captured { name: field.name(), index: field.index(), value });
+        }
+    }
+
+    fn put_text(&mut self, field: &Field, value: impl FnOnce() -> String) {
+        if self.take_message && field.name() == "message" && self.message.is_none() {
+            self.message = Some(value());
+            return;
+        }
+        self.error |= field.name() == "error";
+        if self.capture {
+            let value = FieldValue::Text(value().into_boxed_str());
+            self.fields.push(Captured { name: field.name(), index: field.index(), value });
+        }
+    }
+}
+
+impl Visit for FieldVisitor<'_> {
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(field, FieldValue::U64(value));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field, FieldValue::I64(value));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.put(field, FieldValue::F64(value));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.put(field, FieldValue::Bool(value));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.put_text(field, || value.to_string());
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.put_text(field, || value.to_string());
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.put_text(field, || format!("{value:?}"));
+    }
+}
