@@ -75,20 +75,31 @@ pub(super) fn field_name(meta: &'static Metadata<'static>, index: usize) -> &'st
     meta.fields().iter().nth(index).map_or("?", |f| f.name())
 }
 
+/// Where a [`FieldVisitor`] puts the fields it keeps.
+pub(super) trait FieldSink {
+    fn push(&mut self, field: Captured);
+}
+
+impl FieldSink for Fields {
+    fn push(&mut self, field: Captured) {
+        SmallVec::push(self, field);
+    }
+}
+
 /// Collects field values without formatting the primitive ones, and notes
 /// an `error` field. Events take their `message` apart; spans keep it as a
 /// field.
-pub(super) struct FieldVisitor<'a> {
-    pub(super) fields: &'a mut Fields,
+pub(super) struct FieldVisitor<'a, K> {
+    pub(super) fields: &'a mut K,
     pub(super) capture: bool,
     pub(super) error: bool,
     pub(super) message: Option<String>,
     pub(super) take_message: bool,
 }
 
-impl<'a> FieldVisitor<'a> {
+impl<'a, K: FieldSink> FieldVisitor<'a, K> {
     /// A visitor for a span's fields, keeping them when `capture` is set.
-    pub(super) fn span(fields: &'a mut Fields, capture: bool) -> Self {
+    pub(super) fn span(fields: &'a mut K, capture: bool) -> Self {
         FieldVisitor { fields, capture, error: false, message: None, take_message: false }
     }
 
@@ -114,7 +125,7 @@ impl<'a> FieldVisitor<'a> {
     }
 }
 
-impl Visit for FieldVisitor<'_> {
+impl<K: FieldSink> Visit for FieldVisitor<'_, K> {
     fn record_u64(&mut self, field: &Field, value: u64) {
         self.put(field, FieldValue::U64(value));
     }

@@ -31,7 +31,7 @@ mod spans;
 
 use self::fields::{FieldVisitor, Fields, owned};
 use self::sites::{Callsite, SpanSite, Sites, callsite_index, with_callsite};
-use self::spans::{NewSpan, SpanTable};
+use self::spans::{NewSpan, SpanFields, SpanTable};
 
 /// Spans slower than this go to the slow-operation log unless their name has
 /// its own threshold: 500 ms.
@@ -570,7 +570,7 @@ where
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, _ctx: Context<'_, S>) {
-        let mut fields = Fields::new();
+        let mut fields = SpanFields::default();
         let mut error = false;
         if !attrs.values().is_empty() {
             let mut visitor = FieldVisitor::span(&mut fields, self.inner.capture_fields);

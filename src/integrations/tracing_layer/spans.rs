@@ -18,7 +18,7 @@ use foldhash::fast::FixedState;
 use parking_lot::Mutex;
 use tracing_core::Metadata;
 
-use super::fields::{Captured, FieldValue, Fields, field_name};
+use super::fields::{Captured, FieldSink, FieldValue, Fields, field_name};
 
 /// Primitive field values a slot keeps without the side table.
 pub(super) const INLINE_FIELDS: usize = 2;
@@ -138,7 +138,64 @@ pub(super) struct NewSpan {
     /// The index of the span's callsite in the layer's callsite list.
     pub(super) callsite: u32,
     pub(super) error: bool,
-    pub(super) fields: Fields,
+    pub(super) fields: SpanFields,
+}
+
+/// A span's fields as its visitor collects them: encoded for the slot
+/// while they fit it, else in a list for the side table.
+#[derive(Default)]
+pub(super) struct SpanFields {
+    /// Inline field count and per-field bits, laid out as in `Slot::info`.
+    info: u64,
+    values: [u64; INLINE_FIELDS],
+    spilled: Option<Fields>,
+}
+
+impl FieldSink for SpanFields {
+    fn push(&mut self, field: Captured) {
+        if let Some(spilled) = &mut self.spilled {
+            spilled.push(field);
+            return;
+        }
+        let count = inline_count(self.info);
+        if count < INLINE_FIELDS
+            && field.index <= MAX_INLINE_INDEX
+            && let Some((tag, bits)) = field.value.to_bits()
+        {
+            let packed = u64::from(tag) << 5 | field.index as u64;
+            self.info += 1 << COUNT_SHIFT;
+            self.info |= packed << field_shift(count);
+            self.values[count] = bits;
+            return;
+        }
+        let mut spilled: Fields = decode(self.info, &self.values).collect();
+        spilled.push(field);
+        self.spilled = Some(spilled);
+    }
+}
+
+/// Where the bits of inline field `i` start in `info`.
+fn field_shift(i: usize) -> u32 {
+    #[allow(clippy::cast_possible_truncation, reason = "i < INLINE_FIELDS")]
+    let i = i as u32;
+    FIELD_SHIFT + 8 * i
+}
+
+fn inline_count(info: u64) -> usize {
+    #[allow(clippy::cast_possible_truncation, reason = "a 2-bit count")]
+    let count = ((info >> COUNT_SHIFT) & 0b11) as usize;
+    count
+}
+
+/// The fields kept in a slot's `info` and values, by index in the
+/// callsite's fields (named when the span is shown).
+fn decode(info: u64, values: &[u64; INLINE_FIELDS]) -> impl Iterator<Item = Captured> + '_ {
+    values.iter().take(inline_count(info)).enumerate().filter_map(move |(i, bits)| {
+        #[allow(clippy::cast_possible_truncation, reason = "one byte per field")]
+        let packed = (info >> field_shift(i)) as u8;
+        let value = FieldValue::from_bits(packed >> 5, *bits)?;
+        Some(Captured { name: "", index: usize::from(packed & 0x1f), value })
+    })
 }
 
 /// The fields a slot held, undecoded.
@@ -161,51 +218,16 @@ impl ClosedSpan {
     /// The span's fields in the order they were recorded, as owned
     /// `(name, value)` pairs; `meta` is the span's callsite.
     pub(super) fn fields(self, meta: &'static Metadata<'static>) -> Vec<(String, String)> {
-        if let Some(fields) = self.spilled {
-            // Fields moved out of the slot are known by their index only.
-            return fields
-                .into_iter()
-                .map(|c| {
-                    let name = if c.name.is_empty() { field_name(meta, c.index) } else { c.name };
-                    (name.to_string(), c.value.to_string())
-                })
-                .collect();
+        let named = |c: Captured| {
+            // Fields that were in a slot are known by their index only.
+            let name = if c.name.is_empty() { field_name(meta, c.index) } else { c.name };
+            (name.to_string(), c.value.to_string())
+        };
+        match self.spilled {
+            Some(fields) => fields.into_iter().map(named).collect(),
+            None => decode(self.fields.info, &self.fields.values).map(named).collect(),
         }
-        let InlineFields { info, values } = self.fields;
-        #[allow(clippy::cast_possible_truncation, reason = "a 3-bit count")]
-        let count = ((info >> COUNT_SHIFT) & 0b11) as usize;
-        values
-            .iter()
-            .take(count)
-            .enumerate()
-            .filter_map(|(i, bits)| {
-                #[allow(clippy::cast_possible_truncation, reason = "one byte per field")]
-                let packed = (info >> (FIELD_SHIFT + 8 * i as u32)) as u8;
-                let value = FieldValue::from_bits(packed >> 5, *bits)?;
-                let name = field_name(meta, usize::from(packed & 0x1f));
-                Some((name.to_string(), value.to_string()))
-            })
-            .collect()
     }
-}
-
-/// `info` and values for fields that fit a slot, `None` otherwise.
-fn inline(fields: &Fields) -> Option<(u64, [u64; INLINE_FIELDS])> {
-    if fields.len() > INLINE_FIELDS {
-        return None;
-    }
-    let mut info = (fields.len() as u64) << COUNT_SHIFT;
-    let mut values = [0; INLINE_FIELDS];
-    for (i, Captured { index, value, .. }) in fields.iter().enumerate() {
-        let (tag, bits) = value.to_bits()?;
-        if *index > MAX_INLINE_INDEX {
-            return None;
-        }
-        let packed = u64::from(tag) << 5 | *index as u64;
-        info |= packed << (FIELD_SHIFT + 8 * i as u32);
-        values[i] = bits;
-    }
-    Some((info, values))
 }
 
 type Shard<V> = Mutex<HashMap<u64, V, FixedState>>;
@@ -270,13 +292,11 @@ impl SpanTable {
     /// Holds span `id` until [`remove`](Self::remove).
     pub(super) fn insert(&self, id: u64, span: NewSpan) {
         let NewSpan { created_ns, callsite, error, fields } = span;
-        let (mut info, values) = match inline(&fields) {
-            Some((info, values)) => (info, values),
-            None => {
-                self.shard(&self.spilled, id).lock().insert(id, fields);
-                (SPILLED, [0; INLINE_FIELDS])
-            }
-        };
+        let SpanFields { mut info, values, spilled } = fields;
+        if let Some(spilled) = spilled {
+            self.shard(&self.spilled, id).lock().insert(id, spilled);
+            info = SPILLED;
+        }
         info |= u64::from(callsite);
         if error {
             info |= ERROR;
@@ -298,21 +318,19 @@ impl SpanTable {
 
     /// Forgets span `id` and hands out what the table held about it.
     pub(super) fn remove(&self, id: u64) -> Option<ClosedSpan> {
-        let mut closed = match self.window(id).find(|s| s.id.load(Ordering::Relaxed) == id) {
-            Some(slot) => {
-                let closed = slot.read();
-                // Everything is read: the slot is free for the next span.
-                slot.id.store(0, Ordering::Release);
-                closed
+        let slot = self.window(id).find(|s| s.id.load(Ordering::Relaxed) == id);
+        let mut closed = if let Some(slot) = slot {
+            let closed = slot.read();
+            // Everything is read: the slot is free for the next span.
+            slot.id.store(0, Ordering::Release);
+            closed
+        } else {
+            if self.overflowed.load(Ordering::Relaxed) == 0 {
+                return None;
             }
-            None => {
-                if self.overflowed.load(Ordering::Relaxed) == 0 {
-                    return None;
-                }
-                let slot = self.shard(&self.overflow, id).lock().remove(&id)?;
-                self.overflowed.fetch_sub(1, Ordering::Relaxed);
-                slot.read()
-            }
+            let slot = self.shard(&self.overflow, id).lock().remove(&id)?;
+            self.overflowed.fetch_sub(1, Ordering::Relaxed);
+            slot.read()
         };
         if closed.fields.info & SPILLED != 0 {
             closed.spilled = self.shard(&self.spilled, id).lock().remove(&id);
@@ -341,18 +359,8 @@ impl SpanTable {
             let info = slot.info.load(Ordering::Relaxed);
             if info & SPILLED == 0 {
                 // The span's fields so far come first, decoded from the slot.
-                #[allow(clippy::cast_possible_truncation, reason = "a 2-bit count")]
-                let count = ((info >> COUNT_SHIFT) & 0b11) as usize;
-                for i in 0..count {
-                    #[allow(clippy::cast_possible_truncation, reason = "one byte per field")]
-                    let packed = (info >> (FIELD_SHIFT + 8 * i as u32)) as u8;
-                    let bits = slot.values[i].load(Ordering::Relaxed);
-                    if let Some(value) = FieldValue::from_bits(packed >> 5, bits) {
-                        // Named at close, from the span's callsite.
-                        let index = usize::from(packed & 0x1f);
-                        kept.push(Captured { name: "", index, value });
-                    }
-                }
+                let values = std::array::from_fn(|i| slot.values[i].load(Ordering::Relaxed));
+                kept.extend(decode(info, &values));
                 slot.info.fetch_or(SPILLED, Ordering::Relaxed);
             }
             kept.extend(fields);
@@ -374,6 +382,12 @@ impl SpanTable {
     pub(super) fn len(&self) -> usize {
         let in_slots = self.slots.iter().filter(|s| s.id.load(Ordering::Relaxed) != 0).count();
         in_slots + self.overflow.iter().map(|s| s.lock().len()).sum::<usize>()
+    }
+
+    /// Open spans that found no free slot (for tests).
+    #[cfg(test)]
+    pub(super) fn overflowed(&self) -> usize {
+        self.overflowed.load(Ordering::Relaxed)
     }
 
     /// Spans whose fields are in the side table (for tests).
