@@ -81,6 +81,7 @@ pub(super) trait FieldSink {
 }
 
 impl FieldSink for Fields {
+    #[inline]
     fn push(&mut self, field: Captured) {
         SmallVec::push(self, field);
     }
@@ -103,6 +104,7 @@ impl<'a, K: FieldSink> FieldVisitor<'a, K> {
         FieldVisitor { fields, capture, error: false, message: None, take_message: false }
     }
 
+    #[inline]
     fn put(&mut self, field: &Field, value: FieldValue) {
         if field.name() == "error" && !matches!(value, FieldValue::Bool(false)) {
             self.error = true;

@@ -636,8 +636,9 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        let Some(state) = self.spans.remove(id.into_u64()) else { return };
+        // The clock first: its latency overlaps the table lookup.
         let now = self.inner.now_ns();
+        let Some(state) = self.spans.remove(id.into_u64()) else { return };
         let total_ns = u64::try_from(now.saturating_sub(state.created_ns)).unwrap_or(0);
         let slow = self.inner.with_callsite(state.callsite, |meta, site| {
             site.duration.observe(secs(total_ns));

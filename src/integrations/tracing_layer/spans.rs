@@ -148,10 +148,12 @@ pub(super) struct SpanFields {
     /// Inline field count and per-field bits, laid out as in `Slot::info`.
     info: u64,
     values: [u64; INLINE_FIELDS],
-    spilled: Option<Fields>,
+    /// Boxed: the common span moves without it.
+    spilled: Option<Box<Fields>>,
 }
 
 impl FieldSink for SpanFields {
+    #[inline]
     fn push(&mut self, field: Captured) {
         if let Some(spilled) = &mut self.spilled {
             spilled.push(field);
@@ -168,7 +170,7 @@ impl FieldSink for SpanFields {
             self.values[count] = bits;
             return;
         }
-        let mut spilled: Fields = decode(self.info, &self.values).collect();
+        let mut spilled: Box<Fields> = Box::new(decode(self.info, &self.values).collect());
         spilled.push(field);
         self.spilled = Some(spilled);
     }
@@ -211,7 +213,7 @@ pub(super) struct ClosedSpan {
     pub(super) error: bool,
     pub(super) busy_ns: u64,
     fields: InlineFields,
-    spilled: Option<Fields>,
+    spilled: Option<Box<Fields>>,
 }
 
 impl ClosedSpan {
@@ -224,7 +226,7 @@ impl ClosedSpan {
             (name.to_string(), c.value.to_string())
         };
         match self.spilled {
-            Some(fields) => fields.into_iter().map(named).collect(),
+            Some(fields) => (*fields).into_iter().map(named).collect(),
             None => decode(self.fields.info, &self.fields.values).map(named).collect(),
         }
     }
@@ -241,7 +243,7 @@ pub(super) struct SpanTable {
     overflow: [Shard<Slot>; SHARDS],
     overflowed: AtomicUsize,
     /// Fields that do not fit a slot, of spans flagged [`SPILLED`].
-    spilled: [Shard<Fields>; SHARDS],
+    spilled: [Shard<Box<Fields>>; SHARDS],
     hasher: FixedState,
 }
 
