@@ -28,15 +28,21 @@ pub(super) enum FieldValue {
     Text(Box<str>),
 }
 
+// Tags of the values a span's table slot keeps as bits (3 bits, never 0).
+const U64: u8 = 1;
+const I64: u8 = 2;
+const F64: u8 = 3;
+const BOOL: u8 = 4;
+
 impl FieldValue {
     /// A value without an allocation as a 3-bit tag (never 0) and 64 bits,
     /// the way a span's table slot keeps it; `None` for text.
     pub(super) fn to_bits(&self) -> Option<(u8, u64)> {
         match self {
-            FieldValue::U64(v) => Some((1, *v)),
-            FieldValue::I64(v) => Some((2, v.cast_unsigned())),
-            FieldValue::F64(v) => Some((3, v.to_bits())),
-            FieldValue::Bool(v) => Some((4, u64::from(*v))),
+            FieldValue::U64(v) => Some((U64, *v)),
+            FieldValue::I64(v) => Some((I64, v.cast_unsigned())),
+            FieldValue::F64(v) => Some((F64, v.to_bits())),
+            FieldValue::Bool(v) => Some((BOOL, u64::from(*v))),
             FieldValue::Text(_) => None,
         }
     }
@@ -44,10 +50,10 @@ impl FieldValue {
     /// The value [`to_bits`](Self::to_bits) encoded.
     pub(super) fn from_bits(tag: u8, bits: u64) -> Option<FieldValue> {
         match tag {
-            1 => Some(FieldValue::U64(bits)),
-            2 => Some(FieldValue::I64(bits.cast_signed())),
-            3 => Some(FieldValue::F64(f64::from_bits(bits))),
-            4 => Some(FieldValue::Bool(bits != 0)),
+            U64 => Some(FieldValue::U64(bits)),
+            I64 => Some(FieldValue::I64(bits.cast_signed())),
+            F64 => Some(FieldValue::F64(f64::from_bits(bits))),
+            BOOL => Some(FieldValue::Bool(bits != 0)),
             _ => None,
         }
     }
@@ -78,6 +84,15 @@ pub(super) fn field_name(meta: &'static Metadata<'static>, index: usize) -> &'st
 /// Where a [`FieldVisitor`] puts the fields it keeps.
 pub(super) trait FieldSink {
     fn push(&mut self, field: Captured);
+
+    /// Keeps a value [`FieldValue::to_bits`] encoded: a sink that stores
+    /// the bits takes them as they are.
+    #[inline]
+    fn push_bits(&mut self, field: &Field, tag: u8, bits: u64) {
+        if let Some(value) = FieldValue::from_bits(tag, bits) {
+            self.push(Captured { name: field.name(), index: field.index(), value });
+        }
+    }
 }
 
 impl FieldSink for Fields {
@@ -104,13 +119,15 @@ impl<'a, K: FieldSink> FieldVisitor<'a, K> {
         FieldVisitor { fields, capture, error: false, message: None, take_message: false }
     }
 
+    /// Keeps a number or boolean, encoded as [`FieldValue::to_bits`] does.
     #[inline]
-    fn put(&mut self, field: &Field, value: FieldValue) {
-        if field.name() == "error" && !matches!(value, FieldValue::Bool(false)) {
+    fn put_bits(&mut self, field: &Field, tag: u8, bits: u64) {
+        // Any `error` value but `false` marks an error.
+        if field.name() == "error" && !(tag == BOOL && bits == 0) {
             self.error = true;
         }
         if self.capture {
-            self.fields.push(Captured { name: field.name(), index: field.index(), value });
+            self.fields.push_bits(field, tag, bits);
         }
     }
 
@@ -129,19 +146,19 @@ impl<'a, K: FieldSink> FieldVisitor<'a, K> {
 
 impl<K: FieldSink> Visit for FieldVisitor<'_, K> {
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.put(field, FieldValue::U64(value));
+        self.put_bits(field, U64, value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.put(field, FieldValue::I64(value));
+        self.put_bits(field, I64, value.cast_unsigned());
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.put(field, FieldValue::F64(value));
+        self.put_bits(field, F64, value.to_bits());
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.put(field, FieldValue::Bool(value));
+        self.put_bits(field, BOOL, u64::from(value));
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {

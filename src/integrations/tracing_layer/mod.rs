@@ -30,7 +30,7 @@ mod sites;
 mod spans;
 
 use self::fields::{FieldVisitor, Fields, owned};
-use self::sites::{Callsite, SpanSite, Sites, callsite_index, with_callsite};
+use self::sites::{CallsiteIndex, SpanSite, Sites};
 use self::spans::{NewSpan, SpanFields, SpanTable};
 
 /// Spans slower than this go to the slow-operation log unless their name has
@@ -73,15 +73,12 @@ pub struct SpanStats {
     pub max: Duration,
 }
 
-/// Identities of layers (never reused), the key of the per-thread site cache.
-static NEXT_LAYER_ID: AtomicU64 = AtomicU64::new(1);
-
 struct Inner {
-    /// This layer's identity in the per-thread site cache.
-    id: u64,
     monitor: Monitor,
     clock: Arc<dyn Clock>,
     sites: RwLock<Sites>,
+    /// The callsites of `sites`, for lookups without the lock.
+    callsites: CallsiteIndex,
     default_slow: Duration,
     slow_overrides: HashMap<String, Duration>,
     capture_fields: bool,
@@ -330,10 +327,10 @@ impl TracingLayerBuilder {
         log.events.set_capacity(self.recent_events);
         Ok(TracingLayer {
             inner: Arc::new(Inner {
-                id: NEXT_LAYER_ID.fetch_add(1, Ordering::Relaxed),
                 monitor: self.monitor,
                 clock,
                 sites: RwLock::default(),
+                callsites: CallsiteIndex::default(),
                 default_slow: self.default_slow,
                 slow_overrides: self.slow_overrides,
                 capture_fields: self.capture_fields,
@@ -466,24 +463,24 @@ impl Inner {
         self.clock.monotonic_nanos()
     }
 
-    /// The index of a span callsite in the callsite list, from this
-    /// thread's cache or [`register`](Self::register).
+    /// The index of a span callsite in the callsite list: plain loads from
+    /// the lock-free table, else [`register`](Self::register).
     fn callsite_index(&self, meta: &'static Metadata<'static>) -> u32 {
-        callsite_index(self.id, meta, || self.register(meta))
+        self.callsites.index_of(meta).unwrap_or_else(|| self.register(meta))
     }
 
-    /// Runs `f` on callsite `index` and its site, from this thread's cache
-    /// (no lock, no shared write) or the callsite list.
+    /// Runs `f` on callsite `index` and its site: from the lock-free table,
+    /// else under the read lock of the callsite list.
     fn with_callsite<R>(
         &self,
         index: u32,
         f: impl FnOnce(&'static Metadata<'static>, &SpanSite) -> R,
     ) -> Option<R> {
-        let resolve = || -> Option<Callsite> {
-            let (meta, site) = self.sites.read().callsites.get(index as usize)?.clone();
-            Some((meta, site))
-        };
-        with_callsite(self.id, index, resolve, f)
+        if let Some((meta, site)) = self.callsites.get(index) {
+            return Some(f(meta, site));
+        }
+        let (meta, site) = self.sites.read().callsites.get(index as usize)?.clone();
+        Some(f(meta, &site))
     }
 
     /// The index of a span callsite: one read lock, the registration (and
@@ -527,7 +524,9 @@ impl Inner {
         };
         // More span callsites than a u32 counts do not exist in one program.
         let index = u32::try_from(sites.callsites.len()).unwrap_or(u32::MAX);
-        sites.callsites.push((meta, site));
+        let callsite = (meta, site);
+        self.callsites.add(index, &callsite);
+        sites.callsites.push(callsite);
         sites.by_callsite.insert(id, index);
         index
     }

@@ -1,10 +1,9 @@
 //! What the layer keeps per span name and target (a [`SpanSite`]: the
-//! duration histogram, errors, max), the list of span callsites that the
-//! span table refers to by index, and a per-thread cache of both lookups.
+//! duration histogram, errors, max), and the list of span callsites that
+//! the span table refers to by index, with a table for lock-free lookups.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -81,108 +80,72 @@ impl SpanSite {
     }
 }
 
-/// Slots of each half of the per-thread cache.
-const CACHE_SLOTS: usize = 64;
+/// Callsites found without a lock: the first this many registered.
+const FAST_CALLSITES: usize = 512;
 
-/// A callsite's index, cached by callsite.
-struct ByMeta {
-    layer: u64,
-    meta: &'static Metadata<'static>,
-    index: u32,
+/// Slots of the table from a callsite's address to its index (twice the
+/// callsites, so probes stay short), and how many slots one lookup probes.
+const BY_ADDR_SLOTS: usize = 2 * FAST_CALLSITES;
+const PROBES: usize = 8;
+
+/// Span callsites by index and by address for the hot path: entries are
+/// written once, when a callsite registers (under the write lock of
+/// [`Sites`]), and then only read, so a span finds its callsite with plain
+/// loads; no lock, no shared write, no per-thread state. Callsites past
+/// [`FAST_CALLSITES`], or whose address finds no free slot, are looked up
+/// in [`Sites`] under its read lock.
+pub(super) struct CallsiteIndex {
+    by_index: Box<[OnceLock<Callsite>]>,
+    /// `(address of the callsite's metadata, index)`.
+    by_addr: Box<[OnceLock<(usize, u32)>]>,
 }
 
-/// A callsite and its site, cached by index.
-struct ByIndex {
-    layer: u64,
-    index: u32,
-    meta: &'static Metadata<'static>,
-    site: Arc<SpanSite>,
-}
-
-struct Cache {
-    by_meta: [Option<ByMeta>; CACHE_SLOTS],
-    by_index: [Option<ByIndex>; CACHE_SLOTS],
-}
-
-thread_local! {
-    /// The callsites this thread used last, direct-mapped by callsite (or
-    /// index) and layer: a span finds its callsite's index when it is
-    /// created, and its site when it closes, without a lock or a shared
-    /// write. It keeps at most `CACHE_SLOTS` sites alive per thread, also of
-    /// layers dropped since, until their slots are reused.
-    static CACHE: RefCell<Cache> = const {
-        RefCell::new(Cache {
-            by_meta: [const { None }; CACHE_SLOTS],
-            by_index: [const { None }; CACHE_SLOTS],
-        })
-    };
-}
-
-#[allow(clippy::cast_possible_truncation, reason = "only the low bits pick the slot")]
-fn slot(key: usize, layer: u64) -> usize {
-    (key ^ (layer as usize).wrapping_mul(0x9e37)) % CACHE_SLOTS
-}
-
-/// The index of callsite `meta` in layer `layer`'s list, from this thread's
-/// cache or, on a miss, from `resolve`.
-pub(super) fn callsite_index(
-    layer: u64,
-    meta: &'static Metadata<'static>,
-    resolve: impl FnOnce() -> u32,
-) -> u32 {
-    let slot = slot(std::ptr::from_ref(meta).addr() >> 4, layer);
-    let hit = CACHE
-        .try_with(|cache| {
-            let cache = cache.try_borrow().ok()?;
-            let entry = cache.by_meta[slot].as_ref()?;
-            (entry.layer == layer && std::ptr::eq(entry.meta, meta)).then_some(entry.index)
-        })
-        .ok()
-        .flatten();
-    if let Some(index) = hit {
-        return index;
-    }
-    let index = resolve();
-    // (a nested call or thread exit leaves the cache as it is)
-    let _ = CACHE.try_with(|cache| {
-        if let Ok(mut cache) = cache.try_borrow_mut() {
-            cache.by_meta[slot] = Some(ByMeta { layer, meta, index });
+impl Default for CallsiteIndex {
+    fn default() -> Self {
+        CallsiteIndex {
+            by_index: (0..FAST_CALLSITES).map(|_| OnceLock::new()).collect(),
+            by_addr: (0..BY_ADDR_SLOTS).map(|_| OnceLock::new()).collect(),
         }
-    });
-    index
+    }
 }
 
-/// Runs `f` on callsite `index` of layer `layer` and its site, from this
-/// thread's cache or, on a miss, from `resolve` (`None` when it knows no
-/// such callsite).
-pub(super) fn with_callsite<R>(
-    layer: u64,
-    index: u32,
-    resolve: impl FnOnce() -> Option<Callsite>,
-    f: impl FnOnce(&'static Metadata<'static>, &SpanSite) -> R,
-) -> Option<R> {
-    let slot = slot(index as usize, layer);
-    let mut f = Some(f);
-    let hit = CACHE
-        .try_with(|cache| {
-            let cache = cache.try_borrow().ok()?;
-            let entry = cache.by_index[slot].as_ref()?;
-            if entry.layer != layer || entry.index != index {
-                return None;
+fn addr_of(meta: &'static Metadata<'static>) -> usize {
+    std::ptr::from_ref(meta).addr()
+}
+
+impl CallsiteIndex {
+    fn probe(&self, addr: usize) -> impl Iterator<Item = &OnceLock<(usize, u32)>> {
+        // Metadata are statics at least 8 bytes apart: drop the low bits.
+        let home = (addr >> 3).wrapping_mul(0x9e37_79b9) % BY_ADDR_SLOTS;
+        (0..PROBES).map(move |i| &self.by_addr[(home + i) % BY_ADDR_SLOTS])
+    }
+
+    /// The index of callsite `meta`, if it is in the fast table.
+    pub(super) fn index_of(&self, meta: &'static Metadata<'static>) -> Option<u32> {
+        let addr = addr_of(meta);
+        for slot in self.probe(addr) {
+            match slot.get() {
+                Some((a, index)) if *a == addr => return Some(*index),
+                Some(_) => {}
+                None => return None,
             }
-            f.take().map(|f| f(entry.meta, &entry.site))
-        })
-        .ok()
-        .flatten();
-    if hit.is_some() {
-        return hit;
-    }
-    let (meta, site) = resolve()?;
-    let out = f.take().map(|f| f(meta, &site));
-    let _ = CACHE.try_with(|cache| {
-        if let Ok(mut cache) = cache.try_borrow_mut() {
-            cache.by_index[slot] = Some(ByIndex { layer, index, meta, site });
         }
-    });
-    out
+        None
+    }
+
+    /// Callsite `index` and its site, if it is in the fast table.
+    pub(super) fn get(&self, index: u32) -> Option<&Callsite> {
+        self.by_index.get(index as usize)?.get()
+    }
+
+    /// Adds a callsite just registered (called under the write lock of
+    /// [`Sites`], so entries are set once and in order).
+    pub(super) fn add(&self, index: u32, callsite: &Callsite) {
+        let Some(slot) = self.by_index.get(index as usize) else { return };
+        let _ = slot.set(callsite.clone());
+        let addr = addr_of(callsite.0);
+        if let Some(free) = self.probe(addr).find(|s| s.get().is_none()) {
+            let _ = free.set((addr, index));
+        }
+    }
 }

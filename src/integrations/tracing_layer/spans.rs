@@ -153,26 +153,49 @@ pub(super) struct SpanFields {
 }
 
 impl FieldSink for SpanFields {
-    #[inline]
     fn push(&mut self, field: Captured) {
         if let Some(spilled) = &mut self.spilled {
             spilled.push(field);
             return;
         }
-        let count = inline_count(self.info);
-        if count < INLINE_FIELDS
-            && field.index <= MAX_INLINE_INDEX
-            && let Some((tag, bits)) = field.value.to_bits()
-        {
-            let packed = u64::from(tag) << 5 | field.index as u64;
-            self.info += 1 << COUNT_SHIFT;
-            self.info |= packed << field_shift(count);
-            self.values[count] = bits;
-            return;
+        match field.value.to_bits() {
+            Some((tag, bits)) if self.fits(field.index) => self.put(field.index, tag, bits),
+            _ => self.spill(field),
         }
-        let mut spilled: Box<Fields> = Box::new(decode(self.info, &self.values).collect());
+    }
+
+    #[inline]
+    fn push_bits(&mut self, field: &tracing_core::field::Field, tag: u8, bits: u64) {
+        if self.spilled.is_none() && self.fits(field.index()) {
+            self.put(field.index(), tag, bits);
+        } else if let Some(value) = FieldValue::from_bits(tag, bits) {
+            self.spill(Captured { name: field.name(), index: field.index(), value });
+        }
+    }
+}
+
+impl SpanFields {
+    /// Whether one more field, `index` in its callsite's fields, fits the slot.
+    #[inline]
+    fn fits(&self, index: usize) -> bool {
+        inline_count(self.info) < INLINE_FIELDS && index <= MAX_INLINE_INDEX
+    }
+
+    #[inline]
+    fn put(&mut self, index: usize, tag: u8, bits: u64) {
+        let count = inline_count(self.info);
+        let packed = u64::from(tag) << 5 | index as u64;
+        self.info += 1 << COUNT_SHIFT;
+        self.info |= packed << field_shift(count);
+        self.values[count] = bits;
+    }
+
+    /// Moves the fields to a list for the side table, `field` last.
+    fn spill(&mut self, field: Captured) {
+        let spilled = self.spilled.get_or_insert_with(|| {
+            Box::new(decode(self.info, &self.values).collect())
+        });
         spilled.push(field);
-        self.spilled = Some(spilled);
     }
 }
 
