@@ -3,8 +3,8 @@
 //! the span table refers to by index, with a table for lock-free lookups.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tracing_core::Metadata;
@@ -83,9 +83,7 @@ impl SpanSite {
 /// Callsites found without a lock: the first this many registered.
 const FAST_CALLSITES: usize = 512;
 
-/// Slots of the table from a callsite's address to its index (twice the
-/// callsites, so probes stay short), and how many slots one lookup probes.
-const BY_ADDR_SLOTS: usize = 2 * FAST_CALLSITES;
+/// Slots one lookup by address probes.
 const PROBES: usize = 8;
 
 /// Span callsites by index and by address for the hot path: entries are
@@ -102,10 +100,7 @@ pub(super) struct CallsiteIndex {
 
 impl Default for CallsiteIndex {
     fn default() -> Self {
-        CallsiteIndex {
-            by_index: (0..FAST_CALLSITES).map(|_| OnceLock::new()).collect(),
-            by_addr: (0..BY_ADDR_SLOTS).map(|_| OnceLock::new()).collect(),
-        }
+        Self::with_capacity(FAST_CALLSITES)
     }
 }
 
@@ -114,10 +109,21 @@ fn addr_of(meta: &'static Metadata<'static>) -> usize {
 }
 
 impl CallsiteIndex {
+    /// Room for `callsites` callsites; the table by address has at least
+    /// twice as many slots (a power of two), so that probes stay short.
+    pub(super) fn with_capacity(callsites: usize) -> Self {
+        let slots = (2 * callsites).next_power_of_two();
+        CallsiteIndex {
+            by_index: (0..callsites).map(|_| OnceLock::new()).collect(),
+            by_addr: (0..slots).map(|_| OnceLock::new()).collect(),
+        }
+    }
+
     fn probe(&self, addr: usize) -> impl Iterator<Item = &OnceLock<(usize, u32)>> {
+        let mask = self.by_addr.len() - 1;
         // Metadata are statics at least 8 bytes apart: drop the low bits.
-        let home = (addr >> 3).wrapping_mul(0x9e37_79b9) % BY_ADDR_SLOTS;
-        (0..PROBES).map(move |i| &self.by_addr[(home + i) % BY_ADDR_SLOTS])
+        let home = (addr >> 3).wrapping_mul(0x9e37_79b9);
+        (0..PROBES.min(mask + 1)).map(move |i| &self.by_addr[(home + i) & mask])
     }
 
     /// The index of callsite `meta`, if it is in the fast table.

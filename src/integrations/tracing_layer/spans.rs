@@ -192,9 +192,8 @@ impl SpanFields {
 
     /// Moves the fields to a list for the side table, `field` last.
     fn spill(&mut self, field: Captured) {
-        let spilled = self.spilled.get_or_insert_with(|| {
-            Box::new(decode(self.info, &self.values).collect())
-        });
+        let spilled =
+            self.spilled.get_or_insert_with(|| Box::new(decode(self.info, &self.values).collect()));
         spilled.push(field);
     }
 }

@@ -72,7 +72,8 @@ fn own(dispatch: &tracing::Dispatch) -> &TracingLayer {
 fn fields_in_the_slot_beside_it_and_recorded_later_reach_the_slow_log_in_order() {
     let clock = ManualClock::at_millis(1_000_000);
     let engine = engine(&clock);
-    let layer = TracingLayer::builder(&engine).slow_threshold(Duration::ZERO).build().expect("valid");
+    let layer =
+        TracingLayer::builder(&engine).slow_threshold(Duration::ZERO).build().expect("valid");
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer.clone()));
     tracing::dispatcher::with_default(&dispatch, || {
         // Two primitive values: kept as bits in the span's slot.
@@ -188,4 +189,44 @@ fn busy_time_is_the_outermost_entry_also_across_threads() {
     let op = &layer.slow_operations().list()[0];
     assert_eq!(op.duration, Duration::from_millis(100 + 10 + 5 + 3 + 2 + 50 + 7));
     assert_eq!(op.busy, Some(Duration::from_millis(10 + 5 + 3 + 2 + 7)));
+}
+
+#[test]
+fn callsites_past_the_lock_free_table_are_found_in_the_list() {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU64;
+
+    use super::sites::{Callsite, CallsiteIndex, SpanSite};
+    use crate::Histogram;
+
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry());
+    let metas: Vec<&'static tracing::Metadata<'static>> =
+        tracing::dispatcher::with_default(&dispatch, || {
+            [tracing::info_span!("a"), tracing::info_span!("b"), tracing::info_span!("c")]
+                .iter()
+                .map(|s| s.metadata().expect("an enabled span"))
+                .collect()
+        });
+    let site = |meta: &'static tracing::Metadata<'static>| -> Callsite {
+        let site = SpanSite {
+            name: meta.name(),
+            target: meta.target(),
+            duration: Histogram::detached(),
+            busy: None,
+            errors: AtomicU64::new(0),
+            max_ns: AtomicU64::new(0),
+            slow_ns: 0,
+        };
+        (meta, Arc::new(site))
+    };
+    // Room for two: the third callsite is left to the locked list.
+    let index = CallsiteIndex::with_capacity(2);
+    for (i, meta) in (0_u32..).zip(&metas) {
+        index.add(i, &site(meta));
+    }
+    assert_eq!(index.index_of(metas[0]), Some(0));
+    assert_eq!(index.index_of(metas[1]), Some(1));
+    assert_eq!(index.index_of(metas[2]), None);
+    assert_eq!(index.get(1).map(|c| c.1.name), Some("b"));
+    assert!(index.get(2).is_none());
 }
