@@ -108,7 +108,7 @@ fn more_spans_open_at_once_than_the_table_has_slots_are_all_timed() {
     let clock = ManualClock::at_millis(1_000_000);
     let engine = engine(&clock);
     let layer = TracingLayer::builder(&engine)
-        .slow_threshold(Duration::from_secs(3_600))
+        .slow_threshold(Duration::from_hours(1))
         .build()
         .expect("valid");
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer.clone()));
