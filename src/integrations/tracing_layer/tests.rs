@@ -230,3 +230,56 @@ fn callsites_past_the_lock_free_table_are_found_in_the_list() {
     assert_eq!(index.get(1).map(|c| c.1.name), Some("b"));
     assert!(index.get(2).is_none());
 }
+
+#[test]
+fn threads_opening_closing_and_handing_over_spans_at_once_lose_none() {
+    const THREADS: usize = 4;
+    const SPANS: usize = 5_000;
+    let clock = ManualClock::at_millis(1_000_000);
+    let engine = engine(&clock);
+    let layer = TracingLayer::builder(&engine).busy_time(true).build().expect("valid");
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer.clone()));
+    let (tx, rx) = std::sync::mpsc::channel::<tracing::Span>();
+    let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (dispatch, tx, rx) = (dispatch.clone(), tx.clone(), rx.clone());
+            std::thread::spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    for i in 0..SPANS {
+                        let outer = tracing::info_span!("outer", t, i);
+                        let _in = outer.enter();
+                        let inner = tracing::info_span!("inner", room = "lobby", i);
+                        if i % 3 == 0 {
+                            // Closed on whichever thread takes it.
+                            tx.send(inner).expect("receiver");
+                        } else {
+                            inner.in_scope(|| {});
+                        }
+                        if i % 3 == 1 {
+                            let taken = rx.lock().expect("receiver").try_recv();
+                            drop(taken);
+                        }
+                    }
+                });
+            })
+        })
+        .collect();
+    drop(tx);
+    for w in workers {
+        w.join().expect("a worker");
+    }
+    // What no worker took closes here.
+    tracing::dispatcher::with_default(&dispatch, || {
+        while let Ok(span) = rx.lock().expect("receiver").try_recv() {
+            drop(span);
+        }
+    });
+    let calls = |name: &str| layer.stats().iter().find(|s| s.name == name).map(|s| s.calls);
+    assert_eq!(calls("outer"), Some((THREADS * SPANS) as u64));
+    assert_eq!(calls("inner"), Some((THREADS * SPANS) as u64));
+    let table = &dispatch.downcast_ref::<TracingLayer>().expect("the layer").spans;
+    assert_eq!(table.len(), 0, "every closed span left its slot");
+    assert_eq!(table.spilled_len(), 0, "and its fields");
+    assert_eq!(table.overflowed(), 0);
+}
