@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
-use tracing_core::callsite::Identifier;
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::Layer;
@@ -26,9 +25,13 @@ use crate::engine::Monitor;
 use crate::error::{Error, Result};
 use crate::metric::{Counter, Histogram};
 
+mod fields;
+mod sites;
 mod spans;
 
-use self::spans::{FieldVisitor, Fields, SpanState, SpanTable, owned, with_cached_site};
+use self::fields::{FieldVisitor, Fields, owned};
+use self::sites::{CallsiteIndex, Sites, SpanSite};
+use self::spans::{NewSpan, SpanFields, SpanTable};
 
 /// Spans slower than this go to the slow-operation log unless their name has
 /// its own threshold: 500 ms.
@@ -70,34 +73,12 @@ pub struct SpanStats {
     pub max: Duration,
 }
 
-/// Everything the layer keeps per span name and target.
-struct SpanSite {
-    name: &'static str,
-    target: &'static str,
-    duration: Histogram,
-    /// `None` unless busy time is on ([`TracingLayerBuilder::busy_time`]).
-    busy: Option<Histogram>,
-    errors: AtomicU64,
-    max_ns: AtomicU64,
-    slow_ns: u64,
-}
-
-#[derive(Default)]
-struct Sites {
-    by_callsite: HashMap<Identifier, Arc<SpanSite>, foldhash::fast::RandomState>,
-    by_name: HashMap<(&'static str, &'static str), Arc<SpanSite>, foldhash::fast::RandomState>,
-    events: HashMap<Identifier, Counter, foldhash::fast::RandomState>,
-}
-
-/// Identities of layers (never reused), the key of the per-thread site cache.
-static NEXT_LAYER_ID: AtomicU64 = AtomicU64::new(1);
-
 struct Inner {
-    /// This layer's identity in the per-thread site cache.
-    id: u64,
     monitor: Monitor,
     clock: Arc<dyn Clock>,
     sites: RwLock<Sites>,
+    /// The callsites of `sites`, for lookups without the lock.
+    callsites: CallsiteIndex,
     default_slow: Duration,
     slow_overrides: HashMap<String, Duration>,
     capture_fields: bool,
@@ -125,7 +106,9 @@ struct Inner {
 /// Time comes from the engine clock, so a `ManualClock` makes durations exact
 /// in tests. The handle is cheap to clone: clones share the statistics and
 /// settings; each copy added to a subscriber keeps that subscriber's open
-/// spans apart (span ids are unique within one subscriber only).
+/// spans apart (span ids are unique within one subscriber only), in a table
+/// of its own (64 KiB; spans open at once beyond about a thousand take a
+/// slower, locked path).
 ///
 /// # Examples
 ///
@@ -208,9 +191,9 @@ impl TracingLayerBuilder {
     /// Whether to measure busy time, the time spent inside a span between
     /// enter and exit, into `span_busy_seconds{span, target}` and
     /// [`SlowOperation::busy`] (default `false`). It costs two more clock
-    /// readings and two more lookups in the layer's span table per span
-    /// entry, about two thirds more than the layer's overhead without it
-    /// (docs/integrations.md has the figures).
+    /// readings and two atomic updates of the span's slot in the layer's
+    /// span table per entry, about two thirds more than the layer's overhead
+    /// without it (docs/integrations.md has the figures).
     ///
     /// # Examples
     ///
@@ -294,7 +277,11 @@ impl TracingLayerBuilder {
     }
 
     /// Whether spans keep their fields for the slow-operation log (default
-    /// `true`). Without them a span costs one allocation less per field.
+    /// `true`). Numbers and booleans, up to two per span, stay in the
+    /// layer's span table as they are, formatted only if the span turns out
+    /// slow; text values, more fields and fields recorded after creation
+    /// are copied beside it (an allocation each). Without capture an
+    /// `error` field still counts.
     ///
     /// # Examples
     ///
@@ -346,10 +333,10 @@ impl TracingLayerBuilder {
         log.events.set_capacity(self.recent_events);
         Ok(TracingLayer {
             inner: Arc::new(Inner {
-                id: NEXT_LAYER_ID.fetch_add(1, Ordering::Relaxed),
                 monitor: self.monitor,
                 clock,
                 sites: RwLock::default(),
+                callsites: CallsiteIndex::default(),
                 default_slow: self.default_slow,
                 slow_overrides: self.slow_overrides,
                 capture_fields: self.capture_fields,
@@ -477,73 +464,43 @@ fn secs(ns: u64) -> f64 {
     ns as f64 / 1e9
 }
 
-/// `sum` seconds over `count`, rounded to the nanosecond (zero without
-/// spans): the mean `/metrics` gives as `_sum / _count`. Reading it from the
-/// histogram saves a sum of its own, one atomic update per span.
-#[allow(
-    clippy::cast_precision_loss,
-    clippy::cast_possible_truncation,
-    clippy::cast_sign_loss,
-    reason = "a finite mean in nanoseconds, rounded, negative ones clamped to zero"
-)]
-fn mean_of(sum: f64, count: u64) -> Duration {
-    if count == 0 || !sum.is_finite() {
-        return Duration::ZERO;
-    }
-    Duration::from_nanos((sum / count as f64 * 1e9).round().max(0.0) as u64)
-}
-
-impl SpanSite {
-    fn stats(&self) -> SpanStats {
-        let max_ns = self.max_ns.load(Ordering::Relaxed);
-        let max = Duration::from_nanos(max_ns);
-        let snapshot = self.duration.snapshot();
-        let calls = snapshot.count;
-        let q = |q: f64| {
-            snapshot
-                .quantile(q)
-                .map_or(Duration::ZERO, |s| Duration::from_secs_f64(s.max(0.0)).min(max))
-        };
-        SpanStats {
-            name: self.name.to_string(),
-            target: self.target.to_string(),
-            calls,
-            errors: self.errors.load(Ordering::Relaxed),
-            mean: mean_of(snapshot.sum, calls),
-            p50: q(0.5),
-            p90: q(0.9),
-            p99: q(0.99),
-            max,
-        }
-    }
-}
-
 impl Inner {
     fn now_ns(&self) -> i64 {
         self.clock.monotonic_nanos()
     }
 
-    /// Runs `f` on the site of a span callsite, from this thread's cache
-    /// (no lock, no shared write) or, when the cache cannot serve, from
-    /// [`span_site`](Self::span_site).
-    fn with_site<R>(
-        &self,
-        meta: &'static Metadata<'static>,
-        f: impl FnOnce(&SpanSite) -> R,
-    ) -> Option<R> {
-        let mut f = Some(f);
-        with_cached_site(self.id, meta, || self.span_site(meta), &mut f)
-            .or_else(|| f.take().map(|f| f(&self.span_site(meta))))
+    /// The index of a span callsite in the callsite list: plain loads from
+    /// the lock-free table, else [`register`](Self::register).
+    fn callsite_index(&self, meta: &'static Metadata<'static>) -> u32 {
+        self.callsites.index_of(meta).unwrap_or_else(|| self.register(meta))
     }
 
-    /// The site of a span callsite: one read lock, the registration once
-    /// per callsite.
-    fn span_site(&self, meta: &'static Metadata<'static>) -> Arc<SpanSite> {
+    /// Runs `f` on callsite `index` and its site: from the lock-free table,
+    /// else under the read lock of the callsite list.
+    fn with_callsite<R>(
+        &self,
+        index: u32,
+        f: impl FnOnce(&'static Metadata<'static>, &SpanSite) -> R,
+    ) -> Option<R> {
+        if let Some((meta, site)) = self.callsites.get(index) {
+            return Some(f(meta, site));
+        }
+        let (meta, site) = self.sites.read().callsites.get(index as usize)?.clone();
+        Some(f(meta, &site))
+    }
+
+    /// The index of a span callsite: one read lock, the registration (and
+    /// the site of its name and target if it is the first) once per
+    /// callsite.
+    fn register(&self, meta: &'static Metadata<'static>) -> u32 {
         let id = meta.callsite();
-        if let Some(site) = self.sites.read().by_callsite.get(&id) {
-            return Arc::clone(site);
+        if let Some(index) = self.sites.read().by_callsite.get(&id) {
+            return *index;
         }
         let mut sites = self.sites.write();
+        if let Some(index) = sites.by_callsite.get(&id) {
+            return *index;
+        }
         let key = (meta.name(), meta.target());
         #[allow(clippy::single_match_else, reason = "two paths of similar weight")]
         let site = match sites.by_name.get(&key) {
@@ -571,8 +528,13 @@ impl Inner {
                 site
             }
         };
-        sites.by_callsite.insert(id, Arc::clone(&site));
-        site
+        // More span callsites than a u32 counts do not exist in one program.
+        let index = u32::try_from(sites.callsites.len()).unwrap_or(u32::MAX);
+        let callsite = (meta, site);
+        self.callsites.add(index, &callsite);
+        sites.callsites.push(callsite);
+        sites.by_callsite.insert(id, index);
+        index
     }
 
     /// Counts one event of its callsite: a read lock on the hot path, the
@@ -613,74 +575,36 @@ where
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, _ctx: Context<'_, S>) {
-        let mut fields = Fields::new();
+        let mut fields = SpanFields::default();
         let mut error = false;
         if !attrs.values().is_empty() {
-            let mut visitor = FieldVisitor {
-                fields: &mut fields,
-                capture: self.inner.capture_fields,
-                error: false,
-                message: None,
-                take_message: false,
-            };
+            let mut visitor = FieldVisitor::span(&mut fields, self.inner.capture_fields);
             attrs.record(&mut visitor);
             error = visitor.error;
         }
-        let now = self.inner.now_ns();
-        self.spans.insert(
-            id.into_u64(),
-            SpanState {
-                meta: attrs.metadata(),
-                created_ns: now,
-                entered_ns: now,
-                busy_ns: 0,
-                entered: 0,
-                error,
-                fields,
-            },
-        );
+        let callsite = self.inner.callsite_index(attrs.metadata());
+        let created_ns = self.inner.now_ns();
+        self.spans.insert(id.into_u64(), NewSpan { created_ns, callsite, error, fields });
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, _ctx: Context<'_, S>) {
-        let capture = self.inner.capture_fields;
-        self.spans.with(id.into_u64(), |state| {
-            let mut visitor = FieldVisitor {
-                fields: &mut state.fields,
-                capture,
-                error: false,
-                message: None,
-                take_message: false,
-            };
-            values.record(&mut visitor);
-            state.error |= visitor.error;
-        });
+        let mut fields = Fields::new();
+        let mut visitor = FieldVisitor::span(&mut fields, self.inner.capture_fields);
+        values.record(&mut visitor);
+        let error = visitor.error;
+        self.spans.record(id.into_u64(), error, fields);
     }
 
     fn on_enter(&self, id: &Id, _ctx: Context<'_, S>) {
-        if !self.inner.busy_time {
-            return;
+        if self.inner.busy_time {
+            self.spans.enter(id.into_u64(), self.inner.now_ns());
         }
-        let inner = &self.inner;
-        self.spans.with(id.into_u64(), |state| {
-            if state.entered == 0 {
-                state.entered_ns = inner.now_ns();
-            }
-            state.entered = state.entered.saturating_add(1);
-        });
     }
 
     fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
-        if !self.inner.busy_time {
-            return;
+        if self.inner.busy_time {
+            self.spans.exit(id.into_u64(), self.inner.now_ns());
         }
-        let inner = &self.inner;
-        self.spans.with(id.into_u64(), |state| {
-            state.entered = state.entered.saturating_sub(1);
-            if state.entered == 0 {
-                let spent = inner.now_ns().saturating_sub(state.entered_ns);
-                state.busy_ns = state.busy_ns.saturating_add(u64::try_from(spent).unwrap_or(0));
-            }
-        });
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
@@ -694,7 +618,7 @@ where
         if level == Level::ERROR
             && let Some(span) = &span
         {
-            self.spans.with(span.id().into_u64(), |state| state.error = true);
+            self.spans.set_error(span.id().into_u64());
         }
         let mut fields = Fields::new();
         let mut visitor = FieldVisitor {
@@ -717,10 +641,11 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        let Some(state) = self.spans.remove(id.into_u64()) else { return };
+        // The clock first: its latency overlaps the table lookup.
         let now = self.inner.now_ns();
+        let Some(state) = self.spans.remove(id.into_u64()) else { return };
         let total_ns = u64::try_from(now.saturating_sub(state.created_ns)).unwrap_or(0);
-        let slow = self.inner.with_site(state.meta, |site| {
+        let slow = self.inner.with_callsite(state.callsite, |meta, site| {
             site.duration.observe(secs(total_ns));
             if let Some(busy) = &site.busy {
                 busy.observe(secs(state.busy_ns));
@@ -732,11 +657,9 @@ where
             if total_ns > site.max_ns.load(Ordering::Relaxed) {
                 site.max_ns.fetch_max(total_ns, Ordering::Relaxed);
             }
-            total_ns >= site.slow_ns
+            (total_ns >= site.slow_ns).then_some(meta)
         });
-        if slow != Some(true) {
-            return;
-        }
+        let Some(Some(meta)) = slow else { return };
         let mut parents: Vec<String> = ctx
             .span(&id)
             .map(|span| span.scope().skip(1).map(|p| p.name().to_string()).collect())
@@ -749,14 +672,14 @@ where
             .and_then(|d| self.inner.clock.now().checked_sub_signed(d))
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
         self.inner.monitor.operations_log().slow.push(SlowOperation {
-            name: state.meta.name().to_string(),
-            target: state.meta.target().to_string(),
+            name: meta.name().to_string(),
+            target: meta.target().to_string(),
             duration,
             busy: self.inner.busy_time.then(|| Duration::from_nanos(state.busy_ns)),
             started,
-            fields: owned(state.fields),
-            parents,
             error: state.error,
+            fields: state.fields(meta),
+            parents,
         });
     }
 }

@@ -1,228 +1,422 @@
-//! Per-span state of the `tracing` layer, kept out of the registry's span
-//! extensions: a sharded table keyed by span id (no allocation per span, one
-//! short lock per edge), the captured field values, and a per-thread cache of
-//! the per-callsite statistics.
+//! The open spans of one subscriber, by span id, kept out of the registry's
+//! span extensions (which allocate per span).
+//!
+//! A span's state lives in a slot of a fixed table of atomics: creating a
+//! span claims a free slot near the hash of its id with one
+//! compare-and-swap, closing it reads the slot and frees it with a plain
+//! store. No lock, no allocation, one atomic read-modify-write per span.
+//! Primitive field values (up to [`INLINE_FIELDS`]) stay in the slot as
+//! bits; text values, more fields and fields recorded later go to a sharded
+//! side table, as do spans that find every slot near their id taken (more
+//! spans open at once than the table holds comfortably).
 
-use std::cell::RefCell;
 use std::collections::HashMap;
-use std::fmt;
 use std::hash::BuildHasher;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
 use foldhash::fast::FixedState;
 use parking_lot::Mutex;
-use smallvec::SmallVec;
 use tracing_core::Metadata;
-use tracing_core::field::{Field, Visit};
 
-use super::SpanSite;
+use super::fields::{Captured, FieldSink, FieldValue, Fields, field_name};
 
-/// A span's captured fields: up to two without an allocation.
-pub(super) type Fields = SmallVec<[(&'static str, FieldValue); 2]>;
+/// Primitive field values a slot keeps without the side table.
+pub(super) const INLINE_FIELDS: usize = 2;
 
-/// A captured field value, formatted only if the span turns out slow.
-pub(super) enum FieldValue {
-    U64(u64),
-    I64(i64),
-    F64(f64),
-    Bool(bool),
-    Text(Box<str>),
-}
+/// Slots of the table: a power of two. 64 bytes each, so 64 KiB per
+/// subscriber the layer is part of.
+const SLOTS: usize = 1 << 10;
 
-impl fmt::Display for FieldValue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FieldValue::U64(v) => v.fmt(f),
-            FieldValue::I64(v) => v.fmt(f),
-            FieldValue::F64(v) => write!(f, "{v:?}"),
-            FieldValue::Bool(v) => v.fmt(f),
-            FieldValue::Text(v) => f.write_str(v),
-        }
-    }
-}
+/// Slots a span may take, from the hash of its id onwards.
+const WINDOW: usize = 8;
 
-/// The fields as owned `(name, value)` pairs, values formatted.
-pub(super) fn owned(fields: Fields) -> Vec<(String, String)> {
-    fields.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-}
-
-/// Collects field values without formatting the primitive ones, and notes
-/// an `error` field. Events take their `message` apart; spans keep it as a
-/// field.
-pub(super) struct FieldVisitor<'a> {
-    pub(super) fields: &'a mut Fields,
-    pub(super) capture: bool,
-    pub(super) error: bool,
-    pub(super) message: Option<String>,
-    pub(super) take_message: bool,
-}
-
-impl FieldVisitor<'_> {
-    fn put(&mut self, field: &Field, value: FieldValue) {
-        if field.name() == "error" && !matches!(value, FieldValue::Bool(false)) {
-            self.error = true;
-        }
-        if self.capture {
-            self.fields.push((field.name(), value));
-        }
-    }
-
-    fn put_text(&mut self, field: &Field, value: impl FnOnce() -> String) {
-        if self.take_message && field.name() == "message" && self.message.is_none() {
-            self.message = Some(value());
-            return;
-        }
-        self.error |= field.name() == "error";
-        if self.capture {
-            self.fields.push((field.name(), FieldValue::Text(value().into_boxed_str())));
-        }
-    }
-}
-
-impl Visit for FieldVisitor<'_> {
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.put(field, FieldValue::U64(value));
-    }
-
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.put(field, FieldValue::I64(value));
-    }
-
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.put(field, FieldValue::F64(value));
-    }
-
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.put(field, FieldValue::Bool(value));
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.put_text(field, || value.to_string());
-    }
-
-    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.put_text(field, || value.to_string());
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.put_text(field, || format!("{value:?}"));
-    }
-}
-
-/// What the layer keeps about one open span. Times are
-/// [`Clock::monotonic_nanos`](crate::Clock::monotonic_nanos) readings.
-pub(super) struct SpanState {
-    /// The span's callsite: its statistics are looked up at close.
-    pub(super) meta: &'static Metadata<'static>,
-    pub(super) created_ns: i64,
-    pub(super) entered_ns: i64,
-    pub(super) busy_ns: u64,
-    /// Nested entries on the thread that has the span entered.
-    pub(super) entered: u32,
-    pub(super) error: bool,
-    pub(super) fields: Fields,
-}
-
-/// Shards of the span table: enough that threads creating spans at once
-/// rarely meet on one lock.
+/// Shards of the side tables.
 const SHARDS: usize = 16;
 
+// The layout of `Slot::info`.
+const CALLSITE_MASK: u64 = 0xffff_ffff;
+const ERROR: u64 = 1 << 32;
+/// The span's fields are in the side table, not in the slot.
+const SPILLED: u64 = 1 << 33;
+const COUNT_SHIFT: u32 = 34;
+const FIELD_SHIFT: u32 = 40;
+/// A field index that fits the 5 bits a slot has for it.
+const MAX_INLINE_INDEX: usize = 31;
+
+// The layout of `Slot::busy`: the nesting depth of entries in the low
+// byte, the time of the outermost entry after the span's creation above it.
+const DEPTH_MASK: u64 = 0xff;
+const MAX_OFFSET: u64 = u64::MAX >> 8;
+
+/// One open span. Written by the thread that creates the span before any
+/// other thread can know its id; read and freed by the thread that closes
+/// it, which got the span from the creator through some synchronisation.
 #[derive(Default)]
 #[repr(align(64))]
-struct Shard(Mutex<HashMap<u64, SpanState, FixedState>>);
+pub(super) struct Slot {
+    /// The span id, 0 when the slot is free (span ids are never 0).
+    id: AtomicU64,
+    /// [`Clock::monotonic_nanos`](crate::Clock::monotonic_nanos) at creation.
+    created_ns: AtomicI64,
+    /// Callsite index, error and spilled flags, inline field count and, per
+    /// inline field, its value's tag and its index in the callsite's fields.
+    info: AtomicU64,
+    values: [AtomicU64; INLINE_FIELDS],
+    /// Entry depth and the time of the outermost entry (busy time only).
+    busy: AtomicU64,
+    /// Busy time so far, in nanoseconds (busy time only).
+    busy_ns: AtomicU64,
+}
 
-/// The open spans of one subscriber, by span id. A span's state is inserted
-/// when it is created and removed when it closes, possibly on another
-/// thread; each edge takes one shard lock for a hash-table operation on a
-/// fixed-size value (the table's storage is reused, so no allocation per
-/// span once it has grown to the number of spans open at once).
+impl Slot {
+    fn write(&self, created_ns: i64, info: u64, values: [u64; INLINE_FIELDS]) {
+        self.created_ns.store(created_ns, Ordering::Relaxed);
+        self.info.store(info, Ordering::Relaxed);
+        for (cell, v) in self.values.iter().zip(values) {
+            cell.store(v, Ordering::Relaxed);
+        }
+        self.busy.store(0, Ordering::Relaxed);
+        self.busy_ns.store(0, Ordering::Relaxed);
+    }
+
+    fn read(&self) -> ClosedSpan {
+        let info = self.info.load(Ordering::Relaxed);
+        #[allow(clippy::cast_possible_truncation, reason = "the mask keeps 32 bits")]
+        ClosedSpan {
+            created_ns: self.created_ns.load(Ordering::Relaxed),
+            callsite: (info & CALLSITE_MASK) as u32,
+            error: info & ERROR != 0,
+            busy_ns: self.busy_ns.load(Ordering::Relaxed),
+            fields: InlineFields {
+                info,
+                values: std::array::from_fn(|i| self.values[i].load(Ordering::Relaxed)),
+            },
+            spilled: None,
+        }
+    }
+
+    /// Enters the span at `now`: the outermost entry notes the time.
+    fn enter(&self, now: i64) {
+        let created = self.created_ns.load(Ordering::Relaxed);
+        let _ = self.busy.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| {
+            let depth = w & DEPTH_MASK;
+            if depth == 0 {
+                let offset = u64::try_from(now.saturating_sub(created)).unwrap_or(0);
+                Some(offset.min(MAX_OFFSET) << 8 | 1)
+            } else {
+                // Deeper nesting than a byte counts saturates, as the old u32 did.
+                (depth < DEPTH_MASK).then_some(w + 1)
+            }
+        });
+    }
+
+    /// Exits the span at `now`: the outermost exit adds the time since the
+    /// outermost entry to the busy time.
+    fn exit(&self, now: i64) {
+        let Ok(w) = self.busy.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| {
+            let depth = w & DEPTH_MASK;
+            match depth {
+                0 => None,
+                1 => Some(0),
+                _ => Some(w - 1),
+            }
+        }) else {
+            return;
+        };
+        if w & DEPTH_MASK == 1 {
+            let created = self.created_ns.load(Ordering::Relaxed);
+            let since = u64::try_from(now.saturating_sub(created)).unwrap_or(0);
+            let spent = since.saturating_sub(w >> 8);
+            self.busy_ns.fetch_add(spent, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A span as it is created.
+pub(super) struct NewSpan {
+    pub(super) created_ns: i64,
+    /// The index of the span's callsite in the layer's callsite list.
+    pub(super) callsite: u32,
+    pub(super) error: bool,
+    pub(super) fields: SpanFields,
+}
+
+/// A span's fields as its visitor collects them: encoded for the slot
+/// while they fit it, else in a list for the side table.
+#[derive(Default)]
+pub(super) struct SpanFields {
+    /// Inline field count and per-field bits, laid out as in `Slot::info`.
+    info: u64,
+    values: [u64; INLINE_FIELDS],
+    /// Boxed: the common span moves without it.
+    spilled: Option<Box<Fields>>,
+}
+
+impl FieldSink for SpanFields {
+    fn push(&mut self, field: Captured) {
+        if let Some(spilled) = &mut self.spilled {
+            spilled.push(field);
+            return;
+        }
+        match field.value.to_bits() {
+            Some((tag, bits)) if self.fits(field.index) => self.put(field.index, tag, bits),
+            _ => self.spill(field),
+        }
+    }
+
+    #[inline]
+    fn push_bits(&mut self, field: &tracing_core::field::Field, tag: u8, bits: u64) {
+        if self.spilled.is_none() && self.fits(field.index()) {
+            self.put(field.index(), tag, bits);
+        } else if let Some(value) = FieldValue::from_bits(tag, bits) {
+            self.spill(Captured { name: field.name(), index: field.index(), value });
+        }
+    }
+}
+
+impl SpanFields {
+    /// Whether one more field, `index` in its callsite's fields, fits the slot.
+    #[inline]
+    fn fits(&self, index: usize) -> bool {
+        inline_count(self.info) < INLINE_FIELDS && index <= MAX_INLINE_INDEX
+    }
+
+    #[inline]
+    fn put(&mut self, index: usize, tag: u8, bits: u64) {
+        let count = inline_count(self.info);
+        let packed = u64::from(tag) << 5 | index as u64;
+        self.info += 1 << COUNT_SHIFT;
+        self.info |= packed << field_shift(count);
+        self.values[count] = bits;
+    }
+
+    /// Moves the fields to a list for the side table, `field` last.
+    fn spill(&mut self, field: Captured) {
+        let spilled =
+            self.spilled.get_or_insert_with(|| Box::new(decode(self.info, &self.values).collect()));
+        spilled.push(field);
+    }
+}
+
+/// Where the bits of inline field `i` start in `info`.
+fn field_shift(i: usize) -> u32 {
+    #[allow(clippy::cast_possible_truncation, reason = "i < INLINE_FIELDS")]
+    let i = i as u32;
+    FIELD_SHIFT + 8 * i
+}
+
+fn inline_count(info: u64) -> usize {
+    #[allow(clippy::cast_possible_truncation, reason = "a 2-bit count")]
+    let count = ((info >> COUNT_SHIFT) & 0b11) as usize;
+    count
+}
+
+/// The fields kept in a slot's `info` and values, by index in the
+/// callsite's fields (named when the span is shown).
+fn decode(info: u64, values: &[u64; INLINE_FIELDS]) -> impl Iterator<Item = Captured> + '_ {
+    values.iter().take(inline_count(info)).enumerate().filter_map(move |(i, bits)| {
+        #[allow(clippy::cast_possible_truncation, reason = "one byte per field")]
+        let packed = (info >> field_shift(i)) as u8;
+        let value = FieldValue::from_bits(packed >> 5, *bits)?;
+        Some(Captured { name: "", index: usize::from(packed & 0x1f), value })
+    })
+}
+
+/// The fields a slot held, undecoded.
+pub(super) struct InlineFields {
+    info: u64,
+    values: [u64; INLINE_FIELDS],
+}
+
+/// What the table held about a span, handed out when it closes.
+pub(super) struct ClosedSpan {
+    pub(super) created_ns: i64,
+    pub(super) callsite: u32,
+    pub(super) error: bool,
+    pub(super) busy_ns: u64,
+    fields: InlineFields,
+    spilled: Option<Box<Fields>>,
+}
+
+impl ClosedSpan {
+    /// The span's fields in the order they were recorded, as owned
+    /// `(name, value)` pairs; `meta` is the span's callsite.
+    pub(super) fn fields(self, meta: &'static Metadata<'static>) -> Vec<(String, String)> {
+        let named = |c: Captured| {
+            // Fields that were in a slot are known by their index only.
+            let name = if c.name.is_empty() { field_name(meta, c.index) } else { c.name };
+            (name.to_string(), c.value.to_string())
+        };
+        match self.spilled {
+            Some(fields) => (*fields).into_iter().map(named).collect(),
+            None => decode(self.fields.info, &self.fields.values).map(named).collect(),
+        }
+    }
+}
+
+type Shard<V> = Mutex<HashMap<u64, V, FixedState>>;
+
+/// The open spans of one subscriber, by span id. A span is inserted when it
+/// is created and removed when it closes, possibly on another thread.
 pub(super) struct SpanTable {
+    slots: Box<[Slot]>,
+    /// Spans that found no free slot, and how many there are (checked
+    /// before taking a shard lock).
+    overflow: [Shard<Slot>; SHARDS],
+    overflowed: AtomicUsize,
+    /// Fields that do not fit a slot, of spans flagged [`SPILLED`].
+    spilled: [Shard<Box<Fields>>; SHARDS],
     hasher: FixedState,
-    shards: [Shard; SHARDS],
 }
 
 impl Default for SpanTable {
     fn default() -> Self {
         SpanTable {
+            slots: (0..SLOTS).map(|_| Slot::default()).collect(),
+            overflow: std::array::from_fn(|_| Mutex::default()),
+            overflowed: AtomicUsize::new(0),
+            spilled: std::array::from_fn(|_| Mutex::default()),
             hasher: FixedState::default(),
-            shards: std::array::from_fn(|_| Shard::default()),
         }
     }
 }
 
+/// The first slot a span id may take.
+fn home(id: u64) -> usize {
+    // Fibonacci hashing: the top bits of the product spread ids that
+    // differ in any bits.
+    #[allow(clippy::cast_possible_truncation, reason = "a value below SLOTS")]
+    let h = (id.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - SLOTS.trailing_zeros())) as usize;
+    h
+}
+
 impl SpanTable {
-    fn shard(&self, id: u64) -> &Mutex<HashMap<u64, SpanState, FixedState>> {
-        // The top bits of the hash pick the shard; the map uses all of it.
-        let h = self.hasher.hash_one(id);
+    fn shard<'a, V>(&self, shards: &'a [Shard<V>; SHARDS], id: u64) -> &'a Shard<V> {
         #[allow(clippy::cast_possible_truncation, reason = "a value below SHARDS")]
-        let index = (h >> 60) as usize % SHARDS;
-        &self.shards[index].0
+        let index = (self.hasher.hash_one(id) >> 60) as usize % SHARDS;
+        &shards[index]
     }
 
-    pub(super) fn insert(&self, id: u64, state: SpanState) {
-        self.shard(id).lock().insert(id, state);
+    fn window(&self, id: u64) -> impl Iterator<Item = &Slot> {
+        let home = home(id);
+        (0..WINDOW).map(move |i| &self.slots[(home + i) & (SLOTS - 1)])
     }
 
-    pub(super) fn remove(&self, id: u64) -> Option<SpanState> {
-        self.shard(id).lock().remove(&id)
+    /// Runs `f` on the slot of span `id`, if the table holds it.
+    fn with<R>(&self, id: u64, f: impl FnOnce(&Slot) -> R) -> Option<R> {
+        if let Some(slot) = self.window(id).find(|s| s.id.load(Ordering::Relaxed) == id) {
+            return Some(f(slot));
+        }
+        if self.overflowed.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        self.shard(&self.overflow, id).lock().get(&id).map(f)
     }
 
-    /// Runs `f` on the state of span `id`, if the table holds it.
-    pub(super) fn with<R>(&self, id: u64, f: impl FnOnce(&mut SpanState) -> R) -> Option<R> {
-        self.shard(id).lock().get_mut(&id).map(f)
+    /// Holds span `id` until [`remove`](Self::remove).
+    pub(super) fn insert(&self, id: u64, span: NewSpan) {
+        let NewSpan { created_ns, callsite, error, fields } = span;
+        let SpanFields { mut info, values, spilled } = fields;
+        if let Some(spilled) = spilled {
+            self.shard(&self.spilled, id).lock().insert(id, spilled);
+            info = SPILLED;
+        }
+        info |= u64::from(callsite);
+        if error {
+            info |= ERROR;
+        }
+        let claimed = self.window(id).find(|s| {
+            s.id.load(Ordering::Relaxed) == 0
+                && s.id.compare_exchange(0, id, Ordering::Acquire, Ordering::Relaxed).is_ok()
+        });
+        if let Some(slot) = claimed {
+            slot.write(created_ns, info, values);
+            return;
+        }
+        let slot = Slot::default();
+        slot.id.store(id, Ordering::Relaxed);
+        slot.write(created_ns, info, values);
+        self.shard(&self.overflow, id).lock().insert(id, slot);
+        self.overflowed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Forgets span `id` and hands out what the table held about it.
+    pub(super) fn remove(&self, id: u64) -> Option<ClosedSpan> {
+        let slot = self.window(id).find(|s| s.id.load(Ordering::Relaxed) == id);
+        let mut closed = if let Some(slot) = slot {
+            let closed = slot.read();
+            // Everything is read: the slot is free for the next span.
+            slot.id.store(0, Ordering::Release);
+            closed
+        } else {
+            if self.overflowed.load(Ordering::Relaxed) == 0 {
+                return None;
+            }
+            let slot = self.shard(&self.overflow, id).lock().remove(&id)?;
+            self.overflowed.fetch_sub(1, Ordering::Relaxed);
+            slot.read()
+        };
+        if closed.fields.info & SPILLED != 0 {
+            closed.spilled = self.shard(&self.spilled, id).lock().remove(&id);
+        }
+        Some(closed)
+    }
+
+    /// Notes an error in span `id`.
+    pub(super) fn set_error(&self, id: u64) {
+        self.with(id, |slot| slot.info.fetch_or(ERROR, Ordering::Relaxed));
+    }
+
+    /// Adds fields recorded after the span's creation (and an error they
+    /// show): all of the span's fields move to the side table.
+    pub(super) fn record(&self, id: u64, error: bool, fields: Fields) {
+        self.with(id, |slot| {
+            if error {
+                slot.info.fetch_or(ERROR, Ordering::Relaxed);
+            }
+            if fields.is_empty() {
+                return;
+            }
+            // The shard lock orders concurrent recordings of one span.
+            let mut spilled = self.shard(&self.spilled, id).lock();
+            let kept = spilled.entry(id).or_default();
+            let info = slot.info.load(Ordering::Relaxed);
+            if info & SPILLED == 0 {
+                // The span's fields so far come first, decoded from the slot.
+                let values = std::array::from_fn(|i| slot.values[i].load(Ordering::Relaxed));
+                kept.extend(decode(info, &values));
+                slot.info.fetch_or(SPILLED, Ordering::Relaxed);
+            }
+            kept.extend(fields);
+        });
+    }
+
+    /// Enters span `id` at `now` (busy time).
+    pub(super) fn enter(&self, id: u64, now: i64) {
+        self.with(id, |slot| slot.enter(now));
+    }
+
+    /// Exits span `id` at `now` (busy time).
+    pub(super) fn exit(&self, id: u64, now: i64) {
+        self.with(id, |slot| slot.exit(now));
     }
 
     /// Open spans held (for tests).
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.0.lock().len()).sum()
+        let in_slots = self.slots.iter().filter(|s| s.id.load(Ordering::Relaxed) != 0).count();
+        in_slots + self.overflow.iter().map(|s| s.lock().len()).sum::<usize>()
     }
-}
 
-/// Slots of the per-thread site cache.
-const SITE_CACHE_SLOTS: usize = 64;
+    /// Open spans that found no free slot (for tests).
+    #[cfg(test)]
+    pub(super) fn overflowed(&self) -> usize {
+        self.overflowed.load(Ordering::Relaxed)
+    }
 
-/// One cached callsite of one layer.
-struct CachedSite {
-    layer: u64,
-    meta: &'static Metadata<'static>,
-    site: Arc<SpanSite>,
-}
-
-thread_local! {
-    /// The per-callsite statistics this thread used last, direct-mapped by
-    /// callsite and layer: a span finds its site without a lock or a shared
-    /// write. It keeps at most `SITE_CACHE_SLOTS` sites alive per thread,
-    /// also of layers dropped since, until their slots are reused.
-    static SITE_CACHE: RefCell<[Option<CachedSite>; SITE_CACHE_SLOTS]> =
-        const { RefCell::new([const { None }; SITE_CACHE_SLOTS]) };
-}
-
-/// Runs `f` on the site of callsite `meta` of layer `layer` from this
-/// thread's cache, filling the slot with `resolve` on a miss. `None` when
-/// the cache is unavailable (thread exit, a nested call): the caller then
-/// resolves the site itself.
-pub(super) fn with_cached_site<R>(
-    layer: u64,
-    meta: &'static Metadata<'static>,
-    resolve: impl FnOnce() -> Arc<SpanSite>,
-    f: &mut Option<impl FnOnce(&SpanSite) -> R>,
-) -> Option<R> {
-    let addr = std::ptr::from_ref(meta).addr();
-    #[allow(clippy::cast_possible_truncation, reason = "only the low bits pick the slot")]
-    let slot = ((addr >> 4) ^ (layer as usize).wrapping_mul(0x9e37)) % SITE_CACHE_SLOTS;
-    SITE_CACHE
-        .try_with(|cache| {
-            let mut cache = cache.try_borrow_mut().ok()?;
-            let entry = &mut cache[slot];
-            let hit =
-                entry.as_ref().is_some_and(|c| c.layer == layer && std::ptr::eq(c.meta, meta));
-            if !hit {
-                *entry = Some(CachedSite { layer, meta, site: resolve() });
-            }
-            let site = &entry.as_ref()?.site;
-            f.take().map(|f| f(site))
-        })
-        .ok()
-        .flatten()
+    /// Spans whose fields are in the side table (for tests).
+    #[cfg(test)]
+    pub(super) fn spilled_len(&self) -> usize {
+        self.spilled.iter().map(|s| s.lock().len()).sum()
+    }
 }
