@@ -21,7 +21,9 @@ use crate::history::History;
 use crate::key::{Labels, SeriesId, SeriesKey};
 use crate::kind::MetricKind;
 use crate::registry::Registry;
-use crate::stats::{Summary, summarize_finite};
+use crate::stats::Summary;
+
+mod window;
 
 pub use crate::apm::{
     DASHBOARD_SLOW_ENTRIES, LogEventEntry, SlowNameEntry, SlowOperationEntry, SlowOperationsSection,
@@ -594,13 +596,14 @@ pub(crate) fn build(
     }
     let since = now_ms.saturating_sub(config.statistics_window_ms);
     let mut statistics = Vec::with_capacity(infos.len());
-    // working space for every series: the window's samples, then its values
+    // working space for every series: the window's samples, its values, their ranking
     let (mut scratch, mut values) = (Vec::new(), Vec::new());
+    let mut window = window::WindowStats::default();
     for Listed { id, key, kind, series } in infos.iter() {
         let Some(h) = history.get(*id) else { continue };
         values.clear();
         h.values_between(since, now_ms, &mut scratch, &mut values);
-        if let Some(stats) = summarize_finite(&mut values) {
+        if let Some(stats) = window.summarize(&values) {
             statistics.push(SeriesStatistics {
                 series: series.clone(),
                 name: key.name().to_owned(),
