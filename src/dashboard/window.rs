@@ -6,8 +6,8 @@
 //! maximum). A window already in order (a counter's running total, a rising
 //! gauge) is read directly; any other is ranked by selection on integer keys
 //! that order like [`f64::total_cmp`] (the order the sort used): one
-//! selection for the lowest rank the upper percentiles need, a sort of the
-//! few values above it, and one selection of the median below it.
+//! selection of the median, one above it of the lowest rank the upper
+//! percentiles need, and a sort of the few values above that.
 
 use crate::stats::Summary;
 
@@ -102,11 +102,12 @@ fn rank(keys: &mut [u64]) -> &[u64] {
         keys.sort_unstable();
         return keys;
     }
-    // everything from `upper` on in order: p90, p95, p99 and the maximum
-    let (below, _, above) = keys.select_nth_unstable(upper);
-    above.sort_unstable();
-    // the median's upper rank, then the lower one and the minimum beside it
-    let (lower_half, _, _) = below.select_nth_unstable(n / 2);
+    // the median's upper rank, then, above it, everything from `upper` on in
+    // order (p90, p95, p99 and the maximum)
+    let (lower_half, _, upper_half) = keys.select_nth_unstable(n / 2);
+    let (_, _, top) = upper_half.select_nth_unstable(upper - n / 2 - 1);
+    top.sort_unstable();
+    // below it, the median's lower rank and the minimum
     if let Some(i) = position_of_max(lower_half) {
         lower_half.swap(i, n / 2 - 1);
     }
@@ -126,13 +127,13 @@ fn position_of_min(keys: &[u64]) -> Option<usize> {
 
 /// The sorted ranks a summary of `n > 0` values reads: 0, `n - 1`, the
 /// median's and each percentile's.
-fn ranks_read(n: usize) -> Vec<usize> {
-    let mut ranks = vec![0, n - 1, n / 2, n.saturating_sub(1) / 2];
-    for tau in [0.90, 0.95, 0.99] {
-        match r8(n, tau) {
-            Pick::At(i) => ranks.push(i),
-            Pick::Between(k, _) => ranks.extend([k - 1, k]),
-        }
+fn ranks_read(n: usize) -> [usize; 10] {
+    let mut ranks = [0, n - 1, n / 2, n.saturating_sub(1) / 2, 0, 0, 0, 0, 0, 0];
+    for (pair, tau) in ranks[4..].chunks_exact_mut(2).zip([0.90, 0.95, 0.99]) {
+        pair.copy_from_slice(&match r8(n, tau) {
+            Pick::At(i) => [i, i],
+            Pick::Between(k, _) => [k - 1, k],
+        });
     }
     ranks
 }
