@@ -383,12 +383,71 @@ impl SeriesSource for HistorySource<'_> {
     }
 }
 
-/// `dashboard` as pretty-printed JSON, byte for byte what
-/// `serde_json::to_string_pretty` writes, into a buffer sized by the last
-/// snapshot of this registry.
-pub(crate) fn to_json(registry: &Registry, dashboard: &Dashboard) -> serde_json::Result<String> {
+/// `dashboard` with `statistics` as pretty-printed JSON, byte for byte what
+/// `serde_json::to_string_pretty` writes for the typed snapshot, into a
+/// buffer sized by the last snapshot of this registry.
+pub(crate) fn to_json(
+    registry: &Registry,
+    dashboard: &Dashboard,
+    statistics: &Statistics,
+) -> serde_json::Result<String> {
+    /// `Dashboard`'s fields in its order, with the statistics from `Statistics`.
+    #[derive(Serialize)]
+    struct Json<'a> {
+        schema_version: &'a u32,
+        generated_at: &'a DateTime<Utc>,
+        uptime_seconds: &'a f64,
+        system_status: &'a SystemStatus,
+        recent_metrics: &'a BTreeMap<String, Vec<Point>>,
+        statistics: &'a Statistics,
+        engine: &'a EngineStats,
+        active_alerts: &'a [AlertView],
+        recent_alert_events: &'a [AlertEventView],
+        anomalies: &'a [Anomaly],
+        performance_summary: &'a PerformanceSummary,
+        notifications: &'a NotificationStats,
+        slow_operations: &'a SlowOperationsSection,
+        recent_log_events: &'a [LogEventEntry],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        remote_write: &'a Option<RemoteWriteStatus>,
+    }
+    // every field named: a field added to `Dashboard` does not compile here until it is written
+    let Dashboard {
+        schema_version,
+        generated_at,
+        uptime_seconds,
+        system_status,
+        recent_metrics,
+        statistics: _,
+        engine,
+        active_alerts,
+        recent_alert_events,
+        anomalies,
+        performance_summary,
+        notifications,
+        slow_operations,
+        recent_log_events,
+        remote_write,
+    } = dashboard;
+    let json = Json {
+        schema_version,
+        generated_at,
+        uptime_seconds,
+        system_status,
+        recent_metrics,
+        statistics,
+        engine,
+        active_alerts,
+        recent_alert_events,
+        anomalies,
+        performance_summary,
+        notifications,
+        slow_operations,
+        recent_log_events,
+        remote_write,
+    };
     let cache = registry.extension::<SeriesOrder>();
-    let json = pretty(dashboard, cache.json_len.load(Ordering::Relaxed) + 1024)?;
+    let json = pretty(&json, cache.json_len.load(Ordering::Relaxed) + 1024)?;
     cache.json_len.store(json.len(), Ordering::Relaxed);
     Ok(json)
 }
@@ -549,7 +608,72 @@ impl SeriesOrder {
     }
 }
 
-/// Builds a snapshot from the registry and history at `now_ms`.
+/// The per-series statistics of a snapshot, computed once: turned into
+/// [`SeriesStatistics`] for the typed snapshot, or written as JSON straight
+/// from the registry's cached series list (no copy of names and labels).
+pub(crate) struct Statistics {
+    listed: Arc<[Listed]>,
+    /// Index into `listed`, and the series' statistics.
+    rows: Vec<(usize, Summary)>,
+}
+
+impl Statistics {
+    /// The typed section.
+    pub(crate) fn into_typed(self) -> Vec<SeriesStatistics> {
+        self.rows
+            .into_iter()
+            .map(|(i, stats)| {
+                let Listed { key, kind, series, .. } = &self.listed[i];
+                SeriesStatistics {
+                    series: series.clone(),
+                    name: key.name().to_owned(),
+                    labels: key.labels().clone(),
+                    kind: *kind,
+                    stats,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Serializes as `Vec<SeriesStatistics>` does.
+impl Serialize for Statistics {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeSeq, SerializeStruct};
+        /// One row, field for field as `SeriesStatistics` (with `stats` flattened).
+        struct Row<'a>(&'a Listed, &'a Summary);
+        impl Serialize for Row<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let (Listed { key, kind, series, .. }, s) = (self.0, self.1);
+                let mut row = serializer.serialize_struct("SeriesStatistics", 14)?;
+                row.serialize_field("series", series)?;
+                row.serialize_field("name", key.name())?;
+                row.serialize_field("labels", key.labels())?;
+                row.serialize_field("kind", kind)?;
+                let Summary { count, min, max, mean, median, p50, stddev, p90, p95, p99 } = s;
+                row.serialize_field("count", count)?;
+                row.serialize_field("min", min)?;
+                row.serialize_field("max", max)?;
+                row.serialize_field("mean", mean)?;
+                row.serialize_field("median", median)?;
+                row.serialize_field("p50", p50)?;
+                row.serialize_field("stddev", stddev)?;
+                row.serialize_field("p90", p90)?;
+                row.serialize_field("p95", p95)?;
+                row.serialize_field("p99", p99)?;
+                row.end()
+            }
+        }
+        let mut seq = serializer.serialize_seq(Some(self.rows.len()))?;
+        for (i, stats) in &self.rows {
+            seq.serialize_element(&Row(&self.listed[*i], stats))?;
+        }
+        seq.end()
+    }
+}
+
+/// Builds a snapshot from the registry and history at `now_ms`; its
+/// `statistics` are left empty and come apart.
 pub(crate) fn build(
     registry: &Registry,
     history: &History,
@@ -558,7 +682,7 @@ pub(crate) fn build(
     started_ms: i64,
     engine: EngineStats,
     anomalies: Vec<Anomaly>,
-) -> Dashboard {
+) -> (Dashboard, Statistics) {
     let generated_at = ms_to_datetime(now_ms);
     let infos = registry.extension::<SeriesOrder>().get(registry);
     let latest = |name: &str| {
@@ -595,22 +719,16 @@ pub(crate) fn build(
         }
     }
     let since = now_ms.saturating_sub(config.statistics_window_ms);
-    let mut statistics = Vec::with_capacity(infos.len());
+    let mut rows = Vec::with_capacity(infos.len());
     // working space for every series: the window's samples, its values, their ranking
     let (mut scratch, mut values) = (Vec::new(), Vec::new());
     let mut window = window::WindowStats::default();
-    for Listed { id, key, kind, series } in infos.iter() {
+    for (i, Listed { id, .. }) in infos.iter().enumerate() {
         let Some(h) = history.get(*id) else { continue };
         values.clear();
         h.values_between(since, now_ms, &mut scratch, &mut values);
         if let Some(stats) = window.summarize(&values) {
-            statistics.push(SeriesStatistics {
-                series: series.clone(),
-                name: key.name().to_owned(),
-                labels: key.labels().clone(),
-                kind: *kind,
-                stats,
-            });
+            rows.push((i, stats));
         }
     }
     let source = HistorySource {
@@ -624,13 +742,13 @@ pub(crate) fn build(
         crate::analysis::performance_summary(&source, now_ms, &config.performance);
     #[allow(clippy::cast_precision_loss)]
     let uptime_seconds = (now_ms.saturating_sub(started_ms)).max(0) as f64 / 1000.0;
-    Dashboard {
+    let dashboard = Dashboard {
         schema_version: SCHEMA_VERSION,
         generated_at,
         uptime_seconds,
         system_status,
         recent_metrics,
-        statistics,
+        statistics: Vec::new(),
         engine,
         active_alerts: Vec::new(),
         recent_alert_events: Vec::new(),
@@ -640,12 +758,14 @@ pub(crate) fn build(
         slow_operations: SlowOperationsSection::default(),
         recent_log_events: Vec::new(),
         remote_write: None,
-    }
+    };
+    (dashboard, Statistics { listed: infos, rows })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::Sample;
     use proptest::prelude::*;
 
     /// Any JSON value: nested arrays and objects (empty ones too), strings, numbers.
@@ -671,6 +791,46 @@ mod tests {
         fn pretty_writes_what_serde_json_writes(v in json()) {
             prop_assert_eq!(pretty(&v, 0).unwrap(), serde_json::to_string_pretty(&v).unwrap());
         }
+    }
+
+    #[test]
+    fn json_is_the_typed_snapshot_pretty_printed() {
+        let registry = Registry::new(100);
+        let mut history = History::new(100, None);
+        for (name, labels) in [("b", vec![("room", "x\"y")]), ("a", vec![]), ("idle", vec![])] {
+            let _ = registry.gauge(name, &labels).unwrap();
+            if name == "idle" {
+                continue;
+            }
+            let id = registry.lookup(name, &labels).unwrap();
+            for t in 0..50i32 {
+                history.push(id, Sample::new(i64::from(t) * 1_000, f64::from(t * 37 % 11) - 3.5));
+            }
+        }
+        let config = DashboardConfig {
+            recent_metrics: vec!["a".to_owned()],
+            recent_points: 3,
+            statistics_window_ms: 20_000,
+            performance: SummaryConfig::default(),
+            recent_alert_events: 5,
+        };
+        let (mut d, statistics) =
+            build(&registry, &history, &config, 49_000, 0, EngineStats::default(), Vec::new());
+        d.remote_write =
+            Some(RemoteWriteStatus { url: "http://x/".to_owned(), ..Default::default() });
+        let json = to_json(&registry, &d, &statistics).unwrap();
+        d.statistics = statistics.into_typed();
+        assert_eq!(json, serde_json::to_string_pretty(&d).unwrap());
+        let series: Vec<&str> = d.statistics.iter().map(|s| s.series.as_str()).collect();
+        assert_eq!(series, ["a", "b{room=\"x\\\"y\"}"]);
+        assert_eq!(d.statistics[0].stats.count, 21);
+        // without remote write the key is left out, as in the typed snapshot
+        d.remote_write = None;
+        let (_, statistics) =
+            build(&registry, &history, &config, 49_000, 0, EngineStats::default(), Vec::new());
+        let json = to_json(&registry, &d, &statistics).unwrap();
+        assert!(!json.contains("remote_write"));
+        assert_eq!(json, serde_json::to_string_pretty(&d).unwrap());
     }
 
     #[test]
