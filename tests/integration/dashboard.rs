@@ -382,6 +382,10 @@ fn every_series_statistic_and_recent_point_matches_an_independent_computation() 
             latency.observe(rng.next() * 0.3);
         }
         engine.record("orders_value", &[("shop", "eu")], (rng.next() * 200.0).round()).unwrap();
+        if t % 4 != 0 {
+            // 226 samples in the window: an even count, the median between two
+            engine.record("refunds", &[], rng.next() * 50.0).unwrap();
+        }
         engine.flush().unwrap();
     }
     let d = engine.dashboard();
@@ -420,6 +424,8 @@ fn every_series_statistic_and_recent_point_matches_an_independent_computation() 
     }
     assert_eq!(d.statistics.len(), listed);
     let names: Vec<&str> = d.statistics.iter().map(|s| s.name.as_str()).collect();
+    let refunds = d.statistics.iter().find(|s| s.name == "refunds").unwrap();
+    assert_eq!(refunds.stats.count, 226);
     for name in ["room_load", "messages_total", "latency_seconds", "orders_value"] {
         assert!(names.contains(&name), "{name} in {names:?}");
     }
