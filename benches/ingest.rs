@@ -111,26 +111,48 @@ fn records(c: &mut Criterion) {
     g.finish();
 }
 
-/// A dashboard snapshot with `n` series, each holding 300 samples (5 minutes at 1 s).
+/// An engine with `n` gauges, each holding 300 samples (5 minutes at 1 s),
+/// valued `value(t, i)` at second `t` for gauge `i`.
+fn engine_with_history(n: usize, value: impl Fn(u32, usize) -> f64) -> Engine {
+    let clock = StepClock::default();
+    let (engine, gauges) = engine_with_gauges(n, &clock);
+    for t in 0..300u32 {
+        clock.step(1_000);
+        for (i, gauge) in gauges.iter().enumerate() {
+            gauge.set(value(t, i));
+        }
+        engine.flush().unwrap();
+    }
+    engine
+}
+
+/// A pseudo-random value in `[0, 1000)` for second `t` of gauge `i`
+/// (splitmix64 of both): windows in no order, the sort's and selection's
+/// ordinary case.
+fn unordered(t: u32, i: usize) -> f64 {
+    let mut z = ((u64::from(t) << 32) | i as u64).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    #[allow(clippy::cast_precision_loss)]
+    let unit = (z >> 11) as f64 / (1u64 << 53) as f64;
+    unit * 1_000.0
+}
+
+/// A dashboard snapshot with `n` series, each holding 300 samples (5 minutes
+/// at 1 s): `typed` and `json` on values that rise with time (every window
+/// already sorted), `typed_unordered` and `json_unordered` on pseudo-random
+/// values.
 fn snapshot(c: &mut Criterion) {
     let mut g = c.benchmark_group("dashboard_snapshot");
     for n in [100usize, 1_000] {
-        let clock = StepClock::default();
-        let (engine, gauges) = engine_with_gauges(n, &clock);
-        for t in 0..300u32 {
-            clock.step(1_000);
-            for (i, gauge) in gauges.iter().enumerate() {
-                #[allow(clippy::cast_precision_loss)]
-                gauge.set(f64::from(t) + i as f64);
-            }
-            engine.flush().unwrap();
-        }
+        #[allow(clippy::cast_precision_loss)]
+        let rising = |t: u32, i: usize| f64::from(t) + i as f64;
         // In-run baseline: copy every series' 300 values out and sum them, the
         // least any snapshot that reads the samples does (the machine is
         // shared: compare against this, not across runs).
-        #[allow(clippy::cast_precision_loss)]
         let windows: Vec<Vec<f64>> =
-            (0..n).map(|i| (0..300u32).map(|t| f64::from(t) + i as f64).collect()).collect();
+            (0..n).map(|i| (0..300u32).map(|t| rising(t, i)).collect()).collect();
         g.bench_with_input(BenchmarkId::new("baseline_copy_values", n), &n, |b, _| {
             b.iter(|| {
                 let mut total = 0.0;
@@ -141,10 +163,19 @@ fn snapshot(c: &mut Criterion) {
                 black_box(total)
             });
         });
+        let engine = engine_with_history(n, rising);
         g.bench_with_input(BenchmarkId::new("typed", n), &n, |b, _| {
             b.iter(|| black_box(engine.dashboard()));
         });
         g.bench_with_input(BenchmarkId::new("json", n), &n, |b, _| {
+            b.iter(|| black_box(engine.dashboard_json().unwrap()));
+        });
+        drop(engine);
+        let engine = engine_with_history(n, unordered);
+        g.bench_with_input(BenchmarkId::new("typed_unordered", n), &n, |b, _| {
+            b.iter(|| black_box(engine.dashboard()));
+        });
+        g.bench_with_input(BenchmarkId::new("json_unordered", n), &n, |b, _| {
             b.iter(|| black_box(engine.dashboard_json().unwrap()));
         });
     }

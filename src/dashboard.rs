@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
@@ -21,7 +21,12 @@ use crate::history::History;
 use crate::key::{Labels, SeriesId, SeriesKey};
 use crate::kind::MetricKind;
 use crate::registry::Registry;
-use crate::stats::{Summary, summarize_finite};
+use crate::stats::Summary;
+
+mod json;
+mod window;
+
+pub(crate) use json::to_json;
 
 pub use crate::apm::{
     DASHBOARD_SLOW_ENTRIES, LogEventEntry, SlowNameEntry, SlowOperationEntry, SlowOperationsSection,
@@ -381,133 +386,6 @@ impl SeriesSource for HistorySource<'_> {
     }
 }
 
-/// `dashboard` as pretty-printed JSON, byte for byte what
-/// `serde_json::to_string_pretty` writes, into a buffer sized by the last
-/// snapshot of this registry.
-pub(crate) fn to_json(registry: &Registry, dashboard: &Dashboard) -> serde_json::Result<String> {
-    let cache = registry.extension::<SeriesOrder>();
-    let json = pretty(dashboard, cache.json_len.load(Ordering::Relaxed) + 1024)?;
-    cache.json_len.store(json.len(), Ordering::Relaxed);
-    Ok(json)
-}
-
-/// `value` as `serde_json::to_string_pretty` writes it, into a buffer of `capacity`.
-fn pretty<T: Serialize + ?Sized>(value: &T, capacity: usize) -> serde_json::Result<String> {
-    let mut out = Vec::with_capacity(capacity);
-    value.serialize(&mut serde_json::Serializer::with_formatter(&mut out, Pretty::default()))?;
-    // serde_json writes UTF-8 only
-    String::from_utf8(out).map_err(serde::ser::Error::custom)
-}
-
-/// `serde_json`'s `PrettyFormatter` with its two-space indent, writing a line
-/// break and its indent in one piece instead of one write per level.
-#[derive(Default)]
-struct Pretty {
-    depth: usize,
-    has_value: bool,
-}
-
-impl Pretty {
-    /// A line break and two spaces per level (deeper levels take more writes).
-    const BREAK: &'static [u8] =
-        b"\n                                                                ";
-
-    fn new_line<W: ?Sized + std::io::Write>(&self, w: &mut W) -> std::io::Result<()> {
-        let mut spaces = 2 * self.depth;
-        let first = spaces.min(Self::BREAK.len() - 1);
-        w.write_all(&Self::BREAK[..=first])?;
-        spaces -= first;
-        while spaces > 0 {
-            let n = spaces.min(Self::BREAK.len() - 1);
-            w.write_all(&Self::BREAK[1..=n])?;
-            spaces -= n;
-        }
-        Ok(())
-    }
-}
-
-impl Pretty {
-    /// `[` or `{`: one level deeper, nothing in it yet.
-    fn open<W: ?Sized + std::io::Write>(
-        &mut self,
-        w: &mut W,
-        bracket: &[u8],
-    ) -> std::io::Result<()> {
-        self.depth += 1;
-        self.has_value = false;
-        w.write_all(bracket)
-    }
-
-    /// `]` or `}`, on a line of its own unless the container is empty.
-    fn close<W: ?Sized + std::io::Write>(
-        &mut self,
-        w: &mut W,
-        bracket: &[u8],
-    ) -> std::io::Result<()> {
-        self.depth -= 1;
-        if self.has_value {
-            self.new_line(w)?;
-        }
-        w.write_all(bracket)
-    }
-
-    /// Before an element or a key: a comma after the first, then a new line.
-    fn entry<W: ?Sized + std::io::Write>(&self, w: &mut W, first: bool) -> std::io::Result<()> {
-        if !first {
-            w.write_all(b",")?;
-        }
-        self.new_line(w)
-    }
-}
-
-impl serde_json::ser::Formatter for Pretty {
-    fn begin_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        self.open(w, b"[")
-    }
-
-    fn end_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        self.close(w, b"]")
-    }
-
-    fn begin_array_value<W: ?Sized + std::io::Write>(
-        &mut self,
-        w: &mut W,
-        first: bool,
-    ) -> std::io::Result<()> {
-        self.entry(w, first)
-    }
-
-    fn end_array_value<W: ?Sized + std::io::Write>(&mut self, _: &mut W) -> std::io::Result<()> {
-        self.has_value = true;
-        Ok(())
-    }
-
-    fn begin_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        self.open(w, b"{")
-    }
-
-    fn end_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        self.close(w, b"}")
-    }
-
-    fn begin_object_key<W: ?Sized + std::io::Write>(
-        &mut self,
-        w: &mut W,
-        first: bool,
-    ) -> std::io::Result<()> {
-        self.entry(w, first)
-    }
-
-    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        w.write_all(b": ")
-    }
-
-    fn end_object_value<W: ?Sized + std::io::Write>(&mut self, _: &mut W) -> std::io::Result<()> {
-        self.has_value = true;
-        Ok(())
-    }
-}
-
 /// One series in dashboard order: sorted by name and labels, with its name
 /// written out (`name{labels}`).
 struct Listed {
@@ -547,7 +425,72 @@ impl SeriesOrder {
     }
 }
 
-/// Builds a snapshot from the registry and history at `now_ms`.
+/// The per-series statistics of a snapshot, computed once: turned into
+/// [`SeriesStatistics`] for the typed snapshot, or written as JSON straight
+/// from the registry's cached series list (no copy of names and labels).
+pub(crate) struct Statistics {
+    listed: Arc<[Listed]>,
+    /// Index into `listed`, and the series' statistics.
+    rows: Vec<(usize, Summary)>,
+}
+
+impl Statistics {
+    /// The typed section.
+    pub(crate) fn into_typed(self) -> Vec<SeriesStatistics> {
+        self.rows
+            .into_iter()
+            .map(|(i, stats)| {
+                let Listed { key, kind, series, .. } = &self.listed[i];
+                SeriesStatistics {
+                    series: series.clone(),
+                    name: key.name().to_owned(),
+                    labels: key.labels().clone(),
+                    kind: *kind,
+                    stats,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Serializes as `Vec<SeriesStatistics>` does.
+impl Serialize for Statistics {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeSeq, SerializeStruct};
+        /// One row, field for field as `SeriesStatistics` (with `stats` flattened).
+        struct Row<'a>(&'a Listed, &'a Summary);
+        impl Serialize for Row<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let (Listed { key, kind, series, .. }, s) = (self.0, self.1);
+                let mut row = serializer.serialize_struct("SeriesStatistics", 14)?;
+                row.serialize_field("series", series)?;
+                row.serialize_field("name", key.name())?;
+                row.serialize_field("labels", key.labels())?;
+                row.serialize_field("kind", kind)?;
+                let Summary { count, min, max, mean, median, p50, stddev, p90, p95, p99 } = s;
+                row.serialize_field("count", count)?;
+                row.serialize_field("min", min)?;
+                row.serialize_field("max", max)?;
+                row.serialize_field("mean", mean)?;
+                row.serialize_field("median", median)?;
+                row.serialize_field("p50", p50)?;
+                row.serialize_field("stddev", stddev)?;
+                row.serialize_field("p90", p90)?;
+                row.serialize_field("p95", p95)?;
+                row.serialize_field("p99", p99)?;
+                row.end()
+            }
+        }
+        let mut seq = serializer.serialize_seq(Some(self.rows.len()))?;
+        for (i, stats) in &self.rows {
+            seq.serialize_element(&Row(&self.listed[*i], stats))?;
+        }
+        seq.end()
+    }
+}
+
+/// Builds a snapshot from the registry and history at `now_ms`; its
+/// `statistics` are left empty and come apart.
 pub(crate) fn build(
     registry: &Registry,
     history: &History,
@@ -556,7 +499,7 @@ pub(crate) fn build(
     started_ms: i64,
     engine: EngineStats,
     anomalies: Vec<Anomaly>,
-) -> Dashboard {
+) -> (Dashboard, Statistics) {
     let generated_at = ms_to_datetime(now_ms);
     let infos = registry.extension::<SeriesOrder>().get(registry);
     let latest = |name: &str| {
@@ -593,21 +536,16 @@ pub(crate) fn build(
         }
     }
     let since = now_ms.saturating_sub(config.statistics_window_ms);
-    let mut statistics = Vec::with_capacity(infos.len());
-    // working space for every series: the window's samples, then its values
+    let mut rows = Vec::with_capacity(infos.len());
+    // working space for every series: the window's samples, its values, their ranking
     let (mut scratch, mut values) = (Vec::new(), Vec::new());
-    for Listed { id, key, kind, series } in infos.iter() {
+    let mut window = window::WindowStats::default();
+    for (i, Listed { id, .. }) in infos.iter().enumerate() {
         let Some(h) = history.get(*id) else { continue };
         values.clear();
         h.values_between(since, now_ms, &mut scratch, &mut values);
-        if let Some(stats) = summarize_finite(&mut values) {
-            statistics.push(SeriesStatistics {
-                series: series.clone(),
-                name: key.name().to_owned(),
-                labels: key.labels().clone(),
-                kind: *kind,
-                stats,
-            });
+        if let Some(stats) = window.summarize(&values) {
+            rows.push((i, stats));
         }
     }
     let source = HistorySource {
@@ -621,13 +559,13 @@ pub(crate) fn build(
         crate::analysis::performance_summary(&source, now_ms, &config.performance);
     #[allow(clippy::cast_precision_loss)]
     let uptime_seconds = (now_ms.saturating_sub(started_ms)).max(0) as f64 / 1000.0;
-    Dashboard {
+    let dashboard = Dashboard {
         schema_version: SCHEMA_VERSION,
         generated_at,
         uptime_seconds,
         system_status,
         recent_metrics,
-        statistics,
+        statistics: Vec::new(),
         engine,
         active_alerts: Vec::new(),
         recent_alert_events: Vec::new(),
@@ -637,45 +575,52 @@ pub(crate) fn build(
         slow_operations: SlowOperationsSection::default(),
         recent_log_events: Vec::new(),
         remote_write: None,
-    }
+    };
+    (dashboard, Statistics { listed: infos, rows })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
-
-    /// Any JSON value: nested arrays and objects (empty ones too), strings, numbers.
-    fn json() -> impl Strategy<Value = serde_json::Value> {
-        let leaf = prop_oneof![
-            Just(serde_json::Value::Null),
-            any::<bool>().prop_map(serde_json::Value::from),
-            any::<i64>().prop_map(serde_json::Value::from),
-            (-1e9f64..1e9).prop_map(serde_json::Value::from),
-            "[a-z\"\\\n é]{0,6}".prop_map(serde_json::Value::from),
-        ];
-        leaf.prop_recursive(48, 256, 4, |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
-                prop::collection::btree_map("[a-z]{0,3}", inner, 0..4)
-                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
-            ]
-        })
-    }
-
-    proptest! {
-        #[test]
-        fn pretty_writes_what_serde_json_writes(v in json()) {
-            prop_assert_eq!(pretty(&v, 0).unwrap(), serde_json::to_string_pretty(&v).unwrap());
-        }
-    }
+    use crate::history::Sample;
 
     #[test]
-    fn pretty_indents_deeper_than_its_run_of_spaces() {
-        let mut v = serde_json::json!({"leaf": [1, {}, []]});
-        for i in 0..80 {
-            v = if i % 2 == 0 { serde_json::json!([v, 2.5]) } else { serde_json::json!({"k": v}) };
+    fn json_is_the_typed_snapshot_pretty_printed() {
+        let registry = Registry::new(100);
+        let mut history = History::new(100, None);
+        for (name, labels) in [("b", vec![("room", "x\"y")]), ("a", vec![]), ("idle", vec![])] {
+            let _ = registry.gauge(name, &labels).unwrap();
+            if name == "idle" {
+                continue;
+            }
+            let id = registry.lookup(name, &labels).unwrap();
+            for t in 0..50i32 {
+                history.push(id, Sample::new(i64::from(t) * 1_000, f64::from(t * 37 % 11) - 3.5));
+            }
         }
-        assert_eq!(pretty(&v, 16).unwrap(), serde_json::to_string_pretty(&v).unwrap());
+        let config = DashboardConfig {
+            recent_metrics: vec!["a".to_owned()],
+            recent_points: 3,
+            statistics_window_ms: 20_000,
+            performance: SummaryConfig::default(),
+            recent_alert_events: 5,
+        };
+        let (mut d, statistics) =
+            build(&registry, &history, &config, 49_000, 0, EngineStats::default(), Vec::new());
+        d.remote_write =
+            Some(RemoteWriteStatus { url: "http://x/".to_owned(), ..Default::default() });
+        let json = to_json(&registry, &d, &statistics).unwrap();
+        d.statistics = statistics.into_typed();
+        assert_eq!(json, serde_json::to_string_pretty(&d).unwrap());
+        let series: Vec<&str> = d.statistics.iter().map(|s| s.series.as_str()).collect();
+        assert_eq!(series, ["a", "b{room=\"x\\\"y\"}"]);
+        assert_eq!(d.statistics[0].stats.count, 21);
+        // without remote write the key is left out, as in the typed snapshot
+        d.remote_write = None;
+        let (_, statistics) =
+            build(&registry, &history, &config, 49_000, 0, EngineStats::default(), Vec::new());
+        let json = to_json(&registry, &d, &statistics).unwrap();
+        assert!(!json.contains("remote_write"));
+        assert_eq!(json, serde_json::to_string_pretty(&d).unwrap());
     }
 }

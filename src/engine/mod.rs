@@ -891,12 +891,20 @@ impl Monitor {
     /// # Ok::<(), watchpost::Error>(())
     /// ```
     pub fn dashboard(&self) -> Dashboard {
+        let (mut d, statistics) = self.snapshot();
+        d.statistics = statistics.into_typed();
+        d
+    }
+
+    /// A snapshot with its statistics apart, for [`dashboard`](Self::dashboard)
+    /// and [`dashboard_json`](Self::dashboard_json).
+    fn snapshot(&self) -> (Dashboard, dashboard::Statistics) {
         let stats = self.stats();
         let now = self.shared.clock.now_ms();
         let anomalies = self.recent_anomalies(now);
         let (active_alerts, recent_alert_events) = self.alert_views();
         let history = self.shared.history.read();
-        let mut d = dashboard::build(
+        let (mut d, statistics) = dashboard::build(
             &self.shared.registry,
             &history,
             &self.shared.dashboard,
@@ -911,7 +919,7 @@ impl Monitor {
         d.notifications = self.shared.notify.stats();
         (d.slow_operations, d.recent_log_events) = self.operations_sections();
         d.remote_write = self.shared.sinks.first().map(|s| s.status());
-        d
+        (d, statistics)
     }
 
     /// Statistics, trend and forecast of series `name{labels}` over the last `window`.
@@ -1018,7 +1026,8 @@ impl Monitor {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn dashboard_json(&self) -> Result<String> {
-        Ok(dashboard::to_json(&self.shared.registry, &self.dashboard())?)
+        let (d, statistics) = self.snapshot();
+        Ok(dashboard::to_json(&self.shared.registry, &d, &statistics)?)
     }
 }
 

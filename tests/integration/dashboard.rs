@@ -283,3 +283,180 @@ fn statistics_follow_series_registered_between_snapshots() {
     assert!(!third.iter().any(|s| s.starts_with("b_metric")), "{third:?}");
     assert_eq!(third.len(), first.len());
 }
+
+/// A pseudo-random sequence (64-bit LCG, top bits), so values come in no order.
+struct Lcg(u64);
+
+impl Lcg {
+    /// The next value in `[0, 1)`.
+    fn next(&mut self) -> f64 {
+        self.0 =
+            self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        #[allow(clippy::cast_precision_loss)]
+        let (v, scale) = ((self.0 >> 11) as f64, (1u64 << 53) as f64);
+        v / scale
+    }
+}
+
+/// Quantile `tau` of `sorted` by the R-8 rule the dashboard documents (statrs'
+/// `OrderStatistics::quantile`), written out from its definition.
+fn r8_quantile(sorted: &[f64], tau: f64) -> f64 {
+    #[allow(clippy::cast_precision_loss)]
+    let n = sorted.len() as f64;
+    let h = (n + 1.0 / 3.0) * tau + 1.0 / 3.0;
+    let hf = h.floor();
+    if hf < 1.0 {
+        sorted[0]
+    } else if hf >= n {
+        sorted[sorted.len() - 1]
+    } else {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let k = hf as usize;
+        sorted[k - 1] + (h - hf) * (sorted[k] - sorted[k - 1])
+    }
+}
+
+/// `s` is the summary of `values`: order statistics exactly as a sorted copy
+/// gives them by the documented rules, mean, deviation and quantiles as statrs.
+#[track_caller]
+fn assert_summary(series: &str, values: &[f64], s: &watchpost::stats::Summary) {
+    use statrs::statistics::{Data, Distribution, OrderStatistics};
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    let median =
+        if n % 2 == 1 { sorted[n / 2] } else { f64::midpoint(sorted[n / 2 - 1], sorted[n / 2]) };
+    assert_eq!(s.count, n, "{series}");
+    assert_eq!((s.min, s.max), (sorted[0], sorted[n - 1]), "{series}");
+    assert_eq!((s.median, s.p50), (median, median), "{series}");
+    for (g, tau) in [(s.p90, 0.90), (s.p95, 0.95), (s.p99, 0.99)] {
+        assert_eq!(g, r8_quantile(&sorted, tau), "{series} p{tau}");
+    }
+    // and statrs agrees, to rounding
+    let mut data = Data::new(values.to_vec());
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+    assert!(close(s.mean, data.mean().unwrap()), "{series} mean {}", s.mean);
+    let sd = if n > 1 { data.std_dev().unwrap() } else { 0.0 };
+    assert!(close(s.stddev, sd), "{series} stddev {} vs {sd}", s.stddev);
+    for (g, tau) in [(s.median, 0.5), (s.p90, 0.90), (s.p95, 0.95), (s.p99, 0.99)] {
+        assert!(close(g, data.quantile(tau)), "{series} p{tau} {g} vs {}", data.quantile(tau));
+    }
+}
+
+#[test]
+fn every_series_statistic_and_recent_point_matches_an_independent_computation() {
+    let window = Duration::from_mins(5);
+    let clock = watchpost::ManualClock::at_millis(T0);
+    let engine = builder(&clock)
+        .dashboard_statistics_window(window)
+        .dashboard_recent_metrics(["room_load", "orders_value"])
+        .dashboard_recent_points(40)
+        .build()
+        .unwrap();
+    let rooms: Vec<watchpost::Gauge> = ["a", "b", "c"]
+        .iter()
+        .map(|r| engine.gauge_with("room_load", &[("room", r)]).unwrap())
+        .collect();
+    let messages = engine.counter_with("messages_total", &[("room", "a")]).unwrap();
+    let latency = engine.histogram("latency_seconds").unwrap();
+    let mut rng = Lcg(0x5eed);
+    let mut set_a = Vec::new();
+    for t in 0..420u32 {
+        clock.advance(Duration::from_secs(1));
+        for (i, g) in rooms.iter().enumerate() {
+            // room a stays within a band, with a spike now and then; b and c wander wide
+            #[allow(clippy::cast_precision_loss)]
+            let v = if i == 0 {
+                if t % 97 == 96 { 500.0 } else { 50.0 + 10.0 * rng.next() }
+            } else {
+                (rng.next() - 0.5) * 1e4 * (i as f64)
+            };
+            g.set(v);
+            if i == 0 {
+                set_a.push((T0 + i64::from(t + 1) * 1_000, v));
+            }
+        }
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        messages.add((rng.next() * 40.0) as u64);
+        for _ in 0..5 {
+            latency.observe(rng.next() * 0.3);
+        }
+        engine.record("orders_value", &[("shop", "eu")], (rng.next() * 200.0).round()).unwrap();
+        if t % 4 != 0 {
+            // 226 samples in the window: an even count, the median between two
+            engine.record("refunds", &[], rng.next() * 50.0).unwrap();
+        }
+        engine.flush().unwrap();
+    }
+    let d = engine.dashboard();
+
+    // the gauge's history is what was set (the oracle for the values below)
+    let now = T0 + 420_000;
+    let since = now - 300_000;
+    let history_a: Vec<(i64, f64)> = engine
+        .history_with("room_load", &[("room", "a")], window)
+        .iter()
+        .map(|s| (s.timestamp_ms, s.value))
+        .collect();
+    let want_a: Vec<(i64, f64)> =
+        set_a.iter().copied().filter(|(t, _)| (since..=now).contains(t)).collect();
+    assert_eq!(history_a, want_a);
+
+    // every series with samples in the window has one entry, in order, with its statistics
+    let mut listed = 0;
+    for info in engine.series() {
+        let labels: Vec<(&str, &str)> = info.key.labels().iter().collect();
+        let values: Vec<f64> =
+            engine.history_with(info.key.name(), &labels, window).iter().map(|s| s.value).collect();
+        let series = info.key.to_string();
+        let got = d.statistics.iter().find(|s| s.series == series);
+        if values.is_empty() {
+            assert!(got.is_none(), "{series} has no samples in the window");
+            continue;
+        }
+        listed += 1;
+        let got = got.unwrap_or_else(|| panic!("{series} missing from statistics"));
+        assert_eq!(
+            (got.name.as_str(), &got.labels, got.kind),
+            (info.key.name(), info.key.labels(), info.kind)
+        );
+        assert_summary(&series, &values, &got.stats);
+    }
+    assert_eq!(d.statistics.len(), listed);
+    let names: Vec<&str> = d.statistics.iter().map(|s| s.name.as_str()).collect();
+    let refunds = d.statistics.iter().find(|s| s.name == "refunds").unwrap();
+    assert_eq!(refunds.stats.count, 226);
+    for name in ["room_load", "messages_total", "latency_seconds", "orders_value"] {
+        assert!(names.contains(&name), "{name} in {names:?}");
+    }
+    // derived series (the counter's rate, the histogram's quantiles) are there too
+    assert!(names.len() > 6, "{names:?}");
+
+    // recent points: the newest 40 samples of each listed series, annotations included
+    assert_eq!(d.recent_metrics.len(), 4, "{:?}", d.recent_metrics.keys());
+    let mut banded = 0;
+    for (series, points) in &d.recent_metrics {
+        let info = engine.series().into_iter().find(|i| i.key.to_string() == *series).unwrap();
+        let labels: Vec<(&str, &str)> = info.key.labels().iter().collect();
+        let all = engine.history_with(info.key.name(), &labels, Duration::from_hours(24));
+        let want: Vec<_> = all[all.len() - 40..]
+            .iter()
+            .map(|s| {
+                (
+                    s.timestamp(),
+                    s.value,
+                    s.anomaly_score,
+                    s.expected_band.map(|b| b.0),
+                    s.expected_band.map(|b| b.1),
+                )
+            })
+            .collect();
+        let got: Vec<_> =
+            points.iter().map(|p| (p.timestamp, p.value, p.score, p.lower, p.upper)).collect();
+        assert_eq!(got, want, "{series}");
+        banded += points.iter().filter(|p| p.lower.is_some() && p.score.is_some()).count();
+    }
+    assert!(banded > 40, "detectors' bands show in recent points ({banded})");
+    // the JSON is the same snapshot, byte for byte as serde_json pretty-prints the typed one
+    assert_eq!(engine.dashboard_json().unwrap(), serde_json::to_string_pretty(&d).unwrap());
+}
