@@ -428,7 +428,7 @@ impl Ensemble {
         // deviation is judged as if spread over the missed steps (a random
         // walk's spread grows with the square root of the time).
         let steps = self.steps_since(t);
-        let shrink = steps.sqrt().recip();
+        let shrink = if steps == 1.0 { 1.0 } else { steps.sqrt().recip() };
         let (center, mean) = (self.robust.center(), self.ewma.expectation());
         // a deviation below the floor is no deviation
         let gate = |score: f64, expected: f64| {

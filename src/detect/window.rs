@@ -1,53 +1,5 @@
-//! Bounded buffers shared by the detectors: a ring of recent values and a
-//! sorted window for rolling quantiles.
-
-/// A fixed-capacity ring of the most recent values, oldest first.
-#[derive(Debug, Clone)]
-pub(crate) struct Ring<T = f64> {
-    buf: Vec<T>,
-    head: usize,
-    cap: usize,
-}
-
-impl<T: Copy> Ring<T> {
-    pub(crate) fn new(cap: usize) -> Self {
-        Ring { buf: Vec::with_capacity(cap), head: 0, cap: cap.max(1) }
-    }
-
-    /// Appends `v`, returning the value it evicted once the ring is full.
-    pub(crate) fn push(&mut self, v: T) -> Option<T> {
-        if self.buf.len() < self.cap {
-            self.buf.push(v);
-            None
-        } else {
-            let old = std::mem::replace(&mut self.buf[self.head], v);
-            self.head += 1;
-            if self.head == self.cap {
-                self.head = 0;
-            }
-            Some(old)
-        }
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.buf.len()
-    }
-
-    /// The value `back` steps before the newest one (`0` is the newest).
-    #[cfg(test)]
-    pub(crate) fn back(&self, back: usize) -> Option<T> {
-        let n = self.buf.len();
-        if back >= n {
-            return None;
-        }
-        let newest = if n < self.cap { n - 1 } else { (self.head + self.cap - 1) % self.cap };
-        Some(self.buf[(newest + self.cap - back) % self.cap])
-    }
-
-    pub(crate) fn heap_bytes(&self) -> usize {
-        self.buf.capacity() * std::mem::size_of::<T>()
-    }
-}
+//! Bounded buffers shared by the detectors: a sorted window for rolling
+//! quantiles.
 
 /// The last `cap` values, kept sorted with each one's arrival slot, so any
 /// quantile of the window costs O(1) and an update O(cap) memory moves
@@ -167,18 +119,6 @@ pub(crate) fn floor_index(x: f64, max: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ring_keeps_newest() {
-        let mut r = Ring::new(3);
-        for v in 1..=5 {
-            r.push(f64::from(v));
-        }
-        assert_eq!(
-            (r.back(0), r.back(1), r.back(2), r.back(3)),
-            (Some(5.0), Some(4.0), Some(3.0), None)
-        );
-    }
 
     #[test]
     fn sorted_window_quantiles_follow_the_window() {
