@@ -322,6 +322,8 @@ pub struct Ensemble {
     /// `exp(log_step)`, and the last distinct step with its logarithm.
     step: f64,
     last_dt: (f64, f64),
+    /// `last_dt.0 / step`, kept while neither changes.
+    ratio: f64,
     /// Whether the last point broke out of the recent range.
     broke_out: bool,
 }
@@ -350,6 +352,7 @@ impl Ensemble {
             log_step: f64::NAN,
             step: f64::NAN,
             last_dt: (f64::NAN, f64::NAN),
+            ratio: f64::NAN,
             broke_out: false,
             cfg,
         }
@@ -408,16 +411,19 @@ impl Ensemble {
             self.log_step = dt.ln();
             self.step = dt;
             self.last_dt = (dt, self.log_step);
+            self.ratio = 1.0;
             return 1.0;
         }
-        let ratio = dt / self.step;
         if dt.to_bits() != self.last_dt.0.to_bits() {
             self.last_dt = (dt, dt.ln());
+            self.ratio = dt / self.step;
         }
+        let ratio = self.ratio;
         let next = self.log_step + STEP_RATE * (self.last_dt.1 - self.log_step);
         if next.to_bits() != self.log_step.to_bits() {
             self.log_step = next;
             self.step = next.exp();
+            self.ratio = dt / self.step;
         }
         ratio.max(1.0)
     }

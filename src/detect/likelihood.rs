@@ -147,6 +147,8 @@ pub struct AnomalyLikelihood {
     min_std: f64,
     /// Sum of the short window, in units of 1/65 535.
     short_sum: u32,
+    /// `1 / (SCALE * short_len)`, so the short average is a product.
+    inv_len: f64,
     /// Points seen (saturating), and how many of them are only learnt from.
     seen: u32,
     learning: u32,
@@ -183,6 +185,7 @@ impl AnomalyLikelihood {
             current: [0.0; 3],
             blocks_total: [0.0; 3],
             min_std: cfg.min_std,
+            inv_len: 0.0,
             short_sum: 0,
             seen: 0,
             learning: narrow(cfg.learning),
@@ -251,8 +254,7 @@ impl AnomalyLikelihood {
             self.short_sum -= u32::from(old);
         }
         self.short_sum += u32::from(q);
-        let len = f64::from(self.short_len);
-        let avg = (f64::from(self.short_sum) / (SCALE * len)).clamp(0.0, 1.0);
+        let avg = (f64::from(self.short_sum) * self.inv_len).clamp(0.0, 1.0);
         let score = if self.seen >= self.learning { tail_score(self.z_above(avg)) } else { 0.0 };
         self.current[0] += 1.0;
         self.current[1] += avg;
@@ -272,6 +274,7 @@ impl AnomalyLikelihood {
         if self.short_len < self.short_cap {
             buf[usize::from(self.short_len)] = q;
             self.short_len += 1;
+            self.inv_len = (SCALE * f64::from(self.short_len)).recip();
             return None;
         }
         let head = usize::from(self.short_head);
@@ -425,7 +428,7 @@ mod tests {
                 self.short.pop_front();
             }
             let sum: u32 = self.short.iter().map(|&v| u32::from(v)).sum();
-            let avg = (f64::from(sum) / (SCALE * as_f64(self.short.len()))).clamp(0.0, 1.0);
+            let avg = (f64::from(sum) * (SCALE * as_f64(self.short.len())).recip()).clamp(0.0, 1.0);
             let block_len = self.cfg.long_window.div_ceil(BLOCKS);
             let mut acc = [as_f64(self.blocks.len() * block_len), 0.0, 0.0];
             for b in &self.blocks {

@@ -1,6 +1,6 @@
 //! Robust z-score against a rolling median and interquartile spread.
 
-use super::window::SortedWindow;
+use super::window::{QuantileAt, SortedWindow};
 use super::{Detector, check_f64, check_usize, clean_input, floor_spread, z_to_unit};
 use crate::Result;
 
@@ -118,6 +118,8 @@ impl RobustZConfig {
 pub struct RobustZ {
     cfg: RobustZConfig,
     win: SortedWindow,
+    /// Where the median, upper and lower quartile of the full window lie.
+    quartiles: [QuantileAt; 3],
     center: f64,
     spread: f64,
 }
@@ -132,7 +134,8 @@ impl RobustZ {
     /// ```
     pub fn new(cfg: RobustZConfig) -> Self {
         let win = SortedWindow::new(cfg.window);
-        RobustZ { cfg, win, center: f64::NAN, spread: f64::NAN }
+        let quartiles = [0.5, 0.75, 0.25].map(|q| QuantileAt::new(q, cfg.window.max(1)));
+        RobustZ { cfg, win, quartiles, center: f64::NAN, spread: f64::NAN }
     }
 
     /// The robust z of `value` against the current window (NaN before warm-up).
@@ -154,6 +157,17 @@ impl RobustZ {
     /// Updates the state without scoring.
     pub(crate) fn learn(&mut self, value: f64) {
         self.win.push(value);
+        if self.win.is_full() && self.win.len() >= self.cfg.warmup {
+            // the quartiles at positions worked out once; the wider
+            // fallbacks (quartiles that coincide) below
+            let [median, upper, lower] = self.quartiles.map(|at| self.win.read(at));
+            let spread = (upper - lower) / 1.349;
+            if spread > 0.0 {
+                self.center = median;
+                self.spread = floor_spread(spread, median);
+                return;
+            }
+        }
         if self.win.len() >= self.cfg.warmup {
             let (center, spread) = robust_center_spread(&self.win);
             self.center = center;
@@ -249,5 +263,29 @@ mod tests {
     #[test]
     fn non_finite_and_huge_values() {
         check_robust_to_bad_input(&mut det());
+    }
+
+    proptest::proptest! {
+        /// The full window's centre and spread, read at positions worked out
+        /// once, are bit for bit those of the quantiles computed afresh.
+        #[test]
+        fn full_window_quartiles_match_fresh_quantiles(
+            values in proptest::collection::vec(-50i32..50, 1..400),
+            window in 8usize..40,
+            scale in proptest::sample::select(vec![1e-3, 1.0, 7.3, 1e9]),
+        ) {
+            let cfg = RobustZConfig::default().with_window(window).expect("valid window");
+            let mut d = RobustZ::new(cfg);
+            for v in values {
+                d.learn(f64::from(v) * scale);
+                if d.win.len() >= d.cfg.warmup {
+                    let (center, spread) = robust_center_spread(&d.win);
+                    proptest::prop_assert_eq!(d.center.to_bits(), center.to_bits());
+                    proptest::prop_assert_eq!(d.spread.to_bits(), spread.to_bits());
+                } else {
+                    proptest::prop_assert!(d.center.is_nan());
+                }
+            }
+        }
     }
 }

@@ -61,14 +61,18 @@ impl SortedWindow {
     /// The `q`-quantile (0..=1) by linear interpolation; `None` when empty.
     pub(crate) fn quantile(&self, q: f64) -> Option<f64> {
         let n = self.sorted.len();
-        if n == 0 {
-            return None;
-        }
-        let pos = q.clamp(0.0, 1.0) * as_f64(n - 1);
-        let lo = floor_index(pos, n - 1);
-        let hi = (lo + 1).min(n - 1);
-        let frac = pos - as_f64(lo);
-        Some(self.sorted[lo] + (self.sorted[hi] - self.sorted[lo]) * frac)
+        (n > 0).then(|| self.read(QuantileAt::new(q, n)))
+    }
+
+    /// Whether the window holds its `cap` values.
+    pub(crate) fn is_full(&self) -> bool {
+        self.sorted.len() == self.cap
+    }
+
+    /// The quantile at `at`, a position for the window's current length.
+    pub(crate) fn read(&self, at: QuantileAt) -> f64 {
+        let (lo, hi) = (self.sorted[at.lo], self.sorted[at.hi]);
+        lo + (hi - lo) * at.frac
     }
 
     pub(crate) fn clear(&mut self) {
@@ -83,11 +87,30 @@ impl SortedWindow {
     }
 }
 
+/// Where a quantile of `n` sorted values is read: the two neighbouring
+/// positions and the weight of the upper one. A full window's quantiles are
+/// read at positions worked out once.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QuantileAt {
+    lo: usize,
+    hi: usize,
+    frac: f64,
+}
+
+impl QuantileAt {
+    /// The position of the `q`-quantile (0..=1) of `n > 0` values.
+    pub(crate) fn new(q: f64, n: usize) -> Self {
+        let pos = q.clamp(0.0, 1.0) * as_f64(n - 1);
+        let lo = floor_index(pos, n - 1);
+        QuantileAt { lo, hi: (lo + 1).min(n - 1), frac: pos - as_f64(lo) }
+    }
+}
+
 /// Index of `slot` in `slots` (0 if absent): a scan in chunks without an
 /// early exit inside a chunk, which the compiler turns into vector compares.
 #[allow(clippy::needless_bitwise_bool)] // no branch per element, on purpose
 fn find(slots: &[u16], slot: u16) -> usize {
-    const CHUNK: usize = 32;
+    const CHUNK: usize = 16;
     let mut base = 0;
     for chunk in slots.chunks(CHUNK) {
         if chunk.iter().fold(false, |hit, &s| hit | (s == slot)) {
