@@ -303,7 +303,7 @@ impl EnsembleConfig {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Ensemble {
-    cfg: EnsembleConfig,
+    cfg: Settings,
     robust: RobustZ,
     ewma: EwmaBand,
     seasonal: SeasonalProfile,
@@ -326,6 +326,16 @@ pub struct Ensemble {
     ratio: f64,
     /// Whether the last point broke out of the recent range.
     broke_out: bool,
+}
+
+/// The ensemble's own settings (its members keep theirs).
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    threshold: f64,
+    relative_floor: f64,
+    breakout_margin: f64,
+    refractory: usize,
+    breakthrough: bool,
 }
 
 impl Ensemble {
@@ -354,7 +364,13 @@ impl Ensemble {
             last_dt: (f64::NAN, f64::NAN),
             ratio: f64::NAN,
             broke_out: false,
-            cfg,
+            cfg: Settings {
+                threshold: cfg.threshold,
+                relative_floor: cfg.relative_floor,
+                breakout_margin: cfg.breakout_margin,
+                refractory: cfg.refractory,
+                breakthrough: cfg.breakthrough,
+            },
         }
     }
 
@@ -518,7 +534,26 @@ impl Detector for Ensemble {
     }
 
     fn reset(&mut self) {
-        *self = Ensemble::new(self.cfg.clone());
+        self.robust.reset();
+        self.ewma.reset();
+        self.seasonal.reset();
+        if let Some(w) = &mut self.weekly {
+            w.reset();
+        }
+        for l in &mut self.likelihood {
+            l.reset();
+        }
+        self.breakout.reset();
+        self.quiet_for = 0;
+        self.last_score = 0.0;
+        self.previous = f64::NAN;
+        self.resolution = f64::INFINITY;
+        self.previous_ms = None;
+        self.log_step = f64::NAN;
+        self.step = f64::NAN;
+        self.last_dt = (f64::NAN, f64::NAN);
+        self.ratio = f64::NAN;
+        self.broke_out = false;
     }
 
     fn memory_bytes(&self) -> usize {
@@ -591,5 +626,34 @@ mod tests {
     #[test]
     fn non_finite_and_huge_values() {
         check_robust_to_bad_input(&mut det());
+    }
+
+    #[test]
+    fn reset_is_a_fresh_detector() {
+        // irregular steps, a gap, a long short window (kept on the heap),
+        // one or two seasonal members
+        let long_short = LikelihoodConfig::default().with_short_window(40).expect("valid");
+        let configs = [
+            EnsembleConfig::default(),
+            EnsembleConfig::default().without_weekly().with_likelihood(long_short),
+        ];
+        let values = noisy_with_spike(4_000, 3_000, 40.0);
+        let t = |i: usize| {
+            let i = i64::try_from(i).expect("small");
+            i * 60_000 + (i % 7) * 1_000 + if i > 2_000 { 86_400_000 } else { 0 }
+        };
+        for cfg in configs {
+            let mut used = Ensemble::new(cfg.clone());
+            for (i, &v) in values.iter().enumerate() {
+                used.update(t(i), v);
+            }
+            used.reset();
+            let mut fresh = Ensemble::new(cfg);
+            for (i, &v) in values.iter().enumerate() {
+                let (a, b) = (used.update(t(i), v), fresh.update(t(i), v));
+                assert_eq!(a.to_bits(), b.to_bits(), "point {i}");
+            }
+            assert_eq!(used.memory_bytes(), fresh.memory_bytes());
+        }
     }
 }

@@ -166,7 +166,8 @@ pub struct AnomalyLikelihood {
     blocks: [[f32; 2]; BLOCKS],
     /// The short window when it is longer than `INLINE_SHORT` (else empty).
     spill: Vec<u16>,
-    cfg: LikelihoodConfig,
+    /// The long window as configured (the rest of the settings are above).
+    long_window: u32,
 }
 
 impl AnomalyLikelihood {
@@ -198,7 +199,7 @@ impl AnomalyLikelihood {
             short: [0; INLINE_SHORT],
             blocks: [[0.0; 2]; BLOCKS],
             spill: if cap > INLINE_SHORT { vec![0; cap] } else { Vec::new() },
-            cfg,
+            long_window: narrow(cfg.long_window),
         }
     }
 
@@ -212,7 +213,13 @@ impl AnomalyLikelihood {
     /// l.reset();
     /// ```
     pub fn reset(&mut self) {
-        *self = AnomalyLikelihood::new(self.cfg.clone());
+        let cfg = LikelihoodConfig {
+            short_window: usize::from(self.short_cap),
+            long_window: self.long_window as usize,
+            learning: self.learning as usize,
+            min_std: self.min_std,
+        };
+        *self = AnomalyLikelihood::new(cfg);
     }
 
     /// Bytes held, its own size plus heap capacity.
