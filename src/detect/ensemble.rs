@@ -348,10 +348,10 @@ impl Ensemble {
     /// ```
     pub fn new(cfg: EnsembleConfig) -> Self {
         Ensemble {
-            robust: RobustZ::new(cfg.robust.clone()),
-            ewma: EwmaBand::new(cfg.ewma.clone()),
-            seasonal: SeasonalProfile::new(cfg.seasonal.clone()),
-            weekly: cfg.weekly.clone().map(SeasonalProfile::new),
+            robust: RobustZ::new(cfg.robust),
+            ewma: EwmaBand::new(cfg.ewma),
+            seasonal: SeasonalProfile::new(cfg.seasonal),
+            weekly: cfg.weekly.map(SeasonalProfile::new),
             likelihood: std::array::from_fn(|_| AnomalyLikelihood::new(cfg.likelihood.clone())),
             breakout: RangeBreakout::new(cfg.breakout_window.div_ceil(64), cfg.breakout_warmup),
             quiet_for: 0,
@@ -450,7 +450,8 @@ impl Ensemble {
         // deviation is judged as if spread over the missed steps (a random
         // walk's spread grows with the square root of the time).
         let steps = self.steps_since(t);
-        let shrink = if steps == 1.0 { 1.0 } else { steps.sqrt().recip() };
+        // `steps` is at least 1: exactly one step needs no square root
+        let shrink = if steps <= 1.0 { 1.0 } else { steps.sqrt().recip() };
         let (center, mean) = (self.robust.center(), self.ewma.expectation());
         // a deviation below the floor is no deviation
         let gate = |score: f64, expected: f64| {

@@ -178,6 +178,7 @@ impl AnomalyLikelihood {
     /// ```
     /// let l = watchpost::detect::AnomalyLikelihood::new(Default::default());
     /// ```
+    #[allow(clippy::needless_pass_by_value)] // by value, like every detector's settings
     pub fn new(cfg: LikelihoodConfig) -> Self {
         // the setters keep these far inside the narrower types
         let narrow = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
@@ -299,7 +300,8 @@ impl AnomalyLikelihood {
         if usize::from(self.filled) < BLOCKS {
             self.filled += 1;
         }
-        self.next_block = if usize::from(self.next_block) + 1 == BLOCKS { 0 } else { self.next_block + 1 };
+        self.next_block =
+            if usize::from(self.next_block) + 1 == BLOCKS { 0 } else { self.next_block + 1 };
         self.current = [0.0; 3];
         let filled = usize::from(self.filled);
         let mut total = [f64::from(self.block_len) * as_f64(filled), 0.0, 0.0];
@@ -443,7 +445,7 @@ mod tests {
                 acc[2] += f64::from(b[1]);
             }
             for (a, c) in acc.iter_mut().zip(self.current) {
-                *a = c + *a;
+                *a += c;
             }
             let z = if acc[0] == 0.0 {
                 avg / self.cfg.min_std
@@ -453,7 +455,8 @@ mod tests {
                 if avg <= mean { 0.0 } else { (avg - mean) / var.sqrt().max(self.cfg.min_std) }
             };
             let score = if self.seen >= self.cfg.learning { tail_score(z) } else { 0.0 };
-            self.current = [self.current[0] + 1.0, self.current[1] + avg, self.current[2] + avg * avg];
+            self.current =
+                [self.current[0] + 1.0, self.current[1] + avg, self.current[2] + avg * avg];
             if self.current[0] >= as_f64(block_len) {
                 #[allow(clippy::cast_possible_truncation)]
                 let block = [self.current[1] as f32, self.current[2] as f32];

@@ -206,10 +206,9 @@ impl SeasonalProfile {
         // bucket b holds the phases p with b * period <= p * buckets < (b + 1) * period
         let first = |b: i64| (b * period + buckets - 1) / buckets;
         let start = t.checked_sub(t.rem_euclid(period));
-        match start.and_then(|s| Some((s.checked_add(first(b))?, s.checked_add(first(b + 1))?))) {
-            Some(span) => span,
-            None => (0, 0),
-        }
+        start
+            .and_then(|s| Some((s.checked_add(first(b))?, s.checked_add(first(b + 1))?)))
+            .unwrap_or_default()
     }
 
     fn spread(&self, b: usize) -> f64 {
