@@ -1,6 +1,6 @@
 //! Robust z-score against a rolling median and interquartile spread.
 
-use super::window::{QuantileAt, SortedWindow};
+use super::window::SortedWindow;
 use super::{Detector, check_f64, check_usize, clean_input, floor_spread, z_to_unit};
 use crate::Result;
 
@@ -118,8 +118,6 @@ impl RobustZConfig {
 pub struct RobustZ {
     cfg: RobustZConfig,
     win: SortedWindow,
-    /// Where the median, upper and lower quartile of the full window lie.
-    quartiles: [QuantileAt; 3],
     center: f64,
     spread: f64,
 }
@@ -134,8 +132,7 @@ impl RobustZ {
     /// ```
     pub fn new(cfg: RobustZConfig) -> Self {
         let win = SortedWindow::new(cfg.window);
-        let quartiles = [0.5, 0.75, 0.25].map(|q| QuantileAt::new(q, cfg.window.max(1)));
-        RobustZ { cfg, win, quartiles, center: f64::NAN, spread: f64::NAN }
+        RobustZ { cfg, win, center: f64::NAN, spread: f64::NAN }
     }
 
     /// The robust z of `value` against the current window (NaN before warm-up).
@@ -157,10 +154,11 @@ impl RobustZ {
     /// Updates the state without scoring.
     pub(crate) fn learn(&mut self, value: f64) {
         self.win.push(value);
-        if self.win.is_full() && self.win.len() >= self.cfg.warmup {
-            // the quartiles at positions worked out once; the wider
-            // fallbacks (quartiles that coincide) below
-            let [median, upper, lower] = self.quartiles.map(|at| self.win.read(at));
+        if self.win.len() >= self.cfg.warmup
+            && let Some([median, upper, lower]) = self.win.quartiles()
+        {
+            // the quartiles in integer steps; the wider fallbacks (when they
+            // coincide) below
             let spread = (upper - lower) / 1.349;
             if spread > 0.0 {
                 self.center = median;

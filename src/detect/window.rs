@@ -61,18 +61,30 @@ impl SortedWindow {
     /// The `q`-quantile (0..=1) by linear interpolation; `None` when empty.
     pub(crate) fn quantile(&self, q: f64) -> Option<f64> {
         let n = self.sorted.len();
-        (n > 0).then(|| self.read(QuantileAt::new(q, n)))
+        if n == 0 {
+            return None;
+        }
+        let pos = q.clamp(0.0, 1.0) * as_f64(n - 1);
+        let lo = floor_index(pos, n - 1);
+        Some(self.between(lo, pos - as_f64(lo)))
     }
 
-    /// Whether the window holds its `cap` values.
-    pub(crate) fn is_full(&self) -> bool {
-        self.sorted.len() == self.cap
+    /// The median, upper and lower quartile, bit for bit as [`Self::quantile`]
+    /// gives them, with the positions in integer steps: a quarter of `n - 1`
+    /// is exact in `f64`, so its floor and fraction are too. `None` when empty.
+    pub(crate) fn quartiles(&self) -> Option<[f64; 3]> {
+        let last = self.sorted.len().checked_sub(1)?;
+        let at = |quarters: usize| {
+            let k = quarters * last;
+            self.between(k / 4, as_f64(k % 4) * 0.25)
+        };
+        Some([at(2), at(3), at(1)])
     }
 
-    /// The quantile at `at`, a position for the window's current length.
-    pub(crate) fn read(&self, at: QuantileAt) -> f64 {
-        let (lo, hi) = (self.sorted[at.lo], self.sorted[at.hi]);
-        lo + (hi - lo) * at.frac
+    /// The value `frac` of the way from the `lo`-th to the next sorted value.
+    fn between(&self, lo: usize, frac: f64) -> f64 {
+        let hi = (lo + 1).min(self.sorted.len() - 1);
+        self.sorted[lo] + (self.sorted[hi] - self.sorted[lo]) * frac
     }
 
     pub(crate) fn clear(&mut self) {
@@ -84,25 +96,6 @@ impl SortedWindow {
     pub(crate) fn heap_bytes(&self) -> usize {
         self.sorted.capacity() * std::mem::size_of::<f64>()
             + self.slots.capacity() * std::mem::size_of::<u16>()
-    }
-}
-
-/// Where a quantile of `n` sorted values is read: the two neighbouring
-/// positions and the weight of the upper one. A full window's quantiles are
-/// read at positions worked out once.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct QuantileAt {
-    lo: usize,
-    hi: usize,
-    frac: f64,
-}
-
-impl QuantileAt {
-    /// The position of the `q`-quantile (0..=1) of `n > 0` values.
-    pub(crate) fn new(q: f64, n: usize) -> Self {
-        let pos = q.clamp(0.0, 1.0) * as_f64(n - 1);
-        let lo = floor_index(pos, n - 1);
-        QuantileAt { lo, hi: (lo + 1).min(n - 1), frac: pos - as_f64(lo) }
     }
 }
 
@@ -161,7 +154,7 @@ mod tests {
         #[test]
         fn sorted_view_is_the_window_sorted(
             values in proptest::collection::vec(-5i32..5, 0..200),
-            cap in 1usize..12,
+            cap in 1usize..40,
         ) {
             let mut w = SortedWindow::new(cap);
             for (k, v) in values.iter().enumerate() {
@@ -170,6 +163,9 @@ mod tests {
                 let mut want: Vec<f64> = values[start..=k].iter().map(|&x| f64::from(x)).collect();
                 want.sort_by(f64::total_cmp);
                 proptest::prop_assert_eq!(&w.sorted, &want);
+                let fresh = [0.5, 0.75, 0.25].map(|q| w.quantile(q).map(f64::to_bits));
+                let stepped = w.quartiles().expect("not empty").map(|v| Some(v.to_bits()));
+                proptest::prop_assert_eq!(stepped, fresh);
             }
         }
     }
