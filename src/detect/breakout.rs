@@ -32,6 +32,11 @@ impl RangeBreakout {
         }
     }
 
+    /// Forgets every point, keeping the settings.
+    pub(crate) fn reset(&mut self) {
+        *self = RangeBreakout::new(self.cap, self.warmup);
+    }
+
     /// The current (min, max), once warm.
     pub(crate) fn range(&self) -> Option<(f64, f64)> {
         let lo = self.full.0.min(self.current.0);

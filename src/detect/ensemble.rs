@@ -303,7 +303,7 @@ impl EnsembleConfig {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Ensemble {
-    cfg: EnsembleConfig,
+    cfg: Settings,
     robust: RobustZ,
     ewma: EwmaBand,
     seasonal: SeasonalProfile,
@@ -322,8 +322,20 @@ pub struct Ensemble {
     /// `exp(log_step)`, and the last distinct step with its logarithm.
     step: f64,
     last_dt: (f64, f64),
+    /// `last_dt.0 / step`, kept while neither changes.
+    ratio: f64,
     /// Whether the last point broke out of the recent range.
     broke_out: bool,
+}
+
+/// The ensemble's own settings (its members keep theirs).
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    threshold: f64,
+    relative_floor: f64,
+    breakout_margin: f64,
+    refractory: usize,
+    breakthrough: bool,
 }
 
 impl Ensemble {
@@ -336,10 +348,10 @@ impl Ensemble {
     /// ```
     pub fn new(cfg: EnsembleConfig) -> Self {
         Ensemble {
-            robust: RobustZ::new(cfg.robust.clone()),
-            ewma: EwmaBand::new(cfg.ewma.clone()),
-            seasonal: SeasonalProfile::new(cfg.seasonal.clone()),
-            weekly: cfg.weekly.clone().map(SeasonalProfile::new),
+            robust: RobustZ::new(cfg.robust),
+            ewma: EwmaBand::new(cfg.ewma),
+            seasonal: SeasonalProfile::new(cfg.seasonal),
+            weekly: cfg.weekly.map(SeasonalProfile::new),
             likelihood: std::array::from_fn(|_| AnomalyLikelihood::new(cfg.likelihood.clone())),
             breakout: RangeBreakout::new(cfg.breakout_window.div_ceil(64), cfg.breakout_warmup),
             quiet_for: 0,
@@ -350,8 +362,15 @@ impl Ensemble {
             log_step: f64::NAN,
             step: f64::NAN,
             last_dt: (f64::NAN, f64::NAN),
+            ratio: f64::NAN,
             broke_out: false,
-            cfg,
+            cfg: Settings {
+                threshold: cfg.threshold,
+                relative_floor: cfg.relative_floor,
+                breakout_margin: cfg.breakout_margin,
+                refractory: cfg.refractory,
+                breakthrough: cfg.breakthrough,
+            },
         }
     }
 
@@ -408,16 +427,19 @@ impl Ensemble {
             self.log_step = dt.ln();
             self.step = dt;
             self.last_dt = (dt, self.log_step);
+            self.ratio = 1.0;
             return 1.0;
         }
-        let ratio = dt / self.step;
         if dt.to_bits() != self.last_dt.0.to_bits() {
             self.last_dt = (dt, dt.ln());
+            self.ratio = dt / self.step;
         }
+        let ratio = self.ratio;
         let next = self.log_step + STEP_RATE * (self.last_dt.1 - self.log_step);
         if next.to_bits() != self.log_step.to_bits() {
             self.log_step = next;
             self.step = next.exp();
+            self.ratio = dt / self.step;
         }
         ratio.max(1.0)
     }
@@ -428,7 +450,8 @@ impl Ensemble {
         // deviation is judged as if spread over the missed steps (a random
         // walk's spread grows with the square root of the time).
         let steps = self.steps_since(t);
-        let shrink = steps.sqrt().recip();
+        // `steps` is at least 1: exactly one step needs no square root
+        let shrink = if steps <= 1.0 { 1.0 } else { steps.sqrt().recip() };
         let (center, mean) = (self.robust.center(), self.ewma.expectation());
         // a deviation below the floor is no deviation
         let gate = |score: f64, expected: f64| {
@@ -512,7 +535,26 @@ impl Detector for Ensemble {
     }
 
     fn reset(&mut self) {
-        *self = Ensemble::new(self.cfg.clone());
+        self.robust.reset();
+        self.ewma.reset();
+        self.seasonal.reset();
+        if let Some(w) = &mut self.weekly {
+            w.reset();
+        }
+        for l in &mut self.likelihood {
+            l.reset();
+        }
+        self.breakout.reset();
+        self.quiet_for = 0;
+        self.last_score = 0.0;
+        self.previous = f64::NAN;
+        self.resolution = f64::INFINITY;
+        self.previous_ms = None;
+        self.log_step = f64::NAN;
+        self.step = f64::NAN;
+        self.last_dt = (f64::NAN, f64::NAN);
+        self.ratio = f64::NAN;
+        self.broke_out = false;
     }
 
     fn memory_bytes(&self) -> usize {
@@ -585,5 +627,34 @@ mod tests {
     #[test]
     fn non_finite_and_huge_values() {
         check_robust_to_bad_input(&mut det());
+    }
+
+    #[test]
+    fn reset_is_a_fresh_detector() {
+        // irregular steps, a gap, a long short window (kept on the heap),
+        // one or two seasonal members
+        let long_short = LikelihoodConfig::default().with_short_window(40).expect("valid");
+        let configs = [
+            EnsembleConfig::default(),
+            EnsembleConfig::default().without_weekly().with_likelihood(long_short),
+        ];
+        let values = noisy_with_spike(4_000, 3_000, 40.0);
+        let t = |i: usize| {
+            let i = i64::try_from(i).expect("small");
+            i * 60_000 + (i % 7) * 1_000 + if i > 2_000 { 86_400_000 } else { 0 }
+        };
+        for cfg in configs {
+            let mut used = Ensemble::new(cfg.clone());
+            for (i, &v) in values.iter().enumerate() {
+                used.update(t(i), v);
+            }
+            used.reset();
+            let mut fresh = Ensemble::new(cfg);
+            for (i, &v) in values.iter().enumerate() {
+                let (a, b) = (used.update(t(i), v), fresh.update(t(i), v));
+                assert_eq!(a.to_bits(), b.to_bits(), "point {i}");
+            }
+            assert_eq!(used.memory_bytes(), fresh.memory_bytes());
+        }
     }
 }

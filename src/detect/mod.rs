@@ -314,8 +314,10 @@ pub(crate) fn z_to_unit(z: f64, half: f64) -> f64 {
     if z.is_infinite() {
         return 1.0;
     }
-    let r = (z / half).min(1e6);
-    unit(r * r / (1.0 + r * r))
+    // z² / (z² + half²), with a single division (`z / half` is capped at 1e6)
+    let z = z.min(half * 1e6);
+    let z2 = z * z;
+    unit(z2 / (z2 + half * half))
 }
 
 /// A spread that is never zero: `spread`, else a tiny fraction of `level`.

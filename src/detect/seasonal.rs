@@ -149,6 +149,10 @@ pub struct SeasonalProfile {
     point_rate: f64,
     steps: u64,
     last_bucket: usize,
+    /// The times `[from, to)` that fall in the bucket of the last point
+    /// learnt, so that the next points of a regular stream find their bucket
+    /// without a division.
+    span: (i64, i64),
     global_dev: f64,
     ready: bool,
 }
@@ -171,19 +175,40 @@ impl SeasonalProfile {
             step_ms: f64::NAN,
             steps: 0,
             last_bucket: 0,
+            span: (0, 0),
             global_dev: 0.0,
             ready: false,
             cfg,
         }
     }
 
-    /// The bucket of `t`. The phase is below a year in ms and the buckets at
-    /// most 1 440, so the product stays far inside `i64`.
+    /// The bucket of `t`: the last point's when `t` falls in the same
+    /// stretch of time, else [`Self::bucket_of`].
     pub(crate) fn bucket(&self, t: i64) -> usize {
+        if self.span.0 <= t && t < self.span.1 { self.last_bucket } else { self.bucket_of(t) }
+    }
+
+    /// The bucket of `t`, computed. The phase is below a year in ms and the
+    /// buckets at most 1 440, so the product stays far inside `i64`.
+    fn bucket_of(&self, t: i64) -> usize {
         let phase = t.rem_euclid(self.cfg.period_ms);
         let buckets = i64::try_from(self.cfg.buckets).unwrap_or(1);
         let b = phase.saturating_mul(buckets) / self.cfg.period_ms;
         usize::try_from(b).unwrap_or(0).min(self.cfg.buckets - 1)
+    }
+
+    /// The times `[from, to)` around `t` that fall in bucket `b` (the bucket
+    /// of `t`); empty where they would leave the range of `i64`.
+    fn span_of(&self, b: usize, t: i64) -> (i64, i64) {
+        let period = self.cfg.period_ms;
+        let buckets = i64::try_from(self.cfg.buckets).unwrap_or(1);
+        let b = i64::try_from(b).unwrap_or(0);
+        // bucket b holds the phases p with b * period <= p * buckets < (b + 1) * period
+        let first = |b: i64| (b * period + buckets - 1) / buckets;
+        let start = t.checked_sub(t.rem_euclid(period));
+        start
+            .and_then(|s| Some((s.checked_add(first(b))?, s.checked_add(first(b + 1))?)))
+            .unwrap_or_default()
     }
 
     fn spread(&self, b: usize) -> f64 {
@@ -261,8 +286,12 @@ impl SeasonalProfile {
             bucket.mean += rate * residual;
         }
         bucket.count = bucket.count.saturating_add(1);
-        self.last_bucket = b;
         self.ready = u32::from(bucket.count) >= self.cfg.min_count;
+        if !(self.span.0 <= timestamp_ms && timestamp_ms < self.span.1) {
+            debug_assert_eq!(b, self.bucket_of(timestamp_ms));
+            self.span = self.span_of(b, timestamp_ms);
+        }
+        self.last_bucket = b;
     }
 }
 
@@ -382,5 +411,46 @@ mod tests {
     #[test]
     fn non_finite_and_huge_values() {
         check_robust_to_bad_input(&mut det());
+    }
+
+    #[test]
+    fn bucket_spans_at_the_edges_of_time() {
+        let mut d = det();
+        for t in [i64::MIN, i64::MIN + 1, -1, 0, 1, i64::MAX - 1, i64::MAX] {
+            d.learn(t, 1.0);
+            assert_eq!(d.bucket(t), d.bucket_of(t), "{t}");
+            assert!(d.span.0 <= d.span.1);
+        }
+    }
+
+    proptest::proptest! {
+        /// The remembered stretch of a bucket gives the same bucket as the
+        /// division, whatever the steps (forward, backward, jumps) and the
+        /// period and bucket count.
+        #[test]
+        fn remembered_bucket_is_the_computed_one(
+            steps in proptest::collection::vec(-5_000_000i64..50_000_000, 1..200),
+            start in -1_000_000_000_000i64..1_000_000_000_000,
+            period_s in 1i64..1_000_000,
+            buckets in 2usize..1_440,
+        ) {
+            let cfg = SeasonalConfig::default()
+                .with_period_ms(period_s * 1_000 + 7)
+                .and_then(|c| c.with_buckets(buckets))
+                .expect("valid settings");
+            let mut d = SeasonalProfile::new(cfg);
+            let mut t = start;
+            for dt in steps {
+                t += dt;
+                proptest::prop_assert_eq!(d.bucket(t), d.bucket_of(t));
+                let b = d.bucket(t);
+                d.learn_in(b, t, 1.0);
+                // both ends of the remembered stretch agree with the division
+                proptest::prop_assert_eq!(d.bucket_of(d.span.0), b);
+                proptest::prop_assert_eq!(d.bucket_of(d.span.1 - 1), b);
+                proptest::prop_assert_ne!(d.bucket_of(d.span.1), b);
+                proptest::prop_assert_ne!(d.bucket_of(d.span.0 - 1), b);
+            }
+        }
     }
 }

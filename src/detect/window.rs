@@ -1,53 +1,5 @@
-//! Bounded buffers shared by the detectors: a ring of recent values and a
-//! sorted window for rolling quantiles.
-
-/// A fixed-capacity ring of the most recent values, oldest first.
-#[derive(Debug, Clone)]
-pub(crate) struct Ring<T = f64> {
-    buf: Vec<T>,
-    head: usize,
-    cap: usize,
-}
-
-impl<T: Copy> Ring<T> {
-    pub(crate) fn new(cap: usize) -> Self {
-        Ring { buf: Vec::with_capacity(cap), head: 0, cap: cap.max(1) }
-    }
-
-    /// Appends `v`, returning the value it evicted once the ring is full.
-    pub(crate) fn push(&mut self, v: T) -> Option<T> {
-        if self.buf.len() < self.cap {
-            self.buf.push(v);
-            None
-        } else {
-            let old = std::mem::replace(&mut self.buf[self.head], v);
-            self.head += 1;
-            if self.head == self.cap {
-                self.head = 0;
-            }
-            Some(old)
-        }
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.buf.len()
-    }
-
-    /// The value `back` steps before the newest one (`0` is the newest).
-    #[cfg(test)]
-    pub(crate) fn back(&self, back: usize) -> Option<T> {
-        let n = self.buf.len();
-        if back >= n {
-            return None;
-        }
-        let newest = if n < self.cap { n - 1 } else { (self.head + self.cap - 1) % self.cap };
-        Some(self.buf[(newest + self.cap - back) % self.cap])
-    }
-
-    pub(crate) fn heap_bytes(&self) -> usize {
-        self.buf.capacity() * std::mem::size_of::<T>()
-    }
-}
+//! Bounded buffers shared by the detectors: a sorted window for rolling
+//! quantiles.
 
 /// The last `cap` values, kept sorted with each one's arrival slot, so any
 /// quantile of the window costs O(1) and an update O(cap) memory moves
@@ -114,9 +66,25 @@ impl SortedWindow {
         }
         let pos = q.clamp(0.0, 1.0) * as_f64(n - 1);
         let lo = floor_index(pos, n - 1);
-        let hi = (lo + 1).min(n - 1);
-        let frac = pos - as_f64(lo);
-        Some(self.sorted[lo] + (self.sorted[hi] - self.sorted[lo]) * frac)
+        Some(self.between(lo, pos - as_f64(lo)))
+    }
+
+    /// The median, upper and lower quartile, bit for bit as [`Self::quantile`]
+    /// gives them, with the positions in integer steps: a quarter of `n - 1`
+    /// is exact in `f64`, so its floor and fraction are too. `None` when empty.
+    pub(crate) fn quartiles(&self) -> Option<[f64; 3]> {
+        let last = self.sorted.len().checked_sub(1)?;
+        let at = |quarters: usize| {
+            let k = quarters * last;
+            self.between(k / 4, as_f64(k % 4) * 0.25)
+        };
+        Some([at(2), at(3), at(1)])
+    }
+
+    /// The value `frac` of the way from the `lo`-th to the next sorted value.
+    fn between(&self, lo: usize, frac: f64) -> f64 {
+        let hi = (lo + 1).min(self.sorted.len() - 1);
+        self.sorted[lo] + (self.sorted[hi] - self.sorted[lo]) * frac
     }
 
     pub(crate) fn clear(&mut self) {
@@ -135,7 +103,7 @@ impl SortedWindow {
 /// early exit inside a chunk, which the compiler turns into vector compares.
 #[allow(clippy::needless_bitwise_bool)] // no branch per element, on purpose
 fn find(slots: &[u16], slot: u16) -> usize {
-    const CHUNK: usize = 32;
+    const CHUNK: usize = 16;
     let mut base = 0;
     for chunk in slots.chunks(CHUNK) {
         if chunk.iter().fold(false, |hit, &s| hit | (s == slot)) {
@@ -169,18 +137,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ring_keeps_newest() {
-        let mut r = Ring::new(3);
-        for v in 1..=5 {
-            r.push(f64::from(v));
-        }
-        assert_eq!(
-            (r.back(0), r.back(1), r.back(2), r.back(3)),
-            (Some(5.0), Some(4.0), Some(3.0), None)
-        );
-    }
-
-    #[test]
     fn sorted_window_quantiles_follow_the_window() {
         let mut w = SortedWindow::new(5);
         for v in [5.0, 1.0, 4.0, 2.0, 3.0, 10.0, 10.0] {
@@ -198,7 +154,7 @@ mod tests {
         #[test]
         fn sorted_view_is_the_window_sorted(
             values in proptest::collection::vec(-5i32..5, 0..200),
-            cap in 1usize..12,
+            cap in 1usize..40,
         ) {
             let mut w = SortedWindow::new(cap);
             for (k, v) in values.iter().enumerate() {
@@ -207,6 +163,9 @@ mod tests {
                 let mut want: Vec<f64> = values[start..=k].iter().map(|&x| f64::from(x)).collect();
                 want.sort_by(f64::total_cmp);
                 proptest::prop_assert_eq!(&w.sorted, &want);
+                let fresh = [0.5, 0.75, 0.25].map(|q| w.quantile(q).map(f64::to_bits));
+                let stepped = w.quartiles().expect("not empty").map(|v| Some(v.to_bits()));
+                proptest::prop_assert_eq!(stepped, fresh);
             }
         }
     }
