@@ -179,6 +179,45 @@ impl Histogram {
         atomic_add_f64(&core.sum_bits, v);
     }
 
+    /// This histogram's bucket bounds as limits in whole nanoseconds, for
+    /// [`observe_nanos`](Self::observe_nanos); `None` when a bound is
+    /// negative or beyond 2^53 ns, where the plain path must be used.
+    pub(crate) fn nanos_buckets(&self) -> Option<NanosBuckets> {
+        let limits: Box<[u64]> =
+            self.core.bounds.iter().map(|&b| nanos_limit(b)).collect::<Option<_>>()?;
+        // For each bit length of `ns`, how many limits lie below its smallest value.
+        let first = std::array::from_fn(|bits| {
+            let smallest = if bits == 0 { 0 } else { 1_u64 << (bits - 1) };
+            limits.partition_point(|&limit| limit < smallest)
+        });
+        Some(NanosBuckets { limits, first, core: Arc::clone(&self.core) })
+    }
+
+    /// Observes a duration of `ns` nanoseconds as `ns / 1e9` seconds: the
+    /// same bucket and sum as `observe(ns as f64 / 1e9)`, with the bucket
+    /// found by integer compares that do not wait for the division.
+    /// `buckets` must come from this histogram's
+    /// [`nanos_buckets`](Self::nanos_buckets); any other falls back to
+    /// [`observe`](Self::observe).
+    #[inline]
+    #[allow(clippy::cast_precision_loss)] // below 2^53 ns the conversion is exact
+    pub(crate) fn observe_nanos(&self, ns: u64, buckets: &NanosBuckets) {
+        let secs = ns as f64 / 1e9;
+        if !Arc::ptr_eq(&self.core, &buckets.core) || ns > MAX_EXACT_NANOS {
+            self.observe(secs);
+            return;
+        }
+        let core = &*self.core;
+        // bound < secs exactly when ns is above the bound's limit: start past
+        // the limits below ns's bit length, then step over the few left
+        let mut idx = buckets.first[(u64::BITS - ns.leading_zeros()) as usize];
+        while buckets.limits.get(idx).is_some_and(|&limit| limit < ns) {
+            idx += 1;
+        }
+        core.buckets[idx].fetch_add(1, Relaxed);
+        atomic_add_f64(&core.sum_bits, secs);
+    }
+
     /// A copy of the buckets, sum and count.
     ///
     /// # Examples
@@ -258,6 +297,50 @@ impl fmt::Debug for Histogram {
     }
 }
 
+/// Nanosecond counts up to here convert to `f64` exactly.
+const MAX_EXACT_NANOS: u64 = 1 << 53;
+
+/// A histogram's bounds as nanosecond limits ([`Histogram::nanos_buckets`]).
+pub(crate) struct NanosBuckets {
+    /// Per bound, the largest `n` with `n as f64 / 1e9 <= bound`.
+    limits: Box<[u64]>,
+    /// Per bit length of a nanosecond count (0..=64), the number of limits
+    /// below the smallest count of that length.
+    first: [usize; 65],
+    /// The histogram these limits belong to.
+    core: Arc<HistogramCore>,
+}
+
+impl fmt::Debug for NanosBuckets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NanosBuckets").field("limits", &self.limits).finish_non_exhaustive()
+    }
+}
+
+/// The largest nanosecond count `n` whose `n as f64 / 1e9` is at most
+/// `bound`, found from the float product and corrected by the division
+/// itself, so the integer compare agrees with the float one bit for bit.
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_precision_loss,
+    reason = "bound is checked to be in 0..2^53 ns first"
+)]
+fn nanos_limit(bound: f64) -> Option<u64> {
+    let approx = bound * 1e9;
+    if !(0.0..(MAX_EXACT_NANOS as f64)).contains(&approx) {
+        return None;
+    }
+    let mut n = approx.floor() as u64;
+    while n > 0 && n as f64 / 1e9 > bound {
+        n -= 1;
+    }
+    while n < MAX_EXACT_NANOS && (n + 1) as f64 / 1e9 <= bound {
+        n += 1;
+    }
+    Some(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,6 +365,43 @@ mod tests {
         // everything in +Inf: the largest finite bound
         assert_eq!(quantile_from_buckets(&[1.0, 2.0], &[0, 0, 5], 0.9), Some(2.0));
         assert_eq!(quantile_from_buckets(&[1.0], &[0, 0], 0.9), None);
+    }
+
+    proptest! {
+        /// Observing nanoseconds fills the same buckets and sum as observing
+        /// their conversion to seconds, at and around every bound.
+        #[test]
+        fn observe_nanos_agrees_with_observe(
+            bounds in prop::collection::vec(1e-9f64..100.0, 1..20),
+            picks in prop::collection::vec((0usize..20, -2i64..3), 1..60),
+            others in prop::collection::vec(prop_oneof![0u64..200_000_000_000, any::<u64>()], 0..40),
+        ) {
+            let mut bounds = bounds;
+            bounds.sort_by(f64::total_cmp);
+            bounds.dedup();
+            let (plain, fast) = (Histogram::with_bounds(&bounds).unwrap(), Histogram::with_bounds(&bounds).unwrap());
+            let nb = fast.nanos_buckets().unwrap();
+            let near = picks.iter().map(|&(i, d)| {
+                let limit = nanos_limit(bounds[i % bounds.len()]).unwrap();
+                limit.saturating_add_signed(d)
+            });
+            for ns in near.chain(others) {
+                plain.observe(ns as f64 / 1e9);
+                fast.observe_nanos(ns, &nb);
+            }
+            prop_assert_eq!(plain.snapshot(), fast.snapshot());
+        }
+    }
+
+    #[test]
+    fn nanos_buckets_of_another_histogram_or_odd_bounds_fall_back() {
+        let (a, b) =
+            (Histogram::with_bounds(&[0.001]).unwrap(), Histogram::with_bounds(&[0.5]).unwrap());
+        a.observe_nanos(2_000_000, &b.nanos_buckets().unwrap());
+        assert_eq!(a.snapshot().counts, vec![0, 1]); // 2 ms is above a's 1 ms
+        assert!(Histogram::with_bounds(&[-1.0, 1.0]).unwrap().nanos_buckets().is_none());
+        assert_eq!(nanos_limit(0.001), Some(1_000_000));
+        assert_eq!(nanos_limit(0.0), Some(0));
     }
 
     proptest! {

@@ -6,7 +6,7 @@
 
 mod counter;
 mod gauge;
-mod histogram;
+pub(crate) mod histogram;
 mod summary;
 
 pub use counter::Counter;

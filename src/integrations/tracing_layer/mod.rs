@@ -459,11 +459,6 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-#[allow(clippy::cast_precision_loss)] // nanoseconds as seconds: f64 is precise enough
-fn secs(ns: u64) -> f64 {
-    ns as f64 / 1e9
-}
-
 impl Inner {
     fn now_ns(&self) -> i64 {
         self.clock.monotonic_nanos()
@@ -515,11 +510,15 @@ impl Inner {
                 };
                 let slow =
                     self.slow_overrides.get(meta.name()).copied().unwrap_or(self.default_slow);
+                let duration = histogram("span_duration_seconds");
+                let busy = self.busy_time.then(|| histogram("span_busy_seconds"));
                 let site = Arc::new(SpanSite {
                     name: meta.name(),
                     target: meta.target(),
-                    duration: histogram("span_duration_seconds"),
-                    busy: self.busy_time.then(|| histogram("span_busy_seconds")),
+                    duration_ns: duration.nanos_buckets(),
+                    duration,
+                    busy_ns: busy.as_ref().and_then(Histogram::nanos_buckets),
+                    busy,
                     errors: AtomicU64::new(0),
                     max_ns: AtomicU64::new(0),
                     slow_ns: nanos(slow),
@@ -646,10 +645,7 @@ where
         let Some(state) = self.spans.remove(id.into_u64()) else { return };
         let total_ns = u64::try_from(now.saturating_sub(state.created_ns)).unwrap_or(0);
         let slow = self.inner.with_callsite(state.callsite, |meta, site| {
-            site.duration.observe(secs(total_ns));
-            if let Some(busy) = &site.busy {
-                busy.observe(secs(state.busy_ns));
-            }
+            site.observe(total_ns, state.busy_ns);
             if state.error {
                 site.errors.fetch_add(1, Ordering::Relaxed);
             }

@@ -11,6 +11,7 @@ use tracing_core::Metadata;
 use tracing_core::callsite::Identifier;
 
 use super::SpanStats;
+use crate::metric::histogram::NanosBuckets;
 use crate::metric::{Counter, Histogram};
 
 /// Everything the layer keeps per span name and target.
@@ -18,8 +19,12 @@ pub(super) struct SpanSite {
     pub(super) name: &'static str,
     pub(super) target: &'static str,
     pub(super) duration: Histogram,
+    /// `duration`'s bounds in nanoseconds (`None`: observe in seconds).
+    pub(super) duration_ns: Option<NanosBuckets>,
     /// `None` unless busy time is on.
     pub(super) busy: Option<Histogram>,
+    /// `busy`'s bounds in nanoseconds.
+    pub(super) busy_ns: Option<NanosBuckets>,
     pub(super) errors: AtomicU64,
     pub(super) max_ns: AtomicU64,
     pub(super) slow_ns: u64,
@@ -56,6 +61,14 @@ fn mean_of(sum: f64, count: u64) -> Duration {
 }
 
 impl SpanSite {
+    /// Observes a span's duration, and its busy time when kept.
+    pub(super) fn observe(&self, total_ns: u64, busy_ns: u64) {
+        observe_nanos(&self.duration, self.duration_ns.as_ref(), total_ns);
+        if let Some(busy) = &self.busy {
+            observe_nanos(busy, self.busy_ns.as_ref(), busy_ns);
+        }
+    }
+
     pub(super) fn stats(&self) -> SpanStats {
         let max_ns = self.max_ns.load(Ordering::Relaxed);
         let max = Duration::from_nanos(max_ns);
@@ -153,5 +166,14 @@ impl CallsiteIndex {
         if let Some(free) = self.probe(addr).find(|s| s.get().is_none()) {
             let _ = free.set((addr, index));
         }
+    }
+}
+
+/// `ns` into `histogram`, by its nanosecond limits when it has them.
+fn observe_nanos(histogram: &Histogram, limits: Option<&NanosBuckets>, ns: u64) {
+    match limits {
+        Some(limits) => histogram.observe_nanos(ns, limits),
+        #[allow(clippy::cast_precision_loss)] // nanoseconds as seconds
+        None => histogram.observe(ns as f64 / 1e9),
     }
 }
