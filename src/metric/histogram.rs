@@ -371,6 +371,7 @@ mod tests {
         /// Observing nanoseconds fills the same buckets and sum as observing
         /// their conversion to seconds, at and around every bound.
         #[test]
+        #[allow(clippy::cast_precision_loss)] // the conversion under test
         fn observe_nanos_agrees_with_observe(
             bounds in prop::collection::vec(1e-9f64..100.0, 1..20),
             picks in prop::collection::vec((0usize..20, -2i64..3), 1..60),
