@@ -182,6 +182,7 @@ impl Histogram {
     /// This histogram's bucket bounds as limits in whole nanoseconds, for
     /// [`observe_nanos`](Self::observe_nanos); `None` when a bound is
     /// negative or beyond 2^53 ns, where the plain path must be used.
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))] // the tracing layer's path
     pub(crate) fn nanos_buckets(&self) -> Option<NanosBuckets> {
         let limits: Box<[u64]> =
             self.core.bounds.iter().map(|&b| nanos_limit(b)).collect::<Option<_>>()?;
@@ -201,6 +202,7 @@ impl Histogram {
     /// [`observe`](Self::observe).
     #[inline]
     #[allow(clippy::cast_precision_loss)] // below 2^53 ns the conversion is exact
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))] // the tracing layer's path
     pub(crate) fn observe_nanos(&self, ns: u64, buckets: &NanosBuckets) {
         let secs = ns as f64 / 1e9;
         if !Arc::ptr_eq(&self.core, &buckets.core) || ns > MAX_EXACT_NANOS {
@@ -298,9 +300,11 @@ impl fmt::Debug for Histogram {
 }
 
 /// Nanosecond counts up to here convert to `f64` exactly.
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))] // the tracing layer's path
 const MAX_EXACT_NANOS: u64 = 1 << 53;
 
 /// A histogram's bounds as nanosecond limits ([`Histogram::nanos_buckets`]).
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))] // the tracing layer's path
 pub(crate) struct NanosBuckets {
     /// Per bound, the largest `n` with `n as f64 / 1e9 <= bound`.
     limits: Box<[u64]>,
@@ -326,6 +330,7 @@ impl fmt::Debug for NanosBuckets {
     clippy::cast_precision_loss,
     reason = "bound is checked to be in 0..2^53 ns first"
 )]
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))] // the tracing layer's path
 fn nanos_limit(bound: f64) -> Option<u64> {
     let approx = bound * 1e9;
     if !(0.0..(MAX_EXACT_NANOS as f64)).contains(&approx) {
