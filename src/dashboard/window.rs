@@ -9,7 +9,7 @@
 //! selection of the median, one above it of the lowest rank the upper
 //! percentiles need, and a sort of the few values above that.
 
-use crate::stats::Summary;
+use crate::stats::{Summary, mean_stddev, summary_of};
 
 /// Working space kept between series and between snapshots.
 #[derive(Debug, Default)]
@@ -46,20 +46,8 @@ impl WindowStats {
         if count == 0 {
             return None;
         }
-        // Mean and sample variance exactly as `stats` sums them (two passes,
-        // four independent lanes, in the window's order): the same bits.
-        #[allow(clippy::cast_precision_loss)]
-        let n = count as f64;
-        let mut mean = lanes_sum(values, |v| v) / n;
-        if !mean.is_finite() {
-            // the plain sum overflowed (values near f64::MAX): scale first
-            mean = lanes_sum(values, |v| v / n);
-        }
-        let stddev = if count < 2 {
-            0.0
-        } else {
-            (lanes_sum(values, |v| (v - mean) * (v - mean)) / (n - 1.0)).sqrt()
-        };
+        // Mean and sample variance exactly as `stats` sums them: the same bits.
+        let (mean, stddev) = mean_stddev(values);
         self.keys.clear();
         self.keys.extend(values.iter().map(|v| key(*v)));
         let ranked = rank(&mut self.keys);
@@ -71,22 +59,7 @@ impl WindowStats {
             f64::midpoint(at(count / 2 - 1), at(count / 2))
         };
         let [p90, p95, p99] = [0.90, 0.95, 0.99].map(|tau| quantile(count, tau, at));
-        let median = if median.is_finite() { median.clamp(min, max) } else { min };
-        let mean = if mean.is_finite() { mean.clamp(min, max) } else { median };
-        let clamp = |v: f64| if v.is_finite() { v.clamp(min, max) } else { median };
-        Some(Summary {
-            count,
-            min,
-            max,
-            mean,
-            median,
-            p50: median,
-            // only values near f64::MAX can overflow the variance; report the largest finite spread
-            stddev: if stddev.is_finite() { stddev } else { f64::MAX },
-            p90: clamp(p90),
-            p95: clamp(p95),
-            p99: clamp(p99),
-        })
+        Some(summary_of(count, (min, max), (mean, stddev), [median, p90, p95, p99]))
     }
 }
 
@@ -173,21 +146,6 @@ fn quantile(n: usize, tau: f64, at: impl Fn(usize) -> f64) -> f64 {
         Pick::At(i) => at(i),
         Pick::Between(k, frac) => at(k - 1) + frac * (at(k) - at(k - 1)),
     }
-}
-
-/// The sum of `f(v)` over `values`, in four interleaved partial sums (the
-/// order `stats` adds in).
-fn lanes_sum(values: &[f64], f: impl Fn(f64) -> f64) -> f64 {
-    let mut lanes = [0.0f64; 4];
-    let chunks = values.chunks_exact(4);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for (lane, v) in lanes.iter_mut().zip(c) {
-            *lane += f(*v);
-        }
-    }
-    let tail: f64 = rest.iter().map(|v| f(*v)).sum();
-    (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]) + tail
 }
 
 #[cfg(test)]

@@ -82,33 +82,53 @@ pub(crate) fn summarize_finite(finite: &mut [f64]) -> Option<Summary> {
         return None;
     }
     let count = finite.len();
-    // Two-pass mean and sample variance, each pass in four independent sums
-    // (a single running sum is a chain of dependent additions, and statrs'
-    // streaming versions divide once per value); the tests check them
-    // against statrs.
-    #[allow(clippy::cast_precision_loss)]
-    let n = count as f64;
-    let mut mean = lanes_sum(finite, |v| v) / n;
-    if !mean.is_finite() {
-        // the plain sum overflowed (values near f64::MAX): scale first
-        mean = lanes_sum(finite, |v| v / n);
-    }
-    let stddev = if count < 2 {
-        0.0
-    } else {
-        (lanes_sum(finite, |v| (v - mean) * (v - mean)) / (n - 1.0)).sqrt()
-    };
+    let (mean, stddev) = mean_stddev(finite);
     // Sort once; every order statistic is then a lookup. (Selecting only
     // the ranks the percentiles need measured slower than the sort on the
     // snapshot bench, whose windows the sort finds in order in one pass.)
     finite.sort_unstable_by(f64::total_cmp);
-    let (min, max) = (finite[0], finite[count - 1]);
     let picks = Percentiles::of_sorted(finite);
-    let median = picks.median;
+    Some(summary_of(
+        count,
+        (finite[0], finite[count - 1]),
+        (mean, stddev),
+        [picks.median, picks.p90, picks.p95, picks.p99],
+    ))
+}
+
+/// Mean and sample standard deviation of non-empty finite values: two
+/// passes, each in four independent sums in the values' order (a single
+/// running sum is a chain of dependent additions, and statrs' streaming
+/// versions divide once per value); the tests check them against statrs.
+pub(crate) fn mean_stddev(values: &[f64]) -> (f64, f64) {
+    #[allow(clippy::cast_precision_loss)]
+    let n = values.len() as f64;
+    let mut mean = lanes_sum(values, |v| v) / n;
+    if !mean.is_finite() {
+        // the plain sum overflowed (values near f64::MAX): scale first
+        mean = lanes_sum(values, |v| v / n);
+    }
+    let stddev = if values.len() < 2 {
+        0.0
+    } else {
+        (lanes_sum(values, |v| (v - mean) * (v - mean)) / (n - 1.0)).sqrt()
+    };
+    (mean, stddev)
+}
+
+/// The summary of `count` values from their extremes, moments and
+/// `[median, p90, p95, p99]`: every statistic kept within `[min, max]`, a
+/// non-finite one replaced as `summarize` documents.
+pub(crate) fn summary_of(
+    count: usize,
+    (min, max): (f64, f64),
+    (mean, stddev): (f64, f64),
+    [median, p90, p95, p99]: [f64; 4],
+) -> Summary {
     let median = if median.is_finite() { median.clamp(min, max) } else { min };
     let mean = if mean.is_finite() { mean.clamp(min, max) } else { median };
     let clamp = |v: f64| if v.is_finite() { v.clamp(min, max) } else { median };
-    Some(Summary {
+    Summary {
         count,
         min,
         max,
@@ -117,10 +137,10 @@ pub(crate) fn summarize_finite(finite: &mut [f64]) -> Option<Summary> {
         p50: median,
         // only values near f64::MAX can overflow the variance; report the largest finite spread
         stddev: if stddev.is_finite() { stddev } else { f64::MAX },
-        p90: clamp(picks.p90),
-        p95: clamp(picks.p95),
-        p99: clamp(picks.p99),
-    })
+        p90: clamp(p90),
+        p95: clamp(p95),
+        p99: clamp(p99),
+    }
 }
 
 /// The sum of `f(v)` over `values`, in four interleaved partial sums.
